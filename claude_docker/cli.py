@@ -1,0 +1,61 @@
+"""The `claude-docker` command line: the only place that prints to the user or picks an exit code.
+
+Commands live in `claude_docker.commands.*`, one module per area; this module wires them into
+one click group and maps ClaudeDockerError to a two-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+from .errors import ClaudeDockerError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Turns user-facing errors into a message; lets real bugs show their traceback."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except ClaudeDockerError as error:
+            report_error(error)
+            sys.exit(error.exit_code)
+
+
+def report_error(error: ClaudeDockerError) -> None:
+    click.secho(f"error: {error.message}", fg="red", err=True)
+    if error.hint:
+        click.echo(f"hint: {error.hint}", err=True)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="claude-docker")
+def main() -> None:
+    """Run Claude Code unattended in a locked-down Docker container.
+
+    One file, claude-docker.yaml, describes the sandbox: image, workspace, blocked host
+    paths, the egress allowlist, what persists between sessions and who gets told when the
+    agent is done.
+
+    \b
+    Quick start:
+      claude-docker init                 # write a commented claude-docker.yaml
+      claude-docker validate             # check it
+      claude-docker up                   # build if needed and start Claude Code
+      claude-docker up -- -p "fix the failing test"   # headless, exits with Claude's code
+    """
+
+
+def _register() -> None:
+    from .commands import ALL_COMMANDS
+
+    for command in ALL_COMMANDS:
+        main.add_command(command)
+
+
+_register()

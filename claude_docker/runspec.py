@@ -1,0 +1,35 @@
+"""What a container needs at run time, assembled from every feature before `create`.
+
+Each feature module exposes `contribute(cfg, session, spec)` and adds its mounts, env and
+capabilities here; the engine turns the finished spec into Docker SDK arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class BindMount:
+    source: str  # absolute host path
+    target: str  # absolute container path
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class TmpfsMount:
+    target: str
+    read_only: bool = True
+    size: str = "1m"
+
+
+@dataclass
+class RunSpec:
+    mounts: list[BindMount | TmpfsMount] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    cap_add: set[str] = field(default_factory=set)
+    labels: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # printed by the CLI before start
+
+    def bind(self, source: str, target: str, read_only: bool = True) -> None:
+        self.mounts.append(BindMount(source, target, read_only))

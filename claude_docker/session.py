@@ -1,0 +1,58 @@
+"""One session: a container running Claude Code for a project, and its host-side state."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import project_state_dir
+
+LABEL_PREFIX = "dev.claude-docker"
+LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
+LABEL_PROJECT = f"{LABEL_PREFIX}.project"
+LABEL_SESSION = f"{LABEL_PREFIX}.session"
+LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"
+LABEL_WORKSPACE = f"{LABEL_PREFIX}.workspace"
+LABEL_CONFIG_FILE = f"{LABEL_PREFIX}.config-file"
+
+
+def new_session_id() -> str:
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class Session:
+    project: str
+    session_id: str
+
+    @classmethod
+    def new(cls, project: str) -> "Session":
+        return cls(project=project, session_id=new_session_id())
+
+    @property
+    def container_name(self) -> str:
+        return f"claude-docker-{self.project}-{self.session_id}"
+
+    @property
+    def state_dir(self) -> Path:
+        return project_state_dir(self.project)
+
+    @property
+    def session_dir(self) -> Path:
+        return self.state_dir / "sessions" / self.session_id
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Rendered runtime artifacts, mounted read-only at paths.CONTAINER_RUNTIME."""
+        return self.session_dir / "runtime"
+
+    @property
+    def outbox_dir(self) -> Path:
+        """Hook events written by the container, mounted at paths.CONTAINER_OUTBOX."""
+        return self.session_dir / "outbox"
+
+    @property
+    def log_dir(self) -> Path:
+        """Firewall logs (blocked DNS names), mounted at paths.CONTAINER_LOG_DIR."""
+        return self.session_dir / "log"
