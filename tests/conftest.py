@@ -1,0 +1,69 @@
+"""Shared fixtures. Tests marked `docker` talk to a real engine.
+
+With CLAUDE_DOCKER_REQUIRE_ENGINE=1 (set by the README's test command under CI), a missing
+engine fails those tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Built by scripts/test-env.sh with debootstrap + docker import (no registry needed).
+TEST_BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/debian:bookworm")
+# The npm registry is behind a TLS-inspecting proxy here: containers must trust the host bundle.
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+TEST_LABEL = "dev.claude-docker.test"
+
+
+def engine_required() -> bool:
+    return os.environ.get("CLAUDE_DOCKER_REQUIRE_ENGINE") == "1"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    """A pinged Docker SDK client, or skip (fail under CLAUDE_DOCKER_REQUIRE_ENGINE=1)."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as error:  # any reason the engine does not answer
+        message = f"no Docker engine answers: {error}"
+        if engine_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    if not client.images.list(name=TEST_BASE_IMAGE):
+        message = f"test base image {TEST_BASE_IMAGE} is missing: run scripts/test-env.sh"
+        if engine_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return client
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("docker") or item.get_closest_marker("e2e"):
+        item.funcargs  # noqa: B018 - make sure the engine check runs first
+        item.fixturenames.insert(0, "docker_client") if "docker_client" not in item.fixturenames else None
+
+
+@pytest.fixture
+def cd_home(tmp_path, monkeypatch):
+    """An isolated CLAUDE_DOCKER_HOME so tests never touch the user's state."""
+    home = tmp_path / "cd-home"
+    home.mkdir()
+    monkeypatch.setenv("CLAUDE_DOCKER_HOME", str(home))
+    return home
+
+
+def base_image_yaml(extra: str = "") -> str:
+    """The `image:` section every engine test uses: the local Debian base and the host CA bundle."""
+    return (
+        "image:\n"
+        f"  base: {TEST_BASE_IMAGE}\n"
+        f"  extra_ca_certificates: [{HOST_CA_BUNDLE}]\n"
+        f"{extra}"
+    )
