@@ -44,10 +44,11 @@ def docker_client():
     return client
 
 
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if item.get_closest_marker("docker") or item.get_closest_marker("e2e"):
-        item.funcargs  # noqa: B018 - make sure the engine check runs first
-        item.fixturenames.insert(0, "docker_client") if "docker_client" not in item.fixturenames else None
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every `docker`/`e2e` test checks the engine first, even if it never names the fixture."""
+    for item in items:
+        if item.get_closest_marker("docker") or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.usefixtures("docker_client"))
 
 
 @pytest.fixture
