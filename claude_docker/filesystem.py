@@ -9,3 +9,8 @@ from .session import Session
 
 def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     """Add the workspace mount, masks over blocked paths inside it, and `filesystem.mounts`."""
+
+
+def problems(cfg: Config) -> list:
+    """Mounts that break the blocked-path rules, as errors.ConfigProblem; run by `validate`."""
+    return []
