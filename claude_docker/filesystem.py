@@ -1,16 +1,242 @@
-"""Workspace and user mounts, and the blocked-path rules that govern every mount."""
+"""Workspace and user mounts, and the blocked-path rules that govern every mount.
+
+Rule: a host path that is mounted into the container (the workspace, `filesystem.mounts`,
+`persistence.dotfiles`, the host `~/.gitconfig`) must not *be*, *contain* or *lie inside* a
+blocked path. Symlinks are resolved first, on both sides, so a link cannot smuggle a secret in.
+
+Two refinements keep the rule usable:
+- A workspace that *contains* a blocked path is allowed: each such path gets an empty read-only
+  mask (a tmpfs over a directory, `/dev/null` over a file), so it is invisible inside.
+- A blocked path that is the user's home or one of its ancestors (`/root` for root, `/home`)
+  only blocks what lies *outside* the home. Secrets inside the home are blocked by their own
+  `~/...` entries. Without this, root could not use a workspace under `/root` at all.
+
+The Docker socket is blocked whatever the configuration says.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import paths
+from .errors import ConfigProblem
 from .model import Config
-from .runspec import RunSpec
+from .runspec import RunSpec, TmpfsMount
 from .session import Session
 
+# Never mounted, whatever `filesystem.blocked_paths` says: it is root on the host.
+ALWAYS_BLOCKED = ("/var/run/docker.sock", "/run/docker.sock")
 
-def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
-    """Add the workspace mount, masks over blocked paths inside it, and `filesystem.mounts`."""
+# Container paths a user mount must not cover: the image's own scripts, rendered runtime
+# config, the outbox/log dirs and the persisted login are managed by claude-docker.
+RESERVED_TARGETS = (paths.CONTAINER_ROOT, "/run/claude-docker", paths.CLAUDE_CONFIG_DIR)
+
+# Locates a key path in the config files: returns (file, line). The pipeline passes one that
+# knows the YAML positions; without it, problems point at the user's file with no line.
+Locator = Callable[[str], "tuple[str, int | None]"]
 
 
-def problems(cfg: Config) -> list:
+@dataclass(frozen=True)
+class HostMount:
+    """One host path the configuration asks to mount, and the key that asked for it."""
+
+    key_path: str
+    source: str
+    is_workspace: bool = False
+
+
+def real(path: str) -> str:
+    """Absolute path with `~` expanded and every symlink resolved (missing tails kept)."""
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def is_within(path: str, ancestor: str) -> bool:
+    """True if `path` is `ancestor` or lies below it (both absolute, normalised)."""
+    if ancestor == "/":
+        return True
+    return path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
+def blocked_set(cfg: Config) -> tuple[str, ...]:
+    """Every blocked path in its literal and resolved form, plus the Docker socket."""
+    found: dict[str, None] = {}
+    for entry in (*cfg.filesystem.blocked_paths, *ALWAYS_BLOCKED):
+        found[os.path.abspath(os.path.expanduser(entry))] = None
+        found[real(entry)] = None
+    return tuple(found)
+
+
+def host_mounts(cfg: Config) -> Iterator[HostMount]:
+    """Every host path the configuration mounts into the container."""
+    yield HostMount("workspace.path", cfg.workspace.path, is_workspace=True)
+    for index, mount in enumerate(cfg.filesystem.mounts):
+        yield HostMount(f"filesystem.mounts[{index}].source", mount.source)
+    for index, dotfile in enumerate(cfg.persistence.dotfiles):
+        yield HostMount(f"persistence.dotfiles[{index}]", dotfile)
+    gitconfig = host_gitconfig(cfg)
+    if gitconfig is not None:
+        yield HostMount("persistence.git_config", str(gitconfig))
+
+
+def host_gitconfig(cfg: Config) -> Path | None:
+    """The host's `~/.gitconfig` when `persistence.git_config` asks for it and it exists."""
+    if not cfg.persistence.git_config:
+        return None
+    candidate = Path.home() / ".gitconfig"
+    return candidate if candidate.is_file() else None
+
+
+def _home_exempt(source: str, blocked: str, home: str) -> bool:
+    """A blocked ancestor of the home does not block paths inside the home."""
+    return is_within(home, blocked) and is_within(source, home)
+
+
+def conflicts(source: str, blocked_paths: tuple[str, ...], home: str) -> Iterator[tuple[str, str]]:
+    """(relation, blocked path) for each blocked path `source` is, lies inside, or contains."""
+    candidates = {os.path.abspath(os.path.expanduser(source)), real(source)}
+    for blocked in blocked_paths:
+        for path in sorted(candidates):
+            if _home_exempt(path, blocked, home):
+                continue
+            if path == blocked:
+                yield "is", blocked
+            elif is_within(path, blocked):
+                yield "inside", blocked
+            elif is_within(blocked, path):
+                yield "contains", blocked
+            else:
+                continue
+            break
+
+
+def problems(cfg: Config, locate: Locator | None = None, home: str | None = None) -> list[ConfigProblem]:
     """Mounts that break the blocked-path rules, as errors.ConfigProblem; run by `validate`."""
-    return []
+    home = real(home or str(Path.home()))
+    blocked_paths = blocked_set(cfg)
+    found: list[ConfigProblem] = []
+
+    def report(key_path: str, message: str) -> None:
+        file, line = locate(key_path) if locate else (_default_file(cfg), None)
+        found.append(ConfigProblem(file=file, key_path=key_path, line=line, message=message))
+
+    for mount in host_mounts(cfg):
+        for relation, blocked in conflicts(mount.source, blocked_paths, home):
+            if relation == "contains" and mount.is_workspace:
+                continue  # masked inside the container by contribute()
+            report(mount.key_path, _blocked_message(mount.source, relation, blocked))
+    for index, mount in enumerate(cfg.filesystem.mounts):
+        key = f"filesystem.mounts[{index}]"
+        if not os.path.exists(mount.source):
+            report(f"{key}.source", f"{mount.source} does not exist on this machine; create it or fix the path")
+        for reserved in RESERVED_TARGETS:
+            if is_within(mount.target, reserved) or is_within(reserved, mount.target):
+                report(
+                    f"{key}.target",
+                    f"target {mount.target} overlaps {reserved}, which claude-docker manages; "
+                    "pick another container path",
+                )
+                break
+    for index, dotfile in enumerate(cfg.persistence.dotfiles):
+        if not os.path.isfile(dotfile):
+            report(f"persistence.dotfiles[{index}]", f"{dotfile} is not a file on this machine; fix the path")
+    return found
+
+
+def _default_file(cfg: Config) -> str:
+    return cfg.source_files[-1] if cfg.source_files else "claude-docker.yaml"
+
+
+def _blocked_message(source: str, relation: str, blocked: str) -> str:
+    what = {
+        "is": f"{source} is the blocked path {blocked}",
+        "inside": f"{source} lies inside the blocked path {blocked}",
+        "contains": f"{source} contains the blocked path {blocked}",
+    }[relation]
+    return (
+        f"{what}, so it cannot be mounted into the container; mount a narrower directory, "
+        f"or remove {blocked} from filesystem.blocked_paths if exposing it is intended"
+    )
+
+
+def workspace_masks(cfg: Config, home: str | None = None) -> list[tuple[str, bool]]:
+    """Container paths to hide inside the workspace: (path, is_directory) for each existing
+    blocked path the workspace contains."""
+    home = real(home or str(Path.home()))
+    workspace = real(cfg.workspace.path)
+    masks: dict[str, bool] = {}
+    for blocked in blocked_set(cfg):
+        if blocked == workspace or not is_within(blocked, workspace) or _home_exempt(workspace, blocked, home):
+            continue
+        if not os.path.lexists(blocked):
+            continue  # nothing to hide; a tmpfs mount point would create it on the host
+        relative = os.path.relpath(blocked, workspace)
+        target = os.path.join(cfg.workspace.mount_path, relative)
+        masks[target] = os.path.isdir(blocked)
+    return sorted(masks.items())
+
+
+def contribute(cfg: Config, session: Session, spec: RunSpec, home: str | None = None) -> None:
+    """Add the workspace mount, masks over blocked paths inside it, and `filesystem.mounts`."""
+    del session  # the workspace is per project, not per session
+    workspace = real(cfg.workspace.path)
+    mount_path = cfg.workspace.mount_path
+    spec.bind(workspace, mount_path, read_only=False)
+    for target, is_dir in workspace_masks(cfg, home):
+        if is_dir:
+            spec.mounts.append(TmpfsMount(target=target, read_only=True, size="1k"))
+        else:
+            spec.bind("/dev/null", target, read_only=True)
+    if cfg.workspace.protect_git:
+        _protect_git(workspace, mount_path, spec)
+    for mount in cfg.filesystem.mounts:
+        spec.bind(real(mount.source), mount.target, read_only=mount.read_only)
+
+
+def _protect_git(workspace: str, mount_path: str, spec: RunSpec) -> None:
+    """Keep git hooks and `.git/config` read-only: a hook planted there would run on the host at
+    the user's next commit. `.git` itself is bound over itself so it becomes a mount point that
+    cannot be renamed away and replaced by a fresh `.git` with hooks. A missing `.git/hooks` is
+    created (empty) so the agent cannot create it; a `core.hooksPath` inside the workspace (husky
+    and friends) is protected the same way."""
+    git_dir = os.path.join(workspace, ".git")
+    if not os.path.isdir(git_dir) or os.path.islink(git_dir):
+        return
+    container_git = os.path.join(mount_path, ".git")
+    spec.bind(git_dir, container_git, read_only=False)
+    hooks = os.path.join(git_dir, "hooks")
+    if not os.path.lexists(hooks):
+        os.mkdir(hooks)
+    protected = [hooks, os.path.join(git_dir, "config")]
+    hooks_path = _configured_hooks_path(os.path.join(git_dir, "config"), workspace)
+    if hooks_path and is_within(hooks_path, workspace) and os.path.isdir(hooks_path):
+        protected.append(hooks_path)
+    for host in protected:
+        if os.path.lexists(host) and not os.path.islink(host):
+            target = os.path.join(mount_path, os.path.relpath(host, workspace))
+            spec.bind(host, target, read_only=True)
+
+
+_HOOKS_PATH = re.compile(r"^\s*hookspath\s*=\s*(.+?)\s*$", re.IGNORECASE)
+
+
+def _configured_hooks_path(config_file: str, workspace: str) -> str | None:
+    """`core.hooksPath` from a repository's config, resolved against the workspace."""
+    try:
+        text = Path(config_file).read_text(errors="replace")
+    except OSError:
+        return None
+    section = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped.strip("[]").strip().lower()
+            continue
+        match = _HOOKS_PATH.match(line)
+        if section == "core" and match:
+            value = match.group(1).strip('"')
+            return real(os.path.join(workspace, os.path.expanduser(value)))
+    return None

@@ -1,11 +1,227 @@
-"""What survives between sessions: login, shell history, package caches, git config, dotfiles."""
+"""What survives between sessions: login, shell history, package caches, git config, dotfiles.
+
+Host layout (per project, under `$CLAUDE_DOCKER_HOME/projects/<project>/`):
+
+    claude/          CLAUDE_CONFIG_DIR: .credentials.json, .claude.json, settings.json
+    history/         bash_history, zsh_history
+    cache/npm|pip|uv package caches
+
+With `persistence.auth: shared` the `claude/` dir lives in `$CLAUDE_DOCKER_HOME/shared/` instead;
+with `auth: none` it lives in the session's own dir and is thrown away with it. Only these
+subdirectories are mounted, never the project dir itself, so the agent cannot reach the
+runtime config, other sessions or other projects.
+"""
 
 from __future__ import annotations
 
-from .model import Config
+import json
+import os
+import shutil
+from pathlib import Path
+
+from . import paths
+from .errors import ClaudeDockerError
+from .model import DEFAULT_AGENT_UID, Config
 from .runspec import RunSpec
 from .session import Session
+
+# Container side. Outside the agent's home so that Docker-created mount points do not leave
+# root-owned directories in it.
+CONTAINER_STATE = "/var/lib/claude-docker"
+CONTAINER_HISTORY = f"{CONTAINER_STATE}/history"
+CONTAINER_CACHE = "/var/cache/claude-docker"
+
+CACHE_ENV = {"npm": "NPM_CONFIG_CACHE", "pip": "PIP_CACHE_DIR", "uv": "UV_CACHE_DIR"}
+
+IMPORT_LOGIN_WARNING = (
+    "imported your host login (~/.claude/.credentials.json) into the container. Refresh tokens "
+    "rotate: if the host and the container (or two containers) use this login at the same time, "
+    "one of them may be logged out. `claude setup-token` + CLAUDE_CODE_OAUTH_TOKEN avoids this."
+)
+
+
+# --- where things live ----------------------------------------------------------------------
+
+
+def auth_dir(cfg: Config, session: Session) -> Path:
+    """The host dir mounted as CLAUDE_CONFIG_DIR."""
+    if cfg.persistence.auth == "shared":
+        return paths.shared_state_dir() / "claude"
+    if cfg.persistence.auth == "none":
+        return session.session_dir / "claude"
+    return session.state_dir / "claude"
+
+
+def history_dir(state_dir: Path) -> Path:
+    return state_dir / "history"
+
+
+def cache_dir(state_dir: Path) -> Path:
+    return state_dir / "cache"
+
+
+def agent_ids(cfg: Config, spec: RunSpec) -> tuple[int, int]:
+    """The uid/gid the agent runs as: what the engine put in the spec, else what the config
+    names, else the host user (uid 1000 when that is root, as the entrypoint does)."""
+    uid = spec.env.get("AGENT_UID") or cfg.claude.uid
+    gid = spec.env.get("AGENT_GID") or cfg.claude.gid
+    host_uid = os.getuid() or DEFAULT_AGENT_UID
+    host_gid = os.getgid() if os.getuid() else DEFAULT_AGENT_UID
+    return int(uid if uid is not None else host_uid), int(gid if gid is not None else host_gid)
+
+
+# --- preparing host dirs --------------------------------------------------------------------
+
+
+def _owned(path: Path, ids: tuple[int, int]) -> None:
+    """Hand a path we created to the agent's uid. Only root can (and needs to): a normal user
+    runs the agent under their own uid, so their files are already right."""
+    if os.geteuid() == 0 and not path.is_symlink():
+        os.chown(path, *ids)
+
+
+def ensure_dir(path: Path, ids: tuple[int, int]) -> Path:
+    """Create `path` (and parents) private to the user, owned by the agent."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _owned(path, ids)
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError) as error:
+        raise ClaudeDockerError(
+            f"{path} is not valid JSON ({error})",
+            "fix or delete the file (claude-docker reset --auth removes the persisted login)",
+        ) from None
+    if not isinstance(data, dict):
+        raise ClaudeDockerError(f"{path} does not hold a JSON object", "fix or delete the file")
+    return data
+
+
+def _write_json(path: Path, data: dict, ids: tuple[int, int]) -> None:
+    """Write through a temp file and rename, so a crash never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.chmod(0o600)
+    _owned(tmp, ids)
+    os.replace(tmp, path)
+
+
+def seed_claude_state(config_dir: Path, mount_path: str, ids: tuple[int, int]) -> None:
+    """Mark onboarding done and the workspace trusted in `.claude.json`, and accept the
+    bypass-permissions prompt in user settings, keeping every key already there. Without this an
+    unattended start stops at a wizard nobody will answer."""
+    state_file = config_dir / ".claude.json"
+    state = _read_json(state_file)
+    state["hasCompletedOnboarding"] = True
+    state["bypassPermissionsModeAccepted"] = True
+    projects = state.get("projects")
+    if not isinstance(projects, dict):
+        projects = {}
+    project = projects.get(mount_path)
+    if not isinstance(project, dict):
+        project = {}
+    project["hasTrustDialogAccepted"] = True
+    project.setdefault("hasCompletedProjectOnboarding", True)
+    projects[mount_path] = project
+    state["projects"] = projects
+    _write_json(state_file, state, ids)
+
+    settings_file = config_dir / "settings.json"
+    settings = _read_json(settings_file)
+    settings["skipDangerousModePermissionPrompt"] = True
+    _write_json(settings_file, settings, ids)
+
+
+def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | None = None) -> bool:
+    """Copy the host's Claude login once, when none is persisted yet. True if copied."""
+    source = (host_home or Path.home()) / ".claude" / ".credentials.json"
+    target = config_dir / ".credentials.json"
+    if target.exists() or not source.is_file():
+        return False
+    shutil.copyfile(source, target)
+    target.chmod(0o600)
+    _owned(target, ids)
+    return True
+
+
+# --- the contribution -----------------------------------------------------------------------
 
 
 def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     """Prepare persisted host dirs and add their mounts and env."""
+    persistence = cfg.persistence
+    ids = agent_ids(cfg, spec)
+
+    config_dir = ensure_dir(auth_dir(cfg, session), ids)
+    seed_claude_state(config_dir, cfg.workspace.mount_path, ids)
+    if persistence.import_host_login and persistence.auth != "none":
+        if import_host_login(config_dir, ids):
+            spec.warnings.append(IMPORT_LOGIN_WARNING)
+    spec.bind(str(config_dir), paths.CLAUDE_CONFIG_DIR, read_only=False)
+    spec.env["CLAUDE_CONFIG_DIR"] = paths.CLAUDE_CONFIG_DIR
+
+    if persistence.shell_history:
+        history = ensure_dir(history_dir(session.state_dir), ids)
+        spec.bind(str(history), CONTAINER_HISTORY, read_only=False)
+        spec.env["CLAUDE_DOCKER_HISTORY_DIR"] = CONTAINER_HISTORY  # read by setup.d/20-history.sh
+
+    caches = []
+    if persistence.npm_cache:
+        caches.append("npm")
+    if persistence.pip_cache:
+        caches += ["pip", "uv"]
+    for name in caches:
+        host = ensure_dir(cache_dir(session.state_dir) / name, ids)
+        target = f"{CONTAINER_CACHE}/{name}"
+        spec.bind(str(host), target, read_only=False)
+        spec.env[CACHE_ENV[name]] = target
+
+    _git(cfg, spec)
+    for dotfile in persistence.dotfiles:
+        spec.bind(os.path.realpath(dotfile), dotfile_target(dotfile), read_only=True)
+
+
+def _git(cfg: Config, spec: RunSpec) -> None:
+    from .filesystem import host_gitconfig
+
+    gitconfig = host_gitconfig(cfg)
+    if gitconfig is not None:
+        spec.bind(os.path.realpath(gitconfig), f"{paths.AGENT_HOME}/.gitconfig", read_only=True)
+    identity = cfg.persistence.git_identity
+    if identity is not None:
+        # Environment beats any gitconfig, so this also overrides a mounted host identity.
+        if identity.name:
+            spec.env["GIT_AUTHOR_NAME"] = spec.env["GIT_COMMITTER_NAME"] = identity.name
+        if identity.email:
+            spec.env["GIT_AUTHOR_EMAIL"] = spec.env["GIT_COMMITTER_EMAIL"] = identity.email
+
+
+def dotfile_target(dotfile: str, host_home: Path | None = None) -> str:
+    """Where a dotfile appears: at the same place relative to the agent's home if it lives in
+    the host home (`~/.config/x/y` → `/home/agent/.config/x/y`), else by its file name."""
+    home = str(host_home or Path.home())
+    absolute = os.path.abspath(dotfile)
+    if absolute.startswith(home.rstrip("/") + "/"):
+        return f"{paths.AGENT_HOME}/{os.path.relpath(absolute, home)}"
+    return f"{paths.AGENT_HOME}/{os.path.basename(absolute)}"
+
+
+# --- reset ----------------------------------------------------------------------------------
+
+
+def reset_targets(cfg: Config, auth: bool, history: bool, caches: bool) -> list[Path]:
+    """The host dirs `claude-docker reset` removes for this project."""
+    state_dir = paths.project_state_dir(cfg.project_name)
+    targets: list[Path] = []
+    if auth:
+        targets.append(paths.shared_state_dir() / "claude" if cfg.persistence.auth == "shared" else state_dir / "claude")
+    if history:
+        targets.append(history_dir(state_dir))
+    if caches:
+        targets.append(cache_dir(state_dir))
+    return targets

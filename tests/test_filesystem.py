@@ -1,0 +1,222 @@
+"""Blocked-path rules and the workspace/mount contribution (no engine needed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from claude_docker import filesystem
+from claude_docker.model import Config, FilesystemConfig, Mount, PersistenceConfig, WorkspaceConfig
+from claude_docker.runspec import BindMount, RunSpec, TmpfsMount
+from claude_docker.session import Session
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """A fake host home with a few secrets in it; Path.home() points at it."""
+    home = tmp_path / "home" / "user"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("secret")
+    (home / ".aws").mkdir()
+    (home / "project").mkdir()
+    (home / "project" / "src").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def make_config(
+    workspace: Path,
+    blocked: list[str],
+    mounts: tuple[Mount, ...] = (),
+    dotfiles: tuple[str, ...] = (),
+    git_config: bool = False,
+    protect_git: bool = True,
+) -> Config:
+    return Config(
+        source_files=("/proj/claude-docker.yaml",),
+        project_dir=str(workspace),
+        workspace=WorkspaceConfig(path=str(workspace), protect_git=protect_git),
+        filesystem=FilesystemConfig(blocked_paths=tuple(blocked), mounts=mounts),
+        persistence=PersistenceConfig(dotfiles=dotfiles, git_config=git_config),
+    )
+
+
+def messages(cfg: Config, home: Path | str) -> list[str]:
+    return [problem.format() for problem in filesystem.problems(cfg, home=str(home))]
+
+
+def test_clean_config_has_no_problems(home):
+    cfg = make_config(home / "project", [str(home / ".ssh"), "/etc"])
+    assert messages(cfg, home) == []
+
+
+def test_mount_that_is_a_blocked_path_is_refused(home):
+    cfg = make_config(home / "project", [str(home / ".ssh")], mounts=(Mount(str(home / ".ssh"), "/keys"),))
+    assert messages(cfg, home) == [
+        f"/proj/claude-docker.yaml: filesystem.mounts[0].source: {home}/.ssh is the blocked path {home}/.ssh, "
+        "so it cannot be mounted into the container; mount a narrower directory, "
+        f"or remove {home}/.ssh from filesystem.blocked_paths if exposing it is intended"
+    ]
+
+
+def test_mount_inside_a_blocked_path_is_refused(home):
+    cfg = make_config(home / "project", [str(home / ".ssh")], mounts=(Mount(str(home / ".ssh" / "id_ed25519"), "/k"),))
+    [problem] = filesystem.problems(cfg, home=str(home))
+    assert problem.key_path == "filesystem.mounts[0].source"
+    assert f"lies inside the blocked path {home}/.ssh" in problem.message
+
+
+def test_mount_containing_a_blocked_path_is_refused(home):
+    cfg = make_config(home / "project", [str(home / ".aws")], mounts=(Mount(str(home), "/h"),))
+    [problem] = filesystem.problems(cfg, home=str(home))
+    assert f"{home} contains the blocked path {home}/.aws" in problem.message
+
+
+def test_mount_through_a_symlink_is_refused(home, tmp_path):
+    link = tmp_path / "innocent"
+    link.symlink_to(home / ".ssh")
+    cfg = make_config(home / "project", [str(home / ".ssh")], mounts=(Mount(str(link), "/data"),))
+    [problem] = filesystem.problems(cfg, home=str(home))
+    assert "is the blocked path" in problem.message
+
+
+def test_blocked_path_that_is_a_symlink_is_resolved(home, tmp_path):
+    """~/.aws may be a link into a secrets dir; mounting the real dir is still refused."""
+    vault = tmp_path / "vault"
+    vault.mkdir()
+    (home / ".aws").rmdir()
+    (home / ".aws").symlink_to(vault)
+    cfg = make_config(home / "project", [str(home / ".aws")], mounts=(Mount(str(vault), "/v"),))
+    assert len(filesystem.problems(cfg, home=str(home))) == 1
+
+
+def test_workspace_inside_a_blocked_path_is_refused(home):
+    cfg = make_config(home / ".ssh", [str(home / ".ssh")])
+    [problem] = filesystem.problems(cfg, home=str(home))
+    assert problem.key_path == "workspace.path"
+    assert "is the blocked path" in problem.message
+
+
+def test_workspace_containing_a_blocked_path_is_allowed_and_masked(home):
+    cfg = make_config(home, [str(home / ".ssh"), str(home / ".aws"), str(home / ".kube")])
+    assert messages(cfg, home) == []
+    spec = RunSpec()
+    filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
+    assert spec.mounts[0] == BindMount(str(home), "/workspace", read_only=False)
+    masks = [m for m in spec.mounts if isinstance(m, TmpfsMount)]
+    # ~/.kube does not exist: nothing to hide, and no mount point created on the host
+    assert [m.target for m in masks] == ["/workspace/.aws", "/workspace/.ssh"]
+    assert all(m.read_only for m in masks)
+    assert not (home / ".kube").exists()
+
+
+def test_blocked_file_inside_workspace_is_masked_with_dev_null(home):
+    (home / ".netrc").write_text("machine x password y")
+    cfg = make_config(home, [str(home / ".netrc")])
+    spec = RunSpec()
+    filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
+    assert BindMount("/dev/null", "/workspace/.netrc", read_only=True) in spec.mounts
+
+
+def test_root_home_workspace_under_root_is_allowed(tmp_path):
+    """Home /root with /root blocked: a workspace under the home is fine, secrets still blocked."""
+    root_home = tmp_path / "root"
+    (root_home / "proj").mkdir(parents=True)
+    (root_home / ".ssh").mkdir()
+    blocked = [str(root_home), str(root_home / ".ssh")]
+    cfg = make_config(root_home / "proj", blocked)
+    assert filesystem.problems(cfg, home=str(root_home)) == []
+    # the home's secrets are still refused, by their own entry
+    cfg = make_config(root_home / "proj", blocked, mounts=(Mount(str(root_home / ".ssh"), "/k"),))
+    [problem] = filesystem.problems(cfg, home=str(root_home))
+    assert f"blocked path {root_home}/.ssh" in problem.message
+    # and the home's ancestor entry still blocks everything outside the home
+    other = tmp_path / "other"
+    other.mkdir()
+    cfg = make_config(root_home / "proj", [str(tmp_path)], mounts=(Mount(str(other), "/o"),))
+    assert len(filesystem.problems(cfg, home=str(root_home))) == 1
+
+
+def test_root_home_is_not_blocked_for_another_user(tmp_path):
+    root_home = tmp_path / "root"
+    (root_home / "proj").mkdir(parents=True)
+    cfg = make_config(root_home / "proj", [str(root_home)])
+    assert len(filesystem.problems(cfg, home=str(tmp_path / "home" / "user"))) == 1
+
+
+def test_docker_socket_is_blocked_without_being_listed(home):
+    cfg = make_config(home / "project", [], mounts=(Mount("/var/run/docker.sock", "/var/run/docker.sock"),))
+    problems = filesystem.problems(cfg, home=str(home))
+    assert problems and all("docker.sock" in p.message for p in problems)
+
+
+def test_dotfile_in_blocked_path_is_refused(home):
+    cfg = make_config(home / "project", [str(home / ".ssh")], dotfiles=(str(home / ".ssh" / "id_ed25519"),))
+    [problem] = filesystem.problems(cfg, home=str(home))
+    assert problem.key_path == "persistence.dotfiles[0]"
+
+
+def test_gitconfig_in_blocked_path_is_refused(home):
+    (home / ".gitconfig").write_text("[user]\n name = x\n")
+    cfg = make_config(home / "project", [str(home / ".gitconfig")], git_config=True)
+    [problem] = filesystem.problems(cfg, home=str(home))
+    assert problem.key_path == "persistence.git_config"
+
+
+def test_missing_mount_source_and_reserved_target(home):
+    cfg = make_config(home / "project", [], mounts=(Mount(str(home / "nope"), "/opt/claude-docker/bin"),))
+    keys = sorted(p.key_path for p in filesystem.problems(cfg, home=str(home)))
+    assert keys == ["filesystem.mounts[0].source", "filesystem.mounts[0].target"]
+
+
+def test_locator_supplies_file_and_line(home):
+    cfg = make_config(home / ".ssh", [str(home / ".ssh")])
+    [problem] = filesystem.problems(cfg, locate=lambda key: ("/x/profile.yaml", 7), home=str(home))
+    assert problem.format().startswith("/x/profile.yaml:7: workspace.path: ")
+
+
+def test_protect_git_binds_hooks_and_config_read_only(home):
+    project = home / "project"
+    (project / ".git" / "hooks").mkdir(parents=True)
+    (project / ".git" / "config").write_text("[core]\n\thooksPath = .husky\n")
+    (project / ".husky").mkdir()
+    cfg = make_config(project, [])
+    spec = RunSpec()
+    filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
+    assert spec.mounts[1:] == [
+        BindMount(str(project / ".git"), "/workspace/.git", read_only=False),
+        BindMount(str(project / ".git" / "hooks"), "/workspace/.git/hooks", read_only=True),
+        BindMount(str(project / ".git" / "config"), "/workspace/.git/config", read_only=True),
+        BindMount(str(project / ".husky"), "/workspace/.husky", read_only=True),
+    ]
+
+
+def test_protect_git_creates_missing_hooks_dir(home):
+    project = home / "project"
+    (project / ".git").mkdir()
+    (project / ".git" / "config").write_text("")
+    spec = RunSpec()
+    filesystem.contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
+    assert (project / ".git" / "hooks").is_dir()
+    assert BindMount(str(project / ".git" / "hooks"), "/workspace/.git/hooks", True) in spec.mounts
+
+
+def test_protect_git_off_binds_only_the_workspace(home):
+    project = home / "project"
+    (project / ".git" / "hooks").mkdir(parents=True)
+    spec = RunSpec()
+    filesystem.contribute(make_config(project, [], protect_git=False), Session("p", "s"), spec, home=str(home))
+    assert spec.mounts == [BindMount(str(project), "/workspace", read_only=False)]
+
+
+def test_user_mounts_are_bound_resolved(home, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    link = tmp_path / "data-link"
+    link.symlink_to(data)
+    cfg = make_config(home / "project", [], mounts=(Mount(str(link), "/data", read_only=False),))
+    spec = RunSpec()
+    filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
+    assert spec.mounts[-1] == BindMount(os.path.realpath(data), "/data", read_only=False)
