@@ -1,0 +1,185 @@
+"""Persisted state: host dirs, seeding of Claude's first-run state, mounts and env (no engine)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from claude_docker import paths, persistence
+from claude_docker.errors import ClaudeDockerError
+from claude_docker.model import Config, GitIdentity, PersistenceConfig, WorkspaceConfig
+from claude_docker.runspec import BindMount, RunSpec
+from claude_docker.session import Session
+
+
+@pytest.fixture
+def host_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    (home / "proj").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def make_config(workspace: Path, **persist) -> Config:
+    persist.setdefault("git_config", False)
+    return Config(
+        source_files=(str(workspace / "claude-docker.yaml"),),
+        project_dir=str(workspace),
+        workspace=WorkspaceConfig(path=str(workspace)),
+        persistence=PersistenceConfig(**persist),
+    )
+
+
+def run(cfg: Config, session: Session | None = None) -> tuple[RunSpec, Session]:
+    session = session or Session.new(cfg.project_name)
+    spec = RunSpec()
+    persistence.contribute(cfg, session, spec)
+    return spec, session
+
+
+def test_project_scope_layout_mounts_and_env(cd_home, host_home):
+    cfg = make_config(host_home / "proj")
+    spec, session = run(cfg)
+    state = cd_home / "projects" / cfg.project_name
+    assert spec.env["CLAUDE_CONFIG_DIR"] == paths.CLAUDE_CONFIG_DIR
+    assert spec.env["NPM_CONFIG_CACHE"] == "/var/cache/claude-docker/npm"
+    assert spec.env["PIP_CACHE_DIR"] == "/var/cache/claude-docker/pip"
+    assert spec.env["UV_CACHE_DIR"] == "/var/cache/claude-docker/uv"
+    assert spec.env["CLAUDE_DOCKER_HISTORY_DIR"] == "/var/lib/claude-docker/history"
+    assert spec.mounts == [
+        BindMount(str(state / "claude"), paths.CLAUDE_CONFIG_DIR, read_only=False),
+        BindMount(str(state / "history"), "/var/lib/claude-docker/history", read_only=False),
+        BindMount(str(state / "cache" / "npm"), "/var/cache/claude-docker/npm", read_only=False),
+        BindMount(str(state / "cache" / "pip"), "/var/cache/claude-docker/pip", read_only=False),
+        BindMount(str(state / "cache" / "uv"), "/var/cache/claude-docker/uv", read_only=False),
+    ]
+    # only the feature dirs are mounted, never the project dir holding every session's files
+    assert all(m.source != str(state) for m in spec.mounts)
+    assert (state / "claude").stat().st_mode & 0o777 == 0o700
+
+
+def test_toggles_turn_features_off(cd_home, host_home):
+    cfg = make_config(host_home / "proj", shell_history=False, npm_cache=False, pip_cache=False)
+    spec, _ = run(cfg)
+    assert [m.target for m in spec.mounts] == [paths.CLAUDE_CONFIG_DIR]
+    assert set(spec.env) == {"CLAUDE_CONFIG_DIR"}
+
+
+def test_shared_and_none_auth_scopes(cd_home, host_home):
+    shared, _ = run(make_config(host_home / "proj", auth="shared"))
+    assert shared.mounts[0].source == str(cd_home / "shared" / "claude")
+    cfg = make_config(host_home / "proj", auth="none")
+    none, session = run(cfg)
+    assert none.mounts[0].source == str(session.session_dir / "claude")
+    # still seeded, so even a throwaway login starts without the wizard
+    assert json.loads((session.session_dir / "claude" / ".claude.json").read_text())["hasCompletedOnboarding"]
+
+
+def test_seed_marks_onboarding_done_and_workspace_trusted(cd_home, host_home):
+    cfg = make_config(host_home / "proj")
+    _, session = run(cfg)
+    config_dir = session.state_dir / "claude"
+    state = json.loads((config_dir / ".claude.json").read_text())
+    assert state["hasCompletedOnboarding"] is True
+    assert state["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
+    settings = json.loads((config_dir / "settings.json").read_text())
+    assert settings == {"skipDangerousModePermissionPrompt": True}
+    assert (config_dir / ".claude.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_seed_merges_into_existing_state_without_losing_keys(tmp_path):
+    (tmp_path / ".claude.json").write_text(
+        json.dumps({"userID": "abc", "hasCompletedOnboarding": False,
+                    "projects": {"/workspace": {"allowedTools": ["Bash"]}, "/other": {"x": 1}}})
+    )
+    (tmp_path / "settings.json").write_text(json.dumps({"model": "opus"}))
+    persistence.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()))
+    state = json.loads((tmp_path / ".claude.json").read_text())
+    assert state["userID"] == "abc"
+    assert state["hasCompletedOnboarding"] is True
+    assert state["projects"]["/other"] == {"x": 1}
+    assert state["projects"]["/workspace"]["allowedTools"] == ["Bash"]
+    assert state["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
+    assert json.loads((tmp_path / "settings.json").read_text()) == {
+        "model": "opus", "skipDangerousModePermissionPrompt": True}
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_seed_refuses_corrupt_state_with_a_hint(tmp_path):
+    (tmp_path / ".claude.json").write_text("{not json")
+    with pytest.raises(ClaudeDockerError) as raised:
+        persistence.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()))
+    assert str(tmp_path / ".claude.json") in raised.value.message
+    assert "reset --auth" in raised.value.hint
+
+
+def test_import_host_login_once_with_warning(cd_home, host_home):
+    (host_home / ".claude").mkdir()
+    (host_home / ".claude" / ".credentials.json").write_text('{"token": "host"}')
+    cfg = make_config(host_home / "proj", import_host_login=True)
+    spec, session = run(cfg)
+    target = session.state_dir / "claude" / ".credentials.json"
+    assert target.read_text() == '{"token": "host"}'
+    assert target.stat().st_mode & 0o777 == 0o600
+    assert spec.warnings == [persistence.IMPORT_LOGIN_WARNING]
+    # a login done inside the container later is never overwritten by the host's
+    target.write_text('{"token": "container"}')
+    spec, _ = run(cfg)
+    assert target.read_text() == '{"token": "container"}'
+    assert spec.warnings == []
+
+
+def test_no_import_without_the_option(cd_home, host_home):
+    (host_home / ".claude").mkdir()
+    (host_home / ".claude" / ".credentials.json").write_text("{}")
+    _, session = run(make_config(host_home / "proj"))
+    assert not (session.state_dir / "claude" / ".credentials.json").exists()
+
+
+def test_gitconfig_identity_and_dotfiles(cd_home, host_home, tmp_path):
+    (host_home / ".gitconfig").write_text("[user]\n\tname = Host\n")
+    (host_home / ".config" / "x").mkdir(parents=True)
+    (host_home / ".config" / "x" / "rc").write_text("")
+    elsewhere = tmp_path / "aliases.sh"
+    elsewhere.write_text("alias ll='ls -l'\n")
+    cfg = make_config(
+        host_home / "proj", git_config=True, shell_history=False, npm_cache=False, pip_cache=False,
+        git_identity=GitIdentity(name="Bot", email="bot@example.com"),
+        dotfiles=(str(host_home / ".config" / "x" / "rc"), str(elsewhere)),
+    )
+    spec, _ = run(cfg)
+    assert spec.mounts[1:] == [
+        BindMount(str(host_home / ".gitconfig"), "/home/agent/.gitconfig", read_only=True),
+        BindMount(str(host_home / ".config" / "x" / "rc"), "/home/agent/.config/x/rc", read_only=True),
+        BindMount(str(elsewhere), "/home/agent/aliases.sh", read_only=True),
+    ]
+    assert spec.env["GIT_AUTHOR_NAME"] == spec.env["GIT_COMMITTER_NAME"] == "Bot"
+    assert spec.env["GIT_AUTHOR_EMAIL"] == spec.env["GIT_COMMITTER_EMAIL"] == "bot@example.com"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands dirs to another uid")
+def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
+    cfg = make_config(host_home / "proj")
+    session = Session.new(cfg.project_name)
+    spec = RunSpec(env={"AGENT_UID": "1234", "AGENT_GID": "2345"})
+    persistence.contribute(cfg, session, spec)
+    for path in (session.state_dir / "claude", session.state_dir / "claude" / ".claude.json",
+                 session.state_dir / "history", session.state_dir / "cache" / "npm"):
+        assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345), path
+
+
+def test_agent_ids_default_to_1000_for_root(host_home):
+    cfg = make_config(host_home / "proj")
+    expected = (1000, 1000) if os.getuid() == 0 else (os.getuid(), os.getgid())
+    assert persistence.agent_ids(cfg, RunSpec()) == expected
+
+
+def test_reset_targets(cd_home, host_home):
+    cfg = make_config(host_home / "proj")
+    state = cd_home / "projects" / cfg.project_name
+    assert persistence.reset_targets(cfg, True, True, True) == [state / "claude", state / "history", state / "cache"]
+    shared = make_config(host_home / "proj", auth="shared")
+    assert persistence.reset_targets(shared, True, False, False) == [cd_home / "shared" / "claude"]
