@@ -1,10 +1,82 @@
-"""Claude Code's settings.json (hooks) and mcp.json, built as data and written with json.dumps."""
+"""Claude Code's settings.json (hooks) and mcp.json, built as data and written with json.dumps.
+
+Both files are runtime artifacts: they are mounted read-only and passed explicitly with
+`--settings` and `--mcp-config`, so nothing inside the workspace can change them. The hooks
+only write the event into the session outbox; the host turns events into messages, so no
+notifier credential ever enters the container.
+"""
 
 from __future__ import annotations
 
-from .model import Config
+import json
+
+from .model import Config, McpServer
+from .paths import CONTAINER_BIN
+from .render import Artifact
 from .session import Session
 
+SETTINGS_FILE = "settings.json"
+MCP_CONFIG_FILE = "mcp.json"
 
-def runtime_artifacts(cfg: Config, session: Session) -> dict:
-    return {}
+HOOK_EVENT_COMMAND = f"{CONTAINER_BIN}/hook-event"
+HOOK_TIMEOUT_SECONDS = 10
+
+# Claude Code hook name → notifier event (the names users write in `notifier.on`).
+HOOK_EVENTS = {
+    "Stop": "stop",
+    "Notification": "notification",
+    "StopFailure": "failure",
+    "SessionEnd": "session_end",
+}
+
+
+def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
+    return {
+        SETTINGS_FILE: Artifact(_dump(settings_document(cfg))),
+        MCP_CONFIG_FILE: Artifact(_dump(mcp_document(cfg))),
+    }
+
+
+def settings_document(cfg: Config) -> dict:
+    """Hooks for the events the notifier wants; none when no backend would deliver them.
+
+    Installing hooks nobody listens to would only fill the outbox, so a project without a
+    notifier gets no hooks at all.
+    """
+    document: dict = {"skipDangerousModePermissionPrompt": True}
+    if not cfg.notifier.configured:
+        return document
+    hooks = {}
+    for hook_name, event in HOOK_EVENTS.items():
+        if event in cfg.notifier.on:
+            command = {
+                "type": "command",
+                "command": f"{HOOK_EVENT_COMMAND} {event}",
+                "timeout": HOOK_TIMEOUT_SECONDS,
+            }
+            hooks[hook_name] = [{"hooks": [command]}]
+    if hooks:
+        document["hooks"] = hooks
+    return document
+
+
+def mcp_document(cfg: Config) -> dict:
+    """`--mcp-config` format. `${VAR}` references stay literal: Claude Code expands them."""
+    return {"mcpServers": {server.name: mcp_server_entry(server) for server in cfg.claude.mcp_servers}}
+
+
+def mcp_server_entry(server: McpServer) -> dict:
+    if server.type == "stdio":
+        entry: dict = {"command": server.command, "args": list(server.args)}
+        if server.env:
+            entry["env"] = dict(server.env)
+        return entry
+    entry = {"type": server.type, "url": server.url}
+    if server.headers:
+        entry["headers"] = dict(server.headers)
+    return entry
+
+
+def _dump(document: dict) -> bytes:
+    """Deterministic bytes: sorted keys, fixed separators, trailing newline."""
+    return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()

@@ -1,20 +1,262 @@
-"""Host-side notifications: hook events from the session outbox → backends."""
+"""Host-side notifications: hook events from the session outbox → backends.
+
+Inside the container, Claude Code's hooks and the `notify` command only write files into the
+session outbox (mounted from the host). Everything that needs a credential happens here, on
+the host: the container never sees a notifier secret and its firewall need not allow the
+notifier's domains.
+
+Entry points for the engine:
+- `contribute(cfg, session, spec)`: the outbox mount, and the values of `${VAR}`s that MCP
+  servers reference (Claude Code expands them inside the container).
+- `session_notifier(cfg, session)`: wrap a foreground session; yields a handle whose
+  `set_exit_code(code)` puts the container's exit code into the final messages.
+- `start_detached_watcher(cfg, session, container_name)`: for `up --detach`; a small process
+  that delivers until the container ends, then flushes and exits.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Mapping
 
-from ..model import Config
+from ..errors import ClaudeDockerError
+from ..interpolate import read_env_file, referenced_variables
+from ..model import Config, NotifierConfig
+from ..paths import CONTAINER_OUTBOX
 from ..runspec import RunSpec
 from ..session import Session
+from .delivery import LOG_FILE, Outcome, Report, SessionDelivery, holding_live_lock, is_live, stderr_report
+
+POLL_SECONDS = 1.0
+
+__all__ = [
+    "contribute",
+    "session_notifier",
+    "start_detached_watcher",
+    "flush_project",
+    "log_file",
+    "SessionNotifier",
+]
+
+
+def log_file(session: Session) -> Path:
+    """Where delivery outcomes of a session are logged (shown by `claude-docker logs`)."""
+    return session.session_dir / LOG_FILE
+
+
+# --- run spec ---------------------------------------------------------------------------------
 
 
 def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
-    """Mount the session outbox into the container."""
+    """Mount the session outbox into the container, writable by the agent uid; pass MCP env."""
+    from ..persistence import agent_ids
+
+    outbox = session.outbox_dir
+    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+    uid, gid = agent_ids(cfg, spec)
+    if os.geteuid() == 0:
+        os.chown(outbox, uid, gid)
+        outbox.chmod(0o700)
+    elif uid != os.getuid():
+        # The agent runs under another uid we cannot chown to: a sticky, shared directory
+        # still lets it add files and lets us (the owner) read and remove them.
+        outbox.chmod(0o1777)
+    spec.bind(str(outbox), CONTAINER_OUTBOX, read_only=False)
+    spec.env.update(mcp_environment(cfg))
+
+
+def mcp_environment(cfg: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Values of the `${VAR}`s that `claude.mcp_servers` reference, from the env and env file.
+
+    They stay references in mcp.json (never written resolved into a file); Claude Code expands
+    them from its environment. A notifier credential is refused here: it must never enter the
+    container, even when a config asks for it by name.
+    """
+    names: list[tuple[str, str, bool]] = []  # (server, variable, has a default)
+    for server in cfg.claude.mcp_servers:
+        values = [server.command or "", server.url or "", *server.args, *server.env.values(), *server.headers.values()]
+        for value in values:
+            for name in referenced_variables(value):
+                has_default = f"${{{name}:-" in value
+                names.append((server.name, name, has_default))
+    if not names:
+        return {}
+    environ = os.environ if environ is None else environ
+    file_values = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
+    secrets = notifier_secrets(cfg.notifier)
+    resolved: dict[str, str] = {}
+    for server, name, has_default in names:
+        value = environ.get(name, file_values.get(name))
+        if value is None:
+            if has_default:
+                continue
+            raise ClaudeDockerError(
+                f"claude.mcp_servers.{server}: variable {name} is not set",
+                f"export {name}=… or add it to your env file ({cfg.env_file or '~/.claude-docker/.env'})",
+            )
+        if value and value in secrets:
+            raise ClaudeDockerError(
+                f"claude.mcp_servers.{server}: {name} holds a notifier credential, which never enters the container",
+                "give the MCP server its own credential (e.g. a separate API key)",
+            )
+        resolved[name] = value
+    return resolved
+
+
+def notifier_secrets(notifier: NotifierConfig) -> set[str]:
+    """Every notifier value that must stay on the host."""
+    found: set[str] = set()
+    if notifier.twilio:
+        found.update(
+            v for v in (notifier.twilio.auth_token, notifier.twilio.api_key_secret) if v
+        )
+    found.update(notifier.apprise)
+    for webhook in notifier.webhooks:
+        found.add(webhook.url)
+        found.update(webhook.headers.values())
+    return {value for value in found if len(value) >= 4}
+
+
+# --- delivery around a running session ---------------------------------------------------------
+
+
+def delivery_for(cfg: Config, session: Session, report: Report = stderr_report) -> SessionDelivery:
+    return SessionDelivery(cfg.notifier, session.project, session.session_id, session.session_dir, report=report)
+
+
+class SessionNotifier:
+    """Delivers a session's outbox in a background thread; final flush on `close()`."""
+
+    def __init__(self, cfg: Config, session: Session, report: Report = stderr_report) -> None:
+        self.cfg = cfg
+        self.session = session
+        self.report = report
+        self.delivery = delivery_for(cfg, session, report)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def set_exit_code(self, exit_code: int | None) -> None:
+        self.delivery.set_exit_code(exit_code)
+
+    def start(self) -> None:
+        self.delivery.mark_started()
+        self._thread = threading.Thread(target=self._run, name="claude-docker-notify", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):  # leftovers must never break the session
+            flush_project(self.cfg, self.session.project, exclude=self.session.session_id, report=self.report)
+        while not self._stop.is_set():
+            try:
+                self.delivery.deliver()
+            except Exception as error:  # a bug must not kill the loop; the final flush retries
+                self.report(f"notify: delivery loop error: {error!r}")
+            self._stop.wait(POLL_SECONDS)
+
+    def close(self) -> Outcome:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        return self.delivery.deliver(final=True)
 
 
 @contextlib.contextmanager
-def session_notifier(cfg: Config, session: Session) -> Iterator[None]:
-    """Deliver outbox events while the session runs, and what is left when it ends."""
-    yield
+def session_notifier(cfg: Config, session: Session, report: Report = stderr_report) -> Iterator[SessionNotifier | None]:
+    """Deliver outbox events while the session runs, and what is left when it ends.
+
+    Yields a handle (or None when no notifier is configured); call `handle.set_exit_code(code)`
+    once the container has exited so `session_end`/`failure` messages can carry it.
+    """
+    if not cfg.notifier.configured:
+        yield None
+        return
+    notifier = SessionNotifier(cfg, session, report)
+    with holding_live_lock(session.session_dir):
+        notifier.start()
+        try:
+            yield notifier
+        finally:
+            notifier.close()
+
+
+# --- leftovers -----------------------------------------------------------------------------------
+
+
+def project_session_dirs(project_state_dir: Path) -> list[Path]:
+    sessions = project_state_dir / "sessions"
+    if not sessions.is_dir():
+        return []
+    return sorted(p for p in sessions.iterdir() if (p / "outbox").is_dir())
+
+
+def flush_project(
+    cfg: Config,
+    project: str,
+    exclude: str | None = None,
+    report: Report = stderr_report,
+) -> dict[str, Outcome]:
+    """Send what earlier sessions of the project left behind (not sessions still running)."""
+    from ..paths import project_state_dir
+
+    outcomes: dict[str, Outcome] = {}
+    for session_dir in project_session_dirs(project_state_dir(project)):
+        session_id = session_dir.name
+        if session_id == exclude or is_live(session_dir):
+            continue
+        if not any(True for _ in _pending(session_dir)):
+            continue
+        delivery = SessionDelivery(cfg.notifier, project, session_id, session_dir, report=report)
+        outcomes[session_id] = delivery.deliver(final=True)
+    return outcomes
+
+
+def _pending(session_dir: Path) -> list[str]:
+    from .events import pending_names
+
+    return pending_names(session_dir / "outbox")
+
+
+# --- up --detach ---------------------------------------------------------------------------------
+
+
+def start_detached_watcher(cfg: Config, session: Session, container_name: str) -> int | None:
+    """Leave a small process delivering this session's events until its container ends.
+
+    The notifier config (with its credentials) goes to the child through a pipe, never through
+    its argv, environment or a file. Returns the watcher's pid (None: nothing to deliver to).
+    Its own problems land in the session's notify.log.
+    """
+    if not cfg.notifier.configured:
+        return None
+    from .watch import notifier_to_dict
+
+    session.session_dir.mkdir(parents=True, exist_ok=True)
+    handoff = {
+        "notifier": notifier_to_dict(cfg.notifier),
+        "project": session.project,
+        "session_id": session.session_id,
+        "session_dir": str(session.session_dir),
+        "container_name": container_name,
+        "started_at": time.time(),
+    }
+    with open(session.session_dir / LOG_FILE, "a") as log:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "claude_docker.notify.watch"],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # survives the terminal that ran `up --detach`
+            close_fds=True,
+            cwd="/",
+        )
+    assert child.stdin is not None
+    child.stdin.write(json.dumps(handoff).encode())
+    child.stdin.close()
+    return child.pid
