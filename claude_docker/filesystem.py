@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 from . import paths
 from .errors import ConfigProblem
+from .loader import KeyPath, format_key_path
 from .model import Config
 from .runspec import RunSpec, TmpfsMount
 from .session import Session
@@ -35,16 +36,17 @@ ALWAYS_BLOCKED = ("/var/run/docker.sock", "/run/docker.sock")
 # config, the outbox/log dirs and the persisted login are managed by claude-docker.
 RESERVED_TARGETS = (paths.CONTAINER_ROOT, "/run/claude-docker", paths.CLAUDE_CONFIG_DIR)
 
-# Locates a key path in the config files: returns (file, line). The pipeline passes one that
-# knows the YAML positions; without it, problems point at the user's file with no line.
-Locator = Callable[[str], "tuple[str, int | None]"]
+# Locates a merged key path, e.g. ("filesystem", "mounts", 0, "source"), in the file that set it:
+# returns (file, line), or None when no file did (a default). The pipeline passes one built from
+# merge.locate; without it, problems point at the user's file with no line.
+Locator = Callable[[KeyPath], "tuple[str, int | None] | None"]
 
 
 @dataclass(frozen=True)
 class HostMount:
     """One host path the configuration asks to mount, and the key that asked for it."""
 
-    key_path: str
+    key_path: KeyPath
     source: str
     is_workspace: bool = False
 
@@ -72,14 +74,14 @@ def blocked_set(cfg: Config) -> tuple[str, ...]:
 
 def host_mounts(cfg: Config) -> Iterator[HostMount]:
     """Every host path the configuration mounts into the container."""
-    yield HostMount("workspace.path", cfg.workspace.path, is_workspace=True)
+    yield HostMount(("workspace", "path"), cfg.workspace.path, is_workspace=True)
     for index, mount in enumerate(cfg.filesystem.mounts):
-        yield HostMount(f"filesystem.mounts[{index}].source", mount.source)
+        yield HostMount(("filesystem", "mounts", index, "source"), mount.source)
     for index, dotfile in enumerate(cfg.persistence.dotfiles):
-        yield HostMount(f"persistence.dotfiles[{index}]", dotfile)
+        yield HostMount(("persistence", "dotfiles", index), dotfile)
     gitconfig = host_gitconfig(cfg)
     if gitconfig is not None:
-        yield HostMount("persistence.git_config", str(gitconfig))
+        yield HostMount(("persistence", "git_config"), str(gitconfig))
 
 
 def host_gitconfig(cfg: Config) -> Path | None:
@@ -119,9 +121,9 @@ def problems(cfg: Config, locate: Locator | None = None, home: str | None = None
     blocked_paths = blocked_set(cfg)
     found: list[ConfigProblem] = []
 
-    def report(key_path: str, message: str) -> None:
-        file, line = locate(key_path) if locate else (_default_file(cfg), None)
-        found.append(ConfigProblem(file=file, key_path=key_path, line=line, message=message))
+    def report(key_path: KeyPath, message: str) -> None:
+        file, line = (locate(key_path) if locate else None) or (_default_file(cfg), None)
+        found.append(ConfigProblem(file=file, key_path=format_key_path(key_path), line=line, message=message))
 
     for mount in host_mounts(cfg):
         for relation, blocked in conflicts(mount.source, blocked_paths, home):
@@ -129,20 +131,20 @@ def problems(cfg: Config, locate: Locator | None = None, home: str | None = None
                 continue  # masked inside the container by contribute()
             report(mount.key_path, _blocked_message(mount.source, relation, blocked))
     for index, mount in enumerate(cfg.filesystem.mounts):
-        key = f"filesystem.mounts[{index}]"
+        key = ("filesystem", "mounts", index)
         if not os.path.exists(mount.source):
-            report(f"{key}.source", f"{mount.source} does not exist on this machine; create it or fix the path")
+            report((*key, "source"), f"{mount.source} does not exist on this machine; create it or fix the path")
         for reserved in RESERVED_TARGETS:
             if is_within(mount.target, reserved) or is_within(reserved, mount.target):
                 report(
-                    f"{key}.target",
+                    (*key, "target"),
                     f"target {mount.target} overlaps {reserved}, which claude-docker manages; "
                     "pick another container path",
                 )
                 break
     for index, dotfile in enumerate(cfg.persistence.dotfiles):
         if not os.path.isfile(dotfile):
-            report(f"persistence.dotfiles[{index}]", f"{dotfile} is not a file on this machine; fix the path")
+            report(("persistence", "dotfiles", index), f"{dotfile} is not a file on this machine; fix the path")
     return found
 
 
@@ -151,14 +153,15 @@ def _default_file(cfg: Config) -> str:
 
 
 def _blocked_message(source: str, relation: str, blocked: str) -> str:
-    what = {
-        "is": f"{source} is the blocked path {blocked}",
-        "inside": f"{source} lies inside the blocked path {blocked}",
-        "contains": f"{source} contains the blocked path {blocked}",
-    }[relation]
+    if relation == "contains":
+        return (
+            f"{source} contains the blocked path {blocked}, so it cannot be mounted into the container; "
+            "mount a narrower directory that leaves it out"
+        )
+    what = "is" if relation == "is" else "lies inside"
     return (
-        f"{what}, so it cannot be mounted into the container; mount a narrower directory, "
-        f"or remove {blocked} from filesystem.blocked_paths if exposing it is intended"
+        f"{source} {what} the blocked path {blocked}, which never enters the container; "
+        "choose a path outside it (blocked paths cannot be unblocked by a profile or project file)"
     )
 
 

@@ -56,8 +56,8 @@ def test_mount_that_is_a_blocked_path_is_refused(home):
     cfg = make_config(home / "project", [str(home / ".ssh")], mounts=(Mount(str(home / ".ssh"), "/keys"),))
     assert messages(cfg, home) == [
         f"/proj/claude-docker.yaml: filesystem.mounts[0].source: {home}/.ssh is the blocked path {home}/.ssh, "
-        "so it cannot be mounted into the container; mount a narrower directory, "
-        f"or remove {home}/.ssh from filesystem.blocked_paths if exposing it is intended"
+        "which never enters the container; choose a path outside it "
+        "(blocked paths cannot be unblocked by a profile or project file)"
     ]
 
 
@@ -173,8 +173,21 @@ def test_missing_mount_source_and_reserved_target(home):
 
 def test_locator_supplies_file_and_line(home):
     cfg = make_config(home / ".ssh", [str(home / ".ssh")])
-    [problem] = filesystem.problems(cfg, locate=lambda key: ("/x/profile.yaml", 7), home=str(home))
+    seen = []
+
+    def locate(key):
+        seen.append(key)
+        return ("/x/profile.yaml", 7)
+
+    [problem] = filesystem.problems(cfg, locate=locate, home=str(home))
+    assert seen == [("workspace", "path")]
     assert problem.format().startswith("/x/profile.yaml:7: workspace.path: ")
+
+
+def test_locator_without_an_answer_falls_back_to_the_users_file(home):
+    cfg = make_config(home / ".ssh", [str(home / ".ssh")])
+    [problem] = filesystem.problems(cfg, locate=lambda key: None, home=str(home))
+    assert (problem.file, problem.line) == ("/proj/claude-docker.yaml", None)
 
 
 def test_protect_git_binds_hooks_and_config_read_only(home):
