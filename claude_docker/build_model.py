@@ -1,0 +1,203 @@
+"""The merged, validated mapping → the frozen `model.Config`, plus the checks a schema can't express.
+
+Relative host paths have already been made absolute per file (see pipeline.resolve_paths).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Callable
+
+from .errors import ConfigProblem
+from .loader import KeyPath
+from .model import (
+    ClaudeConfig,
+    CommandNotifierConfig,
+    Config,
+    FilesystemConfig,
+    GitIdentity,
+    ImageConfig,
+    McpServer,
+    Mount,
+    NetworkConfig,
+    NotifierConfig,
+    PersistenceConfig,
+    ProxyConfig,
+    ResourcesConfig,
+    TwilioConfig,
+    WebhookConfig,
+    WorkspaceConfig,
+    frozen_map,
+)
+from .paths import CONTAINER_LOG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
+
+# Container paths a mount must never cover: the runtime config (firewall script!) and system dirs.
+RESERVED_CONTAINER_PATHS = ("/", CONTAINER_ROOT, CONTAINER_OUTBOX.rsplit("/", 1)[0], CONTAINER_LOG_DIR,
+                            "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib")
+
+Report = Callable[[KeyPath, str], None]
+
+
+def _section(data: dict, name: str) -> dict:
+    value = data.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) -> Config:
+    image = _section(data, "image")
+    workspace = _section(data, "workspace")
+    filesystem = _section(data, "filesystem")
+    network = _section(data, "network")
+    persistence = _section(data, "persistence")
+    notifier = _section(data, "notifier")
+    claude = _section(data, "claude")
+    resources = _section(data, "resources")
+
+    proxy = network.get("proxy")
+    git = persistence.get("git")
+    twilio = notifier.get("twilio")
+    auth = persistence.get("auth", "project")
+    return Config(
+        source_files=source_files,
+        project_dir=project_dir,
+        version=data.get("version", 1),
+        workspace=WorkspaceConfig(
+            path=workspace.get("path", project_dir),
+            mount_path=workspace.get("mount_path", WorkspaceConfig.mount_path),
+            protect_git=workspace.get("protect_git", True),
+        ),
+        image=ImageConfig(
+            base=image.get("base", ImageConfig.base),
+            claude_code_version=image.get("claude_code_version", "latest"),
+            apt_packages=tuple(image.get("apt_packages", ())),
+            npm_packages=tuple(image.get("npm_packages", ())),
+            pip_packages=tuple(image.get("pip_packages", ())),
+            extra_ca_certificates=tuple(image.get("extra_ca_certificates", ())),
+        ),
+        filesystem=FilesystemConfig(
+            blocked_paths=tuple(filesystem.get("blocked_paths", ())),
+            mounts=tuple(
+                Mount(source=m["source"], target=m["target"], read_only=m.get("read_only", True))
+                for m in filesystem.get("mounts", ())
+            ),
+        ),
+        network=NetworkConfig(
+            firewall=network.get("firewall", True),
+            allowed_domains=tuple(network.get("allowed_domains", ())),
+            allowed_cidrs=tuple(network.get("allowed_cidrs", ())),
+            allow_host_network=network.get("allow_host_network", False),
+            proxy=ProxyConfig(
+                http=proxy.get("http"), https=proxy.get("https"), no_proxy=tuple(proxy.get("no_proxy", ()))
+            ) if isinstance(proxy, dict) else None,
+        ),
+        persistence=PersistenceConfig(
+            auth="none" if auth is False else auth,
+            import_host_login=persistence.get("import_host_login", False),
+            shell_history=persistence.get("shell_history", True),
+            npm_cache=persistence.get("npm_cache", True),
+            pip_cache=persistence.get("pip_cache", True),
+            git_config=persistence.get("git_config", True),
+            git_identity=GitIdentity(name=git.get("name"), email=git.get("email")) if isinstance(git, dict) else None,
+            dotfiles=tuple(persistence.get("dotfiles", ())),
+        ),
+        notifier=NotifierConfig(
+            on=tuple(notifier.get("on", NotifierConfig.on)),
+            min_interval_seconds=notifier.get("min_interval_seconds", 60),
+            template=notifier.get("template"),
+            twilio=TwilioConfig(
+                to=tuple(twilio["to"]),
+                from_number=twilio.get("from"),
+                messaging_service_sid=twilio.get("messaging_service_sid"),
+                account_sid=twilio.get("account_sid"),
+                auth_token=twilio.get("auth_token"),
+                api_key_sid=twilio.get("api_key_sid"),
+                api_key_secret=twilio.get("api_key_secret"),
+                api_base=twilio.get("api_base", "https://api.twilio.com"),
+            ) if isinstance(twilio, dict) else None,
+            apprise=tuple(notifier.get("apprise", ())),
+            webhooks=tuple(
+                WebhookConfig(url=w["url"], headers=frozen_map(w.get("headers"))) for w in notifier.get("webhooks", ())
+            ),
+            commands=tuple(CommandNotifierConfig(argv=tuple(argv)) for argv in notifier.get("commands", ())),
+        ),
+        claude=ClaudeConfig(
+            skip_permissions=claude.get("skip_permissions", True),
+            args=tuple(claude.get("args", ())),
+            env=frozen_map(claude.get("env")),
+            mcp_servers=tuple(
+                McpServer(
+                    name=name,
+                    type=server.get("type", "stdio"),
+                    command=server.get("command"),
+                    args=tuple(server.get("args", ())),
+                    env=frozen_map(server.get("env")),
+                    url=server.get("url"),
+                    headers=frozen_map(server.get("headers")),
+                )
+                for name, server in (claude.get("mcp_servers") or {}).items()
+            ),
+            uid=claude.get("uid"),
+            gid=claude.get("gid"),
+        ),
+        resources=ResourcesConfig(
+            memory=resources.get("memory"),
+            cpus=resources.get("cpus"),
+            gpus=resources.get("gpus"),
+            shm_size=resources.get("shm_size"),
+        ),
+        env_file=data.get("env_file"),
+    )
+
+
+def semantic_problems(data: dict, report: Report) -> None:
+    """Rules beyond the schema: real IP networks and ports, twilio credentials, safe mount targets."""
+    for index, entry in enumerate(_section(data, "network").get("allowed_cidrs", ())):
+        _check_cidr(entry, ("network", "allowed_cidrs", index), report)
+
+    twilio = _section(_section(data, "notifier"), "twilio")
+    if twilio:
+        path = ("notifier", "twilio")
+        if not twilio.get("from") and not twilio.get("messaging_service_sid"):
+            report(path, "needs 'from' (a phone number) or 'messaging_service_sid'")
+        if not twilio.get("account_sid"):
+            report(path, "needs 'account_sid' (it is part of the API URL)")
+        has_token = bool(twilio.get("auth_token"))
+        has_key = bool(twilio.get("api_key_sid")) and bool(twilio.get("api_key_secret"))
+        if not has_token and not has_key:
+            report(path, "needs 'auth_token', or 'api_key_sid' with 'api_key_secret'")
+
+    workspace = _section(data, "workspace")
+    if "mount_path" in workspace:
+        _check_target(workspace["mount_path"], ("workspace", "mount_path"), report)
+    for index, mount in enumerate(_section(data, "filesystem").get("mounts", ())):
+        if isinstance(mount, dict) and "target" in mount:
+            _check_target(mount["target"], ("filesystem", "mounts", index, "target"), report)
+
+
+def _check_cidr(entry: str, path: KeyPath, report: Report) -> None:
+    if "/" in entry:  # ADDRESS/PREFIX[:PORT]
+        address, _, rest = entry.partition("/")
+        prefix, _, port = rest.partition(":")
+        network = f"{address}/{prefix}"
+    elif entry.count(":") == 1:  # IPv4 address with a port
+        network, _, port = entry.partition(":")
+    else:
+        network, port = entry, ""
+    try:
+        ipaddress.ip_network(network, strict=False)
+    except ValueError:
+        report(path, f"{entry!r} is not a valid IP address or network (e.g. 10.0.0.0/8 or 10.1.2.3/32:443)")
+        return
+    if port and not 1 <= int(port) <= 65535:
+        report(path, f"port {port} is out of range 1-65535")
+
+
+def _check_target(target: str, path: KeyPath, report: Report) -> None:
+    normal = "/" + "/".join(part for part in target.split("/") if part not in ("", "."))
+    if ".." in normal.split("/"):
+        report(path, f"{target!r} must not contain '..'")
+        return
+    for reserved in RESERVED_CONTAINER_PATHS:
+        if normal == reserved or (reserved != "/" and normal.startswith(reserved + "/")):
+            report(path, f"{target!r} would cover {reserved}, which claude-docker or the system needs")
+            return

@@ -1,0 +1,108 @@
+"""Resolve `extends` into one base-first chain of documents.
+
+An entry is a built-in profile name (a file in `profiles/`) or a path relative to the file
+that names it. The `default` profile (what Claude Code itself needs) always comes first, so a
+file that extends only `python` still reaches api.anthropic.com. Each file appears once, at
+its first position; a cycle or a missing profile is an error that shows the chain.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable
+
+from .errors import ConfigError, ConfigProblem
+from .loader import Document, load_file
+from .resources import profiles_dir
+
+DEFAULT_PROFILE = "default"
+_BUILTIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def builtin_names() -> list[str]:
+    return sorted(path.stem for path in profiles_dir().glob("*.yaml"))
+
+
+def builtin_path(name: str) -> Path:
+    return profiles_dir() / f"{name}.yaml"
+
+
+def load_builtin(name: str) -> Document:
+    doc = load_file(builtin_path(name), display=name)
+    doc.path = f"<profile {name}>"
+    return doc
+
+
+def _extends_list(doc: Document) -> list[str]:
+    value = doc.data.get("extends", [])
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def _chain_text(trail: list[str]) -> str:
+    return " -> ".join(trail)
+
+
+class ChainResolver:
+    """Walks `extends` depth-first; `prepare` runs on every document as it is loaded."""
+
+    def __init__(self, prepare: Callable[[Document], None] | None = None) -> None:
+        self.prepare = prepare or (lambda doc: None)
+        self.ordered: list[Document] = []  # base first
+        self._done: set[str] = set()
+        self._stack: list[str] = []  # files being resolved, to spot cycles
+
+    def add_builtin(self, name: str, trail: list[str], referrer: Document | None = None, index: int = 0) -> None:
+        if not builtin_path(name).is_file():
+            self._missing(
+                f"built-in profile {name!r} does not exist", trail + [name], referrer, index,
+                f"built-in profiles: {', '.join(builtin_names())}; a path to a file must end in .yaml",
+            )
+        if f"<profile {name}>" not in self._done:
+            self._visit(load_builtin(name), trail)
+
+    def add_file(self, path: Path, trail: list[str], referrer: Document | None = None, index: int = 0) -> None:
+        resolved = path.expanduser().resolve()
+        if not resolved.is_file():
+            self._missing(
+                f"profile file {resolved} does not exist", trail + [str(resolved)], referrer, index,
+                "paths in extends are relative to the file that names them",
+            )
+        if str(resolved) not in self._done:
+            self._visit(load_file(resolved), trail)
+
+    def add_entry(self, entry: str, referrer: Document, trail: list[str], index: int) -> None:
+        if _BUILTIN_NAME.match(entry):
+            self.add_builtin(entry, trail, referrer, index)
+        else:
+            self.add_file(referrer.base_dir / Path(entry).expanduser(), trail, referrer, index)
+
+    def _missing(self, what: str, trail: list[str], referrer: Document | None, index: int, hint: str) -> None:
+        if referrer is None:
+            raise ConfigError([ConfigProblem(trail[-1], "", None, what)], hint)
+        listed = isinstance(referrer.data.get("extends"), list)
+        key = f"extends[{index}]" if listed else "extends"
+        line = referrer.line_of(("extends", index) if listed else ("extends",))
+        raise ConfigError([ConfigProblem(referrer.path, key, line, f"{what} (chain: {_chain_text(trail)})")], hint)
+
+    def _visit(self, doc: Document, trail: list[str]) -> None:
+        here = trail + [doc.display]
+        if doc.path in self._stack:
+            raise ConfigError(
+                [ConfigProblem(doc.path, "extends", doc.line_of(("extends",)),
+                               f"profiles extend each other in a cycle: {_chain_text(here)}")],
+                "remove one of the extends entries so the chain ends",
+            )
+        self.prepare(doc)
+        self._stack.append(doc.path)
+        try:
+            for index, entry in enumerate(_extends_list(doc)):
+                self.add_entry(entry, doc, here, index)
+        finally:
+            self._stack.pop()
+        self._done.add(doc.path)
+        self.ordered.append(doc)
