@@ -183,3 +183,50 @@ def test_reset_targets(cd_home, host_home):
     assert persistence.reset_targets(cfg, True, True, True) == [state / "claude", state / "history", state / "cache"]
     shared = make_config(host_home / "proj", auth="shared")
     assert persistence.reset_targets(shared, True, False, False) == [cd_home / "shared" / "claude"]
+
+
+# --- claude-docker reset ----------------------------------------------------------------------
+
+
+def _project_with_state(tmp_path: Path, cd_home: Path) -> tuple[Path, Path]:
+    from claude_docker.model import project_name_for
+
+    project = tmp_path / "proj-reset"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text("persistence:\n  auth: project\n")
+    state = cd_home / "projects" / project_name_for(str(project))
+    for sub in ("claude", "history", "cache/npm"):
+        (state / sub).mkdir(parents=True)
+        (state / sub / "f").write_text("x")
+    return project, state
+
+
+def test_reset_removes_only_what_is_asked(cd_home, tmp_path):
+    from click.testing import CliRunner
+
+    from claude_docker.cli import main
+
+    project, state = _project_with_state(tmp_path, cd_home)
+    result = CliRunner().invoke(main, ["reset", "--history", "--yes", "-f", str(project / "claude-docker.yaml")])
+    assert result.exit_code == 0, result.output
+    assert str(state / "history") in result.output
+    assert not (state / "history").exists()
+    assert (state / "claude" / "f").exists() and (state / "cache" / "npm" / "f").exists()
+
+
+def test_reset_asks_first_and_does_nothing_on_no(cd_home, tmp_path):
+    from click.testing import CliRunner
+
+    from claude_docker.cli import main
+
+    project, state = _project_with_state(tmp_path, cd_home)
+    config = str(project / "claude-docker.yaml")
+    result = CliRunner().invoke(main, ["reset", "-f", config], input="n\n")
+    assert result.exit_code == 1
+    assert "continue?" in result.output
+    assert (state / "claude").exists() and (state / "history").exists() and (state / "cache").exists()
+    result = CliRunner().invoke(main, ["reset", "-f", config], input="y\n")
+    assert result.exit_code == 0, result.output
+    assert not any((state / name).exists() for name in ("claude", "history", "cache"))
+    result = CliRunner().invoke(main, ["reset", "-f", config, "--yes"])
+    assert result.exit_code == 0 and "nothing to reset" in result.output
