@@ -29,11 +29,13 @@ from .model import (
     WorkspaceConfig,
     frozen_map,
 )
-from .paths import CONTAINER_LOG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
+from .paths import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
 
-# Container paths a mount must never cover: the runtime config (firewall script!) and system dirs.
-RESERVED_CONTAINER_PATHS = ("/", CONTAINER_ROOT, CONTAINER_OUTBOX.rsplit("/", 1)[0], CONTAINER_LOG_DIR,
-                            "/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib")
+# System directories no mount may cover (filesystem.problems guards claude-docker's own paths).
+SYSTEM_CONTAINER_PATHS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib")
+# The workspace may not cover those, nor the root or claude-docker's runtime config (firewall script).
+WORKSPACE_FORBIDDEN = ("/", CONTAINER_ROOT, CONTAINER_OUTBOX.rsplit("/", 1)[0], CLAUDE_CONFIG_DIR,
+                       *SYSTEM_CONTAINER_PATHS)
 
 Report = Callable[[KeyPath, str], None]
 
@@ -168,10 +170,10 @@ def semantic_problems(data: dict, report: Report) -> None:
 
     workspace = _section(data, "workspace")
     if "mount_path" in workspace:
-        _check_target(workspace["mount_path"], ("workspace", "mount_path"), report)
+        _check_target(workspace["mount_path"], ("workspace", "mount_path"), report, WORKSPACE_FORBIDDEN)
     for index, mount in enumerate(_section(data, "filesystem").get("mounts", ())):
         if isinstance(mount, dict) and "target" in mount:
-            _check_target(mount["target"], ("filesystem", "mounts", index, "target"), report)
+            _check_target(mount["target"], ("filesystem", "mounts", index, "target"), report, SYSTEM_CONTAINER_PATHS)
 
 
 def _check_cidr(entry: str, path: KeyPath, report: Report) -> None:
@@ -192,12 +194,12 @@ def _check_cidr(entry: str, path: KeyPath, report: Report) -> None:
         report(path, f"port {port} is out of range 1-65535")
 
 
-def _check_target(target: str, path: KeyPath, report: Report) -> None:
+def _check_target(target: str, path: KeyPath, report: Report, forbidden: tuple[str, ...]) -> None:
     normal = "/" + "/".join(part for part in target.split("/") if part not in ("", "."))
     if ".." in normal.split("/"):
         report(path, f"{target!r} must not contain '..'")
         return
-    for reserved in RESERVED_CONTAINER_PATHS:
+    for reserved in forbidden:
         if normal == reserved or (reserved != "/" and normal.startswith(reserved + "/")):
             report(path, f"{target!r} would cover {reserved}, which claude-docker or the system needs")
             return

@@ -63,7 +63,7 @@ def load_config(
                             skip=lambda error: error.validator == "required")
         )
     if problems:
-        raise ConfigError(problems, _hint(problems))
+        raise ConfigError(_ordered(problems), _hint(problems))
 
     for doc in documents:
         _resolve_paths(doc)
@@ -88,7 +88,7 @@ def load_config(
 
     semantic_problems(merged, report)
     if problems:
-        raise ConfigError(problems, _hint(problems))
+        raise ConfigError(_ordered(problems), _hint(problems))
 
     project_dir = str(project_file.parent) if project_file else str(cwd)
     source_files = tuple(_source_path(doc) for doc in documents)
@@ -98,9 +98,12 @@ def load_config(
 
     from . import filesystem
 
-    extra = list(filesystem.problems(config))
+    def locate_merged(path: KeyPath) -> tuple[str, int | None] | None:
+        return (file_of(path), line_of(path)) if locate(origins, path) else None
+
+    extra = list(filesystem.problems(config, locate_merged))
     if extra:
-        raise ConfigError(extra, _hint(extra))
+        raise ConfigError(_ordered(extra), _hint(extra))
     return LoadedConfig(config=config, merged=merged, chain=tuple(doc.display for doc in documents))
 
 
@@ -178,6 +181,13 @@ def _with_env_file(config: Config, env_file: str) -> Config:
     from dataclasses import replace
 
     return replace(config, env_file=env_file)
+
+
+def _ordered(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    """One report per problem, grouped by file, in line order."""
+    files = list(dict.fromkeys(p.file for p in problems))
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (files.index(p.file), p.line or 0, p.key_path))
 
 
 def _hint(problems: list[ConfigProblem]) -> str:

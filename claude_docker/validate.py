@@ -97,6 +97,9 @@ def describe(error) -> list[Located]:
     schema_part = error.schema if isinstance(error.schema, dict) else {}
     instance = error.instance
 
+    if "propertyNames" in error.schema_path:  # a bad key: jsonschema reports it at the parent
+        path = path + (instance,)
+        return [(path, _described(error) or f"key {instance!r} is not allowed here")]
     if kind == "additionalProperties":
         known = set(schema_part.get("properties", {}))
         return [
@@ -104,8 +107,6 @@ def describe(error) -> list[Located]:
             for key in instance
             if key not in known
         ]
-    if kind is None or schema_part is False or error.schema is False:
-        return [(path, "this key is not allowed here")]
     if kind == "required":
         missing = [key for key in error.validator_value if key not in instance]
         return [(path, f"missing required key {key!r}") for key in missing]
@@ -131,8 +132,6 @@ def describe(error) -> list[Located]:
         return [(path, f"needs at least {error.validator_value} entr{'y' if error.validator_value == 1 else 'ies'}")]
     if kind == "maxLength":
         return [(path, f"is longer than {error.validator_value} characters")]
-    if kind == "propertyNames":
-        return [(path + (instance_key,), message) for instance_key, message in _property_name_problems(error)]
     if kind in ("oneOf", "anyOf"):
         described = _described(error)
         if described:
@@ -147,16 +146,6 @@ def describe(error) -> list[Located]:
         words = " or ".join(dict.fromkeys(_expected(part) for part in expected if "type" in part))
         return [(path, f"expected {words or 'a different value'}, got {_type_name(instance)} ({_show(instance)})")]
     return [(path, f"{_show(instance)} is not allowed here ({kind})")]
-
-
-def _property_name_problems(error) -> list[tuple[str, str]]:
-    results = []
-    for sub in error.context:
-        key = sub.instance
-        results.append((key, _described(sub) or f"key {key!r} is not allowed"))
-    if not results:
-        results.append(("", "a key name is not allowed"))
-    return results
 
 
 def schema_problems(
