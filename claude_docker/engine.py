@@ -1,0 +1,369 @@
+"""The Docker engine, through the Docker SDK. The only module that imports `docker`.
+
+Everything the engine can refuse (daemon down, socket permission, pull refused, build failed,
+name clash) comes back as an EngineError with a hint, never as an SDK traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import tarfile
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import DeviceRequest, Mount
+
+from .errors import EngineError
+from .render import Artifact
+from .runspec import BindMount, TmpfsMount
+
+BUILD_TAIL_LINES = 25
+F = TypeVar("F", bound=Callable)
+
+
+def _translate(error: Exception) -> EngineError:
+    text = str(error)
+    lowered = text.lower()
+    if isinstance(error, PermissionError) or "permission denied" in lowered:
+        return EngineError(
+            f"permission denied talking to the Docker engine: {text}",
+            "add your user to the `docker` group (then log in again), or use rootless Docker / Podman via DOCKER_HOST",
+        )
+    if isinstance(error, (requests.exceptions.ConnectionError, FileNotFoundError)) or any(
+        s in lowered for s in ("connection refused", "connection aborted", "no such file or directory", "failed to establish")
+    ):
+        return EngineError(
+            f"cannot reach the Docker engine ({engine_address()})",
+            "start Docker (e.g. `sudo systemctl start docker`), or point DOCKER_HOST / `docker context use` at a running engine",
+        )
+    if isinstance(error, docker.errors.ImageNotFound) or "pull access denied" in lowered or "manifest unknown" in lowered:
+        return EngineError(
+            f"the image could not be found or pulled: {_short(text)}",
+            "check image.base; without a registry, build or `docker load` the base image locally first",
+        )
+    if isinstance(error, docker.errors.APIError) and "conflict" in lowered:
+        return EngineError(f"the engine refused: {_short(text)}", "remove the old container with `claude-docker down`")
+    return EngineError(f"the Docker engine refused: {_short(text)}", "run `claude-docker doctor` to check the engine")
+
+
+def _short(text: str) -> str:
+    return text.strip().splitlines()[-1][:500] if text.strip() else text
+
+
+def translate_errors(function: F) -> F:
+    """Turn SDK and transport exceptions into EngineError at the module boundary."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except EngineError:
+            raise
+        except (docker.errors.DockerException, requests.exceptions.RequestException, PermissionError, FileNotFoundError) as error:
+            raise _translate(error) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def engine_address() -> str:
+    return os.environ.get("DOCKER_HOST") or "the default socket / docker context"
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """Everything `create` needs, in plain data (built by runplan, consumed here)."""
+
+    name: str
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    labels: dict[str, str]
+    mounts: list[BindMount | TmpfsMount]
+    cap_add: list[str]
+    working_dir: str
+    tty: bool = False
+    stdin_open: bool = False
+    auto_remove: bool = False
+    memory: str | None = None
+    cpus: float | None = None
+    gpus: str | int | None = None
+    shm_size: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    short_id: str
+    status: str
+    created: str  # ISO timestamp from the engine
+    image: str
+    labels: dict[str, str]
+    env: dict[str, str]
+
+
+class Engine:
+    """A connected Docker client plus the handful of operations claude-docker needs."""
+
+    def __init__(self, client: "docker.DockerClient") -> None:
+        self.client = client
+        self.api = client.api
+
+    @classmethod
+    @translate_errors
+    def connect(cls) -> "Engine":
+        """Honour DOCKER_HOST, then the current `docker context`, then the default socket."""
+        client = None
+        if not os.environ.get("DOCKER_HOST"):
+            client = _client_from_context()
+        if client is None:
+            client = docker.from_env()
+        client.ping()
+        return cls(client)
+
+    @translate_errors
+    def version(self) -> dict:
+        return self.client.version()
+
+    @property
+    def base_url(self) -> str:
+        return self.api.base_url
+
+    # --- images ---------------------------------------------------------------------------
+
+    @translate_errors
+    def image_labels(self, reference: str) -> dict[str, str] | None:
+        """The image's labels, or None when it is not present locally."""
+        try:
+            attrs = self.api.inspect_image(reference)
+        except docker.errors.ImageNotFound:
+            return None
+        return dict((attrs.get("Config") or {}).get("Labels") or {})
+
+    @translate_errors
+    def image_size(self, reference: str) -> int | None:
+        try:
+            return int(self.api.inspect_image(reference)["Size"])
+        except docker.errors.ImageNotFound:
+            return None
+
+    @translate_errors
+    def build(
+        self,
+        artifacts: dict[str, Artifact],
+        *,
+        tag: str | None = None,
+        buildargs: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        on_output: Callable[[str], None] | None = None,
+        no_cache: bool = False,
+        pull: bool = False,
+    ) -> str:
+        """Build from an in-memory tar; stream each output line to `on_output`; return the image id."""
+        tail: deque[str] = deque(maxlen=BUILD_TAIL_LINES)
+        image_id = None
+        stream = self.api.build(
+            fileobj=context_tar(artifacts),
+            custom_context=True,
+            tag=tag,
+            buildargs=buildargs or {},
+            labels=labels,
+            nocache=no_cache,
+            pull=pull,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for chunk in stream:
+            if "error" in chunk:
+                message = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
+                last = "\n".join(line for line in tail if line.strip())
+                raise EngineError(
+                    f"image build failed: {message.strip()}" + (f"\n--- last build output ---\n{last}" if last else ""),
+                    "fix the `image:` section (package names, base image), or run `claude-docker build --verbose` for the full log",
+                )
+            text = chunk.get("stream") or chunk.get("status") or ""
+            for line in text.splitlines():
+                tail.append(line)
+                if on_output:
+                    on_output(line)
+            aux = chunk.get("aux") or {}
+            if "ID" in aux:
+                image_id = aux["ID"]
+        if image_id is None:
+            raise EngineError("image build finished without an image id", "run `claude-docker build --verbose`")
+        return image_id
+
+    @translate_errors
+    def read_file(self, image: str, path: str) -> str:
+        """Read one small file out of an image (no network, removed at once)."""
+        output = self.client.containers.run(
+            image, entrypoint=["cat", path], network_disabled=True, remove=True, stdout=True, stderr=False
+        )
+        return output.decode(errors="replace")
+
+    def label_image(self, tag: str, labels: dict[str, str]) -> None:
+        """Add labels to the image `tag` (a layer-less build on top of it, re-using the tag)."""
+        self.build({"Dockerfile": Artifact(f"FROM {tag}\n".encode())}, tag=tag, labels=labels)
+
+    @translate_errors
+    def remove_image(self, reference: str) -> None:
+        try:
+            self.api.remove_image(reference, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+    # --- containers -----------------------------------------------------------------------
+
+    @translate_errors
+    def create(self, plan: ContainerPlan):
+        kwargs: dict = dict(
+            image=plan.image,
+            command=plan.command,
+            name=plan.name,
+            labels=plan.labels,
+            environment=plan.env,
+            mounts=[_mount(m) for m in plan.mounts],
+            cap_drop=["ALL"],
+            cap_add=sorted(plan.cap_add),
+            security_opt=["no-new-privileges"],
+            working_dir=plan.working_dir,
+            tty=plan.tty,
+            stdin_open=plan.stdin_open,
+            init=True,  # reap the zombies of the agent's tool processes
+            auto_remove=plan.auto_remove,
+            detach=True,
+        )
+        if plan.memory:
+            kwargs["mem_limit"] = plan.memory
+        if plan.cpus:
+            kwargs["nano_cpus"] = int(plan.cpus * 1e9)
+        if plan.shm_size:
+            kwargs["shm_size"] = plan.shm_size
+        if plan.gpus is not None:
+            count = -1 if str(plan.gpus) == "all" else int(plan.gpus)
+            kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+        return self.client.containers.create(**kwargs)
+
+    @translate_errors
+    def start(self, container) -> None:
+        container.start()
+
+    @translate_errors
+    def stream_output(self, container) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """(stdout, stderr) chunks from the container's start until it exits."""
+        yield from self.api.attach(container.id, stream=True, logs=True, demux=True)
+
+    @translate_errors
+    def wait(self, container) -> int:
+        return int(container.wait().get("StatusCode", 1))
+
+    @translate_errors
+    def stop(self, container, timeout: int = 10) -> None:
+        try:
+            container.stop(timeout=timeout)
+        except docker.errors.NotFound:
+            pass
+
+    @translate_errors
+    def remove(self, container, force: bool = True) -> None:
+        try:
+            container.remove(force=force)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as error:
+            if "already in progress" not in str(error):
+                raise
+
+    @translate_errors
+    def get(self, name: str):
+        try:
+            return self.client.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+
+    @translate_errors
+    def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        infos = []
+        for container in self.client.containers.list(all=True, filters=filters):
+            attrs = container.attrs
+            config = attrs.get("Config") or {}
+            env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+            infos.append(
+                ContainerInfo(
+                    name=container.name,
+                    short_id=container.short_id,
+                    status=container.status,
+                    created=attrs.get("Created", ""),
+                    image=config.get("Image", ""),
+                    labels=dict(config.get("Labels") or {}),
+                    env=env,
+                )
+            )
+        return sorted(infos, key=lambda info: info.created)
+
+    @translate_errors
+    def logs(self, container, follow: bool = False) -> Iterator[bytes]:
+        if follow:
+            yield from container.logs(stream=True, follow=True)
+        else:
+            yield container.logs()
+
+    @translate_errors
+    def exec(self, container, argv: list[str], environment: dict[str, str] | None = None, workdir: str | None = None) -> tuple[int, bytes]:
+        result = container.exec_run(argv, environment=environment, workdir=workdir, demux=False)
+        return int(result.exit_code), result.output or b""
+
+    @translate_errors
+    def disk_free(self) -> dict:
+        return self.api.df()
+
+
+def _client_from_context():
+    """A client for the current `docker context`, or None for the default one."""
+    try:
+        from docker.context import ContextAPI
+
+        context = ContextAPI.get_current_context()
+    except Exception:  # a broken ~/.docker/config.json must not stop us: fall back to defaults
+        return None
+    if context is None or context.name == "default" or not context.Host:
+        return None
+    return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False)
+
+
+def _mount(mount: BindMount | TmpfsMount) -> Mount:
+    if isinstance(mount, TmpfsMount):
+        return Mount(target=mount.target, source=None, type="tmpfs", read_only=mount.read_only, tmpfs_size=mount.size)
+    return Mount(target=mount.target, source=mount.source, type="bind", read_only=mount.read_only)
+
+
+def context_tar(artifacts: dict[str, Artifact]) -> io.BytesIO:
+    """An uncompressed tar of the build context, with fixed owners and times (reproducible)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        directories: set[str] = set()
+        for name in sorted(artifacts):
+            parts = name.split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                directory = "/".join(parts[:depth])
+                if directory not in directories:
+                    directories.add(directory)
+                    info = tarfile.TarInfo(directory)
+                    info.type = tarfile.DIRTYPE
+                    info.mode = 0o755
+                    tar.addfile(info)
+            artifact = artifacts[name]
+            info = tarfile.TarInfo(name)
+            info.size = len(artifact.content)
+            info.mode = artifact.mode
+            tar.addfile(info, io.BytesIO(artifact.content))
+    buffer.seek(0)
+    return buffer
