@@ -1,7 +1,330 @@
-"""Commands for this area (not written yet)."""
+"""Config commands: validate, config, render, schema, init, profiles, completion.
+
+Heavy imports (jsonschema, jinja2, docker) happen inside the commands that need them, so
+`claude-docker --help` and `validate` stay fast.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import sys
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from ..errors import ClaudeDockerError, ConfigError
+from .options import file_option
+
+MASK = "********"
+_SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|PASS|KEY|AUTH|CREDENTIAL|COOKIE|SESSION)", re.I)
+_VAR_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")
+
+
+# --- validate --------------------------------------------------------------------------------
+
+
+@click.command()
+@file_option
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object with `valid`, `chain` and `problems` (for editors and CI).",
+)
+def validate(config_file: str | None, output_format: str) -> None:
+    """Check the configuration and show its profile chain.
+
+    Every problem is reported at once, each with file, line and key path. Exit code 0 when
+    valid, 1 otherwise.
+
+    \b
+    Examples:
+      claude-docker validate
+      claude-docker validate -f ci/claude-docker.yaml --format json
+    """
+    from ..pipeline import load_config
+
+    try:
+        loaded = load_config(config_file)
+    except ConfigError as error:
+        if output_format != "json":
+            raise
+        problems = [
+            {"file": p.file, "key_path": p.key_path, "line": p.line, "message": p.message} for p in error.problems
+        ]
+        click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
+        sys.exit(1)
+    if output_format == "json":
+        click.echo(json.dumps({"valid": True, "chain": list(loaded.chain), "problems": []}, indent=2))
+        return
+    from ..paths import user_config_file
+
+    last = loaded.chain[-1]
+    if "/" in last and Path(last) != user_config_file().resolve():
+        click.echo(f"{last} is valid")
+    else:
+        click.echo("no claude-docker.yaml found here or above; the defaults are valid")
+    click.echo(f"profile chain: {' -> '.join(loaded.chain)}")
+
+
+# --- config ----------------------------------------------------------------------------------
+
+
+@click.command("config")
+@file_option
+@click.option("--show-secrets", is_flag=True, help="Print secret values instead of masking them.")
+def show_config(config_file: str | None, show_secrets: bool) -> None:
+    """Print the merged, interpolated configuration as YAML, secrets masked.
+
+    This is what the sandbox is built from: every profile in the chain merged, ${VAR}
+    references filled in, relative paths made absolute.
+
+    \b
+    Examples:
+      claude-docker config
+      claude-docker config -f other.yaml > merged.yaml
+    """
+    import yaml
+
+    from ..pipeline import load_config
+
+    loaded = load_config(config_file)
+    document = loaded.merged if show_secrets else mask_secrets(loaded.merged)
+    click.echo(f"# profile chain: {' -> '.join(loaded.chain)}")
+    click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False), nl=False)
+
+
+def _mask_url(url: str) -> str:
+    """Keep the scheme and host, hide credentials, path and query (webhook URLs are secrets)."""
+    match = re.match(r"^([a-z][a-z0-9+.-]*://)(?:[^@/]*@)?([^/?#]*)", url)
+    if not match:
+        return MASK
+    return f"{match.group(1)}{match.group(2)}/{MASK}"
+
+
+def _mask_unless_reference(value: object) -> object:
+    return value if isinstance(value, str) and _VAR_REFERENCE.search(value) else MASK
+
+
+def mask_secrets(document: dict) -> dict:
+    """A copy of the merged document with every secret value replaced by a mask."""
+    import copy
+
+    data = copy.deepcopy(document)
+    notifier = data.get("notifier") or {}
+    twilio = notifier.get("twilio") or {}
+    for key in ("auth_token", "api_key_secret"):
+        if key in twilio:
+            twilio[key] = MASK
+    if "apprise" in notifier:
+        notifier["apprise"] = [_mask_url(url) for url in notifier["apprise"]]
+    for hook in notifier.get("webhooks") or []:
+        hook["url"] = _mask_url(hook["url"])
+        hook["headers"] = {name: MASK for name in hook.get("headers") or {}}
+    proxy = (data.get("network") or {}).get("proxy") or {}
+    for key in ("http", "https"):
+        if key in proxy and "@" in proxy[key]:
+            proxy[key] = re.sub(r"://[^@/]*@", f"://{MASK}@", proxy[key])
+    claude = data.get("claude") or {}
+    env = claude.get("env") or {}
+    for name in env:
+        if _SECRET_NAME.search(name):
+            env[name] = MASK
+    for server in (claude.get("mcp_servers") or {}).values():
+        for section in ("env", "headers"):
+            values = server.get(section) or {}
+            for name in values:
+                values[name] = _mask_unless_reference(values[name])
+    return data
+
+
+# --- render ----------------------------------------------------------------------------------
+
+
+@click.command()
+@file_option
+@click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write into (created if missing).",
+)
+def render(config_file: str | None, output_dir: Path) -> None:
+    """Write the rendered container files to a directory, for review.
+
+    The image's build context (Dockerfile, entrypoint, helpers) and the per-session runtime
+    files (init-firewall.sh, dnsmasq.conf, mcp.json, settings.json) land side by side. Same
+    input, same bytes.
+
+    \b
+    Examples:
+      claude-docker render -o rendered/
+      claude-docker render -f strict.yaml -o /tmp/out && shellcheck /tmp/out/*.sh
+    """
+    from ..pipeline import load_config
+    from ..render import render_build_context, render_runtime, write_artifacts
+    from ..session import Session
+
+    cfg = load_config(config_file).config
+    artifacts = dict(render_build_context(cfg))
+    for name, artifact in render_runtime(cfg, Session(cfg.project_name, "render")).items():
+        if name in artifacts and artifacts[name] != artifact:
+            raise ClaudeDockerError(f"two rendered files are both named {name!r}")
+        artifacts[name] = artifact
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for path in write_artifacts(dict(sorted(artifacts.items())), output_dir):
+        click.echo(str(path))
+
+
+# --- schema ----------------------------------------------------------------------------------
+
+
+@click.command()
+def schema() -> None:
+    """Print the JSON Schema of claude-docker.yaml (draft 2020-12).
+
+    Editors use it for completion and checks: put
+    `# yaml-language-server: $schema=PATH` at the top of the file.
+
+    \b
+    Examples:
+      claude-docker schema > claude-docker.schema.json
+    """
+    from ..resources import schema_path
+
+    click.echo(schema_path().read_text(encoding="utf-8"), nl=False)
+
+
+# --- init ------------------------------------------------------------------------------------
+
+STARTER = """\
+# claude-docker.yaml: the sandbox Claude Code runs in. `claude-docker validate` checks it,
+# `claude-docker config` shows it merged with its profiles, `claude-docker up` starts it.
+# Every file builds on the built-in `default` profile (Claude Code's own domains and the
+# host paths that are never mounted); see `claude-docker profiles`.
+version: 1
+{extends}
+image:
+  base: node:22-bookworm-slim      # any image; plain Debian works too
+  claude_code_version: latest      # or a pinned version such as "2.1.32"
+  apt_packages: []                 # e.g. [ripgrep, jq]
+  # extra_ca_certificates: [/etc/ssl/certs/corp-ca.pem]   # trusted at build and run time
+
+workspace:
+  path: .                          # mounted read-write; relative to this file
+  mount_path: /workspace
+
+filesystem:
+  blocked_paths: []                # added to the default list; inherited ones always stay
+  mounts: []                       # e.g. [{{source: ~/datasets, target: /data, read_only: true}}]
+
+network:
+  firewall: true                   # only allowed_domains (and their subdomains) are reachable
+  allowed_domains: []              # e.g. [github.com, "*.githubusercontent.com"]
+
+persistence:
+  auth: project                    # project | shared | false: where the login is kept
+  shell_history: true
+
+# notifier:                        # who hears when the agent stops or needs you
+#   on: [stop, notification, failure]
+#   twilio:
+#     account_sid: ${{TWILIO_ACCOUNT_SID}}
+#     auth_token: ${{TWILIO_AUTH_TOKEN}}
+#     from: "+15005550006"
+#     to: ["+15551234567"]
+
+claude:
+  args: []                         # extra arguments for `claude`, e.g. ["--model", "opus"]
+  # mcp_servers:
+  #   docs: {{command: npx, args: ["-y", "some-mcp-server"], env: {{TOKEN: "${{DOCS_TOKEN}}"}}}}
+
+# resources: {{memory: 8g, cpus: 2}}
+# env_file: ~/.claude-docker/.env  # values for ${{VAR}} references
+"""
+
+
+def starter_text(profile: str | None) -> str:
+    extends = f"extends: [{profile}]" if profile else "# extends: [python, github]    # built-in profiles or paths to YAML files"
+    return STARTER.format(extends=extends)
+
+
+@click.command()
+@click.option("--profile", "profile", default=None, metavar="NAME", help="Built-in profile to extend (see `claude-docker profiles`).")
+@click.option("-f", "--file", "target", default="claude-docker.yaml", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="Where to write the file.")
+def init(profile: str | None, target: Path) -> None:
+    """Write a commented starter claude-docker.yaml (never overwrites).
+
+    \b
+    Examples:
+      claude-docker init
+      claude-docker init --profile python
+    """
+    from ..profiles import builtin_names
+
+    if profile is not None and profile not in builtin_names():
+        raise ClaudeDockerError(
+            f"there is no built-in profile {profile!r}",
+            f"choose one of: {', '.join(builtin_names())}",
+        )
+    if target.exists():
+        raise ClaudeDockerError(f"{target} already exists; not overwriting it", "edit it, or remove it first")
+    try:
+        target.write_text(starter_text(profile), encoding="utf-8")
+    except OSError as error:
+        raise ClaudeDockerError(f"cannot write {target}: {error.strerror}") from None
+    click.echo(f"wrote {target}; check it with `claude-docker validate`")
+
+
+# --- profiles --------------------------------------------------------------------------------
+
+
+@click.command("profiles")
+def list_profiles() -> None:
+    """List the built-in profiles, one per line.
+
+    Use them in `extends:`; `default` is always applied first.
+
+    \b
+    Examples:
+      claude-docker profiles
+    """
+    import yaml
+
+    from ..profiles import builtin_names, builtin_path
+
+    names = builtin_names()
+    width = max(len(name) for name in names)
+    for name in names:
+        data = yaml.safe_load(builtin_path(name).read_text(encoding="utf-8")) or {}
+        click.echo(f"{name:<{width}}  {data.get('description', '')}".rstrip())
+
+
+# --- completion ------------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print the shell completion script.
+
+    \b
+    Examples:
+      eval "$(claude-docker completion bash)"      # in ~/.bashrc
+      claude-docker completion fish > ~/.config/fish/completions/claude-docker.fish
+    """
+    from click.shell_completion import get_completion_class
+
+    from ..cli import main
+
+    completer = get_completion_class(shell)(main, {}, "claude-docker", "_CLAUDE_DOCKER_COMPLETE")
+    click.echo(completer.source())
+
+
+COMMANDS: list[click.Command] = [validate, show_config, render, schema, init, list_profiles, completion]
