@@ -1,15 +1,270 @@
-"""The egress firewall: runtime artifacts (init-firewall.sh, dnsmasq.conf) and run-time needs."""
+"""The egress firewall: runtime artifacts (init-firewall.sh, dnsmasq config) and run-time needs.
+
+DNS is the gate. A dnsmasq inside the container is the only resolver the agent can reach; it
+forwards only allowlisted names and adds every address it resolves for them to an ipset before
+answering, so wildcards and CDN address changes work without a restart. The packet filter then
+admits only that ipset, the allowed CIDRs and loopback. Refused names are logged by dnsmasq to
+the session's log dir, which `claude-docker blocked` reads back (see `read_blocked`).
+"""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable
+
+from . import paths
+from .errors import FirewallError
 from .model import Config
+from .render import Artifact, render_template
 from .runspec import RunSpec
 from .session import Session
 
+SCRIPT = "init-firewall.sh"
+DNSMASQ_CONF = "dnsmasq.conf"
+DNSMASQ_SERVERS = "dnsmasq-servers.tmpl"  # server= lines; the script fills in the upstream(s)
+DNS_LOG_NAME = "dns.log"  # inside the session log dir
+UPSTREAM_PLACEHOLDER = "@UPSTREAM@"
+SELFTEST_REFUSED = "claude-docker-selftest.invalid"  # must be refused; not shown as blocked
 
-def runtime_artifacts(cfg: Config, session: Session) -> dict:
-    return {}
+# Capabilities the entrypoint's root phase needs for the firewall (the agent never has any):
+# iptables/ipset (NET_ADMIN, NET_RAW), dnsmasq binding port 53 and dropping to its own user,
+# and handing the log dir to root so the agent (same uid as the host user) cannot rewrite it.
+CAPABILITIES = frozenset({"NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"})
+ENV_FLAG = "CLAUDE_DOCKER_FIREWALL"
+ENV_HOST_ADDRESSES = "CLAUDE_DOCKER_HOST_ADDRESSES"
+DISABLED_WARNING = (
+    "network.firewall is false: the agent can reach any address on the network, "
+    "including your LAN and cloud metadata services"
+)
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")
+
+
+@dataclass(frozen=True)
+class DnsPlan:
+    """What dnsmasq forwards (`forward`), refuses below a forwarded name (`local`) and tracks."""
+
+    forward: tuple[str, ...]  # dnsmasq domain patterns: "example.com" or "*.example.com"
+    local: tuple[str, ...]  # "*.example.com": subdomains of an exact-only name, answered NXDOMAIN
+    ipset_zones: tuple[str, ...]  # zones whose resolved addresses enter the allow set
+
+
+def normalise_domain(entry: str) -> str:
+    name = entry.strip().lower().rstrip(".")
+    if len(name) > 253 or not _DOMAIN.match(name):
+        raise FirewallError(
+            f"network.allowed_domains: {entry!r} is not a domain name",
+            "use letters, digits, '-' and '.', optionally starting with '*.' (e.g. github.com, *.githubusercontent.com)",
+        )
+    return name
+
+
+def plan_dns(domains: Iterable[str]) -> DnsPlan:
+    """Turn the allowlist into dnsmasq patterns with exact names kept exact.
+
+    dnsmasq's `/example.com/` also matches every subdomain, so an exact name gets a
+    `local=/*.example.com/` refusal below it, unless a wildcard already allows those.
+    An exact name under an allowed wildcard is covered by it and adds nothing.
+    """
+    names = sorted({normalise_domain(d) for d in domains})
+    wildcards = {n[2:] for n in names if n.startswith("*.")}
+    exact = [n for n in names if not n.startswith("*.")]
+
+    def under_wildcard(name: str) -> bool:
+        return any(name.endswith("." + zone) for zone in wildcards)
+
+    forward: list[str] = []
+    local: list[str] = []
+    zones: list[str] = []
+    for zone in sorted(wildcards):
+        if under_wildcard(zone):
+            continue  # *.a.example.com inside *.example.com
+        forward.append(f"*.{zone}")
+        zones.append(zone)
+    for name in exact:
+        if under_wildcard(name):
+            continue
+        forward.append(name)
+        if name not in wildcards:
+            local.append(f"*.{name}")
+            zones.append(name)
+    return DnsPlan(tuple(forward), tuple(local), tuple(sorted(set(zones))))
+
+
+@dataclass(frozen=True)
+class CidrPlan:
+    networks: tuple[str, ...]  # "10.0.0.0/8"
+    network_ports: tuple[str, ...]  # "10.0.0.0/8,tcp:443" (hash:net,port entries)
+
+
+def plan_cidrs(entries: Iterable[str]) -> CidrPlan:
+    """Parse `ADDRESS[/PREFIX][:PORT]`; a port allows TCP and UDP to it."""
+    networks: list[str] = []
+    network_ports: list[str] = []
+    for entry in entries:
+        text = entry.strip()
+        address, port = text, ""
+        if text.count(":") == 1:  # IPv4 with a port; IPv6 has several colons
+            address, _, port = text.partition(":")
+        try:
+            network = ipaddress.ip_network(address, strict=False)
+        except ValueError:
+            raise FirewallError(
+                f"network.allowed_cidrs: {entry!r} is not an IP address or network",
+                "write e.g. 10.0.0.0/8 or 10.1.2.3/32:443",
+            ) from None
+        if network.version != 4:
+            raise FirewallError(
+                f"network.allowed_cidrs: {entry!r} is IPv6, but the firewall closes IPv6 entirely",
+                "allow the service's IPv4 network instead",
+            )
+        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise FirewallError(f"network.allowed_cidrs: port in {entry!r} is not 1-65535", "e.g. 10.1.2.3/32:443")
+        if port:
+            network_ports += [f"{network},tcp:{int(port)}", f"{network},udp:{int(port)}"]
+        else:
+            networks.append(str(network))
+    return CidrPlan(tuple(dict.fromkeys(networks)), tuple(dict.fromkeys(network_ports)))
+
+
+def selftest_name(forward: Iterable[str]) -> str:
+    """An exact allowlisted name the script resolves to prove the allow path works ("" = none)."""
+    exact = [p for p in forward if not p.startswith("*.")]
+    if "api.anthropic.com" in exact:  # the one name every session needs anyway
+        return "api.anthropic.com"
+    return exact[0] if exact else ""
+
+
+def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
+    if not cfg.network.firewall:
+        return {}
+    dns = plan_dns(cfg.network.allowed_domains)
+    cidrs = plan_cidrs(cfg.network.allowed_cidrs)
+    context = dict(
+        dns=dns,
+        cidrs=cidrs,
+        allow_host_network=cfg.network.allow_host_network,
+        selftest_name=selftest_name(dns.forward),
+        runtime_dir=paths.CONTAINER_RUNTIME,
+        log_dir=paths.CONTAINER_LOG_DIR,
+        dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
+        state_dir=FIREWALL_STATE_DIR,
+        dnsmasq_conf=DNSMASQ_CONF,
+        servers_template=DNSMASQ_SERVERS,
+        upstream_placeholder=UPSTREAM_PLACEHOLDER,
+        selftest_refused=SELFTEST_REFUSED,
+    )
+    servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in dns.forward)
+    return {
+        SCRIPT: Artifact(render_template("init-firewall.sh.j2", **context).encode(), 0o755),
+        DNSMASQ_CONF: Artifact(render_template("dnsmasq.conf.j2", **context).encode()),
+        DNSMASQ_SERVERS: Artifact(servers.encode()),
+    }
+
+
+FIREWALL_STATE_DIR = "/run/claude-docker-firewall"  # in-container, root-owned: pid, servers file
 
 
 def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     """Capabilities, env and the log mount the firewall needs."""
+    if not cfg.network.firewall:
+        spec.env[ENV_FLAG] = "0"
+        spec.warnings.append(DISABLED_WARNING)
+        return
+    spec.env[ENV_FLAG] = "1"
+    spec.cap_add |= CAPABILITIES
+    if not cfg.network.allow_host_network:
+        addresses = host_addresses()
+        if addresses:
+            spec.env[ENV_HOST_ADDRESSES] = " ".join(addresses)
+    session.log_dir.mkdir(parents=True, exist_ok=True)
+    spec.bind(str(session.log_dir), paths.CONTAINER_LOG_DIR, read_only=False)
+
+
+def host_addresses(fib_trie: Path = Path("/proc/net/fib_trie")) -> list[str]:
+    """This host's own IPv4 addresses (besides loopback), which the container must not reach.
+
+    The bridge gateway is found inside the container; the host's other addresses are only
+    visible here. Read from the kernel's routing trie, so no extra dependency is needed.
+    """
+    try:
+        lines = fib_trie.read_text().splitlines()
+    except OSError:
+        return []
+    found: list[str] = []
+    previous = ""
+    for line in lines:
+        if "/32 host LOCAL" in line:
+            address = previous.strip().lstrip("|-+` ").strip()
+            try:
+                ip = ipaddress.IPv4Address(address)
+            except ValueError:
+                continue
+            if not ip.is_loopback and str(ip) not in found:
+                found.append(str(ip))
+        previous = line
+    return found
+
+
+# --- the blocked-names log ------------------------------------------------------------------
+
+_BLOCKED_LINE = re.compile(r"^(?P<stamp>\w{3} +\d+ \d\d:\d\d:\d\d) dnsmasq\[\d+\]: config (?P<name>\S+) is NXDOMAIN$")
+
+
+@dataclass(frozen=True)
+class BlockedName:
+    name: str
+    first: datetime
+    last: datetime
+    count: int
+
+
+def parse_blocked(lines: Iterable[str], now: datetime | None = None) -> list[BlockedName]:
+    """Names dnsmasq refused, in order of last refusal, from its `log-queries` output.
+
+    dnsmasq stamps lines without a year; a stamp later than `now` belongs to last year.
+    """
+    now = now or datetime.now()
+    seen: dict[str, BlockedName] = {}
+    for line in lines:
+        match = _BLOCKED_LINE.match(line.rstrip("\n"))
+        if not match:
+            continue
+        try:
+            stamp = datetime.strptime(f"{now.year} {match['stamp']}", "%Y %b %d %H:%M:%S")
+        except ValueError:
+            continue
+        if stamp > now and (stamp - now).days > 1:
+            stamp = stamp.replace(year=now.year - 1)
+        name = match["name"].lower()
+        if name == SELFTEST_REFUSED:
+            continue
+        old = seen.pop(name, None)
+        if old is None:
+            seen[name] = BlockedName(name, stamp, stamp, 1)
+        else:
+            seen[name] = BlockedName(name, old.first, stamp, old.count + 1)
+    return list(seen.values())
+
+
+def read_blocked(log_file: Path, now: datetime | None = None) -> list[BlockedName]:
+    try:
+        with log_file.open(encoding="utf-8", errors="replace") as handle:
+            return parse_blocked(handle, now)
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise FirewallError(f"cannot read {log_file}: {error.strerror}", "check the file's permissions") from None
+
+
+def suggest_yaml(names: Iterable[str]) -> str:
+    """The `network.allowed_domains` lines that would allow these names (reverse lookups skipped)."""
+    wanted = [n for n in dict.fromkeys(names) if "." in n and not n.endswith(".arpa") and _DOMAIN.match(n)]
+    if not wanted:
+        return ""
+    return "network:\n  allowed_domains:\n" + "".join(f"    - {n}\n" for n in wanted)
