@@ -56,12 +56,16 @@ def load_config(
 
     problems: list[ConfigProblem] = []
     for doc in documents:
-        problems.extend(interpolate_document(doc, variables))
-    for doc in documents:
-        problems.extend(
-            schema_problems(doc.data, lambda path, doc=doc: doc.path, doc.line_of,
-                            skip=lambda error: error.validator == "required")
-        )
+        unresolved = interpolate_document(doc, variables)
+        problems.extend(unresolved)
+        failed = {problem.key_path for problem in unresolved}
+
+        def skip(error, failed=failed) -> bool:
+            # Required keys may come from another file; a value that failed to interpolate is
+            # already reported.
+            return error.validator == "required" or format_key_path(tuple(error.absolute_path)) in failed
+
+        problems.extend(schema_problems(doc.data, lambda path, doc=doc: doc.path, doc.line_of, skip=skip))
     if problems:
         raise ConfigError(_ordered(problems), _hint(problems))
 
