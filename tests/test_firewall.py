@@ -1,0 +1,249 @@
+"""Firewall planning, rendering and the blocked-names log, without a Docker engine."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from datetime import datetime
+
+import pytest
+from click.testing import CliRunner
+
+from claude_docker import firewall, paths
+from claude_docker.cli import main
+from claude_docker.errors import FirewallError
+from claude_docker.model import Config, NetworkConfig, WorkspaceConfig
+from claude_docker.runspec import RunSpec
+from claude_docker.session import Session
+
+
+def make_config(tmp_path, **network) -> Config:
+    return Config(
+        source_files=(),
+        project_dir=str(tmp_path),
+        workspace=WorkspaceConfig(path=str(tmp_path)),
+        network=NetworkConfig(**network),
+    )
+
+
+# --- DNS plan ---------------------------------------------------------------------------------
+
+
+def test_exact_name_forwards_only_itself():
+    plan = firewall.plan_dns(["Example.COM."])
+    assert plan.forward == ("example.com",)
+    assert plan.local == ("*.example.com",)  # subdomains refused: exact means exact
+    assert plan.ipset_zones == ("example.com",)
+
+
+def test_wildcard_forwards_subdomains_but_not_the_apex():
+    plan = firewall.plan_dns(["*.example.com"])
+    assert plan.forward == ("*.example.com",)
+    assert "example.com" not in plan.forward
+    assert plan.local == ()
+
+
+def test_apex_and_wildcard_together_forward_both_without_refusing_subdomains():
+    plan = firewall.plan_dns(["example.com", "*.example.com"])
+    assert set(plan.forward) == {"example.com", "*.example.com"}
+    assert plan.local == ()
+
+
+def test_names_under_a_wildcard_add_nothing():
+    plan = firewall.plan_dns(["*.example.com", "a.example.com", "*.b.example.com"])
+    assert plan.forward == ("*.example.com",)
+    assert plan.local == ()
+
+
+def test_nested_exact_names_both_stay_exact():
+    plan = firewall.plan_dns(["example.com", "a.example.com"])
+    assert plan.forward == ("a.example.com", "example.com")
+    assert plan.local == ("*.a.example.com", "*.example.com")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["exa mple.com", "example.com\nserver=/#/8.8.8.8", "$(id).com", "*.*.example.com", "-a.com", "a..com", "x" * 254],
+)
+def test_hostile_or_malformed_domains_are_refused(bad):
+    with pytest.raises(FirewallError) as caught:
+        firewall.plan_dns([bad])
+    assert "is not a domain name" in caught.value.message
+    assert caught.value.hint
+
+
+# --- CIDRs ------------------------------------------------------------------------------------
+
+
+def test_cidrs_with_and_without_port():
+    plan = firewall.plan_cidrs(["10.0.0.0/8", "192.0.2.7", "10.1.2.3/32:443", "10.0.0.0/8"])
+    assert plan.networks == ("10.0.0.0/8", "192.0.2.7/32")
+    assert plan.network_ports == ("10.1.2.3/32,tcp:443", "10.1.2.3/32,udp:443")
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [("10.0.0.0/33", "not an IP address"), ("fd00::/8", "IPv6"), ("10.0.0.1:0", "1-65535"), ("1.2.3.4;rm", "not an IP")],
+)
+def test_bad_cidrs_are_refused(bad, words):
+    with pytest.raises(FirewallError) as caught:
+        firewall.plan_cidrs([bad])
+    assert words in caught.value.message
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def test_runtime_artifacts_render_the_allowlist(tmp_path):
+    cfg = make_config(
+        tmp_path, allowed_domains=("api.anthropic.com", "*.github.com", "pypi.org"), allowed_cidrs=("10.9.0.0/16", "10.8.0.1:22")
+    )
+    artifacts = firewall.runtime_artifacts(cfg, Session("p", "s"))
+    assert set(artifacts) == {"init-firewall.sh", "dnsmasq.conf", "dnsmasq-servers.tmpl"}
+    assert artifacts["init-firewall.sh"].mode == 0o755
+    conf = artifacts["dnsmasq.conf"].content.decode()
+    assert "local=/#/" in conf.splitlines()
+    assert "local=/*.pypi.org/" in conf.splitlines()
+    assert "ipset=/github.com/cd-dns" in conf.splitlines()
+    servers = artifacts["dnsmasq-servers.tmpl"].content.decode().splitlines()
+    assert servers == ["server=/*.github.com/@UPSTREAM@", "server=/api.anthropic.com/@UPSTREAM@", "server=/pypi.org/@UPSTREAM@"]
+    script = artifacts["init-firewall.sh"].content.decode()
+    assert "add cd-net 10.9.0.0/16" in script
+    assert "add cd-netport 10.8.0.1/32,tcp:22" in script
+    assert "readonly SELFTEST_NAME=api.anthropic.com" in script
+    assert "readonly ALLOW_HOST_NETWORK=0" in script
+    assert "*nat" not in script and "-t nat" not in script  # Docker's embedded DNS lives there
+
+
+def test_no_artifacts_when_the_firewall_is_off(tmp_path):
+    assert firewall.runtime_artifacts(make_config(tmp_path, firewall=False), Session("p", "s")) == {}
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@pytest.mark.parametrize("host_network", [False, True])
+def test_rendered_script_passes_shellcheck(tmp_path, host_network):
+    cfg = make_config(
+        tmp_path,
+        allowed_domains=("example.com", "*.example.org"),
+        allowed_cidrs=("10.0.0.0/8:443",),
+        allow_host_network=host_network,
+    )
+    script = tmp_path / "init-firewall.sh"
+    script.write_bytes(firewall.runtime_artifacts(cfg, Session("p", "s"))["init-firewall.sh"].content)
+    result = subprocess.run(["shellcheck", "--severity=style", str(script)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+# --- run-time needs ---------------------------------------------------------------------------
+
+
+def test_contribute_adds_caps_env_and_the_log_mount(tmp_path, cd_home):
+    session = Session("proj", "abcd1234")
+    spec = RunSpec()
+    firewall.contribute(make_config(tmp_path, allowed_domains=("example.com",)), session, spec)
+    assert spec.env["CLAUDE_DOCKER_FIREWALL"] == "1"
+    assert {"NET_ADMIN", "NET_RAW"} <= spec.cap_add
+    assert session.log_dir.is_dir()
+    (mount,) = [m for m in spec.mounts if m.target == paths.CONTAINER_LOG_DIR]
+    assert mount.source == str(session.log_dir) and not mount.read_only
+    assert spec.warnings == []
+
+
+def test_firewall_off_warns_and_adds_no_capabilities(tmp_path, cd_home):
+    spec = RunSpec()
+    firewall.contribute(make_config(tmp_path, firewall=False), Session("proj", "s1"), spec)
+    assert spec.env["CLAUDE_DOCKER_FIREWALL"] == "0"
+    assert spec.cap_add == set()
+    assert len(spec.warnings) == 1 and "network.firewall is false" in spec.warnings[0]
+
+
+def test_host_addresses_read_from_the_routing_trie(tmp_path):
+    trie = tmp_path / "fib_trie"
+    trie.write_text(
+        "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 127.0.0.1\n        /32 host LOCAL\n"
+        "     |-- 192.168.1.20\n        /32 host LOCAL\n     |-- 192.168.1.255\n        /32 link BROADCAST\n"
+        "Local:\n     |-- 192.168.1.20\n        /32 host LOCAL\n     |-- 172.17.0.1\n        /32 host LOCAL\n"
+    )
+    assert firewall.host_addresses(trie) == ["192.168.1.20", "172.17.0.1"]
+    assert firewall.host_addresses(tmp_path / "missing") == []
+
+
+# --- the blocked-names log --------------------------------------------------------------------
+
+LOG = """\
+Nov 27 04:24:42 dnsmasq[26]: started, version 2.90 cachesize 1000
+Nov 27 04:24:42 dnsmasq[26]: query[A] claude-docker-selftest.invalid from 127.0.0.1
+Nov 27 04:24:42 dnsmasq[26]: config claude-docker-selftest.invalid is NXDOMAIN
+Nov 27 04:24:42 dnsmasq[26]: forwarded exact.test to 172.17.0.1
+Nov 27 04:24:42 dnsmasq[26]: reply exact.test is 10.0.0.1
+Nov 27 04:24:43 dnsmasq[26]: query[A] evil.example from 127.0.0.1
+Nov 27 04:24:43 dnsmasq[26]: config evil.example is NXDOMAIN
+Nov 27 04:25:01 dnsmasq[26]: config pypi.org is NXDOMAIN
+Nov 27 04:25:09 dnsmasq[26]: config Evil.example is NXDOMAIN
+Nov 27 04:25:10 dnsmasq[26]: config 4.3.2.1.in-addr.arpa is NXDOMAIN
+Nov 27 04:25:11 dnsmasq[26]: config wpad is NXDOMAIN
+"""
+
+
+def test_parse_blocked_counts_names_and_orders_by_last_refusal():
+    now = datetime(2026, 11, 27, 5, 0, 0)
+    entries = firewall.parse_blocked(LOG.splitlines(), now)
+    assert [e.name for e in entries] == ["pypi.org", "evil.example", "4.3.2.1.in-addr.arpa", "wpad"]
+    evil = entries[1]
+    assert evil.count == 2
+    assert evil.first == datetime(2026, 11, 27, 4, 24, 43)
+    assert evil.last == datetime(2026, 11, 27, 4, 25, 9)
+
+
+def test_parse_blocked_puts_future_stamps_in_last_year():
+    (entry,) = firewall.parse_blocked(["Dec 31 23:59:59 dnsmasq[1]: config a.example is NXDOMAIN"], datetime(2027, 1, 1, 0, 1))
+    assert entry.last.year == 2026
+
+
+def test_suggest_yaml_skips_reverse_lookups_and_single_labels():
+    assert firewall.suggest_yaml(["pypi.org", "4.3.2.1.in-addr.arpa", "wpad", "pypi.org", "a.b.example"]) == (
+        "network:\n  allowed_domains:\n    - pypi.org\n    - a.b.example\n"
+    )
+    assert firewall.suggest_yaml(["wpad"]) == ""
+
+
+def test_blocked_command_lists_and_suggests(tmp_path):
+    log = tmp_path / "dns.log"
+    log.write_text(LOG)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["blocked", "--log", str(log)])
+    assert listed.exit_code == 0, listed.output
+    assert "4 refused names" in listed.output
+    assert "evil.example (2x, first 04:24:43)" in listed.output
+    assert "claude-docker-selftest.invalid" not in listed.output
+    suggested = runner.invoke(main, ["blocked", "--log", str(log), "--suggest"])
+    assert suggested.exit_code == 0, suggested.output
+    assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", "    - pypi.org", "    - evil.example"]
+
+
+def test_blocked_command_reads_the_latest_session_of_the_project(tmp_path, cd_home, monkeypatch):
+    project_dir = tmp_path / "proj"
+    project_dir.mkdir()
+    (project_dir / "claude-docker.yaml").write_text("version: 1\n")
+    monkeypatch.chdir(project_dir)
+    from claude_docker.pipeline import load_config
+
+    project = load_config(str(project_dir / "claude-docker.yaml")).config.project_name
+    runner = CliRunner()
+    empty = runner.invoke(main, ["blocked"])
+    assert empty.exit_code == 0, empty.output
+    assert "no firewall logs yet" in empty.output
+
+    for sid, name, stamp in (("old00001", "old.example", 1_000_000), ("new00002", "new.example", 2_000_000)):
+        log = Session(project, sid).log_dir / "dns.log"
+        log.parent.mkdir(parents=True)
+        log.write_text(f"Nov 27 04:25:01 dnsmasq[1]: config {name} is NXDOMAIN\n")
+        os.utime(log, (stamp, stamp))
+    latest = runner.invoke(main, ["blocked"])
+    assert "session new00002: 1 refused name" in latest.output and "old.example" not in latest.output
+    everything = runner.invoke(main, ["blocked", "--all"])
+    assert "old.example" in everything.output and "new.example" in everything.output
+    missing = runner.invoke(main, ["blocked", "--session", "nope"])
+    assert missing.exit_code == 1
+    assert "no firewall log for session nope" in missing.output
