@@ -256,9 +256,9 @@ class Engine:
         container.start()
 
     @translate_errors
-    def stream_output(self, container) -> Iterator[tuple[bytes | None, bytes | None]]:
-        """(stdout, stderr) chunks from the container's start until it exits."""
-        yield from self.api.attach(container.id, stream=True, logs=True, demux=True)
+    def attach(self, container) -> Iterator[tuple[bytes | None, bytes | None]]:
+        """(stdout, stderr) chunks until the container exits; call before `start` to miss nothing."""
+        return self.api.attach(container.id, stream=True, logs=True, demux=True)
 
     @translate_errors
     def wait(self, container) -> int:

@@ -1,7 +1,197 @@
-"""Commands for this area (not written yet)."""
+"""`build`, `up`, `down`, `ps`, `logs`, `shell`, `doctor`: the container lifecycle."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import sys
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from .. import lifecycle, paths
+from ..engine import Engine
+from ..errors import ClaudeDockerError
+from ..model import Config
+from ..pipeline import load_config
+from .options import file_option
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+class BuildProgress:
+    """Build output: every line with --verbose; else `step N/M` on one terminal line; else quiet."""
+
+    def __init__(self, verbose: bool, tty: bool | None = None) -> None:
+        self.verbose = verbose
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.started = False
+
+    def __call__(self, line: str) -> None:
+        line = _ANSI.sub("", line).rstrip()
+        if not self.started:
+            self.started = True
+            click.echo("building the image (first time for this `image:` section)...", err=True)
+        if self.verbose:
+            click.echo(line, err=True)
+            return
+        match = _STEP.match(line)
+        if match and self.tty:
+            step, total, instruction = match.groups()
+            width = max(shutil.get_terminal_size().columns - 20, 20)
+            click.echo(f"\r\x1b[K  step {step}/{total}: {instruction[:width]}", nl=False, err=True)
+
+    def finish(self) -> None:
+        if self.started and self.tty and not self.verbose:
+            click.echo(err=True)
+
+
+def _load(config_file: str | None) -> Config:
+    return load_config(config_file).config
+
+
+def _echo_err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command()
+@file_option
+@click.option("--no-cache", is_flag=True, help="Rebuild every layer (e.g. to pick up a newer `latest` Claude Code).")
+@click.option("--pull", is_flag=True, help="Pull a newer base image first.")
+@click.option("-v", "--verbose", is_flag=True, help="Show the full build log.")
+def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool) -> None:
+    """Build the image for this project's `image:` section (skipped when it is current)."""
+    cfg = _load(config_file)
+    progress = BuildProgress(verbose)
+    try:
+        result = lifecycle.prepare_image(Engine.connect(), cfg, progress, no_cache=no_cache, pull=pull)
+    finally:
+        progress.finish()
+    state = "built" if result.built else "current, nothing to build"
+    click.echo(f"{result.tag}: {state} (Claude Code {result.claude_code_version})")
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@file_option
+@click.option("-d", "--detach", is_flag=True, help="Start in the background; see `ps`, `logs`, `shell`, `down`.")
+@click.option("--keep", is_flag=True, help="Keep the container after it exits (default: removed).")
+@click.option("-v", "--verbose", is_flag=True, help="Show the full build log if the image is built.")
+@click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def up(ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, claude_args: tuple[str, ...]) -> None:
+    """Start Claude Code in a new session container (builds the image if needed).
+
+    Arguments after `--` go to Claude Code. With -p/--print, or when stdin is not a terminal,
+    the session runs headless: output is streamed and the exit code is Claude's.
+
+    \b
+      claude-docker up                                  # interactive
+      claude-docker up -- -p "fix the failing test"     # headless
+      claude-docker up --detach                         # background session
+    """
+    cfg = _load(config_file)
+    progress = BuildProgress(verbose)
+    options = lifecycle.UpOptions(
+        extra_args=tuple(claude_args),
+        detach=detach,
+        keep=keep,
+        headless=lifecycle.is_headless(claude_args, sys.stdin.isatty()),
+        on_build_output=progress,
+    )
+    def echo(message: str) -> None:
+        progress.finish()
+        progress.started = False
+        _echo_err(message)
+
+    try:
+        code = lifecycle.up(cfg, options, echo=echo)
+    finally:
+        progress.finish()
+    ctx.exit(code)
+
+
+def _project_or_all(config_file: str | None, all_projects: bool) -> str | None:
+    return None if all_projects else _load(config_file).project_name
+
+
+@click.command()
+@file_option
+@click.option("--all", "all_projects", is_flag=True, help="Every claude-docker session on this engine.")
+@click.argument("session_ids", nargs=-1)
+def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ...]) -> None:
+    """Stop and remove this project's sessions (or only the SESSION_IDS given)."""
+    removed = lifecycle.down(Engine.connect(), _project_or_all(config_file, all_projects), session_ids)
+    for name in removed:
+        click.echo(f"removed {name}")
+    if not removed:
+        click.echo("no sessions to remove")
+
+
+@click.command()
+@file_option
+@click.option("--all", "all_projects", is_flag=True, help="Sessions of every project (default when no config is found).")
+def ps(config_file: str | None, all_projects: bool) -> None:
+    """List sessions: project, session, status, age, image."""
+    project = None
+    if not all_projects:
+        try:
+            project = _load(config_file).project_name
+        except ClaudeDockerError:
+            if config_file:
+                raise
+    rows = lifecycle.ps_rows(Engine.connect(), project)
+    header = ("PROJECT", "SESSION", "STATUS", "AGE", "IMAGE")
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@click.command()
+@click.option("--file", "config_file", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Config file (default: claude-docker.yaml here or in the nearest parent).")
+@click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
+@click.argument("session_id", required=False)
+def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
+    """Show a session's output (the project's only session unless SESSION_ID is given)."""
+    engine = Engine.connect()
+    info = lifecycle.find_session(engine, _load(config_file).project_name, session_id)
+    try:
+        lifecycle.logs(engine, info, follow, sys.stdout.buffer)
+    except KeyboardInterrupt:
+        pass
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@file_option
+@click.option("-s", "--session", "session_id", help="Session id (default: the project's only running session).")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def shell(ctx: click.Context, config_file: str | None, session_id: str | None, command: tuple[str, ...]) -> None:
+    """Open bash as the agent user in a running session (no capabilities, like Claude itself)."""
+    engine = Engine.connect()
+    info = lifecycle.find_session(engine, _load(config_file).project_name, session_id, running=True)
+    ctx.exit(lifecycle.shell(engine, info, command))
+
+
+@click.command()
+@file_option
+def doctor(config_file: str | None) -> None:
+    """Check the engine, the docker CLI, the base image, CA files, env file, notifier, disk."""
+    from ..doctor import run_checks
+
+    failed = 0
+    for check in run_checks(config_file):
+        if check.ok:
+            mark = click.style("ok  ", fg="green")
+        elif check.advisory:
+            mark = click.style("warn", fg="yellow")
+        else:
+            mark = click.style("FAIL", fg="red")
+            failed += 1
+        click.echo(f"{mark} {check.name}: {check.detail}")
+    if failed:
+        raise ClaudeDockerError(f"{failed} check(s) failed", "fix the lines marked FAIL above")
+
+
+COMMANDS: list[click.Command] = [build, up, down, ps, logs, shell, doctor]

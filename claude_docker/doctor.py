@@ -1,0 +1,107 @@
+"""`claude-docker doctor`: one pass/fail line per thing a session depends on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from . import paths
+from .errors import ClaudeDockerError
+from .runplan import AUTH_VARIABLES
+
+MIN_FREE_BYTES = 5 * 1024**3  # an image with Claude Code is ~0.5-1 GB; builds need headroom
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    advisory: bool = False  # shown as a warning; does not fail `doctor`
+
+
+def run_checks(config_file: str | None = None) -> Iterator[Check]:
+    from .engine import Engine
+    from .pipeline import load_config
+
+    try:
+        cfg = load_config(config_file).config
+        yield Check("config", True, " → ".join(cfg.source_files) or "built-in defaults")
+    except ClaudeDockerError as error:
+        cfg = None
+        yield Check("config", False, error.message.splitlines()[0])
+
+    engine = None
+    try:
+        engine = Engine.connect()
+        version = engine.version()
+        yield Check("engine", True, f"{engine.base_url}: Docker {version.get('Version', '?')}, API {version.get('ApiVersion', '?')}")
+    except ClaudeDockerError as error:
+        yield Check("engine", False, f"{error.message} ({error.hint})")
+
+    cli = shutil.which("docker")
+    yield Check("docker CLI", cli is not None, cli or "not on PATH: interactive `up` and `shell` need it")
+
+    if cfg is not None:
+        if engine is not None:
+            yield _base_image(engine, cfg.image.base)
+        for ca_file in cfg.image.extra_ca_certificates:
+            readable = os.access(ca_file, os.R_OK)
+            yield Check("CA file", readable, ca_file if readable else f"{ca_file} is not readable")
+        yield _env_file(cfg.env_file)
+        yield Check(
+            "notifier",
+            cfg.notifier.configured,
+            "configured" if cfg.notifier.configured else "none configured: nobody is told when the agent stops",
+            advisory=True,
+        )
+
+    yield _disk(engine)
+
+
+def _base_image(engine, base: str) -> Check:
+    if engine.image_labels(base) is not None:
+        return Check("base image", True, f"{base} is present")
+    try:
+        engine.client.images.get_registry_data(base)
+        return Check("base image", True, f"{base} is not present but can be pulled")
+    except Exception as error:  # any registry failure means: cannot pull
+        return Check("base image", False, f"{base} is neither present nor pullable ({_reason(error)})")
+
+
+def _env_file(env_file: str | None) -> Check:
+    path = Path(env_file) if env_file else paths.default_env_file()
+    if not path.exists():
+        present = [name for name in AUTH_VARIABLES if os.environ.get(name)]
+        detail = f"{path} does not exist; " + (f"using {', '.join(present)} from the environment" if present else "no API key or token in the environment either (log in inside the container)")
+        return Check("env file", True, detail)
+    if not os.access(path, os.R_OK):
+        return Check("env file", False, f"{path} is not readable")
+    from .interpolate import read_env_file
+
+    try:
+        names = [name for name in AUTH_VARIABLES if read_env_file(path).get(name)]
+    except ClaudeDockerError as error:
+        return Check("env file", False, error.message.splitlines()[0])
+    return Check("env file", True, f"{path}" + (f" (sets {', '.join(names)})" if names else ""))
+
+
+def _disk(engine) -> Check:
+    where = Path("/var/lib/docker")
+    if engine is not None:
+        try:
+            where = Path(engine.client.info().get("DockerRootDir") or where)
+        except Exception:  # info is best effort; fall back to the default root
+            pass
+    if not where.exists():
+        where = paths.claude_docker_home() if paths.claude_docker_home().exists() else Path.home()
+    free = shutil.disk_usage(where).free
+    return Check("free disk", free >= MIN_FREE_BYTES, f"{free / 1024**3:.1f} GB free at {where}")
+
+
+def _reason(error: Exception) -> str:
+    text = str(getattr(error, "explanation", None) or error)
+    return text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__

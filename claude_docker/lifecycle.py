@@ -1,0 +1,240 @@
+"""Session lifecycle: up (interactive, headless, detached), down, ps, logs, shell.
+
+This module decides *what* happens; output goes through the callables the CLI passes in, so
+the CLI stays the only place that talks to the terminal.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import BinaryIO, Callable, Mapping, Sequence
+
+from . import notify, paths, runplan
+from .engine import ContainerInfo, Engine
+from .errors import ClaudeDockerError, EngineError
+from .image import ImageResult, ensure_image
+from .model import Config
+from .session import LABEL_MANAGED, LABEL_PROJECT, LABEL_SESSION, Session
+
+Echo = Callable[[str], None]
+
+# The privilege drop of the entrypoint, for `shell` (docker exec starts as root with the
+# container's capabilities; this leaves none to the agent).
+def drop_privileges(uid: str, gid: str) -> list[str]:
+    return [
+        "setpriv", "--reuid", uid, "--regid", gid, "--init-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
+    ]
+
+
+def is_headless(extra_args: Sequence[str], stdin_is_tty: bool) -> bool:
+    """Headless when Claude is asked to print (-p/--print) or nobody is at a terminal."""
+    return not stdin_is_tty or any(arg in ("-p", "--print") or arg.startswith("--print=") for arg in extra_args)
+
+
+@dataclass
+class UpOptions:
+    extra_args: tuple[str, ...] = ()
+    detach: bool = False
+    keep: bool = False
+    headless: bool = True
+    command: list[str] | None = None  # replaces Claude's arguments (e.g. ["--exec", "id"])
+    on_build_output: Callable[[str], None] | None = None
+
+
+def prepare_image(engine: Engine, cfg: Config, on_output: Callable[[str], None] | None = None, **flags: bool) -> ImageResult:
+    return ensure_image(engine, cfg.image, cfg.network.proxy, on_output=on_output, **flags)
+
+
+def up(
+    cfg: Config,
+    options: UpOptions,
+    *,
+    echo: Echo,
+    stdout: BinaryIO | None = None,
+    stderr: BinaryIO | None = None,
+    engine: Engine | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """Build if needed, create the session's container and run it; return its exit code."""
+    engine = engine or Engine.connect()
+    result = prepare_image(engine, cfg, options.on_build_output)
+    echo(f"image {result.tag} ({'built' if result.built else 'current'}, Claude Code {result.claude_code_version})")
+
+    session = Session.new(cfg.project_name)
+    container_plan = runplan.plan(
+        cfg,
+        session,
+        result.tag,
+        options.extra_args,
+        interactive=not (options.headless or options.detach),
+        detach=options.detach,
+        keep=options.keep,
+        environ=environ,
+        command=options.command,
+    )
+    for warning in container_plan.warnings:
+        echo(f"warning: {warning}")
+
+    container = engine.create(container_plan)
+    if options.detach:
+        engine.start(container)
+        echo(f"started session {session.session_id} ({session.container_name}) in the background")
+        return 0
+
+    with notify.session_notifier(cfg, session):
+        try:
+            if options.headless:
+                code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
+            else:
+                code = _run_interactive(engine, container, session)
+        except KeyboardInterrupt:
+            engine.stop(container, timeout=5)
+            code = 130
+        finally:
+            if not options.keep:
+                engine.remove(container)
+    if code == paths.EXIT_FIREWALL_FAILED:
+        echo("the firewall could not be set up; the session did not start (see the container output above)")
+    elif code == paths.EXIT_SETUP_FAILED:
+        echo("the container setup failed before Claude Code started (see the output above)")
+    if options.keep:
+        echo(f"kept container {session.container_name}; remove it with `claude-docker down`")
+    return code
+
+
+def _run_headless(engine: Engine, container, stdout: BinaryIO, stderr: BinaryIO) -> int:
+    """Stream stdout/stderr as they come; the exit code is the container's."""
+    stream = engine.attach(container)  # attach before start: no output is lost
+    engine.start(container)
+    for out, err in stream:
+        if out:
+            stdout.write(out)
+            stdout.flush()
+        if err:
+            stderr.write(err)
+            stderr.flush()
+    return engine.wait(container)
+
+
+def docker_cli() -> str:
+    cli = shutil.which("docker")
+    if cli is None:
+        raise EngineError(
+            "interactive sessions need the `docker` command line tool, and it is not on PATH",
+            "install the Docker CLI (e.g. `apt-get install docker.io` or docker-ce-cli), or run headless: claude-docker up -- -p 'task'",
+        )
+    return cli
+
+
+def _cli_env(engine: Engine) -> dict[str, str]:
+    """The CLI must talk to the daemon the SDK talks to."""
+    env = dict(os.environ)
+    base_url = engine.base_url
+    if not env.get("DOCKER_HOST") and base_url.startswith(("tcp://", "ssh://", "https://")):
+        env["DOCKER_HOST"] = base_url.replace("https://", "tcp://")
+    return env
+
+
+def _run_interactive(engine: Engine, container, session: Session) -> int:
+    """Hand the terminal to `docker start --attach --interactive` (resize and Ctrl-C just work)."""
+    cli = docker_cli()
+    subprocess.run([cli, "start", "--attach", "--interactive", session.container_name], env=_cli_env(engine))
+    return engine.wait(container)
+
+
+# --- down / ps / logs / shell ----------------------------------------------------------------
+
+
+def sessions(engine: Engine, project: str | None = None) -> list[ContainerInfo]:
+    labels = {LABEL_MANAGED: "1"}
+    if project:
+        labels[LABEL_PROJECT] = project
+    return engine.list(labels)
+
+
+def down(engine: Engine, project: str | None, session_ids: Sequence[str] = ()) -> list[str]:
+    """Stop and remove the project's sessions (all projects when `project` is None)."""
+    removed = []
+    for info in sessions(engine, project):
+        if session_ids and info.labels.get(LABEL_SESSION) not in session_ids:
+            continue
+        container = engine.get(info.name)
+        if container is not None:
+            engine.remove(container, force=True)
+            removed.append(info.name)
+    return removed
+
+
+def age(created: str, now: datetime | None = None) -> str:
+    """'3m', '2h', '5d' from the engine's RFC 3339 timestamp."""
+    try:
+        stamp = datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00" if "." in created else created.replace("Z", "+00:00"))
+    except ValueError:
+        return "?"
+    seconds = int(((now or datetime.now(timezone.utc)) - stamp).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def ps_rows(engine: Engine, project: str | None = None) -> list[tuple[str, str, str, str, str]]:
+    """(project, session, status, age, image) for every managed container."""
+    return [
+        (
+            info.labels.get(LABEL_PROJECT, "?"),
+            info.labels.get(LABEL_SESSION, "?"),
+            info.status,
+            age(info.created),
+            info.labels.get(runplan.LABEL_IMAGE, info.image),
+        )
+        for info in sessions(engine, project)
+    ]
+
+
+def find_session(engine: Engine, project: str, session_id: str | None, running: bool = False) -> ContainerInfo:
+    """The one session meant: by id, or the only one of the project."""
+    candidates = [
+        info
+        for info in sessions(engine, project)
+        if (session_id is None or info.labels.get(LABEL_SESSION) == session_id) and (not running or info.status == "running")
+    ]
+    if not candidates:
+        what = f"session {session_id}" if session_id else ("running session" if running else "session")
+        raise ClaudeDockerError(f"no {what} for project {project}", "list sessions with `claude-docker ps`; start one with `claude-docker up`")
+    if len(candidates) > 1:
+        ids = ", ".join(info.labels.get(LABEL_SESSION, "?") for info in candidates)
+        raise ClaudeDockerError(f"project {project} has several sessions ({ids})", "name one: e.g. `claude-docker logs SESSION`")
+    return candidates[0]
+
+
+def logs(engine: Engine, info: ContainerInfo, follow: bool, out: BinaryIO) -> None:
+    container = engine.get(info.name)
+    if container is None:
+        raise ClaudeDockerError(f"session container {info.name} is gone", "list sessions with `claude-docker ps`")
+    for chunk in engine.logs(container, follow=follow):
+        out.write(chunk)
+        out.flush()
+
+
+def shell_argv(info: ContainerInfo, command: Sequence[str] = ()) -> list[str]:
+    """`docker exec` argv for a shell as the agent, with no capabilities, like the entrypoint's drop."""
+    uid = info.env.get("AGENT_UID", "1000")
+    gid = info.env.get("AGENT_GID", uid)
+    interactive = ["-it"] if sys.stdin.isatty() and not command else ["-i"]
+    return [
+        "exec", *interactive,
+        "-e", f"HOME={paths.AGENT_HOME}", "-e", f"USER={paths.AGENT_USER}", "-e", f"LOGNAME={paths.AGENT_USER}",
+        info.name, *drop_privileges(uid, gid), *(command or ["bash", "-l"]),
+    ]
+
+
+def shell(engine: Engine, info: ContainerInfo, command: Sequence[str] = ()) -> int:
+    cli = docker_cli()
+    return subprocess.run([cli, *shell_argv(info, command)], env=_cli_env(engine)).returncode

@@ -1,0 +1,191 @@
+"""Turn a config and a session into a ContainerPlan: mounts, env, capabilities, labels, limits.
+
+Features (filesystem, persistence, firewall, notify) add what they need to a RunSpec; this
+module adds the fixed security posture and the run-time-only credentials, writes the rendered
+runtime artifacts and mounts them read-only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping
+
+from . import filesystem, firewall, notify, paths, persistence
+from .engine import ContainerPlan
+from .interpolate import read_env_file
+from .model import DEFAULT_AGENT_UID, Config
+from .render import context_hash, render_build_context, render_runtime, write_artifacts
+from .runspec import RunSpec
+from .session import (
+    LABEL_CONFIG_FILE,
+    LABEL_CONFIG_HASH,
+    LABEL_MANAGED,
+    LABEL_PROJECT,
+    LABEL_SESSION,
+    LABEL_WORKSPACE,
+    Session,
+)
+
+# What the entrypoint needs as root before it drops to the agent (the agent keeps none of them):
+# SETUID/SETGID  switch to the agent's uid/gid (setpriv);
+# SETPCAP        empty the bounding set before exec (prctl PR_CAPBSET_DROP);
+# CHOWN          hand the agent its home and the mount points Docker created there as root;
+# DAC_OVERRIDE   setup steps prepare persisted dirs owned by the host user (not root);
+# FOWNER         ... and chmod them.
+ENTRYPOINT_CAPS = frozenset({"SETUID", "SETGID", "SETPCAP", "CHOWN", "DAC_OVERRIDE", "FOWNER"})
+
+# Credentials passed at run time only: never in an image layer or a rendered file.
+AUTH_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL")
+
+LABEL_IMAGE = "dev.claude-docker.image"
+
+
+def agent_ids(cfg: Config) -> tuple[int, int]:
+    """The uid/gid the agent runs as, so files it writes in the workspace belong to the right user.
+
+    claude.uid/gid win; otherwise the host user who runs `up`. When that is root (servers, CI),
+    the agent stays non-root: it takes the workspace owner's ids, or 1000 if root owns it.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        try:
+            owner = os.stat(cfg.workspace.path)
+            uid, gid = owner.st_uid, owner.st_gid
+        except OSError:
+            uid = gid = 0
+        if uid == 0:
+            uid = gid = DEFAULT_AGENT_UID
+        gid = gid or uid
+    return (cfg.claude.uid if cfg.claude.uid is not None else uid, cfg.claude.gid if cfg.claude.gid is not None else gid)
+
+
+def workspace_warning(cfg: Config, uid: int, gid: int) -> str | None:
+    """Say so when the agent will not be able to write in its own workspace."""
+    try:
+        info = os.stat(cfg.workspace.path)
+    except OSError:
+        return None
+    writable = (
+        info.st_uid == uid and info.st_mode & 0o200
+        or info.st_gid == gid and info.st_mode & 0o020
+        or info.st_mode & 0o002
+    )
+    if writable:
+        return None
+    return (
+        f"the workspace {cfg.workspace.path} is owned by uid {info.st_uid} and the agent runs as uid {uid}: "
+        "it cannot write there (chown the directory, or set claude.uid / claude.gid)"
+    )
+
+
+def auth_env(cfg: Config, environ: Mapping[str, str]) -> dict[str, str]:
+    """API key / OAuth token / base URL: the process environment over the env file."""
+    from_file = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
+    merged = {**from_file, **environ}
+    return {name: merged[name] for name in AUTH_VARIABLES if merged.get(name)}
+
+
+def proxy_env(cfg: Config) -> dict[str, str]:
+    proxy = cfg.network.proxy
+    env: dict[str, str] = {}
+    if proxy is None:
+        return env
+    if proxy.http:
+        env["HTTP_PROXY"] = env["http_proxy"] = proxy.http
+    if proxy.https:
+        env["HTTPS_PROXY"] = env["https_proxy"] = proxy.https
+    if proxy.no_proxy:
+        env["NO_PROXY"] = env["no_proxy"] = ",".join(proxy.no_proxy)
+    return env
+
+
+def config_hash(cfg: Config, session: Session) -> str:
+    """Changes whenever anything that shapes the container changes (image or runtime files)."""
+    artifacts = {**render_build_context(cfg), **{f"runtime/{k}": v for k, v in render_runtime(cfg, session).items()}}
+    return context_hash(artifacts)[:16]
+
+
+def collect_spec(cfg: Config, session: Session) -> RunSpec:
+    spec = RunSpec()
+    filesystem.contribute(cfg, session, spec)
+    persistence.contribute(cfg, session, spec)
+    firewall.contribute(cfg, session, spec)
+    notify.contribute(cfg, session, spec)
+    return spec
+
+
+def plan(
+    cfg: Config,
+    session: Session,
+    image_tag: str,
+    extra_args: tuple[str, ...] | list[str] = (),
+    *,
+    interactive: bool = False,
+    detach: bool = False,
+    keep: bool = False,
+    environ: Mapping[str, str] | None = None,
+    command: list[str] | None = None,
+) -> ContainerPlan:
+    """Prepare the session's host dirs and runtime files; return what `create` needs.
+
+    `command` replaces Claude's arguments entirely (e.g. ["--exec", "id"]).
+    """
+    environ = os.environ if environ is None else environ
+    spec = collect_spec(cfg, session)
+
+    runtime = render_runtime(cfg, session)
+    session.runtime_dir.mkdir(parents=True, exist_ok=True)
+    write_artifacts(runtime, session.runtime_dir)
+    spec.bind(str(session.runtime_dir), paths.CONTAINER_RUNTIME, read_only=True)
+
+    uid, gid = agent_ids(cfg)
+    warning = workspace_warning(cfg, uid, gid)
+    if warning:
+        spec.warnings.append(warning)
+    env: dict[str, str] = {}
+    env.update(proxy_env(cfg))
+    env.update(cfg.claude.env)
+    env.update(spec.env)
+    env.update(
+        {
+            "AGENT_UID": str(uid),
+            "AGENT_GID": str(gid),
+            "CLAUDE_CONFIG_DIR": paths.CLAUDE_CONFIG_DIR,
+            "DISABLE_AUTOUPDATER": "1",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CLAUDE_DOCKER_SKIP_PERMISSIONS": "1" if cfg.claude.skip_permissions else "0",
+            "CLAUDE_DOCKER_PROJECT": session.project,
+            "CLAUDE_DOCKER_SESSION": session.session_id,
+        }
+    )
+    env.update(auth_env(cfg, environ))
+
+    labels = {
+        **spec.labels,
+        LABEL_MANAGED: "1",
+        LABEL_PROJECT: session.project,
+        LABEL_SESSION: session.session_id,
+        LABEL_WORKSPACE: cfg.workspace.path,
+        LABEL_CONFIG_FILE: cfg.source_files[-1] if cfg.source_files else "",
+        LABEL_CONFIG_HASH: config_hash(cfg, session),
+        LABEL_IMAGE: image_tag,
+    }
+    return ContainerPlan(
+        name=session.container_name,
+        image=image_tag,
+        command=list(command) if command is not None else [*cfg.claude.args, *extra_args],
+        env=env,
+        labels=labels,
+        mounts=list(spec.mounts),
+        cap_add=sorted(ENTRYPOINT_CAPS | set(spec.cap_add)),
+        working_dir=cfg.workspace.mount_path,
+        tty=interactive,
+        stdin_open=interactive,
+        auto_remove=detach and not keep,
+        memory=cfg.resources.memory,
+        cpus=cfg.resources.cpus,
+        gpus=cfg.resources.gpus,
+        shm_size=cfg.resources.shm_size,
+        warnings=list(spec.warnings),
+    )
