@@ -120,7 +120,8 @@ def mask_secrets(document: dict) -> dict:
         if key in twilio:
             twilio[key] = MASK
     if "apprise" in notifier:
-        notifier["apprise"] = [_mask_url(url) for url in notifier["apprise"]]
+        # Apprise puts tokens anywhere, even where a host would be: only the scheme stays.
+        notifier["apprise"] = [re.sub(r"://.*", f"://{MASK}", url, flags=re.S) for url in notifier["apprise"]]
     for hook in notifier.get("webhooks") or []:
         hook["url"] = _mask_url(hook["url"])
         hook["headers"] = {name: MASK for name in hook.get("headers") or {}}

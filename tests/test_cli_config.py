@@ -1,0 +1,188 @@
+"""The config commands through click's runner: output, exit codes, masking, init, render."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from claude_docker.cli import main
+from claude_docker.commands.config_cmds import COMMANDS, MASK, mask_secrets
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, cd_home):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    directory = tmp_path / "proj"
+    directory.mkdir()
+    monkeypatch.chdir(directory)
+    return directory
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+SECRETS_YAML = """\
+notifier:
+  twilio:
+    account_sid: AC00000000000000000000000000000000
+    auth_token: ${TW_TOKEN}
+    from: "+15005550006"
+    to: ["+15551234567"]
+  apprise: ["tgram://123456:secretbot/987"]
+  webhooks:
+    - {url: "https://hooks.slack.example/services/T0/B0/secret", headers: {Authorization: "Bearer abc"}}
+claude:
+  env: {GITHUB_TOKEN: ghp_secret, LOG_LEVEL: debug}
+  mcp_servers:
+    docs: {command: npx, env: {DOCS_TOKEN: "${DOCS_TOKEN}", LITERAL: plain-secret}}
+network:
+  proxy: {https: "http://user:pw@proxy.corp:3128"}
+"""
+
+
+def test_validate_ok_prints_chain(project):
+    (project / "claude-docker.yaml").write_text("extends: [python]\n")
+    result = run("validate")
+    assert result.exit_code == 0
+    assert result.output == (
+        f"{project}/claude-docker.yaml is valid\n"
+        f"profile chain: default -> python -> {project}/claude-docker.yaml\n"
+    )
+
+
+def test_validate_errors_exit_1_with_every_problem(project):
+    (project / "claude-docker.yaml").write_text("network:\n  firewall: maybe\n  alowed_domains: []\n")
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert f"{project}/claude-docker.yaml:2: network.firewall: expected true or false" in result.output
+    assert "did you mean 'allowed_domains'?" in result.output
+    assert "hint: 2 problems found" in result.output
+
+
+def test_validate_json(project):
+    (project / "claude-docker.yaml").write_text("version: 3\n")
+    result = CliRunner().invoke(main, ["validate", "--format", "json"])
+    assert result.exit_code == 1
+    document = json.loads(result.output)
+    assert document["valid"] is False
+    assert document["problems"] == [
+        {"file": f"{project}/claude-docker.yaml", "key_path": "version", "line": 1, "message": "must be 1, got 3"}
+    ]
+    (project / "claude-docker.yaml").write_text("version: 1\n")
+    result = run("validate", "--format", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == {
+        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": []
+    }
+
+
+def test_validate_without_any_file(project):
+    result = run("validate")
+    assert result.exit_code == 0
+    assert result.output == "no claude-docker.yaml found here or above; the defaults are valid\nprofile chain: default\n"
+
+
+def test_config_prints_merged_yaml_with_secrets_masked(project, monkeypatch):
+    monkeypatch.setenv("TW_TOKEN", "twilio-secret-token")
+    monkeypatch.setenv("DOCS_TOKEN", "never-shown")
+    (project / "claude-docker.yaml").write_text(SECRETS_YAML)
+    result = run("config")
+    assert result.exit_code == 0
+    for secret in ("twilio-secret-token", "secretbot", "services/T0", "Bearer abc", "ghp_secret", "plain-secret", "user:pw"):
+        assert secret not in result.output
+    merged = yaml.safe_load(result.output)
+    assert merged["notifier"]["twilio"]["auth_token"] == MASK
+    assert merged["notifier"]["apprise"] == [f"tgram://{MASK}"]
+    assert merged["notifier"]["webhooks"][0] == {"url": f"https://hooks.slack.example/{MASK}", "headers": {"Authorization": MASK}}
+    assert merged["claude"]["env"] == {"GITHUB_TOKEN": MASK, "LOG_LEVEL": "debug"}
+    assert merged["claude"]["mcp_servers"]["docs"]["env"] == {"DOCS_TOKEN": "${DOCS_TOKEN}", "LITERAL": MASK}
+    assert merged["network"]["proxy"]["https"] == f"http://{MASK}@proxy.corp:3128"
+    assert "api.anthropic.com" in merged["network"]["allowed_domains"]
+    assert result.output.startswith(f"# profile chain: default -> {project}/claude-docker.yaml\n")
+
+
+def test_mask_keeps_apprise_scheme_and_webhook_host_only():
+    masked = mask_secrets({"notifier": {
+        "apprise": ["tgram://123456:secretbot/987", "mailto://u:p@mail.example"],
+        "webhooks": [{"url": "https://u:p@hooks.example:8443/x?token=1"}],
+    }})
+    assert masked["notifier"]["apprise"] == [f"tgram://{MASK}", f"mailto://{MASK}"]
+    assert masked["notifier"]["webhooks"] == [{"url": f"https://hooks.example:8443/{MASK}", "headers": {}}]
+
+
+def test_config_show_secrets(project, monkeypatch):
+    monkeypatch.setenv("TW_TOKEN", "twilio-secret-token")
+    monkeypatch.setenv("DOCS_TOKEN", "x")
+    (project / "claude-docker.yaml").write_text(SECRETS_YAML)
+    assert "twilio-secret-token" in run("config", "--show-secrets").output
+
+
+def test_schema_prints_valid_json_schema():
+    result = run("schema")
+    document = json.loads(result.output)
+    assert document["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert {"image", "workspace", "filesystem", "network", "persistence", "notifier", "claude", "resources"} <= set(
+        document["properties"]
+    )
+
+
+def test_init_writes_a_valid_file_and_never_overwrites(project):
+    result = run("init", "--profile", "python")
+    assert result.exit_code == 0
+    text = (project / "claude-docker.yaml").read_text()
+    assert "extends: [python]" in text and text.startswith("# claude-docker.yaml")
+    assert run("validate").exit_code == 0
+    result = CliRunner().invoke(main, ["init"])
+    assert result.exit_code == 1
+    assert "already exists; not overwriting it" in result.output
+    assert (project / "claude-docker.yaml").read_text() == text
+
+
+def test_init_without_profile_validates(project):
+    assert run("init").exit_code == 0
+    loaded = run("validate", "--format", "json")
+    assert json.loads(loaded.output)["valid"] is True
+
+
+def test_init_unknown_profile(project):
+    result = CliRunner().invoke(main, ["init", "--profile", "rust"])
+    assert result.exit_code == 1
+    assert "there is no built-in profile 'rust'" in result.output
+    assert not (project / "claude-docker.yaml").exists()
+
+
+def test_profiles_one_line_each():
+    lines = run("profiles").output.splitlines()
+    names = [line.split()[0] for line in lines]
+    assert names == sorted(names) and {"default", "strict", "python", "node", "github"} <= set(names)
+    assert all(len(line.split(None, 1)) == 2 for line in lines)  # every profile has a description
+
+
+def test_render_writes_build_and_runtime_files(project):
+    (project / "claude-docker.yaml").write_text(
+        "claude:\n  mcp_servers:\n    docs: {command: npx, args: [-y, docs-mcp]}\n"
+    )
+    result = run("render", "-o", "out")
+    assert result.exit_code == 0
+    out = project / "out"
+    for name in ("Dockerfile", "init-firewall.sh", "mcp.json", "settings.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "mcp.json").read_text())["mcpServers"]["docs"]["command"] == "npx"
+
+
+@pytest.mark.parametrize("command", [command.name for command in COMMANDS])
+def test_every_config_command_has_help_with_examples(command):
+    result = run(command, "--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.output
+
+
+def test_completion_script():
+    result = run("completion", "bash")
+    assert "_CLAUDE_DOCKER_COMPLETE" in result.output
