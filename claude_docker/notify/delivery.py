@@ -9,8 +9,9 @@ also go to the `report` callback (stderr in the CLI).
 Debounce (`notifier.min_interval_seconds`, per session): `stop`, `notification` and `message`
 events are held while the last message is younger than the interval; when several are held,
 only the newest is sent (the older ones are logged as superseded). `failure`, `session_end`
-and `test` always go through at once. The final flush at the end of a session sends the
-newest held event without waiting.
+and `test` are never held back by the interval. `session_end` is sent by the final flush at
+the end of the session (it comes last anyway, and then the container's exit code is known),
+which also sends the newest held event without waiting.
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ class SessionDelivery:
                 self._discard(older, state, f"superseded by a later event (notifier.min_interval_seconds)")
                 outcome.skipped.append(older.name)
             due = [e for e in wanted if e.kind in ALWAYS_DELIVERED]
+            if not final:  # session_end waits for the final flush, which knows the exit code
+                outcome.held.extend(e.name for e in due if e.kind == "session_end")
+                due = [e for e in due if e.kind != "session_end"]
             if held:
                 newest = held[-1]
                 last = state.get("last_sent_at")
