@@ -1,0 +1,183 @@
+#!/bin/bash
+# Rendered by claude-docker: the container's egress firewall. Runs as root from the entrypoint,
+# before the agent exists. Fails closed: any failed step or self-test exits non-zero, and the
+# entrypoint then stops the container before Claude starts.
+#
+#  1. dnsmasq becomes the only resolver: it forwards allowlisted names to the upstream the
+#     engine gave us and refuses the rest, adding every answer to the ipset `cd-dns`.
+#  2. The filter table (never nat: Docker's embedded DNS lives there) drops all output except
+#     loopback, replies, the ipsets and dnsmasq's own queries to the upstream. IPv6 is closed.
+#  3. A self-test proves an allowlisted name is admitted and anything else is refused.
+set -euo pipefail
+umask 022
+
+readonly RUNTIME=/opt/claude-docker/runtime
+readonly LOG_DIR=/run/claude-docker/log
+readonly DNS_LOG=/run/claude-docker/log/dns.log
+readonly STATE_DIR=/run/claude-docker-firewall
+readonly SERVERS_TEMPLATE="$RUNTIME"/dnsmasq-servers.tmpl
+readonly DNSMASQ_CONF="$RUNTIME"/dnsmasq.conf
+readonly UPSTREAM_PLACEHOLDER=@UPSTREAM@
+readonly SELFTEST_NAME=api.anthropic.com
+readonly ALLOW_HOST_NETWORK=0
+readonly DNSMASQ_USER=dnsmasq
+readonly SELFTEST_REFUSED=claude-docker-selftest.invalid
+readonly EMBEDDED_DNS=127.0.0.11
+HOST_ADDRESSES="${CLAUDE_DOCKER_HOST_ADDRESSES:-}"  # set by the host: its own addresses
+
+step="start"
+fail() {
+    printf 'claude-docker firewall: %s\n' "$*" >&2
+    exit 1
+}
+trap 'fail "step \"$step\" failed (exit $?); no egress is allowed"' ERR
+
+is_ipv4() {
+    [[ "$1" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]
+}
+
+step="check the tools"
+for tool in iptables-restore ip6tables-restore ipset dnsmasq ip getent; do
+    command -v "$tool" >/dev/null || fail "'$tool' is missing from the image; the firewall cannot start"
+done
+getent passwd "$DNSMASQ_USER" >/dev/null || fail "the image has no '$DNSMASQ_USER' user for the DNS forwarder"
+dnsmasq_uid="$(id -u "$DNSMASQ_USER")"
+if [ -n "${AGENT_UID:-}" ] && [ "$AGENT_UID" = "$dnsmasq_uid" ]; then
+    fail "the agent's uid $AGENT_UID is the DNS forwarder's uid; choose another claude.uid"
+fi
+
+step="read the upstream resolver"
+upstreams=()
+embedded=0
+while read -r keyword address _; do
+    [ "$keyword" = "nameserver" ] || continue
+    if [ "$address" = "$EMBEDDED_DNS" ]; then
+        embedded=1
+    fi
+    # IPv6 resolvers are unreachable by design; 127.0.0.1 would be ourselves (a restart).
+    if is_ipv4 "$address" && [ "$address" != "127.0.0.1" ]; then
+        upstreams+=("$address")
+    fi
+done </etc/resolv.conf
+[ -n "${upstreams[*]}" ] || fail "/etc/resolv.conf names no IPv4 resolver to forward allowlisted names to"
+
+step="find the host gateway"
+gateway="$(ip -4 route show default | awk '{ print $3; exit }')"
+host_targets=()
+if [ -n "$gateway" ] && is_ipv4 "$gateway"; then
+    host_targets+=("$gateway")
+fi
+for address in $HOST_ADDRESSES; do
+    if is_ipv4 "$address"; then
+        host_targets+=("$address")
+    fi
+done
+
+step="load the ipsets"
+ipset restore -exist <<'IPSETS'
+create cd-dns hash:ip family inet
+create cd-net hash:net family inet
+create cd-netport hash:net,port family inet
+add cd-net 10.0.0.0/8
+add cd-netport 192.168.1.5/32,tcp:8080
+add cd-netport 192.168.1.5/32,udp:8080
+IPSETS
+
+step="build the IPv4 rules"
+rules="$(
+    echo '*filter'
+    echo ':INPUT DROP [0:0]'
+    echo ':FORWARD DROP [0:0]'
+    echo ':OUTPUT DROP [0:0]'
+    echo '-A INPUT -i lo -j ACCEPT'
+    echo '-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
+    # Docker's embedded DNS listens on loopback: only dnsmasq may use it, before the lo accept.
+    echo "-A OUTPUT -d $EMBEDDED_DNS/32 -m owner --uid-owner $dnsmasq_uid -j ACCEPT"
+    echo "-A OUTPUT -d $EMBEDDED_DNS/32 -p tcp -j REJECT --reject-with tcp-reset"
+    echo "-A OUTPUT -d $EMBEDDED_DNS/32 -j REJECT --reject-with icmp-admin-prohibited"
+    echo '-A OUTPUT -o lo -j ACCEPT'
+    echo '-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
+    for upstream in "${upstreams[@]}"; do
+        for proto in udp tcp; do
+            echo "-A OUTPUT -d $upstream/32 -p $proto --dport 53 -m owner --uid-owner $dnsmasq_uid -j ACCEPT"
+        done
+    done
+    if [ "$embedded" = 1 ]; then
+        # The engine forwards dnsmasq's lookups from inside this namespace, as uid 0.
+        for proto in udp tcp; do
+            echo "-A OUTPUT -p $proto --dport 53 -m owner --uid-owner 0 -j ACCEPT"
+        done
+    fi
+    for address in "${host_targets[@]}"; do
+        if [ "$ALLOW_HOST_NETWORK" = 1 ]; then
+            echo "-A OUTPUT -d $address/32 -j ACCEPT"
+        else
+            echo "-A OUTPUT -d $address/32 -p tcp -j REJECT --reject-with tcp-reset"
+            echo "-A OUTPUT -d $address/32 -j REJECT --reject-with icmp-admin-prohibited"
+        fi
+    done
+    echo '-A OUTPUT -m set --match-set cd-dns dst -j ACCEPT'
+    echo '-A OUTPUT -m set --match-set cd-net dst -j ACCEPT'
+    echo '-A OUTPUT -m set --match-set cd-netport dst,dst -j ACCEPT'
+    # Reject rather than drop, so tools fail at once instead of hanging.
+    echo '-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset'
+    echo '-A OUTPUT -j REJECT --reject-with icmp-admin-prohibited'
+    echo 'COMMIT'
+)"
+
+step="load the IPv4 rules"
+printf '%s\n' "$rules" | iptables-restore
+
+step="close IPv6"
+if [ -d /proc/sys/net/ipv6 ]; then
+    ip6tables-restore <<'RULES6'
+*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT DROP [0:0]
+-A INPUT -i lo -j ACCEPT
+-A OUTPUT -o lo -j ACCEPT
+COMMIT
+RULES6
+fi
+
+step="prepare the log"
+mkdir -p "$LOG_DIR" "$STATE_DIR"
+# The log dir is a host bind mount owned by the host user, who is also the agent's uid.
+chown root:root "$LOG_DIR" "$STATE_DIR"
+chmod 0755 "$LOG_DIR" "$STATE_DIR"
+touch "$DNS_LOG"  # dnsmasq opens it as root, before it drops to its own user
+chmod 0644 "$DNS_LOG"
+
+step="start dnsmasq"
+: >"$STATE_DIR/servers.conf"
+for upstream in "${upstreams[@]}"; do
+    sed "s/$UPSTREAM_PLACEHOLDER/$upstream/" "$SERVERS_TEMPLATE" >>"$STATE_DIR/servers.conf"
+done
+dnsmasq --conf-file="$DNSMASQ_CONF" --servers-file="$STATE_DIR/servers.conf" \
+    --pid-file="$STATE_DIR/dnsmasq.pid" --log-facility="$DNS_LOG"
+# dnsmasq hands its open log to its own user, mode 0660; give it back so the host user can read
+# it (dnsmasq keeps writing through its open descriptor).
+chown root:root "$DNS_LOG"
+chmod 0644 "$DNS_LOG"
+
+step="point the resolver at dnsmasq"
+printf 'nameserver 127.0.0.1\noptions timeout:2 attempts:2\n' >/etc/resolv.conf
+chown root:root /etc/resolv.conf
+chmod 0644 /etc/resolv.conf
+
+step="self-test"
+iptables -S OUTPUT | head -n 1 | grep -qx -- '-P OUTPUT DROP' || fail "self-test: the OUTPUT policy is not DROP"
+[ -d "/proc/$(cat "$STATE_DIR/dnsmasq.pid")" ] || fail "self-test: dnsmasq is not running"
+if getent ahostsv4 "$SELFTEST_REFUSED" >/dev/null 2>&1; then
+    fail "self-test: a name outside the allowlist resolved; refusing to start"
+fi
+if [ -n "$SELFTEST_NAME" ]; then
+    answer="$(timeout 10 getent ahostsv4 "$SELFTEST_NAME" | awk '{ print $1; exit }' || true)"
+    if [ -z "$answer" ]; then
+        fail "self-test: allowlisted name $SELFTEST_NAME did not resolve through upstream ${upstreams[*]}"
+    fi
+    ipset test cd-dns "$answer" 2>/dev/null \
+        || fail "self-test: $SELFTEST_NAME resolved to $answer but was not admitted to the allow set"
+fi
+trap - ERR
