@@ -6,7 +6,7 @@ blocked path. Symlinks are resolved first, on both sides, so a link cannot smugg
 
 Two refinements keep the rule usable:
 - A workspace that *contains* a blocked path is allowed: each such path gets an empty read-only
-  mask (a tmpfs over a directory, `/dev/null` over a file), so it is invisible inside.
+  mask (a tmpfs over a directory, an empty file over a file), so it is invisible inside.
 - A blocked path that is the user's home or one of its ancestors (`/root` for root, `/home`)
   only blocks what lies *outside* the home. Secrets inside the home are blocked by their own
   `~/...` entries. Without this, root could not use a workspace under `/root` at all.
@@ -184,7 +184,6 @@ def workspace_masks(cfg: Config, home: str | None = None) -> list[tuple[str, boo
 
 def contribute(cfg: Config, session: Session, spec: RunSpec, home: str | None = None) -> None:
     """Add the workspace mount, masks over blocked paths inside it, and `filesystem.mounts`."""
-    del session  # the workspace is per project, not per session
     workspace = real(cfg.workspace.path)
     mount_path = cfg.workspace.mount_path
     spec.bind(workspace, mount_path, read_only=False)
@@ -192,11 +191,21 @@ def contribute(cfg: Config, session: Session, spec: RunSpec, home: str | None = 
         if is_dir:
             spec.mounts.append(TmpfsMount(target=target, read_only=True, size="1k"))
         else:
-            spec.bind("/dev/null", target, read_only=True)
+            spec.bind(str(empty_file(session)), target, read_only=True)
     if cfg.workspace.protect_git:
         _protect_git(workspace, mount_path, spec)
     for mount in cfg.filesystem.mounts:
         spec.bind(real(mount.source), mount.target, read_only=mount.read_only)
+
+
+def empty_file(session: Session) -> Path:
+    """An empty read-only file to mount over blocked files. Not /dev/null: writes to a device
+    succeed even on a read-only mount, and the agent should see the mask refuse them."""
+    path = session.session_dir / "empty"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o444)
+    return path
 
 
 def _protect_git(workspace: str, mount_path: str, spec: RunSpec) -> None:

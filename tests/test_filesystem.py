@@ -112,12 +112,15 @@ def test_workspace_containing_a_blocked_path_is_allowed_and_masked(home):
     assert not (home / ".kube").exists()
 
 
-def test_blocked_file_inside_workspace_is_masked_with_dev_null(home):
+def test_blocked_file_inside_workspace_is_masked_with_an_empty_file(home, cd_home):
     (home / ".netrc").write_text("machine x password y")
     cfg = make_config(home, [str(home / ".netrc")])
     spec = RunSpec()
-    filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
-    assert BindMount("/dev/null", "/workspace/.netrc", read_only=True) in spec.mounts
+    session = Session("p", "s")
+    filesystem.contribute(cfg, session, spec, home=str(home))
+    empty = session.session_dir / "empty"
+    assert BindMount(str(empty), "/workspace/.netrc", read_only=True) in spec.mounts
+    assert empty.read_bytes() == b"" and empty.stat().st_mode & 0o777 == 0o444
 
 
 def test_root_home_workspace_under_root_is_allowed(tmp_path):

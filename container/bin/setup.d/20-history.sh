@@ -2,15 +2,11 @@
 # Shell history in the persisted dir ($CLAUDE_DOCKER_HISTORY_DIR, set when
 # persistence.shell_history is on), written after every command so `docker kill` loses nothing:
 # bash appends from PROMPT_COMMAND, zsh with INC_APPEND_HISTORY.
-# Runs as root. Works whether it is executed or sourced (no `exit`, no `set`).
+# Runs as root, which may lack CAP_DAC_OVERRIDE: it only edits the image's own rc files and
+# leaves the persisted (agent-owned) dir alone; the shells create their files there.
+# Works whether it is executed or sourced (no `exit`, no `set`).
 claude_docker_marker="# claude-docker: persisted shell history"
-if [ -n "${CLAUDE_DOCKER_HISTORY_DIR:-}" ] && [ -d "$CLAUDE_DOCKER_HISTORY_DIR" ]; then
-    for claude_docker_file in bash_history zsh_history; do
-        if [ ! -e "$CLAUDE_DOCKER_HISTORY_DIR/$claude_docker_file" ]; then
-            install -m 0600 -o "${AGENT_UID:?}" -g "${AGENT_GID:?}" /dev/null \
-                "$CLAUDE_DOCKER_HISTORY_DIR/$claude_docker_file"
-        fi
-    done
+if [ -n "${CLAUDE_DOCKER_HISTORY_DIR:-}" ]; then
     if [ -f /etc/bash.bashrc ] && ! grep -qF "$claude_docker_marker" /etc/bash.bashrc; then
         cat >>/etc/bash.bashrc <<'BASHRC'
 
@@ -37,4 +33,4 @@ fi
 ZSHRC
     fi
 fi
-unset claude_docker_marker claude_docker_file
+unset claude_docker_marker
