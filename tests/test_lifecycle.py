@@ -1,0 +1,160 @@
+"""`up` (headless, detached), `ps`, `logs`, `shell`, `down` on the real engine."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from claude_docker import lifecycle, paths
+from claude_docker.engine import Engine
+from claude_docker.pipeline import load_config
+from claude_docker.session import LABEL_MANAGED, LABEL_PROJECT
+from tests.fakes.projects import AGENT_UID, make_project, run_cli
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def project(tmp_path, cd_home):
+    """A project on the test base image; every session container of it is removed afterwards."""
+    config = make_project(tmp_path)
+    yield config
+    cfg = load_config(str(config)).config
+    lifecycle.down(Engine.connect(), cfg.project_name)
+
+
+def up(config: Path, *args: str, env: dict[str, str] | None = None):
+    return run_cli("up", "-f", str(config), *args, env=env)
+
+
+def test_headless_exit_code_is_the_containers(project):
+    result = up(project, "--", "--exec", "bash", "-c", "echo to-stdout; echo to-stderr >&2; exit 7")
+    assert result.returncode == 7, result.stderr
+    assert "to-stdout" in result.stdout
+    assert "to-stderr" in result.stderr and "to-stderr" not in result.stdout
+    ok = up(project, "--", "--exec", "true")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_claude_version_runs_headless(project):
+    result = up(project, "--", "--version")
+    assert result.returncode == 0, result.stderr
+    assert "Claude Code" in result.stdout
+    assert "firewall" in result.stderr  # the firewall-off warning is printed before start
+
+
+def test_workspace_file_belongs_to_the_agent_uid(project):
+    result = up(project, "--", "--exec", "bash", "-c", "pwd; id -u; echo hi > made-by-agent.txt")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.split()
+    assert lines[0] == "/workspace"
+    expected_uid = os.getuid() or AGENT_UID
+    assert lines[1] == str(expected_uid)
+    made = project.parent / "made-by-agent.txt"
+    assert made.read_text() == "hi\n"
+    assert made.stat().st_uid == expected_uid
+
+
+def test_agent_has_no_capabilities_and_no_sudo(project):
+    script = "grep -E '^Cap(Eff|Bnd|Prm|Amb):' /proc/self/status; grep NoNewPrivs /proc/self/status; command -v sudo || echo no-sudo; id -u"
+    result = up(project, "--", "--exec", "bash", "-c", script)
+    assert result.returncode == 0, result.stderr
+    fields = dict(line.split(":\t") for line in result.stdout.splitlines() if ":\t" in line)
+    assert fields["CapEff"] == fields["CapBnd"] == fields["CapPrm"] == fields["CapAmb"] == "0000000000000000"
+    assert fields["NoNewPrivs"] == "1"
+    assert "no-sudo" in result.stdout
+    assert result.stdout.split()[-1] != "0"
+
+
+def test_container_is_locked_down_and_removed_after_exit(project):
+    engine = Engine.connect()
+    cfg = load_config(str(project)).config
+    result = up(project, "--keep", "--", "--exec", "true")
+    assert result.returncode == 0, result.stderr
+    [info] = lifecycle.sessions(engine, cfg.project_name)
+    attrs = engine.get(info.name).attrs
+    host = attrs["HostConfig"]
+    assert host["CapDrop"] == ["ALL"]
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["Privileged"] is False
+    assert host["NetworkMode"] != "host"
+    assert not any("docker.sock" in (m.get("Source") or "") for m in attrs["Mounts"])
+    runtime = [m for m in attrs["Mounts"] if m["Destination"] == paths.CONTAINER_RUNTIME]
+    assert runtime and runtime[0]["RW"] is False
+    assert info.labels[LABEL_PROJECT] == cfg.project_name
+    lifecycle.down(engine, cfg.project_name)
+    assert lifecycle.sessions(engine, cfg.project_name) == []
+    # without --keep nothing is left behind
+    assert up(project, "--", "--exec", "true").returncode == 0
+    assert lifecycle.sessions(engine, cfg.project_name) == []
+
+
+def test_credentials_reach_the_container_only_at_run_time(project, cd_home):
+    secret = "sk-ant-test-" + os.urandom(6).hex()
+    (cd_home / ".env").write_text(f"CLAUDE_CODE_OAUTH_TOKEN={secret}-from-file\n")
+    result = up(project, "--", "--exec", "bash", "-c", "echo key=$ANTHROPIC_API_KEY; echo token=$CLAUDE_CODE_OAUTH_TOKEN",
+                env={"ANTHROPIC_API_KEY": secret})
+    assert result.returncode == 0, result.stderr
+    assert f"key={secret}" in result.stdout
+    assert f"token={secret}-from-file" in result.stdout
+    for path in cd_home.rglob("*"):
+        if path.is_file() and path.name != ".env":
+            assert secret not in path.read_text(errors="replace"), path
+
+
+def test_two_parallel_sessions_ps_logs_down(project):
+    engine = Engine.connect()
+    cfg = load_config(str(project)).config
+    for marker in ("first-marker", "second-marker"):
+        started = up(project, "--detach", "--", "--exec", "bash", "-c", f"echo {marker}; sleep 120")
+        assert started.returncode == 0, started.stderr
+    running = lifecycle.sessions(engine, cfg.project_name)
+    assert len(running) == 2 and len({i.name for i in running}) == 2
+
+    listing = run_cli("ps", "-f", str(project))
+    assert listing.returncode == 0, listing.stderr
+    assert listing.stdout.splitlines()[0].split() == ["PROJECT", "SESSION", "STATUS", "AGE", "IMAGE"]
+    assert sum(cfg.project_name in line for line in listing.stdout.splitlines()) == 2
+
+    ambiguous = run_cli("logs", "--file", str(project))
+    assert ambiguous.returncode == 1 and "several sessions" in ambiguous.stderr
+
+    session_id = running[0].labels["dev.claude-docker.session"]
+    deadline = time.time() + 20
+    while True:
+        shown = run_cli("logs", "--file", str(project), session_id)
+        if "marker" in shown.stdout or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert shown.returncode == 0, shown.stderr
+    assert "first-marker" in shown.stdout
+
+    shell = run_cli("shell", "-f", str(project), "-s", session_id, "--", "grep", "-E", "^Cap(Eff|Bnd)", "/proc/self/status")
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout.count("0000000000000000") == 2
+
+    removed = run_cli("down", "-f", str(project))
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.count("removed ") == 2
+    assert engine.list({LABEL_MANAGED: "1", LABEL_PROJECT: cfg.project_name}) == []
+
+
+def test_build_command_reports_current_image(project):
+    first = run_cli("build", "-f", str(project))
+    assert first.returncode == 0, first.stderr
+    again = run_cli("build", "-f", str(project))
+    assert "current, nothing to build" in again.stdout
+    assert again.stdout.split(":")[0:2] == first.stdout.split(":")[0:2]
+
+
+def test_allowlist_change_does_not_rebuild(project):
+    first = run_cli("build", "-f", str(project))
+    assert first.returncode == 0, first.stderr
+    project.write_text(project.read_text() + "  allowed_domains: [example.org]\n")
+    again = run_cli("build", "-f", str(project))
+    assert again.returncode == 0, again.stderr
+    assert "current, nothing to build" in again.stdout
+    assert again.stdout.split()[0] == first.stdout.split()[0]
