@@ -1,0 +1,127 @@
+"""Engine errors become one-line messages with a hint; the build context tar is reproducible."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+
+import pytest
+from click.testing import CliRunner
+
+from claude_docker.cli import main
+from claude_docker.engine import ContainerPlan, Engine, context_tar
+from claude_docker.errors import EngineError
+from claude_docker.render import Artifact
+from claude_docker import lifecycle, runplan
+from claude_docker.model import ClaudeConfig, Config, ResourcesConfig, WorkspaceConfig
+from claude_docker.session import Session
+
+
+def test_unreachable_engine_is_an_engine_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    with pytest.raises(EngineError) as failure:
+        Engine.connect()
+    assert "cannot reach the Docker engine" in failure.value.message
+    assert "DOCKER_HOST" in failure.value.hint
+
+
+def test_cli_reports_engine_down_without_traceback(tmp_path, monkeypatch, cd_home):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    (tmp_path / "claude-docker.yaml").write_text("network:\n  firewall: false\n")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["ps"])
+    assert result.exit_code == 1
+    assert "error: cannot reach the Docker engine" in result.output
+    assert "hint:" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(os.getuid() == 0, reason="root can open any socket")
+def test_permission_denied_socket(tmp_path, monkeypatch):
+    import socket
+
+    path = tmp_path / "docker.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    os.chmod(path, 0)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    with pytest.raises(EngineError, match="permission denied"):
+        Engine.connect()
+
+
+def test_context_tar_is_reproducible_and_keeps_modes():
+    artifacts = {
+        "Dockerfile": Artifact(b"FROM scratch\n"),
+        "bin/setup.d/10-x.sh": Artifact(b"#!/bin/sh\n", 0o755),
+    }
+    first, second = context_tar(artifacts).getvalue(), context_tar(artifacts).getvalue()
+    assert first == second
+    with tarfile.open(fileobj=context_tar(artifacts)) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert members["bin"].isdir() and members["bin/setup.d"].isdir()
+    assert members["bin/setup.d/10-x.sh"].mode == 0o755
+    assert members["Dockerfile"].mode == 0o644
+
+
+def test_headless_detection():
+    assert lifecycle.is_headless(["-p", "task"], stdin_is_tty=True)
+    assert lifecycle.is_headless(["--print", "task"], stdin_is_tty=True)
+    assert lifecycle.is_headless([], stdin_is_tty=False)
+    assert not lifecycle.is_headless(["--model", "opus"], stdin_is_tty=True)
+
+
+def test_missing_docker_cli_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EngineError) as failure:
+        lifecycle.docker_cli()
+    assert "docker` command line tool" in failure.value.message
+    assert "headless" in failure.value.hint
+
+
+def _config(tmp_path, **claude) -> Config:
+    workspace = tmp_path / "ws"
+    workspace.mkdir(exist_ok=True)
+    return Config(
+        source_files=(str(workspace / "claude-docker.yaml"),),
+        project_dir=str(workspace),
+        workspace=WorkspaceConfig(path=str(workspace)),
+        claude=ClaudeConfig(**claude),
+        resources=ResourcesConfig(memory="2g", cpus=1.5, shm_size="256m"),
+        env_file=str(tmp_path / "absent.env"),
+    )
+
+
+def test_plan_posture_env_and_resources(tmp_path, cd_home):
+    cfg = _config(tmp_path, args=("--model", "opus"), env={"FOO": "bar", "AGENT_UID": "0"}, uid=4321, gid=4322)
+    session = Session.new(cfg.project_name)
+    plan = runplan.plan(cfg, session, "claude-docker:x", ["-p", "hi"], environ={"ANTHROPIC_API_KEY": "k", "UNRELATED": "no"})
+    assert isinstance(plan, ContainerPlan)
+    assert plan.command == ["--model", "opus", "-p", "hi"]
+    assert {"SETUID", "SETGID", "SETPCAP"} <= set(plan.cap_add)
+    assert "SYS_ADMIN" not in plan.cap_add
+    assert plan.env["AGENT_UID"] == "4321" and plan.env["AGENT_GID"] == "4322"  # claude.env cannot override
+    assert plan.env["FOO"] == "bar"
+    assert plan.env["ANTHROPIC_API_KEY"] == "k" and "UNRELATED" not in plan.env
+    assert plan.env["DISABLE_AUTOUPDATER"] == "1"
+    assert plan.env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
+    assert plan.env["CLAUDE_CONFIG_DIR"] == "/home/agent/.claude"
+    assert plan.working_dir == "/workspace"
+    assert (plan.memory, plan.cpus, plan.shm_size) == ("2g", 1.5, "256m")
+    assert plan.labels["dev.claude-docker.session"] == session.session_id
+    assert plan.name == session.container_name
+    assert session.runtime_dir.is_dir()
+    for path in session.runtime_dir.rglob("*"):
+        if path.is_file():
+            assert b"ANTHROPIC_API_KEY=k" not in path.read_bytes()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to chown the workspace")
+def test_root_runs_the_agent_as_the_workspace_owner_or_1000(tmp_path, cd_home):
+    cfg = _config(tmp_path)
+    os.chown(cfg.workspace.path, 0, 0)
+    os.chmod(cfg.workspace.path, 0o755)
+    assert runplan.agent_ids(cfg) == (1000, 1000)
+    assert "cannot write there" in (runplan.workspace_warning(cfg, 1000, 1000) or "")
+    os.chown(cfg.workspace.path, 2345, 2346)
+    assert runplan.agent_ids(cfg) == (2345, 2346)
+    assert runplan.workspace_warning(cfg, 2345, 2346) is None
