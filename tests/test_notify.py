@@ -375,3 +375,13 @@ def test_apprise_missing_gives_install_hint(monkeypatch):
         AppriseUrl("ntfy://secret-topic").send("x", {})
     assert raised.value.hint == "install the optional extra: pip install 'claude-docker[apprise]'"
     assert "secret-topic" not in raised.value.message
+
+
+def test_zero_interval_sends_every_event(tmp_path):
+    backend = FlakyBackend("b")
+    d = delivery(tmp_path, NotifierConfig(on=("stop",), min_interval_seconds=0, commands=(CommandNotifierConfig(("true",)),)))
+    d.backends = [backend]
+    for n in range(3):
+        stop_event(d.outbox, f"turn {n}", at_ns=n + 1)
+    assert len(d.deliver().delivered) == 3
+    assert [t[-6:] for t in backend.sent] == ["turn 0", "turn 1", "turn 2"]

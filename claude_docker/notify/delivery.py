@@ -158,14 +158,17 @@ class SessionDelivery:
                     self._discard(event, state, f"skipped: '{event.kind}' is not in notifier.on")
                     outcome.skipped.append(event.name)
             held = [e for e in wanted if e.kind not in ALWAYS_DELIVERED]
-            for older in held[:-1]:
+            debounce = self.notifier.min_interval_seconds > 0
+            for older in held[:-1] if debounce else ():
                 self._discard(older, state, f"superseded by a later event (notifier.min_interval_seconds)")
                 outcome.skipped.append(older.name)
             due = [e for e in wanted if e.kind in ALWAYS_DELIVERED]
             if not final:  # session_end waits for the final flush, which knows the exit code
                 outcome.held.extend(e.name for e in due if e.kind == "session_end")
                 due = [e for e in due if e.kind != "session_end"]
-            if held:
+            if held and not debounce:
+                due.extend(held)
+            elif held:
                 newest = held[-1]
                 last = state.get("last_sent_at")
                 if final or last is None or self.clock() - last >= self.notifier.min_interval_seconds:
