@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import paths
 from .errors import ClaudeDockerError
-from .model import DEFAULT_AGENT_UID, Config
+from .model import Config
 from .runspec import RunSpec
 from .session import Session
 
@@ -61,13 +61,14 @@ def cache_dir(state_dir: Path) -> Path:
 
 
 def agent_ids(cfg: Config, spec: RunSpec) -> tuple[int, int]:
-    """The uid/gid the agent runs as: what the engine put in the spec, else what the config
-    names, else the host user (uid 1000 when that is root, as the entrypoint does)."""
-    uid = spec.env.get("AGENT_UID") or cfg.claude.uid
-    gid = spec.env.get("AGENT_GID") or cfg.claude.gid
-    host_uid = os.getuid() or DEFAULT_AGENT_UID
-    host_gid = os.getgid() if os.getuid() else DEFAULT_AGENT_UID
-    return int(uid if uid is not None else host_uid), int(gid if gid is not None else host_gid)
+    """The uid/gid the agent runs as (persisted dirs must be theirs): what the spec already
+    says, else the run plan's rule (claude.uid/gid, else the host user, never root)."""
+    uid = spec.env.get("AGENT_UID")
+    if uid:
+        return int(uid), int(spec.env.get("AGENT_GID") or uid)
+    from .runplan import agent_ids as planned_ids  # runplan imports this module
+
+    return planned_ids(cfg)
 
 
 # --- preparing host dirs --------------------------------------------------------------------

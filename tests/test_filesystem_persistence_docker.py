@@ -7,27 +7,26 @@ entrypoint's `--exec`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from claude_docker import filesystem, persistence
-from claude_docker.engine import ContainerPlan, Engine
+from claude_docker import runplan
+from claude_docker.engine import Engine
 from claude_docker.image import ensure_image
 from claude_docker.pipeline import load_config
 from claude_docker.render import render_build_context, render_runtime
-from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
 from tests.conftest import TEST_LABEL, base_image_yaml
 
 pytestmark = pytest.mark.docker
 
-AGENT_UID = 1000  # what the agent runs as when the tests (as root) start it
-# What the entrypoint needs to create the agent user and drop to it, without the firewall's.
-SETUP_CAPABILITIES = ["CHOWN", "SETGID", "SETUID"]
+AGENT_UID = 1000  # the agent takes the workspace owner's uid when `up` runs as root
 
 
 @pytest.fixture(scope="module")
@@ -64,22 +63,12 @@ def agent_image(engine, tmp_path_factory) -> str:
 
 
 def start_session(engine: Engine, image: str, project: Path, script: str, session: Session | None = None):
-    """Create and start a container for `project` running `script` as the agent."""
+    """Create and start a container for `project`, planned exactly as `up` plans it, running
+    `script` as the agent (the entrypoint's `--exec`)."""
     cfg = load_config(str(project / "claude-docker.yaml")).config
     session = session or Session.new(cfg.project_name)
-    spec = RunSpec(env={"AGENT_UID": str(AGENT_UID), "AGENT_GID": str(AGENT_UID)})
-    filesystem.contribute(cfg, session, spec)
-    persistence.contribute(cfg, session, spec)
-    plan = ContainerPlan(
-        name=f"cd-test-{session.container_name}",
-        image=image,
-        command=["--exec", "bash", "-c", script],
-        env=spec.env,
-        labels={TEST_LABEL: "persistence"},
-        mounts=spec.mounts,
-        cap_add=SETUP_CAPABILITIES,
-        working_dir=cfg.workspace.mount_path,
-    )
+    plan = runplan.plan(cfg, session, image, command=["--exec", "bash", "-c", script], environ={})
+    plan = dataclasses.replace(plan, labels={**plan.labels, TEST_LABEL: "persistence"})
     container = engine.create(plan)
     engine.start(container)
     return container, cfg, session
@@ -140,8 +129,11 @@ def test_agent_cannot_reach_other_state(engine, agent_image, cd_home, tmp_path):
     assert "other-secret" not in found
     state_mounts = [line.split()[3] for line in mountinfo.splitlines() if str(cd_home) in line]
     assert state_mounts, mountinfo
-    allowed = ("/claude", "/history", "/cache/npm", "/cache/pip", "/cache/uv")
-    assert all("/projects/mine-" in root and root.endswith(allowed) for root in state_mounts), state_mounts
+    # each mount is one feature dir of this project, or a dir of this very session
+    allowed = re.compile(r".*/projects/mine-[0-9a-f]{8}/(claude|history|cache/(npm|pip|uv)|sessions/(?P<id>[0-9a-f]+)/.+)")
+    matches = [allowed.fullmatch(root) for root in state_mounts]
+    assert all(matches), state_mounts
+    assert len({match.group("id") for match in matches if match.group("id")}) == 1, state_mounts
 
 
 # --- shell history ----------------------------------------------------------------------------
@@ -249,16 +241,16 @@ def test_env_file_secret_is_in_no_image_layer_and_no_rendered_file(engine, cd_ho
     cfg = load_config(str(project / "claude-docker.yaml")).config
     assert secret in cfg.claude.env.values()  # the secret did reach the config, so the scan means something
     session = Session.new(cfg.project_name)
-    spec = RunSpec(env={"AGENT_UID": str(AGENT_UID), "AGENT_GID": str(AGENT_UID)})
-    filesystem.contribute(cfg, session, spec)
-    persistence.contribute(cfg, session, spec)
+    tag = ensure_image(engine, cfg.image).tag
+    plan = runplan.plan(cfg, session, tag, environ={})  # writes the session's runtime files
+    assert plan.env["ANTHROPIC_API_KEY"] == secret  # it reaches the container at run time only
     rendered = {**render_build_context(cfg), **render_runtime(cfg, session)}
     for name, artifact in rendered.items():
         assert secret.encode() not in artifact.content, name
-    for path in cd_home.rglob("*"):
-        if path.is_file() and path.name != ".env":
-            assert secret.encode() not in path.read_bytes(), path
-    tag = ensure_image(engine, cfg.image).tag
+    written = [path for path in cd_home.rglob("*") if path.is_file() and path.name != ".env"]
+    assert any(path.parent == session.runtime_dir for path in written)
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
     # the control proves the scan reads layer contents: that line is in a script baked into the image
     control = b"# claude-docker: persisted shell history"
     assert _image_contains(engine, tag, [secret.encode(), control], tmp_path) == {control}

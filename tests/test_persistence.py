@@ -171,10 +171,20 @@ def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
         assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345), path
 
 
-def test_agent_ids_default_to_1000_for_root(host_home):
+def test_agent_ids_follow_the_run_plan(host_home, tmp_path):
     cfg = make_config(host_home / "proj")
+    assert persistence.agent_ids(cfg, RunSpec(env={"AGENT_UID": "77", "AGENT_GID": "88"})) == (77, 88)
     expected = (1000, 1000) if os.getuid() == 0 else (os.getuid(), os.getgid())
     assert persistence.agent_ids(cfg, RunSpec()) == expected
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give the workspace to another uid")
+def test_root_hands_state_to_the_workspace_owner(cd_home, host_home):
+    os.chown(host_home / "proj", 4321, 4321)
+    cfg = make_config(host_home / "proj")
+    _, session = run(cfg)
+    config_dir = session.state_dir / "claude"
+    assert (config_dir.stat().st_uid, (config_dir / ".claude.json").stat().st_uid) == (4321, 4321)
 
 
 def test_reset_targets(cd_home, host_home):
