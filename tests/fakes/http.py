@@ -1,0 +1,55 @@
+"""Test "internet" hosts: containers answering HTTP on port 80 and counting UDP on 53 and 9999.
+
+Each server answers every HTTP request with its own name, and `/udp` with how many UDP datagrams
+it has received, so a test can prove a packet did (or did not) arrive. They run the product
+image with Node as the entrypoint, so no extra image is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from dataclasses import dataclass
+
+SERVER_JS = r"""
+const http = require('http'), dgram = require('dgram');
+let udp = 0;
+for (const port of [53, 9999]) dgram.createSocket('udp4').on('message', () => { udp++; }).bind(port);
+http.createServer((req, res) => {
+  res.end(req.url === '/udp' ? JSON.stringify({udp}) : process.env.SERVER_NAME);
+}).listen(80, () => console.log('listening'));
+"""
+
+
+@dataclass
+class ServerContainer:
+    name: str
+    container: object  # docker.models.containers.Container
+
+    def address(self, network: str = "bridge") -> str:
+        self.container.reload()
+        return self.container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+    def udp_count(self) -> int:
+        with urllib.request.urlopen(f"http://{self.address()}/udp", timeout=5) as reply:
+            return int(json.loads(reply.read())["udp"])
+
+
+def start_server(client, image: str, name: str, labels: dict[str, str]) -> ServerContainer:
+    container = client.containers.run(
+        image,
+        entrypoint=["node", "-e", SERVER_JS],
+        command=[],
+        environment={"SERVER_NAME": name},
+        labels=labels,
+        detach=True,
+        auto_remove=False,
+    )
+    deadline = time.time() + 20
+    while b"listening" not in container.logs():
+        if time.time() > deadline:
+            container.remove(force=True)
+            raise RuntimeError(f"test server {name} did not start: {container.logs()[-500:]!r}")
+        time.sleep(0.1)
+    return ServerContainer(name, container)
