@@ -158,3 +158,40 @@ def test_allowlist_change_does_not_rebuild(project):
     assert again.returncode == 0, again.stderr
     assert "current, nothing to build" in again.stdout
     assert again.stdout.split()[0] == first.stdout.split()[0]
+
+
+def test_interactive_session_gets_the_terminal(project):
+    """With a TTY on stdin, `up` hands the terminal to `docker start --attach --interactive`."""
+    import pty
+    import select
+    import subprocess
+
+    main_fd, child_fd = pty.openpty()
+    process = subprocess.Popen(
+        ["claude-docker", "up", "-f", str(project), "--", "--exec", "bash", "-c", "echo ready-for-input; read line; echo got-$line; test -t 0 && echo has-tty; exit 5"],
+        stdin=child_fd, stdout=child_fd, stderr=child_fd, close_fds=True,
+    )
+    os.close(child_fd)
+    output = b""
+    sent = False
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        ready, _, _ = select.select([main_fd], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(main_fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+        if not sent and b"ready-for-input" in output:
+            os.write(main_fd, b"hello\r")
+            sent = True
+        if process.poll() is not None and not ready:
+            break
+    process.wait(timeout=30)
+    os.close(main_fd)
+    text = output.decode(errors="replace")
+    assert process.returncode == 5, text
+    assert "got-hello" in text and "has-tty" in text
