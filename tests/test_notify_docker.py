@@ -28,6 +28,7 @@ from claude_docker.pipeline import load_config
 from claude_docker.session import Session
 from tests.conftest import TEST_LABEL, base_image_yaml
 from tests.fakes.anthropic import FakeAnthropic, bash, text
+from tests.fakes.projects import bridge_gateway
 from tests.fakes.twilio import FakeTwilio
 
 AGENT_UID = 1000  # the agent's uid when the tests (as root) start it
@@ -84,10 +85,6 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.2)
     return False
-
-
-def bridge_gateway(engine: Engine) -> str:
-    return engine.client.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
 
 
 # --- the image's scripts, as the agent, through the run plan `up` uses ------------------------------
@@ -161,7 +158,7 @@ def secret_exposure(engine: Engine, container, values: list[str]) -> list[str]:
 
 def run_claude(engine: Engine, cfg, api: FakeAnthropic, prompt: str) -> tuple[int, str]:
     out, err = io.BytesIO(), io.BytesIO()
-    environ = {"ANTHROPIC_BASE_URL": api.url_for(bridge_gateway(engine)), "ANTHROPIC_API_KEY": api.api_key}
+    environ = {"ANTHROPIC_BASE_URL": api.url_for(bridge_gateway(engine.client)), "ANTHROPIC_API_KEY": api.api_key}
     code = lifecycle.up(
         cfg,
         lifecycle.UpOptions(extra_args=("-p", prompt), headless=True),
