@@ -218,7 +218,8 @@ def test_checker_catches_an_unquoted_value():
         check_script("x.sh", b"#!/bin/bash\necho a'b\n", "a'b", "")
     with pytest.raises(AssertionError, match="bash -n failed"):
         check_script("y.sh", b"#!/bin/bash\nif then\n", "zzz", "")
-    check_script("z.sh", f"#!/bin/bash\necho {shlex.quote(\"a'b\")}\n".encode(), "a'b", "")
+    quoted = shlex.quote("a'b")
+    check_script("z.sh", f"#!/bin/bash\necho {quoted}\n".encode(), "a'b", "")
 
 
 def test_safe_values_are_accepted():
