@@ -211,3 +211,44 @@ def cfg_sessions(cfg) -> list[Path]:
     from claude_docker.paths import project_state_dir
 
     return sorted(p for p in (project_state_dir(cfg.project_name) / "sessions").iterdir() if p.is_dir())
+
+
+# --- up --detach: the watcher outlives the command that started it ---------------------------------------
+
+
+@pytest.mark.docker
+def test_detached_watcher_delivers_until_the_container_ends(tmp_path, engine, twilio, cd_home):
+    config = make_project(tmp_path, twilio, on="[stop, session_end]")
+    cfg = load_config(str(config)).config
+    image = ensure_image(engine, cfg.image).tag
+    session = Session.new(cfg.project_name)
+    script = (
+        "echo '{\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"detached work done\"}' | hook-event stop; "
+        "sleep 2; echo '{\"hook_event_name\":\"SessionEnd\",\"reason\":\"exit\"}' | hook-event session_end; exit 5"
+    )
+    plan = runplan.plan(cfg, session, image, command=["--exec", "bash", "-c", script], environ={})
+    plan = replace(plan, name=f"cd-test-{session.container_name}", labels={**plan.labels, TEST_LABEL: "notify"})
+    container = engine.create(plan)
+    try:
+        engine.start(container)
+        pid = notify.start_detached_watcher(cfg, session, plan.name)
+        assert pid is not None
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        cmdline = b"python " + cmdline.split(b" ", 1)[1]  # the interpreter's path varies
+        assert wait_for(lambda: len(twilio.messages) == 2, timeout=60), notify.log_file(session).read_text()
+        assert wait_for(lambda: not _alive(pid), timeout=20)  # it exits once the container has ended
+    finally:
+        engine.remove(container)
+    first, last = (m["Body"] for m in twilio.messages)
+    assert first.endswith("\ndetached work done")
+    assert "session ended (exit 5)" in last
+    assert pending_names(session.outbox_dir) == []
+    assert cmdline == b"python -m claude_docker.notify.watch" and twilio.auth_token not in cmdline.decode()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)  # our child: reap it if it is done
+        return finished == 0
+    except ChildProcessError:
+        return False
