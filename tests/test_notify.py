@@ -385,3 +385,24 @@ def test_zero_interval_sends_every_event(tmp_path):
         stop_event(d.outbox, f"turn {n}", at_ns=n + 1)
     assert len(d.deliver().delivered) == 3
     assert [t[-6:] for t in backend.sent] == ["turn 0", "turn 1", "turn 2"]
+
+
+def test_apprise_delivers_through_a_real_apprise_url(tmp_path, webhook_server):
+    pytest.importorskip("apprise", reason="the optional apprise extra is not installed")
+    base, received = webhook_server
+    url = base.replace("http://", "json://") + "/ok"
+    d = delivery(tmp_path, NotifierConfig(on=("stop",), apprise=(url,)))
+    stop_event(d.outbox, "via apprise")
+    assert d.deliver(final=True).delivered
+    [(_, body)] = received
+    assert body["message"].endswith("\nvia apprise")
+    assert body["title"] == "claude-docker proj: stop"
+
+
+def test_apprise_refusal_keeps_the_event(tmp_path, webhook_server):
+    pytest.importorskip("apprise", reason="the optional apprise extra is not installed")
+    base, _ = webhook_server
+    d = delivery(tmp_path, NotifierConfig(on=("stop",), apprise=(base.replace("http://", "json://") + "/broken",)))
+    path = stop_event(d.outbox, "x")
+    assert d.deliver(final=True).failed == [path.name] and path.exists()
+    assert "apprise json://…: the service did not accept the message" in (d.session_dir / LOG_FILE).read_text()
