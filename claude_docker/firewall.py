@@ -132,12 +132,13 @@ def plan_cidrs(entries: Iterable[str]) -> CidrPlan:
     return CidrPlan(tuple(dict.fromkeys(networks)), tuple(dict.fromkeys(network_ports)))
 
 
-def selftest_name(forward: Iterable[str]) -> str:
-    """An exact allowlisted name the script resolves to prove the allow path works ("" = none)."""
+def selftest_names(forward: Iterable[str], limit: int = 3) -> list[str]:
+    """Exact allowlisted names the script resolves to prove the allow path works."""
     exact = [p for p in forward if not p.startswith("*.")]
     if "api.anthropic.com" in exact:  # the one name every session needs anyway
-        return "api.anthropic.com"
-    return exact[0] if exact else ""
+        exact.remove("api.anthropic.com")
+        exact.insert(0, "api.anthropic.com")
+    return exact[:limit]
 
 
 def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
@@ -149,7 +150,7 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         dns=dns,
         cidrs=cidrs,
         allow_host_network=cfg.network.allow_host_network,
-        selftest_name=selftest_name(dns.forward),
+        selftest_names=selftest_names(dns.forward),
         runtime_dir=paths.CONTAINER_RUNTIME,
         log_dir=paths.CONTAINER_LOG_DIR,
         dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",

@@ -111,7 +111,7 @@ def test_runtime_artifacts_render_the_allowlist(tmp_path):
     script = artifacts["init-firewall.sh"].content.decode()
     assert "add cd-net 10.9.0.0/16" in script
     assert "add cd-netport 10.8.0.1/32,tcp:22" in script
-    assert "readonly SELFTEST_NAME=api.anthropic.com" in script
+    assert "readonly SELFTEST_NAMES=(api.anthropic.com pypi.org )" in script
     assert "readonly ALLOW_HOST_NETWORK=0" in script
     assert "*nat" not in script and "-t nat" not in script  # Docker's embedded DNS lives there
 

@@ -212,6 +212,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
         extra_mounts=(),
         command=("--exec", "sleep", "infinity"),
         wait: bool = True,
+        dns: list[str] | None = None,
     ):
         workspace = tmp_path / f"ws-{len(created)}"
         workspace.mkdir()
@@ -229,7 +230,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
         )
         session = Session.new(cfg.project_name)
         plan = runplan.plan(cfg, session, product_image, command=list(command))
-        engine = Engine(_TestNetworkClient(docker_client, [gateway], network, list(extra_mounts)))
+        engine = Engine(_TestNetworkClient(docker_client, dns or [gateway], network, list(extra_mounts)))
         container = engine.create(plan)
         created.append(container)
         engine.start(container)
@@ -498,13 +499,20 @@ def test_missing_ipset_stops_the_container_before_claude(sandbox, internet, serv
     assert "AGENT-STARTED" not in logs
 
 
-def test_failing_self_test_stops_the_container(sandbox, internet, servers):
-    # the allowlisted name does not resolve upstream: nothing proves the allow path works
-    box = sandbox(["exact.test"], command=("--exec", "echo", "AGENT-STARTED"), wait=False)
+def test_no_ipv4_upstream_stops_the_container(sandbox, internet):
+    box = sandbox(["exact.test"], dns=["2001:db8::53"], command=("--exec", "echo", "AGENT-STARTED"), wait=False)
     code, logs = _exit_of(box)
     assert code == paths.EXIT_FIREWALL_FAILED, logs
-    assert "self-test: allowlisted name exact.test did not resolve" in logs
+    assert "/etc/resolv.conf names no IPv4 resolver" in logs
     assert "AGENT-STARTED" not in logs
+
+
+def test_allowlist_the_upstream_does_not_know_warns_but_starts(sandbox, internet):
+    box = sandbox(["exact.test"], command=("--exec", "echo", "AGENT-STARTED"), wait=False)
+    code, logs = _exit_of(box)
+    assert code == 0, logs
+    assert "warning: none of exact.test resolved through upstream" in logs
+    assert "AGENT-STARTED" in logs
 
 
 def test_firewall_off_leaves_egress_open(sandbox, internet, servers):
