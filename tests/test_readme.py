@@ -1,0 +1,68 @@
+"""The README's annotated example is a real, valid configuration, and its commands exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from claude_docker.cli import main
+from claude_docker.pipeline import load_config
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _annotated_example() -> str:
+    text = README.read_text()
+    section = text[text.index("## A complete, annotated example") :]
+    return re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+
+
+def test_annotated_example_validates(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / "datasets").mkdir(parents=True)
+    (home / ".bash_aliases").write_text("alias ll='ls -l'\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CLAUDE_DOCKER_HOME", str(home / ".claude-docker"))
+    for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "HOOK_TOKEN"):
+        monkeypatch.setenv(name, "AC" + "0" * 32 if name == "TWILIO_ACCOUNT_SID" else "secret-value")
+
+    project = tmp_path / "project"
+    (project / ".claude-docker" / "profiles").mkdir(parents=True)
+    (project / ".claude-docker" / "profiles" / "team.yaml").write_text(
+        "version: 1\nnetwork:\n  allowed_domains: [internal.example.com]\n"
+    )
+    # The example names a corporate CA under /etc; use a readable file of the same kind here.
+    corp_ca = tmp_path / "corp-ca.pem"
+    corp_ca.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text()[:4000])
+    example = _annotated_example().replace("/etc/ssl/certs/corp-ca.pem", str(corp_ca))
+    config_file = project / "claude-docker.yaml"
+    config_file.write_text(example)
+
+    loaded = load_config(str(config_file), cwd=project)
+    cfg = loaded.config
+    assert cfg.workspace.path == str(project)
+    assert "*.githubusercontent.com" in cfg.network.allowed_domains
+    assert "internal.example.com" in cfg.network.allowed_domains  # from the team profile
+    assert "api.anthropic.com" in cfg.network.allowed_domains  # from default
+    assert cfg.notifier.twilio is not None and cfg.notifier.twilio.to == ("+15551234567",)
+    assert [server.name for server in cfg.claude.mcp_servers] == ["docs", "search"]
+    # MCP secrets stay references, expanded by Claude Code inside the container.
+    assert dict(cfg.claude.mcp_servers[0].env) == {"TOKEN": "${DOCS_TOKEN}"}
+
+
+def test_every_command_in_the_readme_exists():
+    table = README.read_text().split("## Commands", 1)[1].split("Exit codes", 1)[0]
+    named = set(re.findall(r"`claude-docker ([a-z]+)", table))
+    assert named, "the command table lists no commands"
+    assert named <= set(main.commands), named - set(main.commands)
+    assert set(main.commands) <= named, f"undocumented: {set(main.commands) - named}"
+
+
+def test_every_command_has_help_with_usage():
+    runner = CliRunner()
+    for name in main.commands:
+        result = runner.invoke(main, [name, "--help"])
+        assert result.exit_code == 0, (name, result.output)
+        assert f"Usage: main {name}" in result.output or f"Usage: claude-docker {name}" in result.output
