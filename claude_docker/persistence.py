@@ -31,6 +31,8 @@ CONTAINER_STATE = "/var/lib/claude-docker"
 CONTAINER_HISTORY = f"{CONTAINER_STATE}/history"
 CONTAINER_CACHE = "/var/cache/claude-docker"
 
+API_KEY_SUFFIX = 20  # Claude Code remembers an approved API key by its last 20 characters
+
 CACHE_ENV = {"npm": "NPM_CONFIG_CACHE", "pip": "PIP_CACHE_DIR", "uv": "UV_CACHE_DIR"}
 
 IMPORT_LOGIN_WARNING = (
@@ -112,14 +114,20 @@ def _write_json(path: Path, data: dict, ids: tuple[int, int]) -> None:
     os.replace(tmp, path)
 
 
-def seed_claude_state(config_dir: Path, mount_path: str, ids: tuple[int, int]) -> None:
+def seed_claude_state(config_dir: Path, mount_path: str, ids: tuple[int, int], api_key: str | None = None) -> None:
     """Mark onboarding done and the workspace trusted in `.claude.json`, and accept the
     bypass-permissions prompt in user settings, keeping every key already there. Without this an
-    unattended start stops at a wizard nobody will answer."""
+    unattended start stops at a wizard nobody will answer.
+
+    With an API key in the environment, interactive Claude Code asks "Do you want to use this
+    API key?" once; the answer is remembered as the key's last 20 characters (what Claude Code
+    stores itself), so that is what we pre-approve. The full key never lands in a file."""
     state_file = config_dir / ".claude.json"
     state = _read_json(state_file)
     state["hasCompletedOnboarding"] = True
     state["bypassPermissionsModeAccepted"] = True
+    if api_key and api_key.strip():
+        _approve_api_key(state, api_key.strip()[-API_KEY_SUFFIX:])
     projects = state.get("projects")
     if not isinstance(projects, dict):
         projects = {}
@@ -136,6 +144,17 @@ def seed_claude_state(config_dir: Path, mount_path: str, ids: tuple[int, int]) -
     settings = _read_json(settings_file)
     settings["skipDangerousModePermissionPrompt"] = True
     _write_json(settings_file, settings, ids)
+
+
+def _approve_api_key(state: dict, suffix: str) -> None:
+    responses = state.get("customApiKeyResponses")
+    if not isinstance(responses, dict):
+        responses = {}
+    approved = [item for item in responses.get("approved") or [] if isinstance(item, str)]
+    rejected = [item for item in responses.get("rejected") or [] if isinstance(item, str) and item != suffix]
+    if suffix not in approved:
+        approved.append(suffix)
+    state["customApiKeyResponses"] = {**responses, "approved": approved, "rejected": rejected}
 
 
 def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | None = None) -> bool:
@@ -159,7 +178,7 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     ids = agent_ids(cfg, spec)
 
     config_dir = ensure_dir(auth_dir(cfg, session), ids)
-    seed_claude_state(config_dir, cfg.workspace.mount_path, ids)
+    seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(cfg))
     if persistence.import_host_login and persistence.auth != "none":
         if import_host_login(config_dir, ids):
             spec.warnings.append(IMPORT_LOGIN_WARNING)
@@ -185,6 +204,13 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     _git(cfg, spec)
     for dotfile in persistence.dotfiles:
         spec.bind(os.path.realpath(dotfile), dotfile_target(dotfile), read_only=True)
+
+
+def _api_key(cfg: Config) -> str | None:
+    """The API key the container will get, found the way the run plan finds it."""
+    from .runplan import auth_env  # runplan imports this module
+
+    return auth_env(cfg, os.environ).get("ANTHROPIC_API_KEY") or cfg.claude.env.get("ANTHROPIC_API_KEY")
 
 
 def _git(cfg: Config, spec: RunSpec) -> None:

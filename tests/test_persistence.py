@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -106,6 +107,27 @@ def test_seed_merges_into_existing_state_without_losing_keys(tmp_path):
     assert json.loads((tmp_path / "settings.json").read_text()) == {
         "model": "opus", "skipDangerousModePermissionPrompt": True}
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_seed_pre_approves_the_api_key_by_its_last_20_characters(tmp_path):
+    key = "sk-ant-api03-" + "x" * 20 + "ABCDEFGHIJ0123456789"
+    (tmp_path / ".claude.json").write_text(json.dumps(
+        {"customApiKeyResponses": {"approved": ["old-approved"], "rejected": ["ABCDEFGHIJ0123456789"]}}))
+    persistence.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()), api_key=key + "\n")
+    text = (tmp_path / ".claude.json").read_text()
+    assert json.loads(text)["customApiKeyResponses"] == {
+        "approved": ["old-approved", "ABCDEFGHIJ0123456789"], "rejected": []}
+    assert key not in text
+
+
+def test_contribute_finds_the_api_key_in_the_env_file(cd_home, host_home, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    key = "sk-ant-from-env-file-0123456789abcdefghij"
+    (cd_home / ".env").write_text(f"ANTHROPIC_API_KEY={key}\n")
+    cfg = dataclasses.replace(make_config(host_home / "proj"), env_file=str(cd_home / ".env"))
+    _, session = run(cfg)
+    state = json.loads((session.state_dir / "claude" / ".claude.json").read_text())
+    assert state["customApiKeyResponses"]["approved"] == [key[-20:]]
 
 
 def test_seed_refuses_corrupt_state_with_a_hint(tmp_path):
