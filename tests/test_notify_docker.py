@@ -55,12 +55,14 @@ def hook_secret(monkeypatch) -> str:
     return value
 
 
-def make_project(tmp_path: Path, twilio: FakeTwilio, on: str = "[stop]", extra: str = "") -> Path:
+def make_project(
+    tmp_path: Path, twilio: FakeTwilio, on: str = "[stop]", extra: str = "", network: str = "network:\n  firewall: false\n"
+) -> Path:
     project = tmp_path / "notify-project"
     project.mkdir()
     (project / "claude-docker.yaml").write_text(
         base_image_yaml()
-        + "network:\n  firewall: false\n"
+        + network
         + "persistence:\n  git_config: false\n"
         + "notifier:\n"
         + f"  on: {on}\n"
@@ -211,6 +213,25 @@ def cfg_sessions(cfg) -> list[Path]:
     from claude_docker.paths import project_state_dir
 
     return sorted(p for p in (project_state_dir(cfg.project_name) / "sessions").iterdir() if p.is_dir())
+
+
+
+@pytest.mark.e2e
+def test_claude_sends_progress_with_notify_behind_the_firewall(tmp_path, engine, twilio, cd_home):
+    """The firewall allows only the API (on the host's bridge address): no notifier domain, yet
+    the `notify` command Claude runs and the final Stop hook both reach the phone."""
+    network = "network:\n  firewall: true\n  allow_host_network: true\n"
+    cfg = load_config(str(make_project(tmp_path, twilio, network=network))).config
+    script = [bash("notify 'halfway: tests pass'"), text("Migration finished.")]
+    with FakeAnthropic(script) as api:
+        code, output = run_claude(engine, cfg, api, "migrate and keep me posted")
+    assert code == 0, output
+    [result] = api.tool_results()
+    assert "notify: queued" in str(result.get("content"))
+    bodies = [m["Body"] for m in twilio.messages]
+    assert len(bodies) == 2, bodies
+    assert bodies[0].endswith("\nhalfway: tests pass") and ": message from Claude" in bodies[0]
+    assert bodies[1].endswith("\nMigration finished.") and ": Claude finished" in bodies[1]
 
 
 # --- up --detach: the watcher outlives the command that started it ---------------------------------------
