@@ -261,6 +261,14 @@ class Engine:
         return self.api.attach(container.id, stream=True, logs=True, demux=True)
 
     @translate_errors
+    def status(self, container) -> str:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            return "removed"
+        return container.status
+
+    @translate_errors
     def wait(self, container) -> int:
         return int(container.wait().get("StatusCode", 1))
 

@@ -83,21 +83,29 @@ def up(
 
     container = engine.create(container_plan)
     if options.detach:
-        engine.start(container)
+        try:
+            engine.start(container)
+        except EngineError:
+            engine.remove(container)
+            raise
         echo(f"started session {session.session_id} ({session.container_name}) in the background")
         return 0
 
+    keep = options.keep
     with notify.session_notifier(cfg, session):
         try:
             if options.headless:
                 code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
             else:
                 code = _run_interactive(engine, container, session)
+                if code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
+                    echo(f"detached; session {session.session_id} keeps running (`claude-docker ps`, `down`)")
+                    keep, code = True, 0
         except KeyboardInterrupt:
             engine.stop(container, timeout=5)
             code = 130
         finally:
-            if not options.keep:
+            if not keep:
                 engine.remove(container)
     if code == paths.EXIT_FIREWALL_FAILED:
         echo("the firewall could not be set up; the session did not start (see the container output above)")
@@ -141,10 +149,15 @@ def _cli_env(engine: Engine) -> dict[str, str]:
     return env
 
 
-def _run_interactive(engine: Engine, container, session: Session) -> int:
-    """Hand the terminal to `docker start --attach --interactive` (resize and Ctrl-C just work)."""
+def _run_interactive(engine: Engine, container, session: Session) -> int | None:
+    """Hand the terminal to `docker start --attach --interactive` (resize and Ctrl-C just work).
+
+    Returns the exit code, or None when the user detached and the container still runs.
+    """
     cli = docker_cli()
     subprocess.run([cli, "start", "--attach", "--interactive", session.container_name], env=_cli_env(engine))
+    if engine.status(container) == "running":
+        return None
     return engine.wait(container)
 
 
