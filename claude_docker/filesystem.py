@@ -11,7 +11,7 @@ Two refinements keep the rule usable:
   only blocks what lies *outside* the home. Secrets inside the home are blocked by their own
   `~/...` entries. Without this, root could not use a workspace under `/root` at all.
 
-The Docker socket is blocked whatever the configuration says.
+The Docker socket and claude-docker's own state dir are blocked whatever the configuration says.
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ def is_within(path: str, ancestor: str) -> bool:
 
 
 def blocked_set(cfg: Config) -> tuple[str, ...]:
-    """Every blocked path in its literal and resolved form, plus the Docker socket."""
+    """Every blocked path in its literal and resolved form, plus the Docker socket and
+    claude-docker's own state (every project's login), wherever $CLAUDE_DOCKER_HOME points."""
     found: dict[str, None] = {}
-    for entry in (*cfg.filesystem.blocked_paths, *ALWAYS_BLOCKED):
+    for entry in (*cfg.filesystem.blocked_paths, *ALWAYS_BLOCKED, str(paths.claude_docker_home())):
         found[os.path.abspath(os.path.expanduser(entry))] = None
         found[real(entry)] = None
     return tuple(found)

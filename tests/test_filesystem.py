@@ -23,6 +23,7 @@ def home(tmp_path, monkeypatch) -> Path:
     (home / "project").mkdir()
     (home / "project" / "src").mkdir()
     monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CLAUDE_DOCKER_HOME", str(tmp_path / "cd-home"))  # always blocked; keep it aside
     return home
 
 
@@ -153,6 +154,19 @@ def test_docker_socket_is_blocked_without_being_listed(home):
     cfg = make_config(home / "project", [], mounts=(Mount("/var/run/docker.sock", "/var/run/docker.sock"),))
     problems = filesystem.problems(cfg, home=str(home))
     assert problems and all("docker.sock" in p.message for p in problems)
+
+
+def test_claude_docker_state_is_blocked_wherever_it_lives(home, tmp_path, monkeypatch):
+    """Every project's login lives there: a workspace around it hides it, a mount of it is refused."""
+    state = tmp_path / "data" / "cd-state"
+    state.mkdir(parents=True)
+    monkeypatch.setenv("CLAUDE_DOCKER_HOME", str(state))
+    cfg = make_config(tmp_path / "data", [])
+    assert filesystem.problems(cfg, home=str(home)) == []
+    assert filesystem.workspace_masks(cfg, home=str(home)) == [("/workspace/cd-state", True)]
+    cfg = make_config(home / "project", [], mounts=(Mount(str(state), "/s"),))
+    [problem] = filesystem.problems(cfg, home=str(home))
+    assert f"blocked path {state}" in problem.message
 
 
 def test_dotfile_in_blocked_path_is_refused(home):
