@@ -116,8 +116,21 @@ def up(
     return code
 
 
+def _interrupt_on_sigterm() -> None:
+    """A terminated `up` (CI timeout, systemd stop) stops its container like Ctrl-C does."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
+
+
 def _run_headless(engine: Engine, container, stdout: BinaryIO, stderr: BinaryIO) -> int:
     """Stream stdout/stderr as they come; the exit code is the container's."""
+    _interrupt_on_sigterm()
     stream = engine.attach(container)  # attach before start: no output is lost
     engine.start(container)
     for out, err in stream:

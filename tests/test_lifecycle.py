@@ -195,3 +195,18 @@ def test_interactive_session_gets_the_terminal(project):
     text = output.decode(errors="replace")
     assert process.returncode == 5, text
     assert "got-hello" in text and "has-tty" in text
+
+
+def test_terminated_up_stops_and_removes_its_container(project):
+    import signal
+    import subprocess
+
+    cfg = load_config(str(project)).config
+    process = subprocess.Popen(
+        ["claude-docker", "up", "-f", str(project), "--", "--exec", "bash", "-c", "echo started; sleep 300"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdout.readline().strip() == b"started"
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert lifecycle.sessions(Engine.connect(), cfg.project_name) == []
