@@ -58,14 +58,10 @@ def load_config(
     for doc in documents:
         unresolved = interpolate_document(doc, variables)
         problems.extend(unresolved)
-        failed = {problem.key_path for problem in unresolved}
-
-        def skip(error, failed=failed) -> bool:
-            # Required keys may come from another file; a value that failed to interpolate is
-            # already reported.
-            return error.validator == "required" or format_key_path(tuple(error.absolute_path)) in failed
-
-        problems.extend(schema_problems(doc.data, lambda path, doc=doc: doc.path, doc.line_of, skip=skip))
+        failed = frozenset(problem.key_path for problem in unresolved)
+        problems.extend(
+            schema_problems(doc.data, lambda path, doc=doc: doc.path, doc.line_of, partial=True, skip_paths=failed)
+        )
     if problems:
         raise ConfigError(_ordered(problems), _hint(problems))
 
@@ -82,7 +78,7 @@ def load_config(
         return found[0].line_of(found[1]) if found else None
 
     # Patterns were checked per file (before paths became absolute); the merged pass checks shape.
-    problems = schema_problems(merged, file_of, line_of, skip=lambda error: error.validator == "pattern")
+    problems = schema_problems(merged, file_of, line_of, check_patterns=False)
     from .build_model import build_config, semantic_problems
 
     def report(path: KeyPath, message: str) -> None:
