@@ -131,6 +131,13 @@ def test_contribute_mounts_outbox_rw_and_passes_mcp_values(tmp_path, cd_home, mo
     assert "tw-secret-token" not in json.dumps(spec.env)
 
 
+def test_no_notifier_no_outbox(tmp_path, cd_home):
+    session = Session("proj", "s1")
+    spec = RunSpec()
+    notify.contribute(make_config(tmp_path), session, spec)
+    assert spec.mounts == [] and spec.env == {} and not session.outbox_dir.exists()
+
+
 def test_unset_mcp_variable_is_a_clear_error(tmp_path, cd_home, monkeypatch):
     monkeypatch.delenv("NOPE_TOKEN", raising=False)
     cfg = make_config(tmp_path, servers=[McpServer("docs", command="x", env={"T": "${NOPE_TOKEN}"})])

@@ -15,7 +15,8 @@ from tests.fakes.twilio import FakeTwilio
 
 
 @pytest.fixture
-def twilio():
+def twilio(monkeypatch):
+    monkeypatch.setattr("claude_docker.notify.twilio.FIRST_BACKOFF_SECONDS", 0.01)  # keep retries quick
     fake = FakeTwilio().start()
     yield fake
     fake.stop()

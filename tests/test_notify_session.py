@@ -17,7 +17,8 @@ TO = "+15551234567"
 
 
 @pytest.fixture
-def twilio():
+def twilio(monkeypatch):
+    monkeypatch.setattr("claude_docker.notify.twilio.FIRST_BACKOFF_SECONDS", 0.01)  # keep retries quick
     fake = FakeTwilio().start()
     yield fake
     fake.stop()

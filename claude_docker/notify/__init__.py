@@ -55,9 +55,16 @@ def log_file(session: Session) -> Path:
 
 
 def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
-    """Mount the session outbox into the container, writable by the agent uid; pass MCP env."""
+    """Mount the session outbox into the container, writable by the agent uid; pass MCP env.
+
+    Without a notifier there is no outbox: nothing would deliver it, and the in-container
+    `notify` command then says so instead of queueing messages nobody reads.
+    """
     from ..persistence import agent_ids
 
+    spec.env.update(mcp_environment(cfg))
+    if not cfg.notifier.configured:
+        return
     outbox = session.outbox_dir
     outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
     uid, gid = agent_ids(cfg, spec)
@@ -69,7 +76,6 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
         # still lets it add files and lets us (the owner) read and remove them.
         outbox.chmod(0o1777)
     spec.bind(str(outbox), CONTAINER_OUTBOX, read_only=False)
-    spec.env.update(mcp_environment(cfg))
 
 
 def mcp_environment(cfg: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:

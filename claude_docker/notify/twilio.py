@@ -31,7 +31,7 @@ class TwilioSms:
     config: TwilioConfig
     to: str
     sleep: Callable[[float], None] = time.sleep
-    first_backoff: float = FIRST_BACKOFF_SECONDS
+    first_backoff: float | None = None  # None: FIRST_BACKOFF_SECONDS
 
     @property
     def key(self) -> str:
@@ -62,7 +62,7 @@ class TwilioSms:
                 "User-Agent": "claude-docker",
             },
         )
-        delay = self.first_backoff
+        delay = self.first_backoff if self.first_backoff is not None else FIRST_BACKOFF_SECONDS
         for attempt in range(1, MAX_ATTEMPTS + 1):
             status, body, retry_after = _post(request)
             if status in (200, 201):
