@@ -127,9 +127,13 @@ def problems(cfg: Config, locate: Locator | None = None, home: str | None = None
         found.append(ConfigProblem(file=file, key_path=format_key_path(key_path), line=line, message=message))
 
     for mount in host_mounts(cfg):
+        reported: set[str] = set()  # a blocked path and its resolved form are one path
         for relation, blocked in conflicts(mount.source, blocked_paths, home):
             if relation == "contains" and mount.is_workspace:
                 continue  # masked inside the container by contribute()
+            if real(blocked) in reported:
+                continue
+            reported.add(real(blocked))
             report(mount.key_path, _blocked_message(mount.source, relation, blocked))
     for index, mount in enumerate(cfg.filesystem.mounts):
         key = ("filesystem", "mounts", index)
@@ -154,6 +158,9 @@ def _default_file(cfg: Config) -> str:
 
 
 def _blocked_message(source: str, relation: str, blocked: str) -> str:
+    resolved = real(source)
+    if resolved != os.path.abspath(os.path.expanduser(source)):
+        source = f"{source} (a link to {resolved})"
     if relation == "contains":
         return (
             f"{source} contains the blocked path {blocked}, so it cannot be mounted into the container; "

@@ -80,7 +80,19 @@ def test_mount_through_a_symlink_is_refused(home, tmp_path):
     link.symlink_to(home / ".ssh")
     cfg = make_config(home / "project", [str(home / ".ssh")], mounts=(Mount(str(link), "/data"),))
     [problem] = filesystem.problems(cfg, home=str(home))
-    assert "is the blocked path" in problem.message
+    assert problem.message.startswith(f"{link} (a link to {home}/.ssh) is the blocked path {home}/.ssh,")
+
+
+def test_one_problem_per_blocked_path_even_when_listed_twice_through_links(home, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "docker.sock").touch()
+    var_run = tmp_path / "var-run"
+    var_run.symlink_to(run_dir)
+    blocked = [str(var_run / "docker.sock"), str(run_dir / "docker.sock")]
+    cfg = make_config(home / "project", blocked, mounts=(Mount(str(run_dir), "/r"),))
+    [problem] = filesystem.problems(cfg, home=str(home))
+    assert "contains the blocked path" in problem.message
 
 
 def test_blocked_path_that_is_a_symlink_is_resolved(home, tmp_path):
