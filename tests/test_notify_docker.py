@@ -273,3 +273,25 @@ def _alive(pid: int) -> bool:
         return finished == 0
     except ChildProcessError:
         return False
+
+
+@pytest.mark.e2e
+def test_mcp_server_gets_its_variable_at_run_time_but_the_file_keeps_the_reference(tmp_path, engine, twilio, cd_home, monkeypatch):
+    token = "mcp-token-" + secrets.token_hex(6)
+    monkeypatch.setenv("DOCS_TOKEN", token)
+    extra = (
+        "claude:\n"
+        "  mcp_servers:\n"
+        "    probe:\n"
+        "      command: bash\n"
+        "      args: [\"-c\", \"printf '%s' \\\"$$TOKEN\\\" > /workspace/mcp-env.txt\"]\n"
+        "      env: {TOKEN: \"${DOCS_TOKEN}\"}\n"
+    )
+    cfg = load_config(str(make_project(tmp_path, twilio, extra=extra))).config
+    with FakeAnthropic([text("checked")]) as api:
+        code, output = run_claude(engine, cfg, api, "hello")
+    assert code == 0, output
+    assert (Path(cfg.workspace.path) / "mcp-env.txt").read_text() == token  # expanded by Claude Code
+    [session_dir] = cfg_sessions(cfg)
+    rendered = (session_dir / "runtime" / "mcp.json").read_text()
+    assert '"TOKEN": "${DOCS_TOKEN}"' in rendered and token not in rendered
