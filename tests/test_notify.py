@@ -406,3 +406,19 @@ def test_apprise_refusal_keeps_the_event(tmp_path, webhook_server):
     path = stop_event(d.outbox, "x")
     assert d.deliver(final=True).failed == [path.name] and path.exists()
     assert "apprise json://…: the service did not accept the message" in (d.session_dir / LOG_FILE).read_text()
+
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    last=st.text(max_size=4000),
+    template=st.sampled_from([None, "{{ last_message }}", "x" * 1700 + "{{ last_message }}", "{{ last_message }}|{{ last_message }}"]),
+)
+def test_message_never_exceeds_the_sms_limit(tmp_path_factory, last, template):
+    outbox = tmp_path_factory.mktemp("o")
+    event = read_event(outbox, write_event(outbox, "stop", {"hook_event_name": "Stop", "last_assistant_message": last}).name)
+    text = render_message(template, MessageContext("p", "s", event))
+    assert 0 < len(text) <= SMS_LIMIT

@@ -91,6 +91,8 @@ def render_message(template: str | None, context: MessageContext, limit: int = S
     compiled = compile_template(template)
     full = context.event.text
     text = _render(compiled, context, full)
+    if not text:  # an empty body would be refused (Twilio 21602) and retried forever
+        text = _render(compile_template(None), context, "")
     if len(text) <= limit:
         return text
     without = len(_render(compiled, context, ""))
