@@ -112,11 +112,16 @@ def _non_string_keys(data: object, path: KeyPath, found: list[KeyPath]) -> None:
             _non_string_keys(item, path + (index,), found)
 
 
+def _codepoint(character: object) -> int:
+    return character if isinstance(character, int) else ord(str(character)[:1] or "\0")
+
+
 def parse(text: str, label: str) -> tuple[dict, dict[KeyPath, int]]:
     """Parse YAML text into (data, lines); raise ConfigError naming `label` on bad input."""
-    loader = _Loader(text)
-    loader.duplicate_problems = []
+    loader = None
     try:
+        loader = _Loader(text)
+        loader.duplicate_problems = []
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
@@ -127,10 +132,17 @@ def parse(text: str, label: str) -> tuple[dict, dict[KeyPath, int]]:
             [ConfigProblem(label, "", line, f"not valid YAML: {what}")],
             "fix the YAML syntax (indentation, quotes, colons) at that line",
         ) from None
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        raise ConfigError(
+            [ConfigProblem(label, "", line, f"character U+{_codepoint(error.character):04X} is not allowed in YAML")],
+            "remove control characters from the file",
+        ) from None
     except yaml.YAMLError as error:
         raise ConfigError([ConfigProblem(label, "", None, f"not valid YAML: {error}")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[KeyPath, int] = {(): 1}
     if node is not None:
         _record_lines(node, (), lines)
@@ -150,7 +162,8 @@ def parse(text: str, label: str) -> tuple[dict, dict[KeyPath, int]]:
                 ConfigProblem(label, format_key_path(path), line, "keys must be text; quote the key")
             )
     if problems:
-        raise ConfigError(problems, "each key may appear once per mapping; remove or merge the repeats")
+        duplicates = bool(loader.duplicate_problems)
+        raise ConfigError(problems, "each key may appear once per mapping" if duplicates else None)
     return data, lines
 
 

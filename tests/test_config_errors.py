@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from claude_docker.errors import ConfigError
 from claude_docker.pipeline import load_config
@@ -166,6 +168,11 @@ INVALID = [
         id="not-a-mapping",
     ),
     pytest.param(
+        "version: 1\nx: \x01\n",
+        ["claude-docker.yaml:2: character U+0001 is not allowed in YAML"],
+        id="control-character",
+    ),
+    pytest.param(
         "claude:\n  env:\n    TOKEN: ${MISSING_TOKEN}\n",
         ["claude-docker.yaml:3: claude.env.TOKEN: variable MISSING_TOKEN is not set"],
         id="unset-variable",
@@ -242,3 +249,24 @@ def test_unset_variable_in_profile_names_that_file(project):
         files={"team.yaml": "notifier:\n  webhooks:\n    - url: ${HOOK_URL}\n"},
     )
     assert got == ["team.yaml:3: notifier.webhooks[0].url: variable HOOK_URL is not set"]
+
+
+YAML_PIECES = [
+    "network:\n", "  allowed_domains: [", "a.com", "]\n", "claude:\n", "  env:\n", "    A: ", "${X}", "$$", "$",
+    "- ", "? ", ": ", "{", "}", "[", "]", "&a ", "*a", "!!python/object:os.system ", "'", '"', "\t", "#", "\n",
+    "version: ", "1", "on", "yes", "null", "~", "---\n", "...\n", "extends: ", "./x.yaml", "python", "\x00", "é",
+    "notifier:\n  twilio:\n    to: ", "1.5", "true", "<<: ", "!!binary ", "%YAML 1.1\n",
+]
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.lists(
+    st.sampled_from(YAML_PIECES) | st.text(st.characters(blacklist_categories=("Cs",)), max_size=3), max_size=25
+).map("".join))
+def test_arbitrary_text_never_shows_a_traceback(project, text):
+    path = project / "claude-docker.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_config(str(path), cwd=project, environ={"X": "1"})
+    except ConfigError as error:
+        assert error.problems and all(problem.file and problem.message for problem in error.problems)
