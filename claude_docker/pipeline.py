@@ -52,7 +52,7 @@ def load_config(
     documents = _resolve_chain(project_file)
     variables = _variables(documents, environ)
 
-    from .validate import schema_problems  # jsonschema is imported only when loading a config
+    from .validate import schema_problems
 
     problems: list[ConfigProblem] = []
     for doc in documents:
@@ -77,14 +77,16 @@ def load_config(
         found = locate(origins, path)
         return found[0].line_of(found[1]) if found else None
 
+    def key_of(path: KeyPath) -> str:
+        found = locate(origins, path)
+        return format_key_path(found[1] if found else path)
+
     # Patterns were checked per file (before paths became absolute); the merged pass checks shape.
-    problems = schema_problems(merged, file_of, line_of, check_patterns=False)
+    problems = schema_problems(merged, file_of, line_of, check_patterns=False, key_of=key_of)
     from .build_model import build_config, semantic_problems
 
     def report(path: KeyPath, message: str) -> None:
-        found = locate(origins, path)
-        shown = format_key_path(found[1]) if found else format_key_path(path)
-        problems.append(ConfigProblem(file_of(path), shown, line_of(path), message))
+        problems.append(ConfigProblem(file_of(path), key_of(path), line_of(path), message))
 
     semantic_problems(merged, report)
     if problems:

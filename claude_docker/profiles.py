@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable
 
 from .errors import ConfigError, ConfigProblem
 from .loader import Document, load_file
@@ -48,10 +47,9 @@ def _chain_text(trail: list[str]) -> str:
 
 
 class ChainResolver:
-    """Walks `extends` depth-first; `prepare` runs on every document as it is loaded."""
+    """Walks `extends` depth-first, collecting each document once, base first."""
 
-    def __init__(self, prepare: Callable[[Document], None] | None = None) -> None:
-        self.prepare = prepare or (lambda doc: None)
+    def __init__(self) -> None:
         self.ordered: list[Document] = []  # base first
         self._done: set[str] = set()
         self._stack: list[str] = []  # files being resolved, to spot cycles
@@ -97,7 +95,6 @@ class ChainResolver:
                                f"profiles extend each other in a cycle: {_chain_text(here)}")],
                 "remove one of the extends entries so the chain ends",
             )
-        self.prepare(doc)
         self._stack.append(doc.path)
         try:
             for index, entry in enumerate(_extends_list(doc)):

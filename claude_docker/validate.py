@@ -258,12 +258,14 @@ def schema_problems(
     partial: bool = False,
     check_patterns: bool = True,
     skip_paths: frozenset[str] = frozenset(),
+    key_of: Callable[[KeyPath], str] = format_key_path,
 ) -> list[ConfigProblem]:
     """Every schema violation in `data`, located through `file_of`/`line_of`, in document order.
 
     partial: one file of a chain, so keys another file may supply are not required yet.
     check_patterns: False for the merged result, whose patterns were checked file by file.
     skip_paths: key paths already reported (e.g. a variable that was not set).
+    key_of: how a key path is shown (the merged result shows each file's own paths).
     """
     if quick_valid(data, skip_required=partial, patterns=check_patterns):
         return []
@@ -274,6 +276,6 @@ def schema_problems(
         if format_key_path(tuple(error.absolute_path)) in skip_paths:
             continue
         for path, message in describe(error):
-            problems.append(ConfigProblem(file_of(path), format_key_path(path), line_of(path), message))
+            problems.append(ConfigProblem(file_of(path), key_of(path), line_of(path), message))
     unique = list(dict.fromkeys(problems))
     return sorted(unique, key=lambda p: (p.file, p.line or 0, p.key_path))

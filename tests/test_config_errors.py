@@ -270,3 +270,13 @@ def test_arbitrary_text_never_shows_a_traceback(project, text):
         load_config(str(path), cwd=project, environ={"X": "1"})
     except ConfigError as error:
         assert error.problems and all(problem.file and problem.message for problem in error.problems)
+
+
+def test_merged_problem_points_at_the_child_file_and_its_own_index(project):
+    (project / "data").mkdir()
+    got = problems_for(
+        project,
+        "extends: [./team.yaml]\nfilesystem:\n  mounts:\n    - {source: ./data}\n",
+        files={"team.yaml": "filesystem:\n  mounts:\n    - {source: ./data, target: /data}\n"},
+    )
+    assert got == ["claude-docker.yaml:4: filesystem.mounts[0]: missing required key 'target'"]
