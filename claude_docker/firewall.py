@@ -179,10 +179,9 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
         return
     spec.env[ENV_FLAG] = "1"
     spec.cap_add |= CAPABILITIES
-    if not cfg.network.allow_host_network:
-        addresses = host_addresses()
-        if addresses:
-            spec.env[ENV_HOST_ADDRESSES] = " ".join(addresses)
+    addresses = host_addresses()  # rejected, or accepted with allow_host_network
+    if addresses:
+        spec.env[ENV_HOST_ADDRESSES] = " ".join(addresses)
     session.log_dir.mkdir(parents=True, exist_ok=True)
     spec.bind(str(session.log_dir), paths.CONTAINER_LOG_DIR, read_only=False)
 

@@ -453,8 +453,8 @@ def test_allowed_cidrs_with_and_without_port(sandbox, internet, servers):
 
 
 @pytest.fixture(scope="module")
-def host_http(gateway):
-    """An HTTP server on the host's bridge address: what `allow_host_network` is about."""
+def host_http():
+    """An HTTP server on every host address: what `allow_host_network` is about. Returns its port."""
 
     class Hello(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's naming)
@@ -465,18 +465,28 @@ def host_http(gateway):
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer((gateway, 0), Hello)
+    server = ThreadingHTTPServer(("0.0.0.0", 0), Hello)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://{gateway}:{server.server_address[1]}/"
+    yield server.server_address[1]
     server.shutdown()
+
+
+def other_host_address(gateway: str) -> str | None:
+    """One of the host's own addresses that is not the bridge gateway (e.g. its LAN address)."""
+    from claude_docker.firewall import host_addresses
+
+    others = [a for a in host_addresses() if a != gateway and not a.startswith("172.")]
+    return others[0] if others else None
 
 
 @pytest.mark.parametrize("allowed", [False, True])
 def test_host_network_only_when_allowed(sandbox, internet, servers, host_http, gateway, allowed):
     point(internet, servers, "bridge", exact_test="alpha")
     box = sandbox(["exact.test"], [f"{gateway}/32"], allow_host_network=allowed)  # a CIDR does not open it
-    code, body = box.curl(host_http)
-    assert (code == 0 and body == "host") is allowed, (code, body)
+    targets = [gateway] + [a for a in [other_host_address(gateway)] if a]
+    for address in targets:
+        code, body = box.curl(f"http://{address}:{host_http}/")
+        assert (code == 0 and body == "host") is allowed, (address, code, body)
 
 
 # --- fail closed ----------------------------------------------------------------------------------
