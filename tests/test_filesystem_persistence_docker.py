@@ -34,13 +34,15 @@ def engine(docker_client) -> Engine:
     return Engine.connect()
 
 
-def make_project(tmp_path: Path, name: str, extra_yaml: str = "", persistence_yaml: str = "") -> Path:
-    """A project dir with a config on the local test base; `persistence_yaml` lines go under
-    `persistence:` (indented by two), `extra_yaml` holds further top-level sections."""
+def make_project(
+    tmp_path: Path, name: str, extra_yaml: str = "", persistence_yaml: str = "", image_yaml: str = ""
+) -> Path:
+    """A project dir with a config on the local test base; `persistence_yaml` / `image_yaml` lines
+    go under `persistence:` / `image:` (indented by two), `extra_yaml` holds top-level sections."""
     project = tmp_path / name
     project.mkdir()
     (project / "claude-docker.yaml").write_text(
-        base_image_yaml()
+        base_image_yaml(image_yaml)
         + "network:\n  firewall: false\npersistence:\n  git_config: false\n"
         + persistence_yaml
         + extra_yaml
@@ -291,3 +293,22 @@ def _stream_contains(stream, needles: list[bytes], chunk_size: int = 1 << 20) ->
         window = tail + chunk
         found.update(needle for needle in needles if needle in window)
         tail = window[-overlap:]
+
+
+def test_zsh_history_survives_docker_kill(engine, cd_home, tmp_path):
+    project = make_project(tmp_path, "zsh-hist", image_yaml="  apt_packages: [zsh]\n")
+    cfg = load_config(str(project / "claude-docker.yaml")).config
+    image = ensure_image(engine, cfg.image).tag
+    container, _, session = start_session(
+        engine, image, project, "touch ~/.zshrc; printf 'echo zsh-marker-$((6*7))\\nsleep 300\\n' | zsh -i"
+    )
+    history_file = session.state_dir / "history" / "zsh_history"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (history_file.exists() and "zsh-marker" in history_file.read_text()):
+            time.sleep(0.5)
+        container.kill()
+    finally:
+        engine.remove(container)
+    out = run_ok(engine, image, project, 'cat "$CLAUDE_DOCKER_HISTORY_DIR/zsh_history"')
+    assert "echo zsh-marker-$((6*7))" in out
