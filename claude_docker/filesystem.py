@@ -180,6 +180,8 @@ def workspace_masks(cfg: Config, home: str | None = None) -> list[tuple[str, boo
     workspace = real(cfg.workspace.path)
     masks: dict[str, bool] = {}
     for blocked in blocked_set(cfg):
+        if real(blocked) != blocked:
+            continue  # masked by its resolved form; a mount target through a link would escape
         if blocked == workspace or not is_within(blocked, workspace) or _home_exempt(workspace, blocked, home):
             continue
         if not os.path.lexists(blocked):

@@ -125,6 +125,17 @@ def test_workspace_containing_a_blocked_path_is_allowed_and_masked(home):
     assert not (home / ".kube").exists()
 
 
+def test_masks_use_the_resolved_path_of_a_linked_secret(home, tmp_path):
+    """~/.aws -> ~/dotfiles/aws: the real dir is masked; the link itself is not a mount target."""
+    (home / ".aws").rmdir()
+    (home / "dotfiles" / "aws").mkdir(parents=True)
+    (home / ".aws").symlink_to(home / "dotfiles" / "aws")
+    (tmp_path / "elsewhere").mkdir()
+    (home / ".kube").symlink_to(tmp_path / "elsewhere")  # outside the workspace: nothing in it to hide
+    cfg = make_config(home, [str(home / ".aws"), str(home / ".kube")])
+    assert filesystem.workspace_masks(cfg, home=str(home)) == [("/workspace/dotfiles/aws", True)]
+
+
 def test_blocked_file_inside_workspace_is_masked_with_an_empty_file(home, cd_home):
     (home / ".netrc").write_text("machine x password y")
     cfg = make_config(home, [str(home / ".netrc")])
