@@ -202,8 +202,12 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
         spec.env[CACHE_ENV[name]] = target
 
     _git(cfg, spec)
+    taken = {mount.target for mount in spec.mounts}
     for dotfile in persistence.dotfiles:
-        spec.bind(os.path.realpath(dotfile), dotfile_target(dotfile), read_only=True)
+        target = dotfile_target(dotfile)
+        if target not in taken:  # e.g. ~/.gitconfig listed and git_config on: Docker refuses twins
+            spec.bind(os.path.realpath(dotfile), target, read_only=True)
+            taken.add(target)
 
 
 def _api_key(cfg: Config) -> str | None:

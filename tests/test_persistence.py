@@ -182,6 +182,13 @@ def test_gitconfig_identity_and_dotfiles(cd_home, host_home, tmp_path):
     assert spec.env["GIT_AUTHOR_EMAIL"] == spec.env["GIT_COMMITTER_EMAIL"] == "bot@example.com"
 
 
+def test_a_dotfile_already_mounted_is_mounted_once(cd_home, host_home):
+    (host_home / ".gitconfig").write_text("[user]\n")
+    cfg = make_config(host_home / "proj", git_config=True, dotfiles=(str(host_home / ".gitconfig"),) * 2)
+    spec, _ = run(cfg)
+    assert [m.target for m in spec.mounts].count("/home/agent/.gitconfig") == 1
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands dirs to another uid")
 def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
     cfg = make_config(host_home / "proj")
