@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -103,6 +104,7 @@ def main() -> int:
                 results[name].append(one_start(engine, image, home, count))
     finally:
         dns.stop()
+        shutil.rmtree(home, ignore_errors=True)
 
     baseline = statistics.median(results["off"])
     rows = []
