@@ -33,7 +33,11 @@ def format_key_path(path: KeyPath) -> str:
     return text
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (several times faster); same positions and resolution.
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
     """SafeLoader with YAML 1.2 booleans and duplicate-key detection."""
 
     duplicate_problems: list[tuple[int, str]]
