@@ -198,9 +198,9 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = ()) -
 
 
 def age(created: str, now: datetime | None = None) -> str:
-    """'3m', '2h', '5d' from the engine's RFC 3339 timestamp."""
+    """'30s', '5m', '3h', '2d' from the engine's RFC 3339 timestamp (nanoseconds ignored)."""
     try:
-        stamp = datetime.fromisoformat(created[:26].rstrip("Z") + "+00:00" if "." in created else created.replace("Z", "+00:00"))
+        stamp = datetime.strptime(created[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
     except ValueError:
         return "?"
     seconds = int(((now or datetime.now(timezone.utc)) - stamp).total_seconds())

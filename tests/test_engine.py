@@ -125,3 +125,36 @@ def test_root_runs_the_agent_as_the_workspace_owner_or_1000(tmp_path, cd_home):
     os.chown(cfg.workspace.path, 2345, 2346)
     assert runplan.agent_ids(cfg) == (2345, 2346)
     assert runplan.workspace_warning(cfg, 2345, 2346) is None
+
+
+def test_build_progress_shows_steps_on_a_terminal(capsys):
+    from claude_docker.commands.lifecycle_cmds import BuildProgress
+
+    progress = BuildProgress(verbose=False, tty=True)
+    for line in ("Step 1/3 : FROM debian", " ---> abc", "Step 2/3 : RUN \x1b[91mapt-get install\x1b[0m", "noise"):
+        progress(line)
+    progress.finish()
+    err = capsys.readouterr().err
+    assert "step 1/3: FROM debian" in err and "step 2/3: RUN apt-get install" in err
+    assert "noise" not in err and "--->" not in err
+
+    verbose = BuildProgress(verbose=True, tty=False)
+    verbose("Step 1/3 : FROM debian")
+    verbose(" ---> abc")
+    err = capsys.readouterr().err
+    assert "Step 1/3 : FROM debian" in err and " ---> abc" in err
+
+    quiet = BuildProgress(verbose=False, tty=False)
+    quiet("Step 1/3 : FROM debian")
+    assert "Step" not in capsys.readouterr().err
+
+
+def test_age_is_short_and_readable():
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 1, 2, 12, 0, 0, tzinfo=timezone.utc)
+    assert lifecycle.age("2026-01-02T11:59:30.123456789Z", now) == "30s"
+    assert lifecycle.age("2026-01-02T11:55:00.5Z", now) == "5m"
+    assert lifecycle.age("2026-01-02T09:00:00Z", now) == "3h"
+    assert lifecycle.age("2025-12-30T12:00:00.000000001Z", now) == "3d"
+    assert lifecycle.age("garbage", now) == "?"

@@ -210,3 +210,44 @@ def test_terminated_up_stops_and_removes_its_container(project):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=60) == 130
     assert lifecycle.sessions(Engine.connect(), cfg.project_name) == []
+
+
+def test_hostile_arguments_reach_the_agent_verbatim(project):
+    tricky = ["$(id)", "a'b", 'c"d', "e;f", "line1\nline2", "`uname`"]
+    result = up(project, "--", "--exec", "printf", "[%s]\\n", *tricky)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "".join(f"[{value}]\n" for value in tricky)
+
+
+def test_setup_failure_stops_before_the_agent_runs(project, docker_client):
+    from claude_docker.image import image_tag, build_context
+
+    cfg = load_config(str(project)).config
+    tag = image_tag(build_context(cfg.image))
+    assert run_cli("build", "-f", str(project)).returncode == 0
+    reserved = docker_client.containers.run(tag, entrypoint=["id", "-u", "dnsmasq"], remove=True).decode().strip()
+    project.write_text(project.read_text() + f"claude:\n  uid: {reserved}\n  gid: {reserved}\n")
+    result = up(project, "--", "--exec", "echo", "must-not-run")
+    assert result.returncode == paths.EXIT_SETUP_FAILED, result.stderr
+    assert "must-not-run" not in result.stdout
+    assert "reserved for the firewall" in result.stderr
+
+
+def test_doctor_reports_each_check(project):
+    result = run_cli("doctor", "-f", str(project))
+    lines = result.stdout.splitlines()
+    names = [line.split(":")[0].split(None, 1)[1] for line in lines]
+    assert names == ["config", "engine", "docker CLI", "base image", "CA file", "env file", "notifier", "free disk"]
+    assert lines[1].startswith("ok") and "API" in lines[1]
+    assert lines[3].startswith("ok") and "present" in lines[3]
+    assert lines[6].startswith("warn")  # no notifier is a warning, not a failure
+    assert result.returncode == (0 if all(not l.startswith("FAIL") for l in lines) else 1)
+
+
+def test_doctor_fails_on_missing_base_image(tmp_path, cd_home):
+    config = tmp_path / "claude-docker.yaml"
+    config.write_text("image:\n  base: claude-docker-test/no-such-image:1\nnetwork:\n  firewall: false\n")
+    result = run_cli("doctor", "-f", str(config), timeout=120)
+    assert result.returncode == 1
+    assert any(line.startswith("FAIL base image") for line in result.stdout.splitlines()), result.stdout
+    assert "check(s) failed" in result.stderr
