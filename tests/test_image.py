@@ -138,3 +138,12 @@ def test_failed_build_is_an_engine_error_with_the_last_lines():
     assert "image build failed" in failure.value.message
     assert "no-such-package-claude-docker-test" in failure.value.message
     assert "--verbose" in failure.value.hint
+
+
+@pytest.mark.docker
+def test_project_packages_are_installed():
+    engine = Engine.connect()
+    with_jq = dataclasses.replace(TEST_IMAGE, apt_packages=("jq",))
+    result = ensure_image(engine, with_jq)
+    output = engine.client.containers.run(result.tag, entrypoint=["jq", "-n", "1+1"], remove=True, network_disabled=True)
+    assert output.strip() == b"2"
