@@ -254,6 +254,10 @@ def test_detached_watcher_delivers_until_the_container_ends(tmp_path, engine, tw
         engine.start(container)
         pid = notify.start_detached_watcher(cfg, session, plan.name)
         assert pid is not None
+        # Read it once the exec is done (in between, /proc shows the parent's or nothing).
+        assert wait_for(lambda: b"notify.watch" in Path(f"/proc/{pid}/cmdline").read_bytes(), timeout=10), (
+            notify.log_file(session).read_text() if notify.log_file(session).exists() else "no notify.log"
+        )
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
         cmdline = b"python " + cmdline.split(b" ", 1)[1]  # the interpreter's path varies
         assert wait_for(lambda: len(twilio.messages) == 2, timeout=60), notify.log_file(session).read_text()
