@@ -184,7 +184,7 @@ def render_data(data: dict) -> dict[str, str] | None:
     return {
         name: artifact.content.decode()
         for name, artifact in artifacts.items()
-        if not name.startswith("bin/") and is_script(name, artifact.content)
+        if not name.startswith("bin/") and (is_script(name, artifact.content) or name == "Dockerfile")
     }
 
 
@@ -194,7 +194,23 @@ def run_case(path: tuple, value: str) -> None:
         return
     baseline = baseline_scripts()
     for name, text in scripts.items():
-        check_script(name, text.encode(), value, baseline.get(name, ""))
+        if name == "Dockerfile":
+            check_dockerfile(text, value, baseline.get(name, ""))
+        else:
+            check_script(name, text.encode(), value, baseline.get(name, ""))
+
+
+def check_dockerfile(text: str, value: str, baseline: str) -> None:
+    """A value in the Dockerfile stays on its line and is one quoted word in RUN commands."""
+    if not value or text.count(value) <= baseline.count(value):
+        return
+    assert "\n" not in value and "\r" not in value, f"Dockerfile: {value!r} would start a new instruction"
+    for line in text.splitlines():
+        if value in line and line.startswith("FROM "):
+            assert line == f"FROM {value}" and shlex.quote(value) == value, f"Dockerfile: FROM {value!r}"
+            return
+    if shlex.quote(value) != value:
+        assert shlex.quote(value) in text, f"Dockerfile: {value!r} appears without shell quoting"
 
 
 pytestmark = pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
@@ -218,6 +234,10 @@ def test_checker_catches_an_unquoted_value():
         check_script("x.sh", b"#!/bin/bash\necho a'b\n", "a'b", "")
     with pytest.raises(AssertionError, match="bash -n failed"):
         check_script("y.sh", b"#!/bin/bash\nif then\n", "zzz", "")
+    with pytest.raises(AssertionError, match="without shell quoting"):
+        check_dockerfile("FROM x\nRUN apt-get install a;b\n", "a;b", "FROM x\n")
+    with pytest.raises(AssertionError, match="new instruction"):
+        check_dockerfile("FROM x\nRUN echo 'a\nRUN evil'\n", "a\nRUN evil", "")
     quoted = shlex.quote("a'b")
     check_script("z.sh", f"#!/bin/bash\necho {quoted}\n".encode(), "a'b", "")
 
