@@ -168,6 +168,10 @@ def semantic_problems(data: dict, report: Report) -> None:
         if not has_token and not has_key:
             report(path, "needs 'auth_token', or 'api_key_sid' with 'api_key_secret'")
 
+    template = _section(data, "notifier").get("template")
+    if isinstance(template, str):
+        _check_template(template, ("notifier", "template"), report)
+
     workspace = _section(data, "workspace")
     if "mount_path" in workspace:
         _check_target(workspace["mount_path"], ("workspace", "mount_path"), report, WORKSPACE_FORBIDDEN)
@@ -203,3 +207,13 @@ def _check_target(target: str, path: KeyPath, report: Report, forbidden: tuple[s
         if normal == reserved or (reserved != "/" and normal.startswith(reserved + "/")):
             report(path, f"{target!r} would cover {reserved}, which claude-docker or the system needs")
             return
+
+
+def _check_template(source: str, path: KeyPath, report: Report) -> None:
+    """A broken message template is a config error now, not a silent notifier failure later."""
+    import jinja2.sandbox  # only when a template is configured
+
+    try:
+        jinja2.sandbox.SandboxedEnvironment().parse(source)
+    except jinja2.TemplateSyntaxError as error:
+        report(path, f"not a valid Jinja template: {error.message} (template line {error.lineno})")

@@ -147,6 +147,12 @@ INVALID = [
         id="resources",
     ),
     pytest.param(
+        "notifier:\n  template: \"{{ event.cwd \"\n",
+        ["claude-docker.yaml:2: notifier.template: not a valid Jinja template: unexpected end of template, "
+         "expected 'end of print statement'. (template line 1)"],
+        id="template-syntax",
+    ),
+    pytest.param(
         "workspace:\n  mount_path: /opt/claude-docker/runtime\n",
         ["claude-docker.yaml:2: workspace.mount_path: '/opt/claude-docker/runtime' would cover /opt/claude-docker, "
          "which claude-docker or the system needs"],
