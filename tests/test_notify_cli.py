@@ -88,9 +88,14 @@ def test_notify_flush_delivers_leftovers_once_the_service_is_back(tmp_path, twil
     assert len(pending_names(old.outbox_dir)) == 1
     assert "cannot reach Twilio" in (old.session_dir / "notify.log").read_text()
     twilio.start()
+    status = CliRunner().invoke(main, ["notify", "status", "-f", str(config)])
+    assert "session 0ldse551 (ended): 1 waiting, 0 unusable" in status.output
+    assert "ERROR session=0ldse551" in status.output and "cannot reach Twilio" in status.output
     result = CliRunner().invoke(main, ["notify", "flush", "-f", str(config)])
     assert result.exit_code == 0, result.output
     assert "session 0ldse551: 1 delivered" in result.output
+    status = CliRunner().invoke(main, ["notify", "status", "-f", str(config)])
+    assert "no events waiting" in status.output and "stop → twilio SMS to +15557654321: accepted" in status.output
     assert pending_names(old.outbox_dir) == []
     assert [m["Body"].splitlines()[-1] for m in twilio.messages] == ["PR is ready", "PR is ready"]
     result = CliRunner().invoke(main, ["notify", "flush", "-f", str(config)])

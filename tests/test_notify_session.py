@@ -88,7 +88,8 @@ def test_running_sessions_are_not_flushed_by_others(tmp_path, twilio, cd_home):
         assert wait_for(lambda: len(twilio.messages) == 1)
         write_event(running.outbox_dir, "stop", {"hook_event_name": "Stop", "last_assistant_message": "b"})
         time.sleep(1.5)
-        assert notify.flush_project(cfg, cfg.project_name) == {}  # held "b" stays with its own session
+        [(session_id, outcome)] = notify.flush_project(cfg, cfg.project_name).items()
+        assert (session_id, outcome.busy, outcome.delivered) == (running.session_id, True, [])  # "b" stays held
         assert len(twilio.messages) == 1
     assert [m["Body"][-1] for m in twilio.messages] == ["a", "b"]
 

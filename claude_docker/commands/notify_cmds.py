@@ -100,7 +100,8 @@ def notify_flush(config_file: str | None) -> None:
         if outcome.unreadable:
             parts.append(f"{len(outcome.unreadable)} unreadable")
         if outcome.busy:
-            parts.append("busy (another process is delivering)")
+            click.echo(f"session {session_id}: still running; its own notifier delivers it")
+            continue
         click.echo(f"session {session_id}: " + ", ".join(parts))
         still_failing += len(outcome.failed)
     if still_failing:
@@ -108,6 +109,42 @@ def notify_flush(config_file: str | None) -> None:
             f"{still_failing} event(s) could not be delivered and stay in the outbox",
             "fix the backend (see the errors above) and run `claude-docker notify flush` again",
         )
+
+
+@notify_group.command("status")
+@file_option
+@click.option("-n", "--lines", default=10, show_default=True, help="How many lines of the newest notify.log to show.")
+def notify_status(config_file: str | None, lines: int) -> None:
+    """Show events still waiting in this project's outboxes, and the newest delivery log.
+
+    \b
+    Examples:
+      claude-docker notify status
+      claude-docker notify status -n 50
+    """
+    from ..notify import project_session_dirs
+    from ..notify.delivery import LOG_FILE, is_live
+    from ..notify.events import pending_names
+    from ..paths import project_state_dir
+
+    cfg = _load(config_file)
+    session_dirs = project_session_dirs(project_state_dir(cfg.project_name))
+    waiting = 0
+    for session_dir in session_dirs:
+        outbox = session_dir / "outbox"
+        pending = len(pending_names(outbox))
+        unusable = len(list(outbox.glob("*.bad")))
+        if pending or unusable:
+            state = "running" if is_live(session_dir) else "ended"
+            click.echo(f"session {session_dir.name} ({state}): {pending} waiting, {unusable} unusable")
+            waiting += pending
+    if not waiting:
+        click.echo("no events waiting")
+    logs = sorted((d / LOG_FILE for d in session_dirs if (d / LOG_FILE).exists()), key=lambda p: p.stat().st_mtime)
+    if logs and lines > 0:
+        click.echo(f"--- {logs[-1]}")
+        for line in logs[-1].read_text(errors="replace").splitlines()[-lines:]:
+            click.echo(line)
 
 
 COMMANDS: list[click.Command] = [notify_group]

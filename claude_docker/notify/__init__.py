@@ -208,15 +208,19 @@ def flush_project(
     exclude: str | None = None,
     report: Report = stderr_report,
 ) -> dict[str, Outcome]:
-    """Send what earlier sessions of the project left behind (not sessions still running)."""
+    """Send what earlier sessions of the project left behind.
+
+    Sessions whose notifier is still running are reported as busy and left alone.
+    """
     from ..paths import project_state_dir
 
     outcomes: dict[str, Outcome] = {}
     for session_dir in project_session_dirs(project_state_dir(project)):
         session_id = session_dir.name
-        if session_id == exclude or is_live(session_dir):
+        if session_id == exclude or not _pending(session_dir):
             continue
-        if not any(True for _ in _pending(session_dir)):
+        if is_live(session_dir):  # its own notifier delivers it
+            outcomes[session_id] = Outcome(busy=True)
             continue
         delivery = SessionDelivery(cfg.notifier, project, session_id, session_dir, report=report)
         outcomes[session_id] = delivery.deliver(final=True)
