@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 from . import paths
@@ -90,11 +91,31 @@ def ensure_dir(path: Path, ids: tuple[int, int]) -> Path:
     return path
 
 
+# The agent can write in CLAUDE_CONFIG_DIR, and the host reads and writes files there before the
+# next start. A link planted there (`.claude.json -> ~/.docker/config.json`) would make the host
+# copy its own secrets into the container, or write where the agent points. So the host never
+# follows a link in that dir: a link is dropped (Claude Code only writes regular files there), and
+# new files are created exclusively under a fresh name, then renamed over the old one.
+
+
+def _drop_link(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+
+
 def _read_json(path: Path) -> dict:
-    if not path.exists():
-        return {}
+    _drop_link(path)
     try:
-        data = json.loads(path.read_text() or "{}")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise ClaudeDockerError(f"cannot read {path}: {error.strerror}", "fix or delete the file") from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ValueError("not a regular file")
+            data = json.loads(handle.read().decode() or "{}")
     except (OSError, ValueError) as error:
         raise ClaudeDockerError(
             f"{path} is not valid JSON ({error})",
@@ -105,13 +126,24 @@ def _read_json(path: Path) -> dict:
     return data
 
 
+def _write_private(path: Path, content: bytes, ids: tuple[int, int]) -> None:
+    """Create a fresh 0600 file next to `path` (O_EXCL: never through a planted link) and rename
+    it over `path`, so a crash never leaves half a file either."""
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.chmod(tmp, 0o600)
+        _owned(tmp, ids)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _write_json(path: Path, data: dict, ids: tuple[int, int]) -> None:
-    """Write through a temp file and rename, so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.chmod(0o600)
-    _owned(tmp, ids)
-    os.replace(tmp, path)
+    _write_private(path, (json.dumps(data, indent=2) + "\n").encode(), ids)
 
 
 def seed_claude_state(config_dir: Path, mount_path: str, ids: tuple[int, int], api_key: str | None = None) -> None:
@@ -161,11 +193,10 @@ def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | 
     """Copy the host's Claude login once, when none is persisted yet. True if copied."""
     source = (host_home or Path.home()) / ".claude" / ".credentials.json"
     target = config_dir / ".credentials.json"
+    _drop_link(target)
     if target.exists() or not source.is_file():
         return False
-    shutil.copyfile(source, target)
-    target.chmod(0o600)
-    _owned(target, ids)
+    _write_private(target, source.read_bytes(), ids)
     return True
 
 

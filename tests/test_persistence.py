@@ -106,7 +106,7 @@ def test_seed_merges_into_existing_state_without_losing_keys(tmp_path):
     assert state["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
     assert json.loads((tmp_path / "settings.json").read_text()) == {
         "model": "opus", "skipDangerousModePermissionPrompt": True}
-    assert not list(tmp_path.glob("*.tmp"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".claude.json", "settings.json"]
 
 
 def test_seed_pre_approves_the_api_key_by_its_last_20_characters(tmp_path):
@@ -128,6 +128,29 @@ def test_contribute_finds_the_api_key_in_the_env_file(cd_home, host_home, monkey
     _, session = run(cfg)
     state = json.loads((session.state_dir / "claude" / ".claude.json").read_text())
     assert state["customApiKeyResponses"]["approved"] == [key[-20:]]
+
+
+def test_links_planted_in_the_config_dir_are_never_followed(cd_home, host_home, tmp_path):
+    """The agent writes in CLAUDE_CONFIG_DIR: a link there must not make the host read a host
+    secret into the container, or write through it."""
+    secret = tmp_path / "docker-config.json"
+    secret.write_text('{"auths": {"registry": "host-secret"}}')
+    victim = tmp_path / "victim"
+    (host_home / ".claude").mkdir()
+    (host_home / ".claude" / ".credentials.json").write_text('{"token": "host"}')
+    cfg = make_config(host_home / "proj", import_host_login=True)
+    config_dir = cd_home / "projects" / cfg.project_name / "claude"
+    config_dir.mkdir(parents=True)
+    (config_dir / ".claude.json").symlink_to(secret)
+    (config_dir / "settings.json").symlink_to(victim)
+    (config_dir / ".credentials.json").symlink_to(tmp_path / "dangling")
+    run(cfg)
+    assert "host-secret" not in (config_dir / ".claude.json").read_text()
+    assert secret.read_text() == '{"auths": {"registry": "host-secret"}}'
+    assert not victim.exists() and not (tmp_path / "dangling").exists()
+    for name in (".claude.json", "settings.json", ".credentials.json"):
+        assert not (config_dir / name).is_symlink()
+    assert (config_dir / ".credentials.json").read_text() == '{"token": "host"}'
 
 
 def test_seed_refuses_corrupt_state_with_a_hint(tmp_path):
