@@ -118,7 +118,7 @@ def _project_file(config_file: str | None, cwd: Path) -> Path | None:
                 [ConfigProblem(str(path), "", None, "file not found")],
                 "check the -f/--file path",
             )
-        return path.resolve()
+        return Path(os.path.abspath(path))
     return find_config_file(cwd)
 
 
@@ -127,7 +127,7 @@ def _resolve_chain(project_file: Path | None) -> list[Document]:
     resolver = ChainResolver()
     resolver.add_builtin(DEFAULT_PROFILE, [])
     user_file = paths.user_config_file()
-    if user_file.is_file() and (project_file is None or user_file.resolve() != project_file):
+    if user_file.is_file() and (project_file is None or user_file.resolve() != project_file.resolve()):
         resolver.add_file(user_file, [])
     if project_file is not None:
         resolver.add_file(project_file, [])

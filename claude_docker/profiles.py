@@ -8,6 +8,7 @@ its first position; a cycle or a missing profile is an error that shows the chai
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -42,6 +43,12 @@ def _extends_list(doc: Document) -> list[str]:
     return []
 
 
+def _identity(path: str | Path) -> str:
+    """Built-in labels as they are; files by their real path, so links cannot form hidden cycles."""
+    text = str(path)
+    return text if text.startswith("<") else os.path.realpath(text)
+
+
 def _chain_text(trail: list[str]) -> str:
     return " -> ".join(trail)
 
@@ -64,14 +71,16 @@ class ChainResolver:
             self._visit(load_builtin(name), trail)
 
     def add_file(self, path: Path, trail: list[str], referrer: Document | None = None, index: int = 0) -> None:
-        resolved = path.expanduser().resolve()
-        if not resolved.is_file():
+        # Relative paths inside a file resolve against where it was found (a symlinked
+        # claude-docker.yaml still belongs to its project); identity uses the real path.
+        located = Path(os.path.abspath(path.expanduser()))
+        if not located.is_file():
             self._missing(
-                f"profile file {resolved} does not exist", trail + [str(resolved)], referrer, index,
+                f"profile file {located} does not exist", trail + [str(located)], referrer, index,
                 "paths in extends are relative to the file that names them",
             )
-        if str(resolved) not in self._done:
-            self._visit(load_file(resolved), trail)
+        if _identity(located) not in self._done:
+            self._visit(load_file(located), trail)
 
     def add_entry(self, entry: str, referrer: Document, trail: list[str], index: int) -> None:
         if _BUILTIN_NAME.match(entry):
@@ -89,17 +98,18 @@ class ChainResolver:
 
     def _visit(self, doc: Document, trail: list[str]) -> None:
         here = trail + [doc.display]
-        if doc.path in self._stack:
+        identity = _identity(doc.path)
+        if identity in self._stack:
             raise ConfigError(
                 [ConfigProblem(doc.path, "extends", doc.line_of(("extends",)),
                                f"profiles extend each other in a cycle: {_chain_text(here)}")],
                 "remove one of the extends entries so the chain ends",
             )
-        self._stack.append(doc.path)
+        self._stack.append(identity)
         try:
             for index, entry in enumerate(_extends_list(doc)):
                 self.add_entry(entry, doc, here, index)
         finally:
             self._stack.pop()
-        self._done.add(doc.path)
+        self._done.add(identity)
         self.ordered.append(doc)

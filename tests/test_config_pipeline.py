@@ -322,3 +322,21 @@ def test_loaded_config_is_deterministic(tmp_path, home):
     first = load_config(cwd=tmp_path, environ={})
     second = load_config(cwd=tmp_path, environ={})
     assert first.config == second.config and first.merged == second.merged
+
+
+def test_symlinked_project_file_belongs_to_the_project(tmp_path, home):
+    shared = tmp_path / "dotfiles"
+    write(shared / "claude-docker.yaml", "extends: [./team.yaml]\n")
+    write(tmp_path / "proj" / "team.yaml", "network:\n  allowed_domains: [team.example]\n")
+    (tmp_path / "proj" / "claude-docker.yaml").symlink_to(shared / "claude-docker.yaml")
+    loaded = load_config(cwd=tmp_path / "proj", environ={})
+    assert loaded.config.workspace.path == str(tmp_path / "proj")
+    assert "team.example" in loaded.config.network.allowed_domains
+
+
+def test_cycle_through_a_symlink_is_found(tmp_path, home):
+    write(tmp_path / "a.yaml", "extends: [./link.yaml]\n")
+    (tmp_path / "link.yaml").symlink_to(tmp_path / "claude-docker.yaml")
+    write(tmp_path / "claude-docker.yaml", "extends: [./a.yaml]\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(cwd=tmp_path, environ={})
