@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claude_docker.errors import NotifyError
 from claude_docker.model import CommandNotifierConfig, NotifierConfig, TwilioConfig, WebhookConfig
@@ -406,10 +408,6 @@ def test_apprise_refusal_keeps_the_event(tmp_path, webhook_server):
     path = stop_event(d.outbox, "x")
     assert d.deliver(final=True).failed == [path.name] and path.exists()
     assert "apprise json://…: the service did not accept the message" in (d.session_dir / LOG_FILE).read_text()
-
-
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 @settings(max_examples=60, deadline=None)

@@ -102,9 +102,9 @@ class SessionDelivery:
         os.replace(tmp, path)
 
     def mark_started(self, started_at: float | None = None) -> None:
-        with self._locked() as locked:
+        with self._locked(wait=True):
             state = self._load_state()
-            if locked and "started_at" not in state:
+            if "started_at" not in state:
                 state["started_at"] = started_at if started_at is not None else self.clock()
                 self._save_state(state)
 
@@ -160,7 +160,7 @@ class SessionDelivery:
             held = [e for e in wanted if e.kind not in ALWAYS_DELIVERED]
             debounce = self.notifier.min_interval_seconds > 0
             for older in held[:-1] if debounce else ():
-                self._discard(older, state, f"superseded by a later event (notifier.min_interval_seconds)")
+                self._discard(older, state, "superseded by a later event (notifier.min_interval_seconds)")
                 outcome.skipped.append(older.name)
             due = [e for e in wanted if e.kind in ALWAYS_DELIVERED]
             if not final:  # session_end waits for the final flush, which knows the exit code
