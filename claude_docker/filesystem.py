@@ -234,12 +234,17 @@ def _protect_git(workspace: str, mount_path: str, spec: RunSpec) -> None:
         os.mkdir(hooks)
     protected = [hooks, os.path.join(git_dir, "config")]
     hooks_path = _configured_hooks_path(os.path.join(git_dir, "config"), workspace)
-    if hooks_path and is_within(hooks_path, workspace) and os.path.isdir(hooks_path):
+    if hooks_path:
         protected.append(hooks_path)
+    bound: set[str] = set()
     for host in protected:
-        if os.path.lexists(host) and not os.path.islink(host):
-            target = os.path.join(mount_path, os.path.relpath(host, workspace))
-            spec.bind(host, target, read_only=True)
+        # A link (hooks -> ../tools/hooks) is protected where it points; outside the workspace
+        # the container cannot see it anyway.
+        resolved = real(host)
+        if resolved in bound or not os.path.exists(resolved) or not is_within(resolved, workspace):
+            continue
+        bound.add(resolved)
+        spec.bind(resolved, os.path.join(mount_path, os.path.relpath(resolved, workspace)), read_only=True)
 
 
 _HOOKS_PATH = re.compile(r"^\s*hookspath\s*=\s*(.+?)\s*$", re.IGNORECASE)

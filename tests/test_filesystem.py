@@ -246,6 +246,18 @@ def test_protect_git_binds_hooks_and_config_read_only(home):
     ]
 
 
+def test_protect_git_follows_a_hooks_link_inside_the_workspace(home):
+    project = home / "project"
+    (project / ".git").mkdir()
+    (project / ".git" / "config").write_text("")
+    (project / "tools" / "hooks").mkdir(parents=True)
+    (project / ".git" / "hooks").symlink_to("../tools/hooks")
+    spec = RunSpec()
+    filesystem.contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
+    assert BindMount(str(project / "tools" / "hooks"), "/workspace/tools/hooks", True) in spec.mounts
+    assert all(m.target != "/workspace/.git/hooks" for m in spec.mounts)
+
+
 def test_protect_git_creates_missing_hooks_dir(home):
     project = home / "project"
     (project / ".git").mkdir()
