@@ -196,3 +196,36 @@ def test_notify_command_queues_text(tmp_path):
     assert read_event(tmp_path, name).text == "tests are green; $(id)"
     assert run_script("notify", tmp_path, []).returncode == 2
     assert run_script("notify", tmp_path / "missing", ["x"]).returncode == 1
+
+
+# --- validation of claude.mcp_servers (through the real config pipeline) ------------------------------
+
+MCP_INVALID = [
+    (
+        '    web: {type: http, command: npx, url: "https://x.example.com"}',
+        'claude.mcp_servers.web.command: "command" is not a valid key for an http or sse MCP server: expected type, url or headers',
+    ),
+    ("    s: {args: [a]}", "claude.mcp_servers.s: missing required key 'command'"),
+    (
+        '    s: {command: "npx; rm -rf /"}',
+        "claude.mcp_servers.s.command: \"npx; rm -rf /\" is not a valid program: expected a program name or path: "
+        "letters, digits and . _ - / @ + = (no spaces, quotes, $ or leading '-')",
+    ),
+    (
+        '    s: {command: npx, env: {TOKEN: "a\\nb"}}',
+        'claude.mcp_servers.s.env.TOKEN: "a\\nb" is not a valid environment value: expected one line, no control characters',
+    ),
+    ("    web: {type: http}", "claude.mcp_servers.web: missing required key 'url'"),
+]
+
+
+@pytest.mark.parametrize("entry, message", MCP_INVALID)
+def test_bad_mcp_entries_are_rejected_with_location(tmp_path, cd_home, entry, message):
+    from claude_docker.errors import ConfigError
+    from claude_docker.pipeline import load_config
+
+    config = tmp_path / "claude-docker.yaml"
+    config.write_text(f"version: 1\nclaude:\n  mcp_servers:\n{entry}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(str(config))
+    assert raised.value.message == f"{config}:4: {message}"
