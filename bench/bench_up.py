@@ -71,7 +71,7 @@ def main() -> None:
     image_size = engine.image_size(result.tag) or 0
     base_size = engine.image_size(args.base) or 0
     build_kind = "cold (no cache)" if args.cold else ("fresh" if result.built else "cached (image present)")
-    print(f"| measure | value |\n|---|---|")
+    print("| measure | value |\n|---|---|")
     print(f"| build, {build_kind} | {build_seconds:.1f} s |")
     print(f"| `claude-docker up -- --version` (median of {args.runs}) | {up_median:.2f} s |")
     print(f"| `docker run --rm --entrypoint claude IMAGE --version` (median of {args.runs}) | {run_median:.2f} s |")

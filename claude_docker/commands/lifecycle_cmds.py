@@ -1,16 +1,17 @@
-"""`build`, `up`, `down`, `ps`, `logs`, `shell`, `doctor`: the container lifecycle."""
+"""`build`, `up`, `down`, `ps`, `logs`, `shell`, `doctor`: the container lifecycle.
+
+The Docker SDK and the lifecycle are imported inside each command: other commands (validate,
+config...) should not pay for loading them.
+"""
 
 from __future__ import annotations
 
 import re
 import shutil
 import sys
-from pathlib import Path
 
 import click
 
-from .. import lifecycle, paths
-from ..engine import Engine
 from ..errors import ClaudeDockerError
 from ..model import Config
 from ..pipeline import load_config
@@ -62,6 +63,9 @@ def _echo_err(message: str) -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log.")
 def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool) -> None:
     """Build the image for this project's `image:` section (skipped when it is current)."""
+    from .. import lifecycle
+    from ..engine import Engine
+
     cfg = _load(config_file)
     progress = BuildProgress(verbose)
     try:
@@ -90,6 +94,8 @@ def up(ctx: click.Context, config_file: str | None, detach: bool, keep: bool, ve
       claude-docker up -- -p "fix the failing test"     # headless
       claude-docker up --detach                         # background session
     """
+    from .. import lifecycle
+
     cfg = _load(config_file)
     progress = BuildProgress(verbose)
     options = lifecycle.UpOptions(
@@ -121,6 +127,9 @@ def _project_or_all(config_file: str | None, all_projects: bool) -> str | None:
 @click.argument("session_ids", nargs=-1)
 def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ...]) -> None:
     """Stop and remove this project's sessions (or only the SESSION_IDS given)."""
+    from .. import lifecycle
+    from ..engine import Engine
+
     removed = lifecycle.down(Engine.connect(), _project_or_all(config_file, all_projects), session_ids)
     for name in removed:
         click.echo(f"removed {name}")
@@ -133,6 +142,9 @@ def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ..
 @click.option("--all", "all_projects", is_flag=True, help="Sessions of every project (default when no config is found).")
 def ps(config_file: str | None, all_projects: bool) -> None:
     """List sessions: project, session, status, age, image."""
+    from .. import lifecycle
+    from ..engine import Engine
+
     project = None
     if not all_projects:
         try:
@@ -154,6 +166,9 @@ def ps(config_file: str | None, all_projects: bool) -> None:
 @click.argument("session_id", required=False)
 def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
     """Show a session's output (the project's only session unless SESSION_ID is given)."""
+    from .. import lifecycle
+    from ..engine import Engine
+
     engine = Engine.connect()
     info = lifecycle.find_session(engine, _load(config_file).project_name, session_id)
     try:
@@ -169,6 +184,9 @@ def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
 @click.pass_context
 def shell(ctx: click.Context, config_file: str | None, session_id: str | None, command: tuple[str, ...]) -> None:
     """Open bash as the agent user in a running session (no capabilities, like Claude itself)."""
+    from .. import lifecycle
+    from ..engine import Engine
+
     engine = Engine.connect()
     info = lifecycle.find_session(engine, _load(config_file).project_name, session_id, running=True)
     ctx.exit(lifecycle.shell(engine, info, command))
