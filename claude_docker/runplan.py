@@ -15,7 +15,7 @@ from . import filesystem, firewall, notify, paths, persistence
 from .engine import ContainerPlan
 from .interpolate import read_env_file
 from .model import DEFAULT_AGENT_UID, Config
-from .render import context_hash, render_build_context, render_runtime, write_artifacts
+from .render import Artifact, context_hash, render_runtime, write_artifacts
 from .runspec import RunSpec
 from .session import (
     LABEL_CONFIG_FILE,
@@ -100,10 +100,9 @@ def proxy_env(cfg: Config) -> dict[str, str]:
     return env
 
 
-def config_hash(cfg: Config, session: Session) -> str:
+def config_hash(image_tag: str, runtime: dict[str, Artifact]) -> str:
     """Changes whenever anything that shapes the container changes (image or runtime files)."""
-    artifacts = {**render_build_context(cfg), **{f"runtime/{k}": v for k, v in render_runtime(cfg, session).items()}}
-    return context_hash(artifacts)[:16]
+    return context_hash({"image": Artifact(image_tag.encode()), **{f"runtime/{k}": v for k, v in runtime.items()}})[:16]
 
 
 def collect_spec(cfg: Config, session: Session) -> RunSpec:
@@ -168,7 +167,7 @@ def plan(
         LABEL_SESSION: session.session_id,
         LABEL_WORKSPACE: cfg.workspace.path,
         LABEL_CONFIG_FILE: cfg.source_files[-1] if cfg.source_files else "",
-        LABEL_CONFIG_HASH: config_hash(cfg, session),
+        LABEL_CONFIG_HASH: config_hash(image_tag, runtime),
         LABEL_IMAGE: image_tag,
     }
     return ContainerPlan(
