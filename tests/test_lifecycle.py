@@ -251,3 +251,19 @@ def test_doctor_fails_on_missing_base_image(tmp_path, cd_home):
     assert result.returncode == 1
     assert any(line.startswith("FAIL base image") for line in result.stdout.splitlines()), result.stdout
     assert "check(s) failed" in result.stderr
+
+
+def test_entrypoint_takes_over_a_uid_held_by_another_user(project, docker_client):
+    """node:* images ship a `node` user with uid 1000: the agent gets the uid, node makes way."""
+    from claude_docker.image import build_context, image_tag
+    from claude_docker.runplan import ENTRYPOINT_CAPS
+
+    assert run_cli("build", "-f", str(project)).returncode == 0
+    tag = image_tag(build_context(load_config(str(project)).config.image))
+    script = "useradd -u 1000 -m -s /bin/bash node && exec /opt/claude-docker/entrypoint.sh --exec bash -c 'id -un; id -u; echo $HOME'"
+    output = docker_client.containers.run(
+        tag, entrypoint=["bash", "-c", script], environment={"AGENT_UID": "1000", "AGENT_GID": "1000"},
+        cap_drop=["ALL"], cap_add=sorted(ENTRYPOINT_CAPS), security_opt=["no-new-privileges"],
+        remove=True, network_disabled=True,
+    )
+    assert output.decode().split() == ["agent", "1000", "/home/agent"]
