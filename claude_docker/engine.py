@@ -9,10 +9,12 @@ from __future__ import annotations
 import functools
 import io
 import os
+import socket
 import tarfile
+import threading
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, TypeVar
+from typing import BinaryIO, Callable, Iterator, TypeVar
 
 import docker
 import docker.errors
@@ -89,6 +91,7 @@ class ContainerPlan:
     working_dir: str
     tty: bool = False
     stdin_open: bool = False
+    stdin_once: bool = False  # close the container's stdin when the client closes it
     auto_remove: bool = False
     memory: str | None = None
     cpus: float | None = None
@@ -223,33 +226,40 @@ class Engine:
 
     @translate_errors
     def create(self, plan: ContainerPlan):
-        kwargs: dict = dict(
+        """Create (not start) the container: no capabilities but the listed ones, no new privileges."""
+        host_options: dict = dict(
+            mounts=[_mount(m) for m in plan.mounts],
+            cap_drop=["ALL"],
+            cap_add=sorted(plan.cap_add),
+            security_opt=["no-new-privileges"],
+            init=True,  # reap the zombies of the agent's tool processes
+            auto_remove=plan.auto_remove,
+        )
+        if plan.memory:
+            host_options["mem_limit"] = plan.memory
+        if plan.cpus:
+            host_options["nano_cpus"] = int(plan.cpus * 1e9)
+        if plan.shm_size:
+            host_options["shm_size"] = plan.shm_size
+        if plan.gpus is not None:
+            count = -1 if str(plan.gpus) == "all" else int(plan.gpus)
+            host_options["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
+        created = self.api.create_container(
             image=plan.image,
             command=plan.command,
             name=plan.name,
             labels=plan.labels,
             environment=plan.env,
-            mounts=[_mount(m) for m in plan.mounts],
-            cap_drop=["ALL"],
-            cap_add=sorted(plan.cap_add),
-            security_opt=["no-new-privileges"],
             working_dir=plan.working_dir,
             tty=plan.tty,
             stdin_open=plan.stdin_open,
-            init=True,  # reap the zombies of the agent's tool processes
-            auto_remove=plan.auto_remove,
-            detach=True,
+            # detach=False is how the SDK spells StdinOnce: the container sees EOF when the
+            # client closes stdin (piped headless input). Interactive sessions keep stdin open
+            # so that detaching (Ctrl-P Ctrl-Q) does not end them.
+            detach=not plan.stdin_once,
+            host_config=self.api.create_host_config(**host_options),
         )
-        if plan.memory:
-            kwargs["mem_limit"] = plan.memory
-        if plan.cpus:
-            kwargs["nano_cpus"] = int(plan.cpus * 1e9)
-        if plan.shm_size:
-            kwargs["shm_size"] = plan.shm_size
-        if plan.gpus is not None:
-            count = -1 if str(plan.gpus) == "all" else int(plan.gpus)
-            kwargs["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
-        return self.client.containers.create(**kwargs)
+        return self.client.containers.get(created["Id"])
 
     @translate_errors
     def start(self, container) -> None:
@@ -267,6 +277,27 @@ class Engine:
         except docker.errors.NotFound:
             return "removed"
         return container.status
+
+    def feed_stdin(self, container, source: BinaryIO) -> threading.Thread:
+        """Copy `source` to the container's stdin in the background, then close it (EOF)."""
+        sock = self.api.attach_socket(container.id, params={"stdin": 1, "stream": 1})
+        raw = getattr(sock, "_sock", sock)
+
+        def pump() -> None:
+            try:
+                while chunk := source.read1(65536) if hasattr(source, "read1") else source.read(65536):
+                    raw.sendall(chunk)
+            except OSError:
+                pass  # the container went away: nothing left to feed
+            finally:
+                try:
+                    raw.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+        thread = threading.Thread(target=pump, name="claude-docker-stdin", daemon=True)
+        thread.start()
+        return thread
 
     @translate_errors
     def wait(self, container) -> int:

@@ -44,6 +44,7 @@ class UpOptions:
     keep: bool = False
     headless: bool = True
     command: list[str] | None = None  # replaces Claude's arguments (e.g. ["--exec", "id"])
+    stdin: BinaryIO | None = None  # headless: piped into the container (`echo task | up -- -p`)
     on_build_output: Callable[[str], None] | None = None
 
 
@@ -73,6 +74,7 @@ def up(
         result.tag,
         options.extra_args,
         interactive=not (options.headless or options.detach),
+        forward_stdin=options.headless and not options.detach and options.stdin is not None,
         detach=options.detach,
         keep=options.keep,
         environ=environ,
@@ -95,7 +97,7 @@ def up(
     with notify.session_notifier(cfg, session):
         try:
             if options.headless:
-                code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer)
+                code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, options.stdin)
             else:
                 code = _run_interactive(engine, container, session)
                 if code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
@@ -128,10 +130,12 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
-def _run_headless(engine: Engine, container, stdout: BinaryIO, stderr: BinaryIO) -> int:
-    """Stream stdout/stderr as they come; the exit code is the container's."""
+def _run_headless(engine: Engine, container, stdout: BinaryIO, stderr: BinaryIO, stdin: BinaryIO | None = None) -> int:
+    """Stream stdout/stderr as they come (and stdin in, if piped); the exit code is the container's."""
     _interrupt_on_sigterm()
     stream = engine.attach(container)  # attach before start: no output is lost
+    if stdin is not None:
+        engine.feed_stdin(container, stdin)
     engine.start(container)
     for out, err in stream:
         if out:

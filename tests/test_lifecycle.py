@@ -267,3 +267,14 @@ def test_entrypoint_takes_over_a_uid_held_by_another_user(project, docker_client
         remove=True, network_disabled=True,
     )
     assert output.decode().split() == ["agent", "1000", "/home/agent"]
+
+
+def test_piped_stdin_reaches_a_headless_session(project):
+    import subprocess
+
+    result = subprocess.run(
+        ["claude-docker", "up", "-f", str(project), "--", "--exec", "bash", "-c", "tr a-z A-Z; echo end"],
+        input="piped task\n", capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "PIPED TASK\nend\n"

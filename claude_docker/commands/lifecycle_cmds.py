@@ -103,6 +103,7 @@ def up(ctx: click.Context, config_file: str | None, detach: bool, keep: bool, ve
         detach=detach,
         keep=keep,
         headless=lifecycle.is_headless(claude_args, sys.stdin.isatty()),
+        stdin=None if sys.stdin.isatty() or detach else sys.stdin.buffer,
         on_build_output=progress,
     )
     def echo(message: str) -> None:
