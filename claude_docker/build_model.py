@@ -8,7 +8,6 @@ from __future__ import annotations
 import ipaddress
 from typing import Callable
 
-from .errors import ConfigProblem
 from .loader import KeyPath
 from .model import (
     ClaudeConfig,

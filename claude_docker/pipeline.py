@@ -16,7 +16,7 @@ from typing import Mapping
 from . import paths
 from .errors import ConfigError, ConfigProblem
 from .interpolate import interpolate_document, read_env_file, substitute, InterpolationError
-from .loader import Document, KeyPath, find_config_file, format_key_path, load_file
+from .loader import Document, KeyPath, find_config_file, format_key_path
 from .merge import locate, merge_documents
 from .model import Config
 from .profiles import DEFAULT_PROFILE, ChainResolver

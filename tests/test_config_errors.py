@@ -219,7 +219,7 @@ def test_missing_profile_file_shows_chain(project):
     )
     assert got == [
         "a.yaml:2: extends[0]: profile file nope.yaml does not exist "
-        f"(chain: claude-docker.yaml -> a.yaml -> nope.yaml)"
+        "(chain: claude-docker.yaml -> a.yaml -> nope.yaml)"
     ]
 
 
