@@ -201,7 +201,7 @@ def test_blocked_paths_inside_the_workspace_are_masked(engine, agent_image, cd_h
         engine, agent_image, project,
         "cat visible.txt; echo; ls -A secrets | wc -l; cat token.txt; cat secrets/* 2>/dev/null; "
         "touch secrets/new 2>/dev/null && echo WROTE-SECRETS; "
-        "echo x > token.txt 2>/dev/null && echo WROTE-TOKEN; echo done",
+        "{ echo x > token.txt; } 2>/dev/null && echo WROTE-TOKEN; echo done",
     )
     assert "ok-visible" in out
     assert "TOP-SECRET" not in out
