@@ -259,7 +259,7 @@ class Engine:
             detach=not plan.stdin_once,
             host_config=self.api.create_host_config(**host_options),
         )
-        return self.client.containers.get(created["Id"])
+        return self.client.containers.prepare_model({"Id": created["Id"]})  # no extra inspect
 
     @translate_errors
     def start(self, container) -> None:
