@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import paths
-from .errors import ClaudeDockerError
+from .errors import ClaudeDockerError, EngineError
 from .model import ImageConfig, ProxyConfig
 from .render import Artifact, context_hash, render_template
 from .resources import container_dir
@@ -128,14 +128,23 @@ def ensure_image(
         existing = engine.image_labels(tag)
         if existing is not None:
             return ImageResult(tag, False, existing.get(LABEL_CLAUDE_CODE_VERSION, "unknown"))
-    image_id = engine.build(
-        artifacts,
-        tag=tag,
-        buildargs=proxy_build_args(proxy),
-        on_output=on_output,
-        no_cache=no_cache,
-        pull=pull,
-    )
+    try:
+        image_id = engine.build(
+            artifacts,
+            tag=tag,
+            buildargs=proxy_build_args(proxy),
+            on_output=on_output,
+            no_cache=no_cache,
+            pull=pull,
+        )
+    except EngineError as error:
+        if engine.image_labels(image.base) is None:
+            reason = error.message.splitlines()[0].removeprefix("image build failed: ")
+            raise EngineError(
+                f"image.base {image.base} is not present locally and could not be pulled: {reason}",
+                "check the name, or make it available first (`docker pull`, `docker load`, or a local build)",
+            ) from None
+        raise
     version = engine.read_file(image_id, VERSION_FILE).strip() or "unknown"
     engine.label_image(
         tag,

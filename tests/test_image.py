@@ -147,3 +147,12 @@ def test_project_packages_are_installed():
     result = ensure_image(engine, with_jq)
     output = engine.client.containers.run(result.tag, entrypoint=["jq", "-n", "1+1"], remove=True, network_disabled=True)
     assert output.strip() == b"2"
+
+
+@pytest.mark.docker
+def test_missing_base_image_is_named_in_the_error():
+    engine = Engine.connect()
+    with pytest.raises(EngineError) as failure:
+        ensure_image(engine, ImageConfig(base="claude-docker-test/no-such-base:1"))
+    assert "image.base claude-docker-test/no-such-base:1 is not present locally and could not be pulled" in failure.value.message
+    assert "docker pull" in failure.value.hint
