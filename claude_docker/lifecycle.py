@@ -64,6 +64,8 @@ def up(
 ) -> int:
     """Build if needed, create the session's container and run it; return its exit code."""
     engine = engine or Engine.connect()
+    if not (options.headless or options.detach):
+        docker_cli()  # fail before building or creating anything
     result = prepare_image(engine, cfg, options.on_build_output)
     echo(f"image {result.tag} ({'built' if result.built else 'current'}, Claude Code {result.claude_code_version})")
 

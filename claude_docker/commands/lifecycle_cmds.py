@@ -33,7 +33,7 @@ class BuildProgress:
         line = _ANSI.sub("", line).rstrip()
         if not self.started:
             self.started = True
-            click.echo("building the image (first time for this `image:` section)...", err=True)
+            click.echo("building the image...", err=True)
         if self.verbose:
             click.echo(line, err=True)
             return
