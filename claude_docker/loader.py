@@ -46,6 +46,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         seen: dict[object, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (list, dict)):
+                continue  # unhashable: the base constructor reports it with its position
             line = key_node.start_mark.line + 1
             if key in seen:
                 self.duplicate_problems.append(

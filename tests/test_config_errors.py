@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from claude_docker.errors import ConfigError
@@ -261,6 +261,8 @@ YAML_PIECES = [
 
 
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(text="? network:\n")  # a mapping as a key
+@example(text="? [a]\n: 1\n")
 @given(text=st.lists(
     st.sampled_from(YAML_PIECES) | st.text(st.characters(blacklist_categories=("Cs",)), max_size=3), max_size=25
 ).map("".join))
