@@ -58,9 +58,11 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         return super().construct_mapping(node, deep=deep)
 
 
-# YAML 1.2 core booleans only: in YAML 1.1 `on`, `off`, `yes`, `no` are booleans too.
+# YAML 1.2 core booleans only: in YAML 1.1 `on`, `off`, `yes`, `no` are booleans too. And no
+# implicit timestamps: `2024-01-01` stays text, as in YAML 1.2.
+_YAML11_ONLY = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(

@@ -51,11 +51,15 @@ def _type_name(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return type(value).__name__
+    if isinstance(value, bytes):
+        return "binary data"
+    return f"a YAML {type(value).__name__}"
 
 
 def _show(value: object) -> str:
-    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, (dict, list)) else _type_name(value)
+    if isinstance(value, (dict, list)) or not isinstance(value, (str, int, float, bool, type(None))):
+        return _type_name(value)
+    text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -77,6 +77,12 @@ INVALID = [
         id="unquoted-version",
     ),
     pytest.param(
+        "image:\n  claude_code_version: 2024-01-01\n",
+        ["claude-docker.yaml:2: image.claude_code_version: \"2024-01-01\" is not a valid Claude Code version: "
+         "expected latest, stable, next or a version such as 2.1.32"],
+        id="date-stays-text",
+    ),
+    pytest.param(
         "version: 2\n",
         ["claude-docker.yaml:1: version: must be 1, got 2"],
         id="version",
@@ -263,6 +269,8 @@ YAML_PIECES = [
 @settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(text="? network:\n")  # a mapping as a key
 @example(text="? [a]\n: 1\n")
+@example(text="notifier:\n  twilio:\n    to: !!binary ")
+@example(text="image:\n  claude_code_version: !!set {a}\n")
 @given(text=st.lists(
     st.sampled_from(YAML_PIECES) | st.text(st.characters(blacklist_categories=("Cs",)), max_size=3), max_size=25
 ).map("".join))
