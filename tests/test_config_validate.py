@@ -6,7 +6,7 @@ import textwrap
 
 import jsonschema
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from claude_docker.loader import parse
@@ -67,3 +67,19 @@ def test_edge_cases_agree(data):
 def test_unknown_schema_keyword_is_refused():
     with pytest.raises(ValueError, match="does not understand"):
         quick_valid("x", {"format": "email"})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(path=st.sampled_from(FIELDS), value=json_values)
+def test_any_value_of_any_type_gives_a_config_error_or_a_config(path, value):
+    from .test_hostile_values import render_data
+
+    assume(path[-1] != "*KEY" or isinstance(value, str))  # YAML keys here are text
+    render_data(with_value(path, value))  # raises only for a bug (a traceback)
