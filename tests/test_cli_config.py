@@ -185,3 +185,15 @@ def test_every_config_command_has_help_with_examples(command):
 def test_completion_script():
     result = run("completion", "bash")
     assert "_CLAUDE_DOCKER_COMPLETE" in result.output
+
+
+def test_config_output_is_itself_a_valid_config_with_the_same_result(project, monkeypatch):
+    monkeypatch.setenv("TW_TOKEN", "t0k")
+    monkeypatch.setenv("DOCS_TOKEN", "x")
+    (project / "claude-docker.yaml").write_text("extends: [python, github]\n" + SECRETS_YAML)
+    first = run("config", "--show-secrets").output
+    copy = project / "copy"
+    copy.mkdir()
+    (copy / "claude-docker.yaml").write_text(first)
+    second = run("config", "--show-secrets", "-f", str(copy / "claude-docker.yaml")).output
+    assert first.split("\n", 1)[1] == second.split("\n", 1)[1]  # all but the chain comment
