@@ -197,3 +197,12 @@ def test_config_output_is_itself_a_valid_config_with_the_same_result(project, mo
     (copy / "claude-docker.yaml").write_text(first)
     second = run("config", "--show-secrets", "-f", str(copy / "claude-docker.yaml")).output
     assert first.split("\n", 1)[1] == second.split("\n", 1)[1]  # all but the chain comment
+
+
+def test_validate_with_only_the_user_file(project, cd_home):
+    (cd_home / "config.yaml").write_text("resources: {memory: 4g}\n")
+    result = run("validate")
+    assert result.output == (
+        f"no claude-docker.yaml found here or above; {cd_home}/config.yaml is valid\n"
+        f"profile chain: default -> {cd_home}/config.yaml\n"
+    )

@@ -63,8 +63,11 @@ def validate(config_file: str | None, output_format: str) -> None:
     from ..paths import user_config_file
 
     last = loaded.chain[-1]
-    if "/" in last and Path(last) != user_config_file().resolve():
+    user_file = str(user_config_file())
+    if "/" in last and last != user_file:
         click.echo(f"{last} is valid")
+    elif last == user_file:
+        click.echo(f"no claude-docker.yaml found here or above; {user_file} is valid")
     else:
         click.echo("no claude-docker.yaml found here or above; the defaults are valid")
     click.echo(f"profile chain: {' -> '.join(loaded.chain)}")
