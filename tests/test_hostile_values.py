@@ -205,10 +205,12 @@ def check_dockerfile(text: str, value: str, baseline: str) -> None:
     if not value or text.count(value) <= baseline.count(value):
         return
     assert "\n" not in value and "\r" not in value, f"Dockerfile: {value!r} would start a new instruction"
-    for line in text.splitlines():
-        if value in line and line.startswith("FROM "):
-            assert line == f"FROM {value}" and shlex.quote(value) == value, f"Dockerfile: FROM {value!r}"
-            return
+    def from_line(dockerfile: str) -> str:
+        return next((line for line in dockerfile.splitlines() if line.startswith("FROM ")), "")
+
+    if from_line(text) != from_line(baseline):  # the value is the base image
+        assert from_line(text) == f"FROM {value}" and shlex.quote(value) == value, f"Dockerfile: FROM {value!r}"
+        return
     if shlex.quote(value) != value:
         assert shlex.quote(value) in text, f"Dockerfile: {value!r} appears without shell quoting"
 
