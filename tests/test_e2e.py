@@ -57,3 +57,19 @@ def test_claude_sees_settings_and_workspace(project, docker_client):
     assert uid == str(os.getuid() or AGENT_UID) and uid != "0"
     assert cwd == "/workspace"
     assert capbnd.split()[-1] == "0000000000000000"
+
+
+def test_headless_task_behind_the_firewall(tmp_path, cd_home, docker_client):
+    """Same round trip with the egress firewall on; the API stand-in is on the host's bridge address."""
+    config = make_project(tmp_path, "network:\n  firewall: true\n  allow_host_network: true\n", firewall=True)
+    script = [bash("echo behind-firewall > /workspace/fw.txt"), text("done")]
+    try:
+        with FakeAnthropic(script) as api:
+            env = {"ANTHROPIC_BASE_URL": api.url_for(bridge_gateway(docker_client)), "ANTHROPIC_API_KEY": api.api_key}
+            result = run_cli("up", "-f", str(config), "--", "-p", "write fw.txt", env=env, timeout=240)
+    finally:
+        lifecycle.down(Engine.connect(), load_config(str(config)).config.project_name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "firewall is false" not in result.stderr
+    assert (config.parent / "fw.txt").read_text() == "behind-firewall\n"
+    assert len(api.tool_results()) == 1
