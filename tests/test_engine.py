@@ -158,3 +158,19 @@ def test_age_is_short_and_readable():
     assert lifecycle.age("2026-01-02T09:00:00Z", now) == "3h"
     assert lifecycle.age("2025-12-30T12:00:00.000000001Z", now) == "3d"
     assert lifecycle.age("garbage", now) == "?"
+
+
+def test_engine_refusals_are_translated():
+    import docker.errors
+    import requests
+
+    from claude_docker.engine import _translate
+
+    response = requests.Response()
+    response.status_code = 409
+    conflict = _translate(docker.errors.APIError("Conflict. The container name is already in use", response, "Conflict"))
+    assert "refused" in conflict.message and "claude-docker down" in conflict.hint
+    denied = _translate(docker.errors.DockerException("Error while fetching server API version: ('Connection aborted.', PermissionError(13, 'Permission denied'))"))
+    assert "permission denied" in denied.message and "docker` group" in denied.hint
+    pull = _translate(docker.errors.APIError("pull access denied for nope, repository does not exist"))
+    assert "could not be found or pulled" in pull.message and "image.base" in pull.hint

@@ -71,6 +71,7 @@ def test_agent_has_no_capabilities_and_no_sudo(project):
 
 def test_container_is_locked_down_and_removed_after_exit(project):
     engine = Engine.connect()
+    project.write_text(project.read_text() + "resources:\n  memory: 1g\n  cpus: 1.5\n  shm_size: 128m\n")
     cfg = load_config(str(project)).config
     result = up(project, "--keep", "--", "--exec", "true")
     assert result.returncode == 0, result.stderr
@@ -81,6 +82,8 @@ def test_container_is_locked_down_and_removed_after_exit(project):
     assert "no-new-privileges" in host["SecurityOpt"]
     assert host["Privileged"] is False
     assert host["NetworkMode"] != "host"
+    assert (host["Memory"], host["NanoCpus"], host["ShmSize"]) == (1024**3, 1_500_000_000, 128 * 1024**2)
+    assert host["Init"] is True
     assert not any("docker.sock" in (m.get("Source") or "") for m in attrs["Mounts"])
     runtime = [m for m in attrs["Mounts"] if m["Destination"] == paths.CONTAINER_RUNTIME]
     assert runtime and runtime[0]["RW"] is False
