@@ -30,7 +30,7 @@ F = TypeVar("F", bound=Callable)
 
 
 def _translate(error: Exception) -> EngineError:
-    text = str(error)
+    text = str(getattr(error, "explanation", None) or error)
     lowered = text.lower()
     if isinstance(error, PermissionError) or "permission denied" in lowered:
         return EngineError(
@@ -48,6 +48,11 @@ def _translate(error: Exception) -> EngineError:
         return EngineError(
             f"the image could not be found or pulled: {_short(text)}",
             "check image.base; without a registry, build or `docker load` the base image locally first",
+        )
+    if "device driver" in lowered and "gpu" in lowered:
+        return EngineError(
+            f"the engine cannot give the container a GPU: {_short(text)}",
+            "resources.gpus needs the NVIDIA Container Toolkit on the Docker host; remove it to run without a GPU",
         )
     if isinstance(error, docker.errors.APIError) and "conflict" in lowered:
         return EngineError(f"the engine refused: {_short(text)}", "remove the old container with `claude-docker down`")

@@ -281,3 +281,15 @@ def test_piped_stdin_reaches_a_headless_session(project):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "PIPED TASK\nend\n"
+
+
+def test_gpu_request_without_gpu_support_is_a_clear_error(project, docker_client):
+    if "nvidia" in (docker_client.info().get("Runtimes") or {}):
+        pytest.skip("this engine can hand out GPUs")
+    cfg = load_config(str(project)).config
+    project.write_text(project.read_text() + "resources:\n  gpus: all\n")
+    result = up(project, "--", "--exec", "true")
+    assert result.returncode == 1
+    assert "error: the engine cannot give the container a GPU" in result.stderr
+    assert "NVIDIA Container Toolkit" in result.stderr and "Traceback" not in result.stderr
+    assert lifecycle.sessions(Engine.connect(), cfg.project_name) == []
