@@ -17,7 +17,17 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 class _Group(click.Group):
-    """Turns user-facing errors into a message; lets real bugs show their traceback."""
+    """Loads commands lazily; turns user-facing errors into a message, lets bugs show a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from .commands import COMMAND_MODULES
+
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from .commands import load_command
+
+        return load_command(cmd_name)
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -49,13 +59,3 @@ def main() -> None:
       claude-docker up                   # build if needed and start Claude Code
       claude-docker up -- -p "fix the failing test"   # headless, exits with Claude's code
     """
-
-
-def _register() -> None:
-    from .commands import ALL_COMMANDS
-
-    for command in ALL_COMMANDS:
-        main.add_command(command)
-
-
-_register()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from claude_docker.cli import main
@@ -56,13 +57,22 @@ def test_every_command_in_the_readme_exists():
     table = README.read_text().split("## Commands", 1)[1].split("Exit codes", 1)[0]
     named = set(re.findall(r"`claude-docker ([a-z]+)", table))
     assert named, "the command table lists no commands"
-    assert named <= set(main.commands), named - set(main.commands)
-    assert set(main.commands) <= named, f"undocumented: {set(main.commands) - named}"
+    commands = set(main.list_commands(click.Context(main)))
+    assert named <= commands, named - commands
+    assert commands <= named, f"undocumented: {commands - named}"
 
 
 def test_every_command_has_help_with_usage():
     runner = CliRunner()
-    for name in main.commands:
+    for name in main.list_commands(click.Context(main)):
         result = runner.invoke(main, [name, "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert f"Usage: main {name}" in result.output or f"Usage: claude-docker {name}" in result.output
+
+
+def test_every_lazily_loaded_command_is_where_the_table_says():
+    from claude_docker.commands import COMMAND_MODULES, load_command
+
+    for name in COMMAND_MODULES:
+        command = load_command(name)
+        assert command is not None and command.name == name

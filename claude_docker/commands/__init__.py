@@ -1,4 +1,8 @@
-"""Every CLI command, grouped by area; cli.py adds ALL_COMMANDS to the main group."""
+"""Every CLI command, grouped by area, loaded only when it is used.
+
+`claude-docker validate` should not pay for importing the Docker SDK, Jinja or the notifier, so
+the main group knows each command's module by name and imports it on first use.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,34 @@ import importlib
 
 import click
 
-# One module per area; each defines `COMMANDS: list[click.Command]`.
-_MODULES = ("config_cmds", "lifecycle_cmds", "notify_cmds", "state_cmds", "firewall_cmds")
+# command name → module under claude_docker.commands that defines it in `COMMANDS`
+COMMAND_MODULES: dict[str, str] = {
+    "validate": "config_cmds",
+    "config": "config_cmds",
+    "render": "config_cmds",
+    "schema": "config_cmds",
+    "init": "config_cmds",
+    "profiles": "config_cmds",
+    "completion": "config_cmds",
+    "build": "lifecycle_cmds",
+    "up": "lifecycle_cmds",
+    "down": "lifecycle_cmds",
+    "ps": "lifecycle_cmds",
+    "logs": "lifecycle_cmds",
+    "shell": "lifecycle_cmds",
+    "doctor": "lifecycle_cmds",
+    "notify": "notify_cmds",
+    "reset": "state_cmds",
+    "blocked": "firewall_cmds",
+}
 
 
-def _collect() -> list[click.Command]:
-    commands: list[click.Command] = []
-    for name in _MODULES:
-        module = importlib.import_module(f"{__name__}.{name}")
-        commands.extend(module.COMMANDS)
-    return commands
-
-
-ALL_COMMANDS = _collect()
+def load_command(name: str) -> click.Command | None:
+    module_name = COMMAND_MODULES.get(name)
+    if module_name is None:
+        return None
+    module = importlib.import_module(f"{__name__}.{module_name}")
+    for command in module.COMMANDS:
+        if command.name == name:
+            return command
+    raise LookupError(f"{module.__name__} does not define the command {name!r}")
