@@ -93,10 +93,11 @@ def up(
             engine.remove(container)
             raise
         echo(f"started session {session.session_id} ({session.container_name}) in the background")
+        notify.start_detached_watcher(cfg, session, session.container_name)
         return 0
 
     keep = options.keep
-    with notify.session_notifier(cfg, session):
+    with notify.session_notifier(cfg, session) as notifier:
         try:
             if options.headless:
                 code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, options.stdin)
@@ -111,6 +112,8 @@ def up(
         finally:
             if not keep:
                 engine.remove(container)
+        if notifier is not None:
+            notifier.set_exit_code(code)
     if code == paths.EXIT_FIREWALL_FAILED:
         echo("the firewall could not be set up; the session did not start (see the container output above)")
     elif code == paths.EXIT_SETUP_FAILED:
