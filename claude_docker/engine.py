@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import re
 import socket
 import tarfile
 import threading
@@ -26,6 +27,7 @@ from .render import Artifact
 from .runspec import BindMount, TmpfsMount
 
 BUILD_TAIL_LINES = 25
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the legacy builder colours RUN steps' stderr
 F = TypeVar("F", bound=Callable)
 
 
@@ -197,7 +199,7 @@ class Engine:
                     "fix the `image:` section (package names, base image), or run `claude-docker build --verbose` for the full log",
                 )
             text = chunk.get("stream") or chunk.get("status") or ""
-            for line in text.splitlines():
+            for line in _ANSI.sub("", text).splitlines():
                 tail.append(line)
                 if on_output:
                     on_output(line)
