@@ -204,8 +204,28 @@ def contribute(cfg: Config, session: Session, spec: RunSpec, home: str | None = 
             spec.bind(str(empty_file(session)), target, read_only=True)
     if cfg.workspace.protect_git:
         _protect_git(workspace, mount_path, spec)
+    _protect_config(cfg, workspace, mount_path, spec)
     for mount in cfg.filesystem.mounts:
         spec.bind(real(mount.source), mount.target, read_only=mount.read_only)
+
+
+def _protect_config(cfg: Config, workspace: str, mount_path: str, spec: RunSpec) -> None:
+    """Keep the config files (the project file, profiles it extends, the env file) read-only when
+    they lie in the workspace, as claude-docker.yaml does by default: the next `up` on the host
+    trusts them, so an agent that could edit them could turn off the firewall, mount more of the
+    host or add a notifier command that runs on the host. Bound over themselves, they can be
+    neither edited nor renamed away and replaced."""
+    masked = [mount.target for mount in spec.mounts if isinstance(mount, TmpfsMount)]
+    taken = {mount.target for mount in spec.mounts}
+    for host in dict.fromkeys((*cfg.source_files, cfg.env_file or "")):
+        resolved = real(host) if host else ""
+        if not os.path.isfile(resolved) or resolved == workspace or not is_within(resolved, workspace):
+            continue
+        target = os.path.join(mount_path, os.path.relpath(resolved, workspace))
+        if target in taken or any(is_within(target, mask) for mask in masked):
+            continue  # already read-only, or hidden inside a blocked path's mask
+        taken.add(target)
+        spec.bind(resolved, target, read_only=True)
 
 
 def empty_file(session: Session) -> Path:

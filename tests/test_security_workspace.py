@@ -1,0 +1,166 @@
+"""A hostile agent against what the host trusts in the workspace: the project's own config
+files and the repository's git metadata. Real engine, real image, the product's run plan and
+entrypoint; the agent's commands run as the agent (the entrypoint's `--exec`).
+
+Each attack is something the agent can write inside the container that the host would later
+read or execute outside it: the next `claude-docker up` reads claude-docker.yaml (firewall,
+mounts, notifier commands that run on the host), and the user's `git` reads `.git`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from claude_docker import runplan
+from claude_docker.engine import Engine
+from claude_docker.image import ensure_image
+from claude_docker.pipeline import load_config
+from claude_docker.session import Session
+from tests.conftest import TEST_LABEL, base_image_yaml
+from tests.fakes.projects import run_cli
+
+pytestmark = pytest.mark.docker
+
+AGENT_UID = 1000  # the agent takes the workspace owner's uid when `up` runs as root
+
+
+@pytest.fixture(scope="module")
+def engine(docker_client) -> Engine:
+    return Engine.connect()
+
+
+def hand_to_agent(path: Path) -> None:
+    """The agent runs as the host user (uid 1000 when the tests run as root): it owns the files,
+    as it would own a user's checkout."""
+    if os.getuid() != 0:
+        return
+    for item in [path, *path.rglob("*")]:
+        os.lchown(item, AGENT_UID, AGENT_UID)
+
+
+def make_project(tmp_path: Path, extra_yaml: str = "") -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(
+        base_image_yaml() + "network:\n  firewall: false\npersistence:\n  git_config: false\n" + extra_yaml
+    )
+    hand_to_agent(project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def agent_image(engine, tmp_path_factory) -> str:
+    project = make_project(tmp_path_factory.mktemp("image"))
+    return ensure_image(engine, load_config(str(project / "claude-docker.yaml")).config.image).tag
+
+
+def run_as_agent(engine: Engine, image: str, project: Path, script: str) -> str:
+    """One session of `project`, planned exactly as `up` plans it, running `script` as the agent."""
+    cfg = load_config(str(project / "claude-docker.yaml")).config
+    plan = runplan.plan(cfg, Session.new(cfg.project_name), image, command=["--exec", "bash", "-c", script], environ={})
+    plan = dataclasses.replace(plan, labels={**plan.labels, TEST_LABEL: "security"})
+    container = engine.create(plan)
+    try:
+        engine.start(container)
+        code = engine.wait(container)
+        output = b"".join(engine.logs(container)).decode(errors="replace")
+    finally:
+        engine.remove(container)
+    assert code == 0, output
+    return output
+
+
+# --- the config the next `up` trusts ------------------------------------------------------------
+
+
+def test_agent_cannot_rewrite_the_config_files_the_next_up_reads(engine, agent_image, cd_home, tmp_path):
+    """claude-docker.yaml, a profile it extends and its env file live in the workspace by default.
+    An agent that could edit them would turn off the firewall, mount more of the host, or add a
+    `notifier.commands` entry that the next `up` runs on the host."""
+    project = make_project(tmp_path, "extends: [./team.yaml]\nenv_file: .env\n")
+    (project / "team.yaml").write_text("network:\n  allowed_domains: [example.com]\n")
+    (project / ".env").write_text("SOME_SETTING=1\n")
+    hand_to_agent(project)
+    files = ["claude-docker.yaml", "team.yaml", ".env"]
+    before = {name: (project / name).read_bytes() for name in files}
+    attack = "notifier:\\n  commands: [[sh, -c, \\\"touch /tmp/pwned\\\"]]\\n"
+    script = "; ".join(
+        f"(printf '{attack}' >> {name}) 2>/dev/null && echo WROTE-{name}; "
+        f"(mv {name} {name}.away && printf '{attack}' > {name}) 2>/dev/null && echo REPLACED-{name}; "
+        f"(rm -f {name} && test ! -e {name}) 2>/dev/null && echo REMOVED-{name}"
+        for name in files
+    ) + "; echo done"
+    output = run_as_agent(engine, agent_image, project, script)
+    assert "done" in output
+    for word in ("WROTE", "REPLACED", "REMOVED"):
+        assert word not in output, output
+    assert {name: (project / name).read_bytes() for name in files} == before
+    assert "notifier" not in load_config(str(project / "claude-docker.yaml")).merged
+
+
+def test_config_files_outside_the_workspace_are_not_mounted(engine, agent_image, cd_home, tmp_path):
+    """Protecting the config must not bring a file from outside the workspace into the container."""
+    project = make_project(tmp_path, "workspace:\n  path: ./ws\n")
+    (project / "ws").mkdir()
+    hand_to_agent(project)
+    output = run_as_agent(engine, agent_image, project, "ls -a /workspace; cat /workspace/claude-docker.yaml 2>&1; echo done")
+    assert "done" in output
+    assert "base:" not in output  # the config (outside ./ws) stays on the host
+
+
+# --- git metadata the host's git reads ------------------------------------------------------------
+
+
+def git(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, timeout=60)
+
+
+def make_repo(tmp_path: Path) -> Path:
+    project = make_project(tmp_path)
+    assert git(project, "init", "-q").returncode == 0
+    git(project, "-c", "user.name=u", "-c", "user.email=u@example.com", "commit", "-q", "--allow-empty", "-m", "start")
+    hand_to_agent(project)
+    return project
+
+
+def test_a_planted_commondir_never_redirects_the_hosts_git(engine, agent_image, cd_home, tmp_path):
+    """`.git/commondir` makes git read its config (and hooks) from another directory: a config
+    with `core.fsmonitor` there runs a command at the user's next `git status` on the host.
+    A main repository never has this file; the host disables it before git sees it."""
+    project = make_repo(tmp_path)
+    marker = tmp_path / "host-command-ran"
+    evil_config = f'[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = "touch {marker}; false"\\n'
+    script = (
+        "mkdir -p .evil && cp -r .git/objects .git/refs .evil/ "
+        f"&& printf '{evil_config}' > .evil/config && echo ../.evil > .git/commondir && echo PLANTED"
+    )
+    output = run_as_agent(engine, agent_image, project, script)
+    assert "PLANTED" in output  # the agent can write it: the defence is on the host
+    result = run_cli("up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "true")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ".git/commondir" in result.stderr  # said out loud
+    git(project, "status")
+    assert not marker.exists(), "the host's git ran a command the agent planted"
+    assert not (project / ".git" / "commondir").exists()
+
+
+def test_commondir_planted_during_a_session_is_disabled_when_it_ends(engine, agent_image, cd_home, tmp_path):
+    project = make_repo(tmp_path)
+    marker = tmp_path / "host-command-ran"
+    evil_config = f'[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = "touch {marker}; false"\\n'
+    script = (
+        "mkdir -p .evil && cp -r .git/objects .git/refs .evil/ "
+        f"&& printf '{evil_config}' > .evil/config && echo ../.evil > .git/commondir && echo PLANTED"
+    )
+    result = run_cli("up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "bash", "-c", script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PLANTED" in result.stdout
+    assert ".git/commondir" in result.stderr
+    git(project, "status")
+    assert not marker.exists(), "the host's git ran a command the agent planted"
+    assert git(project, "log", "--format=%s").stdout.split() == ["start"]  # the repository still works
