@@ -203,6 +203,7 @@ def contribute(cfg: Config, session: Session, spec: RunSpec, home: str | None = 
         else:
             spec.bind(str(empty_file(session)), target, read_only=True)
     if cfg.workspace.protect_git:
+        spec.warnings.extend(disarm_git(workspace))
         _protect_git(workspace, mount_path, spec)
     _protect_config(cfg, workspace, mount_path, spec)
     for mount in cfg.filesystem.mounts:
@@ -265,6 +266,37 @@ def _protect_git(workspace: str, mount_path: str, spec: RunSpec) -> None:
             continue
         bound.add(resolved)
         spec.bind(resolved, os.path.join(mount_path, os.path.relpath(resolved, workspace)), read_only=True)
+
+
+# Files in a main `.git` dir that redirect git elsewhere. Git itself writes `commondir` only into
+# a linked worktree's own dir (`.git/worktrees/<name>/`), never into a main `.git`; planted there,
+# it makes the host's git read its config and hooks from a directory the agent wrote (e.g. a
+# `core.fsmonitor` command that runs at the next `git status`). A missing file cannot be covered
+# by a read-only mount without creating it on the host, so the host disables it instead: before
+# each session starts and when a foreground session ends.
+GIT_REDIRECTS = ("commondir",)
+DISABLED_SUFFIX = ".disabled-by-claude-docker"
+
+
+def disarm_git(workspace: str) -> list[str]:
+    """Rename planted redirect files in the workspace's `.git` out of git's way; one warning each."""
+    git_dir = os.path.join(workspace, ".git")
+    if not os.path.isdir(git_dir) or os.path.islink(git_dir):
+        return []
+    warnings = []
+    for name in GIT_REDIRECTS:
+        path = os.path.join(git_dir, name)
+        if not os.path.lexists(path):
+            continue
+        target = path + DISABLED_SUFFIX
+        while os.path.lexists(target):
+            target += "~"
+        os.rename(path, target)  # renames a link itself, never what it points to
+        warnings.append(
+            f"disabled {os.path.join(workspace, '.git', name)} (renamed to {os.path.basename(target)}): a main "
+            "repository never has it, and it would make git on this host read config and hooks from elsewhere"
+        )
+    return warnings
 
 
 _HOOKS_PATH = re.compile(r"^\s*hookspath\s*=\s*(.+?)\s*$", re.IGNORECASE)

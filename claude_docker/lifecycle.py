@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Mapping, Sequence
 
-from . import notify, paths, runplan
+from . import filesystem, notify, paths, runplan
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
 from .image import ImageResult, ensure_image
@@ -114,6 +114,9 @@ def up(
                 engine.remove(container)
         if notifier is not None:
             notifier.set_exit_code(code)
+    if cfg.workspace.protect_git:  # what the agent planted must not wait for the next `up`
+        for warning in filesystem.disarm_git(filesystem.real(cfg.workspace.path)):
+            echo(f"warning: {warning}")
     if code == paths.EXIT_FIREWALL_FAILED:
         echo("the firewall could not be set up; the session did not start (see the container output above)")
     elif code == paths.EXIT_SETUP_FAILED:

@@ -117,7 +117,11 @@ def test_config_files_outside_the_workspace_are_not_mounted(engine, agent_image,
 
 
 def git(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(project), *args], capture_output=True, text=True, timeout=60)
+    """The user's git on the host. The tests run as root and the repo belongs to the agent's uid,
+    which git would refuse as dubious ownership; the user owns their repo, so trust it here."""
+    return subprocess.run(
+        ["git", "-c", "safe.directory=*", "-C", str(project), *args], capture_output=True, text=True, timeout=60
+    )
 
 
 def make_repo(tmp_path: Path) -> Path:
