@@ -71,11 +71,13 @@ def read_event(outbox: Path, name: str) -> Event:
     except OSError as error:
         return Event(name, path, kind, created_at, problem=f"cannot read it safely: {error.strerror or error}")
     if match["ext"] == "txt":
-        return Event(name, path, MESSAGE_EVENT, created_at, text=raw.decode("utf-8", "replace").strip())
+        return Event(name, path, MESSAGE_EVENT, created_at, text=clean_text(raw.decode("utf-8", "replace")).strip())
     try:
         hook = json.loads(raw)
     except ValueError as error:
         return Event(name, path, kind, created_at, problem=f"not valid JSON ({error})")
+    except RecursionError:  # `[[[[…` deeper than the parser's stack: it must not stop delivery
+        return Event(name, path, kind, created_at, problem="not valid JSON (nested too deeply)")
     if not isinstance(hook, dict):
         return Event(name, path, kind, created_at, problem="not a JSON object")
     kind = HOOK_TO_EVENT.get(str(hook.get("hook_event_name")), kind)
@@ -88,8 +90,15 @@ def _hook_text(hook: dict) -> str:
     for key in ("last_assistant_message", "message", "error", "reason"):
         value = hook.get(key)
         if isinstance(value, str) and value.strip():
-            return value.strip()
+            return clean_text(value).strip()
     return ""
+
+
+def clean_text(text: str) -> str:
+    """Agent-written text made fit for every backend, so a crafted event cannot stop delivery:
+    NUL bytes dropped (no program takes them in an argument or its environment) and lone
+    surrogates replaced (JSON allows `\\ud800`; no encoder takes it)."""
+    return text.replace("\0", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _read_regular_file(path: Path) -> bytes:

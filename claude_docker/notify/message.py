@@ -15,7 +15,7 @@ import jinja2
 import jinja2.sandbox
 
 from ..errors import ClaudeDockerError
-from .events import Event
+from .events import Event, clean_text
 
 SMS_LIMIT = 1600  # Twilio's maximum Body length
 ELLIPSIS = "…"
@@ -106,7 +106,8 @@ def render_message(template: str | None, context: MessageContext, limit: int = S
 
 def _render(compiled: jinja2.Template, context: MessageContext, last_message: str) -> str:
     try:
-        return compiled.render(**context.variables(last_message)).strip()
+        # notification_type and other hook values reach the text as the agent wrote them
+        return clean_text(compiled.render(**context.variables(last_message)).strip())
     except jinja2.TemplateError as error:
         raise ClaudeDockerError(
             f"notifier.template: {error}",

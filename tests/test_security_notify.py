@@ -1,0 +1,73 @@
+"""A hostile agent against the host-side notifier: the outbox is agent-written, and whatever it
+holds must neither crash the host's `claude-docker` process nor keep other events from being
+delivered. Real engine and image, the real `up`, a command backend running on the host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import base_image_yaml
+from tests.fakes.projects import run_cli
+
+pytestmark = pytest.mark.docker
+
+AGENT_UID = 1000
+
+RECORDER = "import json, sys; open(sys.argv[1], 'a').write(json.dumps(json.load(sys.stdin)) + '\\n')"
+
+
+def make_project(tmp_path: Path, received: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(
+        base_image_yaml()
+        + "network:\n  firewall: false\npersistence:\n  git_config: false\n"
+        + "notifier:\n  on: [stop, failure]\n  min_interval_seconds: 0\n  commands:\n"
+        + f"    - {json.dumps([sys.executable, '-c', RECORDER, str(received)])}\n"
+    )
+    if os.getuid() == 0:
+        for item in [project, *project.rglob("*")]:
+            os.lchown(item, AGENT_UID, AGENT_UID)
+    return project / "claude-docker.yaml"
+
+
+def deliveries(received: Path) -> list[dict]:
+    if not received.exists():
+        return []
+    return [json.loads(line) for line in received.read_text().splitlines() if line.strip()]
+
+
+# Writes one event file the way hook-event does (dot-name, then rename): `put NAME` < content.
+PUT = 'put() { cat > "$CLAUDE_DOCKER_OUTBOX/.tmp-$1" && mv "$CLAUDE_DOCKER_OUTBOX/.tmp-$1" "$CLAUDE_DOCKER_OUTBOX/$1"; }; '
+OUTBOX = "CLAUDE_DOCKER_OUTBOX=/run/claude-docker/outbox; "
+
+
+def test_hostile_outbox_files_neither_crash_the_host_nor_block_other_events(tmp_path, cd_home):
+    received = tmp_path / "received.jsonl"
+    config = make_project(tmp_path, received)
+    script = (
+        OUTBOX + PUT
+        # JSON nested deeper than Python's recursion limit
+        + "printf '%*s' 200000 '' | tr ' ' '[' | put 1000000000000000001-stop-1-deep.json; "
+        # a NUL byte (no program takes it in an argument or the environment) and a lone surrogate
+        + "printf 'before\\0after' | put 1000000000000000002-message-1-nul.txt; "
+        + "printf '%s' '{\"hook_event_name\": \"Stop\", \"last_assistant_message\": \"half\\ud800pair\\u0000x\"}' "
+        + "| put 1000000000000000003-stop-1-surrogate.json; "
+        + "notify 'the real message'; echo AGENT-DONE"
+    )
+    result = run_cli("up", "-f", str(config), "--", "--exec", "bash", "-c", script)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "AGENT-DONE" in result.stdout
+    texts = [item["last_message"] for item in deliveries(received)]
+    assert "the real message" in texts, texts
+    assert any(text.startswith("before") and "after" in text and "\0" not in text for text in texts), texts
+    assert any(text.startswith("half") and "pair" in text for text in texts), texts
+    [outbox] = cd_home.glob("projects/*/sessions/*/outbox")
+    assert [p.name for p in outbox.iterdir()] == ["1000000000000000001-stop-1-deep.json.bad"]
