@@ -116,7 +116,7 @@ def _read_json(path: Path) -> dict:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise ValueError("not a regular file")
             data = json.loads(handle.read().decode() or "{}")
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: the agent wrote `[[[[…`
         raise ClaudeDockerError(
             f"{path} is not valid JSON ({error})",
             "fix or delete the file (claude-docker reset --auth removes the persisted login)",

@@ -168,3 +168,17 @@ def test_commondir_planted_during_a_session_is_disabled_when_it_ends(engine, age
     git(project, "status")
     assert not marker.exists(), "the host's git ran a command the agent planted"
     assert git(project, "log", "--format=%s").stdout.split() == ["start"]  # the repository still works
+
+
+# --- the persisted login dir the host rewrites before each start -----------------------------------
+
+
+@pytest.mark.parametrize("name", [".claude.json", "settings.json"])
+def test_a_planted_deeply_nested_state_file_gives_a_plain_error_not_a_traceback(engine, agent_image, cd_home, tmp_path, name):
+    """The host merges its keys into these agent-writable files before every `up`."""
+    project = make_project(tmp_path)
+    run_as_agent(engine, agent_image, project, f"printf '%*s' 200000 '' | tr ' ' '[' > $CLAUDE_CONFIG_DIR/{name}")
+    result = run_cli("up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "true")
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{name} is not valid JSON" in result.stderr
