@@ -111,7 +111,7 @@ def load_config(
 
 def _project_file(config_file: str | None, cwd: Path) -> Path | None:
     if config_file is not None:
-        path = Path(config_file).expanduser()
+        path = Path(os.path.expanduser(config_file))
         path = path if path.is_absolute() else cwd / path
         if not path.is_file():
             raise ConfigError(

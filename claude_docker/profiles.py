@@ -73,7 +73,7 @@ class ChainResolver:
     def add_file(self, path: Path, trail: list[str], referrer: Document | None = None, index: int = 0) -> None:
         # Relative paths inside a file resolve against where it was found (a symlinked
         # claude-docker.yaml still belongs to its project); identity uses the real path.
-        located = Path(os.path.abspath(path.expanduser()))
+        located = Path(os.path.abspath(os.path.expanduser(path)))  # os.path: "~x" stays text, no error
         if not located.is_file():
             self._missing(
                 f"profile file {located} does not exist", trail + [str(located)], referrer, index,
@@ -86,7 +86,7 @@ class ChainResolver:
         if _BUILTIN_NAME.match(entry):
             self.add_builtin(entry, trail, referrer, index)
         else:
-            self.add_file(referrer.base_dir / Path(entry).expanduser(), trail, referrer, index)
+            self.add_file(referrer.base_dir / os.path.expanduser(entry), trail, referrer, index)
 
     def _missing(self, what: str, trail: list[str], referrer: Document | None, index: int, hint: str) -> None:
         if referrer is None:

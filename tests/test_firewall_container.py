@@ -150,21 +150,41 @@ def point(dns: FakeDNS, servers, network: str, **names: str) -> None:
 
 
 class _TestNetworkClient:
-    """The real SDK client; containers it creates use the test resolver and network."""
+    """The real SDK client; containers it creates use the test resolver and network.
+
+    The engine creates containers through the low-level API, so the test's additions
+    (resolver, network, labels, extra mounts) are made there.
+    """
 
     def __init__(self, client, dns: list[str], network: str | None, extra_mounts: list) -> None:
         self._client = client
-        self.api = client.api
-        self.containers = self
-        self._extra = dict(dns=dns, network=network, labels_extra=LABELS, extra_mounts=extra_mounts)
+        self.containers = client.containers
+        self.api = _TestNetworkAPI(client.api, dns, network, extra_mounts)
 
-    def create(self, **kwargs):
-        kwargs["dns"] = self._extra["dns"]
-        if self._extra["network"]:
-            kwargs["network"] = self._extra["network"]
-        kwargs["labels"] = {**kwargs["labels"], **LABELS}
-        kwargs["mounts"] = list(kwargs["mounts"]) + list(self._extra["extra_mounts"])
-        return self._client.containers.create(**kwargs)
+    def __getattr__(self, name: str):
+        return getattr(self._client, name)
+
+
+class _TestNetworkAPI:
+    def __init__(self, api, dns: list[str], network: str | None, extra_mounts: list) -> None:
+        self._api = api
+        self._dns = dns
+        self._network = network
+        self._extra_mounts = extra_mounts
+
+    def create_host_config(self, **options):
+        options["dns"] = self._dns
+        if self._network:
+            options["network_mode"] = self._network
+        options["mounts"] = list(options.get("mounts") or []) + list(self._extra_mounts)
+        return self._api.create_host_config(**options)
+
+    def create_container(self, **options):
+        options["labels"] = {**(options.get("labels") or {}), **LABELS}
+        return self._api.create_container(**options)
+
+    def __getattr__(self, name: str):
+        return getattr(self._api, name)
 
 
 @dataclass
