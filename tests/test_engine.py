@@ -36,17 +36,35 @@ def test_cli_reports_engine_down_without_traceback(tmp_path, monkeypatch, cd_hom
     assert "Traceback" not in result.output
 
 
-@pytest.mark.skipif(os.getuid() == 0, reason="root can open any socket")
-def test_permission_denied_socket(tmp_path, monkeypatch):
+def test_permission_denied_socket(tmp_path):
+    """A socket the user may not open gives the permission hint, not a traceback.
+
+    Root opens any socket, so as root the check runs without the capabilities that bypass
+    file permissions (dropped from the bounding set with setpriv).
+    """
     import socket
+    import subprocess
+    import sys
 
     path = tmp_path / "docker.sock"
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
     os.chmod(path, 0)
-    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
-    with pytest.raises(EngineError, match="permission denied"):
-        Engine.connect()
+    probe = (
+        "from claude_docker.engine import Engine\n"
+        "from claude_docker.errors import EngineError\n"
+        "try:\n    Engine.connect()\nexcept EngineError as e:\n    print('MESSAGE', e.message)\n    print('HINT', e.hint)\n"
+    )
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"] if os.getuid() == 0 else []
+    result = subprocess.run(
+        prefix + [sys.executable, "-c", probe],
+        env={**os.environ, "DOCKER_HOST": f"unix://{path}"},
+        capture_output=True, text=True, timeout=60,
+    )
+    server.close()
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "MESSAGE" in result.stdout and "permission denied" in result.stdout, result.stdout
+    assert "HINT" in result.stdout
 
 
 def test_context_tar_is_reproducible_and_keeps_modes():
