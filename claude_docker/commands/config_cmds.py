@@ -228,7 +228,7 @@ filesystem:
   mounts: []                       # e.g. [{{source: ~/datasets, target: /data, read_only: true}}]
 
 network:
-  firewall: true                   # only allowed_domains (and their subdomains) are reachable
+  firewall: true                   # only allowed_domains are reachable ("*.x.com" for subdomains)
   allowed_domains: []              # e.g. [github.com, "*.githubusercontent.com"]
 
 persistence:
