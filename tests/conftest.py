@@ -41,7 +41,26 @@ def docker_client():
         if engine_required():
             pytest.fail(message)
         pytest.skip(message)
+    _build_standard_image(client)
     return client
+
+
+def _build_standard_image(client) -> None:
+    """Build the image most engine tests share, once, before the first of them runs.
+
+    On a fresh machine this is the slow part (apt, npm, Claude Code); doing it here keeps it out
+    of the time limits of the individual tests' `claude-docker up` subprocesses.
+    """
+    import sys
+
+    from claude_docker.engine import Engine
+    from claude_docker.image import ensure_image
+    from claude_docker.model import ImageConfig
+
+    image = ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))
+    result = ensure_image(Engine(client), image, on_output=lambda line: print(line, file=sys.stderr))
+    if result.built:
+        print(f"built the standard test image {result.tag}", file=sys.stderr)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
