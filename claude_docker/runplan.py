@@ -40,6 +40,14 @@ AUTH_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BAS
 
 LABEL_IMAGE = "dev.claude-docker.image"
 
+# PATH and what the dynamic loader or bash act on before a script's first line runs. Set from
+# `claude.env` in the container's environment, they would steer the root phase of the next
+# start (the entrypoint, and `docker exec` before its privilege drop) to files the agent wrote,
+# e.g. PATH=/workspace/.venv/bin:... and a planted `.venv/bin/id`. So they travel under a prefix
+# and the entrypoint sets them for the agent only, after the drop.
+AGENT_ONLY_VARIABLES = ("PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV")
+AGENT_ONLY_PREFIX = "CLAUDE_DOCKER_AGENT_"
+
 
 def agent_ids(cfg: Config) -> tuple[int, int]:
     """The uid/gid the agent runs as, so files it writes in the workspace belong to the right user.
@@ -145,7 +153,7 @@ def plan(
         spec.warnings.append(warning)
     env: dict[str, str] = {}
     env.update(proxy_env(cfg))
-    env.update(cfg.claude.env)
+    env.update({AGENT_ONLY_PREFIX + k if k in AGENT_ONLY_VARIABLES else k: v for k, v in cfg.claude.env.items()})
     env.update(spec.env)
     env.update(
         {

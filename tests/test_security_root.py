@@ -1,0 +1,67 @@
+"""A hostile agent against the root phase of the next start: the entrypoint runs as root (with
+NET_ADMIN, before the firewall exists) on every `up`, and `claude-docker shell` starts as root
+until its privilege drop. Nothing the agent wrote may run there. Real engine and image, the
+real `up`; the agent's commands run through the entrypoint's `--exec`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import base_image_yaml
+from tests.fakes.projects import run_cli
+
+pytestmark = pytest.mark.docker
+
+AGENT_UID = 1000
+
+# A program that reports, in the workspace, whenever root runs it; else it behaves like `id`.
+SPY = (
+    '#!/bin/sh\n[ "$(/usr/bin/id -u)" = 0 ] && touch /workspace/ROOT-RAN-{name}\n'
+    'PATH=/usr/sbin:/usr/bin:/sbin:/bin exec {name} "$@"\n'
+)
+
+
+def make_project(tmp_path: Path, env_yaml: str) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(
+        base_image_yaml() + "network:\n  firewall: false\npersistence:\n  git_config: false\n" + "claude:\n  env:\n" + env_yaml
+    )
+    if os.getuid() == 0:
+        for item in [project, *project.rglob("*")]:
+            os.lchown(item, AGENT_UID, AGENT_UID)
+    return project
+
+
+def up_exec(project: Path, script: str) -> str:
+    result = run_cli("up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "bash", "-c", script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+PLANT = "mkdir -p /workspace/bin && " + " && ".join(
+    f"printf '%s' '{SPY.format(name=name)}' > /workspace/bin/{name} && chmod +x /workspace/bin/{name}"
+    for name in ("id", "getent", "useradd", "mkdir", "chown", "setpriv", "env")
+) + " && printf '[ \"$(/usr/bin/id -u)\" = 0 ] && touch /workspace/ROOT-RAN-BASH_ENV\\n' > /workspace/.bash_env && echo PLANTED"
+
+
+def test_a_configured_path_or_bash_env_never_runs_agent_files_as_root(tmp_path, cd_home):
+    """claude.env PATH with a workspace dir first (a venv, node_modules/.bin) is an ordinary
+    config; the root phase must still only run the image's own programs."""
+    project = make_project(
+        tmp_path,
+        '    PATH: "/workspace/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n'
+        "    BASH_ENV: /workspace/.bash_env\n",
+    )
+    assert "PLANTED" in up_exec(project, PLANT)
+    output = up_exec(project, 'echo "PATH=$PATH"; echo "BASH_ENV=$BASH_ENV"; echo AGENT-DONE')
+    assert "AGENT-DONE" in output
+    ran = sorted(p.name for p in project.glob("ROOT-RAN-*"))
+    assert ran == [], f"root ran files the agent wrote: {ran}"
+    # the agent itself still gets what the config asked for
+    assert "PATH=/workspace/bin:/usr/local/sbin" in output
+    assert "BASH_ENV=/workspace/.bash_env" in output
