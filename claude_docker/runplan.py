@@ -13,6 +13,7 @@ from typing import Mapping
 
 from . import filesystem, firewall, notify, paths, persistence
 from .engine import ContainerPlan
+from .errors import ClaudeDockerError
 from .interpolate import read_env_file
 from .model import DEFAULT_AGENT_UID, Config
 from .render import Artifact, context_hash, render_runtime, write_artifacts
@@ -94,6 +95,20 @@ def auth_env(cfg: Config, environ: Mapping[str, str]) -> dict[str, str]:
     return {name: merged[name] for name in AUTH_VARIABLES if merged.get(name)}
 
 
+def _refuse_notifier_secrets(cfg: Config) -> None:
+    """Notifier credentials never enter the container: MCP variables are checked where they are
+    resolved (notify.mcp_environment); the same value in claude.env or the proxy is refused too."""
+    secrets = notify.notifier_secrets(cfg.notifier)
+    values = [(f"claude.env.{name}", value) for name, value in cfg.claude.env.items()]
+    values += [(f"network.proxy ({name})", value) for name, value in proxy_env(cfg).items()]
+    for where, value in values:
+        if any(secret in value for secret in secrets):
+            raise ClaudeDockerError(
+                f"{where} holds a notifier credential, which never enters the container",
+                "notifier secrets stay on the host; give the container its own credential",
+            )
+
+
 def proxy_env(cfg: Config) -> dict[str, str]:
     proxy = cfg.network.proxy
     env: dict[str, str] = {}
@@ -154,6 +169,7 @@ def plan(
     env: dict[str, str] = {}
     env.update(proxy_env(cfg))
     env.update({AGENT_ONLY_PREFIX + k if k in AGENT_ONLY_VARIABLES else k: v for k, v in cfg.claude.env.items()})
+    _refuse_notifier_secrets(cfg)
     env.update(spec.env)
     env.update(
         {

@@ -71,3 +71,24 @@ def test_hostile_outbox_files_neither_crash_the_host_nor_block_other_events(tmp_
     assert any(text.startswith("half") and "pair" in text for text in texts), texts
     [outbox] = cd_home.glob("projects/*/sessions/*/outbox")
     assert [p.name for p in outbox.iterdir()] == ["1000000000000000001-stop-1-deep.json.bad"]
+
+
+def test_a_notifier_credential_never_enters_the_container_through_claude_env(tmp_path, cd_home, monkeypatch):
+    """MCP variables holding a notifier credential are refused; so is the same value in claude.env."""
+    secret = "WHsecret-" + os.urandom(8).hex()
+    monkeypatch.setenv("HOOK_TOKEN", secret)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(
+        base_image_yaml()
+        + "network:\n  firewall: false\npersistence:\n  git_config: false\n"
+        + "claude:\n  env:\n    SOME_TOKEN: ${HOOK_TOKEN}\n"
+        + "notifier:\n  webhooks:\n    - url: http://127.0.0.1:9/hook\n      headers: {Authorization: \"Bearer ${HOOK_TOKEN}\"}\n"
+    )
+    if os.getuid() == 0:
+        os.chown(project, AGENT_UID, AGENT_UID)
+    result = run_cli("up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "env")
+    assert secret not in result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "claude.env.SOME_TOKEN holds a notifier credential" in result.stderr
+    assert "Traceback" not in result.stderr

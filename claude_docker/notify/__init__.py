@@ -127,6 +127,8 @@ def notifier_secrets(notifier: NotifierConfig) -> set[str]:
     for webhook in notifier.webhooks:
         found.add(webhook.url)
         found.update(webhook.headers.values())
+        # "Bearer TOKEN": the token alone is the secret too
+        found.update(part for value in webhook.headers.values() for part in value.split() if len(part) >= 8)
     return {value for value in found if len(value) >= 4}
 
 
