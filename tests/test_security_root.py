@@ -65,3 +65,24 @@ def test_a_configured_path_or_bash_env_never_runs_agent_files_as_root(tmp_path, 
     # the agent itself still gets what the config asked for
     assert "PATH=/workspace/bin:/usr/local/sbin" in output
     assert "BASH_ENV=/workspace/.bash_env" in output
+
+
+# What the agent may write: scratch space, its home, the workspace and the persisted dirs. None
+# of it is run or read by root (the entrypoint's programs, setup.d, the firewall's files, /etc).
+AGENT_WRITABLE = ("/tmp", "/var/tmp", "/var/lock", "/run/lock", "/dev/shm", "/home/agent", "/workspace",
+                  "/var/cache/claude-docker", "/var/lib/claude-docker/history", "/run/claude-docker/outbox")
+
+
+def test_nothing_the_root_phase_uses_is_writable_by_the_agent(tmp_path, cd_home):
+    project = make_project(tmp_path, "    SOME_SETTING: x\n")
+    output = up_exec(
+        project,
+        "find / -xdev \\( -path /proc -o -path /sys -o -path /workspace \\) -prune -o -writable -print 2>/dev/null; "
+        "for d in /opt/claude-docker /opt/claude-docker/runtime /etc /usr/local/bin /run/claude-docker-firewall; do "
+        "  [ -w \"$d\" ] && echo \"$d\"; done; echo FIND-DONE",
+    )
+    assert "FIND-DONE" in output
+    found = [line for line in output.splitlines() if line.startswith("/")]
+    assert "/tmp" in found  # the probe sees what it should
+    strays = [path for path in found if not any(path == ok or path.startswith(ok + "/") for ok in AGENT_WRITABLE)]
+    assert strays == [], f"writable by the agent: {strays}"
