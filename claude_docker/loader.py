@@ -189,9 +189,16 @@ def load_file(path: Path, display: str | None = None) -> Document:
 
 
 def find_config_file(cwd: Path) -> Path | None:
-    """`claude-docker.yaml` in `cwd` or its nearest parent that has one."""
-    for directory in (cwd, *cwd.parents):
-        candidate = directory / CONFIG_FILE_NAME
-        if candidate.is_file():
-            return candidate
-    return None
+    """`claude-docker.yaml` in `cwd` or its nearest parent that has one.
+
+    A second one further up is refused: the nearer file may sit in the workspace of the outer
+    one, where the agent can write, and must not take over (its notifier commands run on the
+    host; its firewall and mounts shape the next session). `-f` names the file meant.
+    """
+    found = [directory / CONFIG_FILE_NAME for directory in (cwd, *cwd.parents) if (directory / CONFIG_FILE_NAME).is_file()]
+    if len(found) > 1:
+        raise ConfigError(
+            [ConfigProblem(str(found[0]), "", None, f"found inside the directory of another config file, {found[1]}")],
+            f"name the one you mean: claude-docker -f {found[1]} ... (or -f {found[0]})",
+        )
+    return found[0] if found else None

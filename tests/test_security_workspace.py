@@ -182,3 +182,23 @@ def test_a_planted_deeply_nested_state_file_gives_a_plain_error_not_a_traceback(
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{name} is not valid JSON" in result.stderr
+
+
+def test_a_config_planted_in_a_subdirectory_is_not_picked_up_by_the_host(engine, agent_image, cd_home, tmp_path):
+    """Commands look for claude-docker.yaml from the current directory upwards. A file the agent
+    planted in a subdirectory would win for a user working there, and `notify test` would run its
+    notifier command on the host (`up` would also take its firewall and mounts)."""
+    project = make_project(tmp_path)
+    marker = tmp_path / "host-command-ran"
+    planted = (
+        "mkdir -p src && cp claude-docker.yaml src/ && "
+        f"printf 'notifier:\\n  commands: [[touch, {marker}]]\\n' >> src/claude-docker.yaml && echo PLANTED"
+    )
+    assert "PLANTED" in run_as_agent(engine, agent_image, project, planted)
+    result = run_cli("notify", "test", cwd=str(project / "src"))
+    assert not marker.exists(), "the host ran a notifier command the agent planted"
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert str(project / "claude-docker.yaml") in result.stderr
+    # naming the file is how a nested config is used on purpose
+    assert run_cli("validate", "-f", str(project / "src" / "claude-docker.yaml")).returncode == 0
