@@ -92,3 +92,31 @@ def test_a_notifier_credential_never_enters_the_container_through_claude_env(tmp
     assert result.returncode == 1, result.stdout + result.stderr
     assert "claude.env.SOME_TOKEN holds a notifier credential" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_outbox_links_fifos_and_directories_are_never_read_or_sent(tmp_path, cd_home):
+    """The host may run as root: an outbox entry pointing at a host file must not be read, a FIFO
+    must not block the host, and `up` ends as soon as the container does."""
+    received = tmp_path / "received.jsonl"
+    config = make_project(tmp_path, received)
+    secret = tmp_path / "host-secret"
+    secret.write_text('{"hook_event_name": "Stop", "last_assistant_message": "HOST-SECRET"}')
+    script = (
+        OUTBOX
+        + f"ln -s {secret} $CLAUDE_DOCKER_OUTBOX/1000000000000000001-stop-1-link.json; "
+        + "mkfifo $CLAUDE_DOCKER_OUTBOX/1000000000000000002-stop-1-fifo.json; "
+        + "mkdir $CLAUDE_DOCKER_OUTBOX/1000000000000000003-stop-1-dir.json; "
+        + "notify 'the real message'; echo AGENT-DONE"
+    )
+    result = run_cli("up", "-f", str(config), "--", "--exec", "bash", "-c", script, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    texts = [item["last_message"] for item in deliveries(received)]
+    assert texts == ["the real message"], texts
+    assert "HOST-SECRET" not in received.read_text() + result.stderr
+    [outbox] = cd_home.glob("projects/*/sessions/*/outbox")
+    assert sorted(p.name for p in outbox.iterdir()) == [
+        "1000000000000000001-stop-1-link.json.bad",
+        "1000000000000000002-stop-1-fifo.json.bad",
+        "1000000000000000003-stop-1-dir.json.bad",
+    ]
