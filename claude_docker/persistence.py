@@ -32,6 +32,7 @@ CONTAINER_STATE = "/var/lib/claude-docker"
 CONTAINER_HISTORY = f"{CONTAINER_STATE}/history"
 CONTAINER_CACHE = "/var/cache/claude-docker"
 
+MAX_STATE_BYTES = 64 * 2**20  # .claude.json / settings.json: Claude Code's own stay far below
 API_KEY_SUFFIX = 20  # Claude Code remembers an approved API key by its last 20 characters
 
 CACHE_ENV = {"npm": "NPM_CONFIG_CACHE", "pip": "PIP_CACHE_DIR", "uv": "UV_CACHE_DIR"}
@@ -115,7 +116,13 @@ def _read_json(path: Path) -> dict:
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
                 raise ValueError("not a regular file")
-            data = json.loads(handle.read().decode() or "{}")
+            raw = handle.read(MAX_STATE_BYTES + 1)  # the agent can grow it (sparse: at no cost)
+            if len(raw) > MAX_STATE_BYTES:
+                raise ClaudeDockerError(
+                    f"{path} is too large (over {MAX_STATE_BYTES // 2**20} MiB)",
+                    "delete it (claude-docker reset --auth removes the persisted login)",
+                )
+            data = json.loads(raw.decode() or "{}")
     except (OSError, ValueError, RecursionError) as error:  # RecursionError: the agent wrote `[[[[…`
         raise ClaudeDockerError(
             f"{path} is not valid JSON ({error})",

@@ -202,3 +202,17 @@ def test_a_config_planted_in_a_subdirectory_is_not_picked_up_by_the_host(engine,
     assert str(project / "claude-docker.yaml") in result.stderr
     # naming the file is how a nested config is used on purpose
     assert run_cli("validate", "-f", str(project / "src" / "claude-docker.yaml")).returncode == 0
+
+
+def test_a_huge_planted_state_file_is_refused_without_reading_it(engine, agent_image, cd_home, tmp_path):
+    """A 4 GiB `.claude.json` (sparse: it costs the agent nothing) must not be read into the
+    host's memory; `up` runs here under a 1.5 GB address-space limit."""
+    project = make_project(tmp_path)
+    run_as_agent(engine, agent_image, project, "truncate -s 4G $CLAUDE_CONFIG_DIR/.claude.json")
+    result = subprocess.run(
+        ["prlimit", "--as=1500000000", "claude-docker", "up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "true"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
+    )
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert ".claude.json is too large" in result.stderr
