@@ -226,6 +226,7 @@ def _protect_config(cfg: Config, workspace: str, mount_path: str, spec: RunSpec)
         if target in taken or any(is_within(target, mask) for mask in masked):
             continue  # already read-only, or hidden inside a blocked path's mask
         taken.add(target)
+        _pin_directories(resolved, workspace, mount_path, spec)
         spec.bind(resolved, target, read_only=True)
 
 
@@ -254,6 +255,11 @@ def _protect_git(workspace: str, mount_path: str, spec: RunSpec) -> None:
     if not os.path.lexists(hooks):
         os.mkdir(hooks)
     protected = [hooks, os.path.join(git_dir, "config")]
+    # A linked worktree (perhaps outside the workspace) finds its config and hooks through the
+    # `commondir` in its dir here: rewritten, it would point the user's git there elsewhere.
+    worktrees = os.path.join(git_dir, "worktrees")
+    if os.path.isdir(worktrees) and not os.path.islink(worktrees):
+        protected += sorted(os.path.join(worktrees, name, "commondir") for name in os.listdir(worktrees))
     hooks_path = _configured_hooks_path(os.path.join(git_dir, "config"), workspace)
     if hooks_path:
         protected.append(hooks_path)
@@ -265,7 +271,23 @@ def _protect_git(workspace: str, mount_path: str, spec: RunSpec) -> None:
         if resolved in bound or not os.path.exists(resolved) or not is_within(resolved, workspace):
             continue
         bound.add(resolved)
+        _pin_directories(resolved, workspace, mount_path, spec)
         spec.bind(resolved, os.path.join(mount_path, os.path.relpath(resolved, workspace)), read_only=True)
+
+
+def _pin_directories(resolved: str, workspace: str, mount_path: str, spec: RunSpec) -> None:
+    """Bind each directory between the workspace and `resolved` over itself, read-write. A mount
+    point cannot be renamed; without this the agent could move the directory of a read-only file
+    aside and rebuild it with a file of its own, which is what the host would then read."""
+    taken = {mount.target for mount in spec.mounts}
+    parts = os.path.relpath(os.path.dirname(resolved), workspace).split(os.sep)
+    for depth in range(1, len(parts) + 1):
+        if parts[:depth] == ["."]:
+            break
+        target = os.path.join(mount_path, *parts[:depth])
+        if target not in taken:
+            taken.add(target)
+            spec.bind(os.path.join(workspace, *parts[:depth]), target, read_only=False)
 
 
 # Files in a main `.git` dir that redirect git elsewhere. Git itself writes `commondir` only into

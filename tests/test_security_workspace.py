@@ -216,3 +216,45 @@ def test_a_huge_planted_state_file_is_refused_without_reading_it(engine, agent_i
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.returncode == 1, result.stdout + result.stderr
     assert ".claude.json is too large" in result.stderr
+
+
+def test_a_linked_worktree_outside_the_workspace_cannot_be_redirected(engine, agent_image, cd_home, tmp_path):
+    """A linked worktree's `.git` file points into `.git/worktrees/<name>/`, whose `commondir`
+    says where config and hooks live. Rewritten by the agent, git run by the user in that other
+    checkout (outside the workspace) would read a config the agent wrote."""
+    project = make_repo(tmp_path)
+    worktree = tmp_path / "linked"
+    assert git(project, "worktree", "add", "-q", str(worktree)).returncode == 0
+    hand_to_agent(project)
+    marker = tmp_path / "host-command-ran"
+    evil_config = f'[core]\\n\\trepositoryformatversion = 0\\n\\tfsmonitor = "touch {marker}; false"\\n'
+    script = (
+        "mkdir -p .evil && cp -r .git/objects .git/refs .evil/ "
+        f"&& printf '{evil_config}' > .evil/config "
+        "&& (echo ../../../.evil > .git/worktrees/linked/commondir) 2>/dev/null && echo REDIRECTED; "
+        "(mv .git/worktrees/linked .git/worktrees/away) 2>/dev/null && echo MOVED; "
+        "(mv .git/worktrees .git/worktrees-away) 2>/dev/null && echo MOVED; echo done"
+    )
+    output = run_as_agent(engine, agent_image, project, script)
+    assert "done" in output
+    git(worktree, "status")
+    assert not marker.exists(), "the host's git ran a command the agent planted"
+    assert "REDIRECTED" not in output and "MOVED" not in output
+
+
+def test_renaming_the_directory_of_a_protected_file_does_not_unprotect_it(engine, agent_image, cd_home, tmp_path):
+    """A read-only file mounted over itself cannot be renamed, but its directory could be moved
+    aside and rebuilt; the host would then read the agent's file in its place."""
+    project = make_project(tmp_path, "extends: [./profiles/team.yaml]\n")
+    (project / "profiles").mkdir()
+    (project / "profiles" / "team.yaml").write_text("network:\n  allowed_domains: [example.com]\n")
+    hand_to_agent(project)
+    before = (project / "profiles" / "team.yaml").read_bytes()
+    script = (
+        "(mv profiles profiles.away && mkdir profiles "
+        "&& printf 'notifier:\\n  commands: [[touch, /tmp/x]]\\n' > profiles/team.yaml) 2>/dev/null && echo REBUILT; echo done"
+    )
+    output = run_as_agent(engine, agent_image, project, script)
+    assert "done" in output
+    assert "REBUILT" not in output
+    assert (project / "profiles" / "team.yaml").read_bytes() == before
