@@ -198,6 +198,9 @@ def contribute(cfg: Config, session: Session, spec: RunSpec, home: str | None = 
     mount_path = cfg.workspace.mount_path
     spec.bind(workspace, mount_path, read_only=False)
     for target, is_dir in workspace_masks(cfg, home):
+        # Moved aside with its parent, a blocked path would be out of the blocked list's reach
+        # (and unmasked) at the next start: its parents are mount points, which cannot move.
+        _pin_directories(os.path.join(workspace, os.path.relpath(target, mount_path)), workspace, mount_path, spec)
         if is_dir:
             spec.mounts.append(TmpfsMount(target=target, read_only=True, size="1k"))
         else:

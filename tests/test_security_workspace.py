@@ -258,3 +258,29 @@ def test_renaming_the_directory_of_a_protected_file_does_not_unprotect_it(engine
     assert "done" in output
     assert "REBUILT" not in output
     assert (project / "profiles" / "team.yaml").read_bytes() == before
+
+
+# --- blocked paths inside the workspace ------------------------------------------------------------
+
+
+def test_a_masked_path_cannot_be_moved_out_from_under_its_mask(engine, agent_image, cd_home, tmp_path):
+    """A blocked path inside the workspace (e.g. ~/.config/gcloud with `workspace.path: ~`) is
+    hidden by a mask. Moving its parent aside in one session would take it out of the blocked
+    list's reach, and the next session would show it unmasked under the new name."""
+    project = tmp_path / "project"
+    secret_dir = project / "nest" / "secret"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(
+        base_image_yaml()
+        + "network:\n  firewall: false\npersistence:\n  git_config: false\n"
+        + f"filesystem:\n  blocked_paths: [{secret_dir}]\n"
+    )
+    secret_dir.mkdir(parents=True)
+    (secret_dir / "key").write_text("TOP-SECRET-KEY\n")
+    hand_to_agent(project)
+    first = run_as_agent(engine, agent_image, project, "(mv nest nest.away) 2>/dev/null && echo MOVED; cat nest/secret/key; echo done")
+    assert "done" in first and "TOP-SECRET-KEY" not in first
+    second = run_as_agent(engine, agent_image, project, "cat nest.away/secret/key nest/secret/key 2>&1; echo done")
+    assert "TOP-SECRET-KEY" not in second, "a blocked path was read after its parent was moved"
+    assert "MOVED" not in first
+    assert (secret_dir / "key").exists()
