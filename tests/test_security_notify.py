@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -120,3 +121,29 @@ def test_outbox_links_fifos_and_directories_are_never_read_or_sent(tmp_path, cd_
         "1000000000000000002-stop-1-fifo.json.bad",
         "1000000000000000003-stop-1-dir.json.bad",
     ]
+
+
+def test_a_flooded_outbox_is_read_a_few_events_at_a_time(tmp_path, cd_home):
+    """Each outbox file may hold 1 MiB, which parses to ~25 MB of objects: a pass that read the
+    whole outbox at once would hold all of them. The agent writes 120 such files; `up` runs
+    under a 1.5 GB address-space limit and must still end normally and deliver the real message."""
+    received = tmp_path / "received.jsonl"
+    config = make_project(tmp_path, received)
+    text = config.read_text().replace("on: [stop, failure]", "on: [failure]")  # the flood is read, then skipped
+    config.write_text(text)
+    script = (
+        OUTBOX + PUT
+        + "{ printf '{\"hook_event_name\": \"Stop\", \"x\": [{}'; for i in $(seq 349000); do printf ',{}'; done; printf ']}'; } > /tmp/big.json; "
+        + "for i in $(seq 120); do put \"$(date +%s%N)-stop-$i-flood.json\" < /tmp/big.json; done; "
+        + "notify 'the real message'; echo AGENT-DONE"
+    )
+    result = subprocess.run(
+        ["prlimit", "--as=1500000000", "claude-docker", "up", "-f", str(config), "--", "--exec", "bash", "-c", script],
+        env={**os.environ, "MALLOC_ARENA_MAX": "2"}, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+    )
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 0, result.stdout + result.stderr[-3000:]
+    assert "AGENT-DONE" in result.stdout
+    assert [item["last_message"] for item in deliveries(received)] == ["the real message"]
+    [outbox] = cd_home.glob("projects/*/sessions/*/outbox")
+    assert list(outbox.iterdir()) == []

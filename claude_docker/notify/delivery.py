@@ -38,6 +38,9 @@ STATE_FILE = "notify-state.json"
 LOG_FILE = "notify.log"
 LOCK_FILE = "notify.lock"  # held while one process delivers
 LIVE_FILE = "notify.live"  # held for the whole life of a session's notifier
+# The agent can fill the outbox, and each file (up to 1 MiB) may parse to ~25 MB of objects: a
+# pass reads the oldest few only; the final flush repeats passes while they make progress.
+MAX_EVENTS_PER_PASS = 16
 RETRY_FIRST_SECONDS = 5.0
 RETRY_MAX_SECONDS = 300.0
 
@@ -140,14 +143,26 @@ class SessionDelivery:
     # --- delivery --------------------------------------------------------------------------
 
     def deliver(self, final: bool = False) -> Outcome:
-        """One pass over the outbox. `final`: the session is over, send held events now."""
+        """One pass over the outbox. `final`: the session is over, send held events now (in as
+        many passes as it takes)."""
+        outcome = self._deliver_pass(final)
+        while final and not outcome.busy:
+            more = self._deliver_pass(final)
+            for name in ("delivered", "failed", "held", "skipped", "unreadable"):
+                seen = getattr(outcome, name)
+                seen.extend(event for event in getattr(more, name) if event not in seen)
+            if not (more.delivered or more.skipped or more.unreadable):
+                break  # nothing left, or only what keeps failing
+        return outcome
+
+    def _deliver_pass(self, final: bool) -> Outcome:
         outcome = Outcome()
         with self._locked(wait=final) as locked:
             if not locked:
                 outcome.busy = True
                 return outcome
             state = self._load_state()
-            events = [read_event(self.outbox, name) for name in pending_names(self.outbox)]
+            events = [read_event(self.outbox, name) for name in pending_names(self.outbox)[:MAX_EVENTS_PER_PASS]]
             wanted: list[Event] = []
             for event in events:
                 if event.problem:
