@@ -266,10 +266,13 @@ def shell_argv(info: ContainerInfo, command: Sequence[str] = ()) -> list[str]:
     uid = info.env.get("AGENT_UID", "1000")
     gid = info.env.get("AGENT_GID", uid)
     interactive = ["-it"] if sys.stdin.isatty() and not command else ["-i"]
+    # claude.env's PATH and loader variables, for the agent only (see runplan.AGENT_ONLY_VARIABLES)
+    prefix = runplan.AGENT_ONLY_PREFIX
+    agent_env = [f"{name[len(prefix):]}={value}" for name, value in info.env.items() if name.startswith(prefix)]
     return [
         "exec", *interactive,
         "-e", f"HOME={paths.AGENT_HOME}", "-e", f"USER={paths.AGENT_USER}", "-e", f"LOGNAME={paths.AGENT_USER}",
-        info.name, *drop_privileges(uid, gid), *(command or ["bash", "-l"]),
+        info.name, *drop_privileges(uid, gid), "/usr/bin/env", *agent_env, *(command or ["bash", "-l"]),
     ]
 
 

@@ -86,3 +86,25 @@ def test_nothing_the_root_phase_uses_is_writable_by_the_agent(tmp_path, cd_home)
     assert "/tmp" in found  # the probe sees what it should
     strays = [path for path in found if not any(path == ok or path.startswith(ok + "/") for ok in AGENT_WRITABLE)]
     assert strays == [], f"writable by the agent: {strays}"
+
+
+def test_shell_into_a_session_never_runs_agent_files_as_root(tmp_path, cd_home):
+    """`claude-docker shell` starts as root (docker exec) until its own privilege drop; with a
+    configured PATH that starts in the workspace it must still run the image's setpriv, and the
+    agent's shell gets the configured PATH."""
+    project = make_project(tmp_path, '    PATH: "/workspace/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"\n')
+    assert "PLANTED" in up_exec(project, PLANT)
+    for marker in project.glob("ROOT-RAN-*"):
+        marker.unlink()  # only what the shell does counts here
+    config = str(project / "claude-docker.yaml")
+    started = run_cli("up", "-f", config, "--detach", "--", "--exec", "sleep", "120")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        result = run_cli("shell", "-f", config, "--", "sh", "-c", 'echo "PATH=$PATH"; id -u')
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "PATH=/workspace/bin:/usr/local/sbin" in result.stdout
+        assert result.stdout.split()[-1] == str(AGENT_UID)
+    finally:
+        run_cli("down", "-f", config, "--all")
+    ran = sorted(p.name for p in project.glob("ROOT-RAN-*"))
+    assert ran == [], f"root ran files the agent wrote: {ran}"
