@@ -155,6 +155,7 @@ def plan(
     `command` replaces Claude's arguments entirely (e.g. ["--exec", "id"]).
     """
     environ = os.environ if environ is None else environ
+    _refuse_notifier_secrets(cfg)  # before anything is prepared on the host
     spec = collect_spec(cfg, session)
 
     runtime = render_runtime(cfg, session)
@@ -169,7 +170,6 @@ def plan(
     env: dict[str, str] = {}
     env.update(proxy_env(cfg))
     env.update({AGENT_ONLY_PREFIX + k if k in AGENT_ONLY_VARIABLES else k: v for k, v in cfg.claude.env.items()})
-    _refuse_notifier_secrets(cfg)
     env.update(spec.env)
     env.update(
         {
