@@ -257,12 +257,15 @@ def _protect_git(workspace: str, mount_path: str, spec: RunSpec) -> None:
     hooks = os.path.join(git_dir, "hooks")
     if not os.path.lexists(hooks):
         os.mkdir(hooks)
-    protected = [hooks, os.path.join(git_dir, "config")]
+    # `config.worktree` is read like `config` once extensions.worktreeConfig is on (e.g. by
+    # `git sparse-checkout init`).
+    protected = [hooks, os.path.join(git_dir, "config"), os.path.join(git_dir, "config.worktree")]
     # A linked worktree (perhaps outside the workspace) finds its config and hooks through the
     # `commondir` in its dir here: rewritten, it would point the user's git there elsewhere.
     worktrees = os.path.join(git_dir, "worktrees")
     if os.path.isdir(worktrees) and not os.path.islink(worktrees):
-        protected += sorted(os.path.join(worktrees, name, "commondir") for name in os.listdir(worktrees))
+        for name in sorted(os.listdir(worktrees)):
+            protected += [os.path.join(worktrees, name, "commondir"), os.path.join(worktrees, name, "config.worktree")]
     hooks_path = _configured_hooks_path(os.path.join(git_dir, "config"), workspace)
     if hooks_path:
         protected.append(hooks_path)

@@ -284,3 +284,20 @@ def test_a_masked_path_cannot_be_moved_out_from_under_its_mask(engine, agent_ima
     assert "TOP-SECRET-KEY" not in second, "a blocked path was read after its parent was moved"
     assert "MOVED" not in first
     assert (secret_dir / "key").exists()
+
+
+def test_per_worktree_config_is_as_read_only_as_the_main_config(engine, agent_image, cd_home, tmp_path):
+    """`git sparse-checkout init` turns on extensions.worktreeConfig and writes
+    `.git/config.worktree`, which git then reads like `.git/config`: a `core.fsmonitor` planted
+    there would run at the user's next `git status` on the host."""
+    project = make_repo(tmp_path)
+    assert git(project, "sparse-checkout", "init", "--cone").returncode == 0
+    assert (project / ".git" / "config.worktree").exists()
+    hand_to_agent(project)
+    marker = tmp_path / "host-command-ran"
+    script = f"(printf '[core]\\n\\tfsmonitor = \"touch {marker}; false\"\\n' >> .git/config.worktree) 2>/dev/null && echo PLANTED; echo done"
+    output = run_as_agent(engine, agent_image, project, script)
+    assert "done" in output
+    git(project, "status")
+    assert not marker.exists(), "the host's git ran a command the agent planted"
+    assert "PLANTED" not in output
