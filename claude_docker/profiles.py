@@ -8,6 +8,7 @@ its first position; a cycle or a missing profile is an error that shows the chai
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path
@@ -63,8 +64,10 @@ class ChainResolver:
 
     def add_builtin(self, name: str, trail: list[str], referrer: Document | None = None, index: int = 0) -> None:
         if not builtin_path(name).is_file():
+            close = difflib.get_close_matches(name, builtin_names(), n=1)
+            suggestion = f"; did you mean {close[0]!r}?" if close else ""
             self._missing(
-                f"built-in profile {name!r} does not exist", trail + [name], referrer, index,
+                f"built-in profile {name!r} does not exist{suggestion}", trail + [name], referrer, index,
                 f"built-in profiles: {', '.join(builtin_names())}; a path to a file must end in .yaml",
             )
         if f"<profile {name}>" not in self._done:

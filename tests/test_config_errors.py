@@ -191,7 +191,7 @@ INVALID = [
     ),
     pytest.param(
         "extends: [pyhton]\n",
-        ["claude-docker.yaml:1: extends[0]: built-in profile 'pyhton' does not exist "
+        ["claude-docker.yaml:1: extends[0]: built-in profile 'pyhton' does not exist; did you mean 'python'? "
          "(chain: claude-docker.yaml -> pyhton)"],
         id="missing-builtin",
     ),
