@@ -14,6 +14,7 @@ from typing import Mapping
 from . import filesystem, firewall, notify, paths, persistence
 from .engine import ContainerPlan
 from .errors import ClaudeDockerError
+from .image import proxy_build_args
 from .interpolate import read_env_file
 from .model import DEFAULT_AGENT_UID, Config
 from .render import Artifact, context_hash, render_runtime, write_artifacts
@@ -110,17 +111,8 @@ def _refuse_notifier_secrets(cfg: Config) -> None:
 
 
 def proxy_env(cfg: Config) -> dict[str, str]:
-    proxy = cfg.network.proxy
-    env: dict[str, str] = {}
-    if proxy is None:
-        return env
-    if proxy.http:
-        env["HTTP_PROXY"] = env["http_proxy"] = proxy.http
-    if proxy.https:
-        env["HTTPS_PROXY"] = env["https_proxy"] = proxy.https
-    if proxy.no_proxy:
-        env["NO_PROXY"] = env["no_proxy"] = ",".join(proxy.no_proxy)
-    return env
+    """The proxy reaches the session through the same variables as the build."""
+    return proxy_build_args(cfg.network.proxy)
 
 
 def config_hash(image_tag: str, runtime: dict[str, Artifact]) -> str:

@@ -11,15 +11,7 @@ from claude_docker.cli import main
 from claude_docker.notify.events import pending_names, write_event
 from claude_docker.pipeline import load_config
 from claude_docker.session import Session
-from tests.fakes.twilio import FakeTwilio
-
-
-@pytest.fixture
-def twilio(monkeypatch):
-    monkeypatch.setattr("claude_docker.notify.twilio.FIRST_BACKOFF_SECONDS", 0.01)  # keep retries quick
-    fake = FakeTwilio().start()
-    yield fake
-    fake.stop()
+from tests.fakes.twilio import FakeTwilio, twilio  # noqa: F401 - the fixture
 
 
 def write_project(tmp_path: Path, twilio: FakeTwilio, extra: str = "") -> Path:

@@ -11,17 +11,9 @@ from claude_docker.model import Config, NotifierConfig, TwilioConfig, WorkspaceC
 from claude_docker.notify.delivery import is_live
 from claude_docker.notify.events import pending_names, write_event
 from claude_docker.session import Session
-from tests.fakes.twilio import FakeTwilio
+from tests.fakes.twilio import FakeTwilio, twilio  # noqa: F401 - the fixture
 
 TO = "+15551234567"
-
-
-@pytest.fixture
-def twilio(monkeypatch):
-    monkeypatch.setattr("claude_docker.notify.twilio.FIRST_BACKOFF_SECONDS", 0.01)  # keep retries quick
-    fake = FakeTwilio().start()
-    yield fake
-    fake.stop()
 
 
 def make_config(tmp_path, twilio: FakeTwilio, **notifier) -> Config:
