@@ -76,3 +76,21 @@ def test_every_lazily_loaded_command_is_where_the_table_says():
     for name in COMMAND_MODULES:
         command = load_command(name)
         assert command is not None and command.name == name
+
+
+def _help_pages(group: click.Group, prefix: list[str]):
+    for name in group.list_commands(click.Context(group)):
+        command = group.get_command(click.Context(group), name)
+        yield prefix + [name], command
+        if isinstance(command, click.Group):
+            yield from _help_pages(command, prefix + [name])
+
+
+def test_every_help_page_shows_an_example():
+    runner = CliRunner()
+    for argv, command in _help_pages(main, []):
+        if isinstance(command, click.Group):
+            continue  # a group's page lists its commands; each of those has examples
+        output = runner.invoke(main, [*argv, "--help"]).output
+        usage_free = output.split("\n", 1)[1]  # drop the Usage: line itself
+        assert f"claude-docker {' '.join(argv)}" in usage_free, f"`{' '.join(argv)} --help` shows no example"

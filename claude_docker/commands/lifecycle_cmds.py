@@ -62,7 +62,17 @@ def _echo_err(message: str) -> None:
 @click.option("--pull", is_flag=True, help="Pull a newer base image first.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log.")
 def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool) -> None:
-    """Build the image for this project's `image:` section (skipped when it is current)."""
+    """Build the image for this project's `image:` section (skipped when it is current).
+
+    The image tag is a hash of the build context, so only a change to `image:` rebuilds;
+    `up` builds on its own when needed.
+
+    \b
+    Examples:
+      claude-docker build
+      claude-docker build --no-cache        # pick up a newer `latest` Claude Code
+      claude-docker build -f ci.yaml -v     # full build log
+    """
     from .. import lifecycle
     from ..engine import Engine
 
@@ -127,7 +137,14 @@ def _project_or_all(config_file: str | None, all_projects: bool) -> str | None:
 @click.option("--all", "all_projects", is_flag=True, help="Every claude-docker session on this engine.")
 @click.argument("session_ids", nargs=-1)
 def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ...]) -> None:
-    """Stop and remove this project's sessions (or only the SESSION_IDS given)."""
+    """Stop and remove this project's sessions (or only the SESSION_IDS given).
+
+    \b
+    Examples:
+      claude-docker down                # every session of this project
+      claude-docker down 3f9a1c2e       # one session (ids from `claude-docker ps`)
+      claude-docker down --all          # every claude-docker session on this engine
+    """
     from .. import lifecycle
     from ..engine import Engine
 
@@ -142,7 +159,13 @@ def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ..
 @file_option
 @click.option("--all", "all_projects", is_flag=True, help="Sessions of every project (default when no config is found).")
 def ps(config_file: str | None, all_projects: bool) -> None:
-    """List sessions: project, session, status, age, image."""
+    """List sessions: project, session, status, age, image.
+
+    \b
+    Examples:
+      claude-docker ps
+      claude-docker ps --all
+    """
     from .. import lifecycle
     from ..engine import Engine
 
@@ -166,7 +189,14 @@ def ps(config_file: str | None, all_projects: bool) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
 @click.argument("session_id", required=False)
 def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
-    """Show a session's output (the project's only session unless SESSION_ID is given)."""
+    """Show a session's output (the project's only session unless SESSION_ID is given).
+
+    \b
+    Examples:
+      claude-docker logs
+      claude-docker logs -f 3f9a1c2e
+      claude-docker logs --file ci.yaml
+    """
     from .. import lifecycle
     from ..engine import Engine
 
@@ -184,7 +214,14 @@ def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def shell(ctx: click.Context, config_file: str | None, session_id: str | None, command: tuple[str, ...]) -> None:
-    """Open bash as the agent user in a running session (no capabilities, like Claude itself)."""
+    """Open bash as the agent user in a running session (no capabilities, like Claude itself).
+
+    \b
+    Examples:
+      claude-docker shell
+      claude-docker shell -s 3f9a1c2e
+      claude-docker shell -- git status
+    """
     from .. import lifecycle
     from ..engine import Engine
 
@@ -196,7 +233,15 @@ def shell(ctx: click.Context, config_file: str | None, session_id: str | None, c
 @click.command()
 @file_option
 def doctor(config_file: str | None) -> None:
-    """Check the engine, the docker CLI, the base image, CA files, env file, notifier, disk."""
+    """Check the engine, the docker CLI, the base image, CA files, env file, notifier, disk.
+
+    One pass/fail line each; exit code 1 when a check fails.
+
+    \b
+    Examples:
+      claude-docker doctor
+      claude-docker doctor -f ci.yaml
+    """
     from ..doctor import run_checks
 
     failed = 0

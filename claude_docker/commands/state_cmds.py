@@ -21,6 +21,12 @@ def reset(config_file: str | None, auth: bool, history: bool, caches: bool, yes:
     """Clear this project's persisted state (all of it unless you pick some).
 
     With `persistence.auth: shared`, --auth clears the login every project shares.
+
+    \b
+    Examples:
+      claude-docker reset --history
+      claude-docker reset --auth --yes      # log in again next time
+      claude-docker reset                    # everything, after confirmation
     """
     if not (auth or history or caches):
         auth = history = caches = True
