@@ -114,6 +114,8 @@ def up(
                 engine.remove(container)
         if notifier is not None:
             notifier.set_exit_code(code)
+    if not keep:
+        tidy_session(session)
     if cfg.workspace.protect_git:  # what the agent planted must not wait for the next `up`
         for warning in filesystem.disarm_git(filesystem.real(cfg.workspace.path)):
             echo(f"warning: {warning}")
@@ -124,6 +126,18 @@ def up(
     if options.keep:
         echo(f"kept container {session.container_name}; remove it with `claude-docker down`")
     return code
+
+
+def tidy_session(session: Session) -> None:
+    """Once its container is gone, a session keeps only what is still of use on the host: events
+    not yet delivered, the notifier log and the firewall's log of refused names."""
+    shutil.rmtree(session.runtime_dir, ignore_errors=True)
+    (session.session_dir / "empty").unlink(missing_ok=True)  # filesystem.empty_file's mask
+    for directory in (session.outbox_dir, session.session_dir):
+        try:
+            directory.rmdir()  # only when nothing is left in it
+        except OSError:
+            pass
 
 
 def _interrupt_on_sigterm() -> None:

@@ -18,6 +18,10 @@ TEST_BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 TEST_LABEL = "dev.claude-docker.test"
 
+# Subprocesses (the `claude-docker` command, the detached notifier watcher) run this checkout's
+# code, whichever checkout the console script was last installed from.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+
 
 def engine_required() -> bool:
     return os.environ.get("CLAUDE_DOCKER_REQUIRE_ENGINE") == "1"

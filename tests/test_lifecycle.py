@@ -293,3 +293,15 @@ def test_gpu_request_without_gpu_support_is_a_clear_error(project, docker_client
     assert "error: the engine cannot give the container a GPU" in result.stderr
     assert "NVIDIA Container Toolkit" in result.stderr and "Traceback" not in result.stderr
     assert lifecycle.sessions(Engine.connect(), cfg.project_name) == []
+
+
+def test_a_finished_session_leaves_no_runtime_files_behind(project):
+    result = up(project, "--", "--exec", "true")
+    assert result.returncode == 0, result.stderr
+    sessions = paths.project_state_dir(load_config(str(project)).config.project_name) / "sessions"
+    leftovers = sorted(str(p.relative_to(sessions)) for p in sessions.rglob("*")) if sessions.exists() else []
+    assert not [p for p in leftovers if "runtime" in p or p.endswith("empty")], leftovers
+
+    kept = up(project, "--keep", "--", "--exec", "true")
+    assert kept.returncode == 0, kept.stderr
+    assert list(sessions.glob("*/runtime/*")), "a kept container still needs its runtime files"
