@@ -7,6 +7,7 @@ the CLI stays the only place that talks to the terminal.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -210,6 +211,10 @@ def sessions(engine: Engine, project: str | None = None) -> list[ContainerInfo]:
     return engine.list(labels)
 
 
+# Labels name host directories: only the shapes claude-docker itself writes are trusted.
+_SAFE_LABEL = re.compile(r"[a-z0-9][a-z0-9-]{0,80}")
+
+
 def down(engine: Engine, project: str | None, session_ids: Sequence[str] = ()) -> list[str]:
     """Stop and remove the project's sessions (all projects when `project` is None)."""
     removed = []
@@ -220,6 +225,9 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = ()) -
         if container is not None:
             engine.remove(container, force=True)
             removed.append(info.name)
+            project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
+            if _SAFE_LABEL.fullmatch(project_label) and _SAFE_LABEL.fullmatch(session_label):
+                tidy_session(Session(project_label, session_label))
     return removed
 
 

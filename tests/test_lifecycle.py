@@ -143,6 +143,8 @@ def test_two_parallel_sessions_ps_logs_down(project):
     assert removed.returncode == 0, removed.stderr
     assert removed.stdout.count("removed ") == 2
     assert engine.list({LABEL_MANAGED: "1", LABEL_PROJECT: cfg.project_name}) == []
+    sessions_dir = paths.project_state_dir(cfg.project_name) / "sessions"
+    assert not list(sessions_dir.glob("*/runtime")), "down leaves no runtime files of removed sessions"
 
 
 def test_build_command_reports_current_image(project):
