@@ -133,6 +133,7 @@ def tidy_session(session: Session) -> None:
     """Once its container is gone, a session keeps only what is still of use on the host: events
     not yet delivered, the notifier log and the firewall's log of refused names."""
     shutil.rmtree(session.runtime_dir, ignore_errors=True)
+    shutil.rmtree(session.session_dir / "claude", ignore_errors=True)  # the throwaway login of `auth: false`
     (session.session_dir / "empty").unlink(missing_ok=True)  # filesystem.empty_file's mask
     for directory in (session.outbox_dir, session.session_dir):
         try:

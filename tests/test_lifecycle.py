@@ -298,11 +298,12 @@ def test_gpu_request_without_gpu_support_is_a_clear_error(project, docker_client
 
 
 def test_a_finished_session_leaves_no_runtime_files_behind(project):
+    project.write_text(project.read_text() + "persistence:\n  auth: false\n")  # a throwaway login too
     result = up(project, "--", "--exec", "true")
     assert result.returncode == 0, result.stderr
     sessions = paths.project_state_dir(load_config(str(project)).config.project_name) / "sessions"
     leftovers = sorted(str(p.relative_to(sessions)) for p in sessions.rglob("*")) if sessions.exists() else []
-    assert not [p for p in leftovers if "runtime" in p or p.endswith("empty")], leftovers
+    assert not [p for p in leftovers if "runtime" in p or p.endswith(("empty", "claude"))], leftovers
 
     kept = up(project, "--keep", "--", "--exec", "true")
     assert kept.returncode == 0, kept.stderr

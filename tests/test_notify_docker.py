@@ -287,7 +287,8 @@ def test_mcp_server_gets_its_variable_at_run_time_but_the_file_keeps_the_referen
         "  mcp_servers:\n"
         "    probe:\n"
         "      command: bash\n"
-        "      args: [\"-c\", \"printf '%s' \\\"$$TOKEN\\\" > /workspace/mcp-env.txt\"]\n"
+        "      args: [\"-c\", \"cp /opt/claude-docker/runtime/mcp.json /workspace/mcp-seen.json;"
+        " printf '%s' \\\"$$TOKEN\\\" > /workspace/mcp-env.txt\"]\n"
         "      env: {TOKEN: \"${DOCS_TOKEN}\"}\n"
     )
     cfg = load_config(str(make_project(tmp_path, twilio, extra=extra))).config
@@ -295,6 +296,5 @@ def test_mcp_server_gets_its_variable_at_run_time_but_the_file_keeps_the_referen
         code, output = run_claude(engine, cfg, api, "hello")
     assert code == 0, output
     assert (Path(cfg.workspace.path) / "mcp-env.txt").read_text() == token  # expanded by Claude Code
-    [session_dir] = cfg_sessions(cfg)
-    rendered = (session_dir / "runtime" / "mcp.json").read_text()
+    rendered = (Path(cfg.workspace.path) / "mcp-seen.json").read_text()  # the file as the container saw it
     assert '"TOKEN": "${DOCS_TOKEN}"' in rendered and token not in rendered

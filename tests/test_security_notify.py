@@ -145,5 +145,4 @@ def test_a_flooded_outbox_is_read_a_few_events_at_a_time(tmp_path, cd_home):
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert "AGENT-DONE" in result.stdout
     assert [item["last_message"] for item in deliveries(received)] == ["the real message"]
-    [outbox] = cd_home.glob("projects/*/sessions/*/outbox")
-    assert list(outbox.iterdir()) == []
+    assert list(cd_home.glob("projects/*/sessions/*/outbox/*")) == []  # every event was handled

@@ -70,8 +70,13 @@ def _pip_supports_python_option() -> bool:
     return (major, minor) >= (22, 3)
 
 
+def _without_checkout() -> dict[str, str]:
+    """The environment minus PYTHONPATH (the test suite points it at the checkout)."""
+    return {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+
+
 def _run(env_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    environ = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    environ = _without_checkout()
     environ.update(HOME=str(cwd / "home"), CLAUDE_DOCKER_HOME=str(cwd / "home" / ".claude-docker"))
     return subprocess.run([str(env_dir / "bin" / "claude-docker"), *args], cwd=cwd, env=environ,
                           capture_output=True, text=True)
@@ -80,7 +85,7 @@ def _run(env_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
 def test_wheel_package_is_the_installed_copy(installed, tmp_path):
     result = subprocess.run(
         [str(installed / "bin" / "python"), "-c", "import claude_docker, sys; print(claude_docker.__file__)"],
-        cwd=tmp_path, capture_output=True, text=True,
+        cwd=tmp_path, capture_output=True, text=True, env=_without_checkout(),
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().startswith(str(installed)), result.stdout
