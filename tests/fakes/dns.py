@@ -60,6 +60,7 @@ class FakeDNS:
     host: str = "127.0.0.1"
     port: int = 0
     ttl: int = 1
+    delay: float = 0.0  # seconds before each answer: the latency of a real upstream
     records: dict[str, list[str]] = field(default_factory=dict)
     cnames: dict[str, str] = field(default_factory=dict)  # alias -> canonical name (both served)
     queries: list[Query] = field(default_factory=list)
@@ -102,6 +103,8 @@ class FakeDNS:
         qtype, qclass = struct.unpack_from("!HH", packet, offset)
         question = packet[12 : offset + 4]
         self.queries.append(Query(name, qtype, client, time.time()))
+        if self.delay:
+            time.sleep(self.delay)
         rd = flags & 0x0100
         header_flags = 0x8000 | 0x0400 | rd  # response, authoritative, echo RD
         answers = b""

@@ -99,7 +99,9 @@ rules="$(
     echo "-A OUTPUT -d $EMBEDDED_DNS/32 -p tcp -j REJECT --reject-with tcp-reset"
     echo "-A OUTPUT -d $EMBEDDED_DNS/32 -j REJECT --reject-with icmp-admin-prohibited"
     echo '-A OUTPUT -o lo -j ACCEPT'
-    echo '-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
+    # DNS (53) and DNS over TLS (853) leave from dnsmasq's user only, decided before the
+    # established accept: conntrack keeps a finished lookup's flow for ~30 s, and whoever binds
+    # its source port after dnsmasq let go would otherwise inherit it (a tunnel to the upstream).
     for upstream in "${upstreams[@]}"; do
         for proto in udp tcp; do
             echo "-A OUTPUT -d $upstream/32 -p $proto --dport 53 -m owner --uid-owner $dnsmasq_uid -j ACCEPT"
@@ -111,6 +113,9 @@ rules="$(
             echo "-A OUTPUT -p $proto --dport 53 -m owner --uid-owner 0 -j ACCEPT"
         done
     fi
+    echo '-A OUTPUT -p tcp -m multiport --dports 53,853 -j REJECT --reject-with tcp-reset'
+    echo '-A OUTPUT -p udp -m multiport --dports 53,853 -j REJECT --reject-with icmp-admin-prohibited'
+    echo '-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
     for address in "${host_targets[@]}"; do
         if [ "$ALLOW_HOST_NETWORK" = 1 ]; then
             echo "-A OUTPUT -d $address/32 -j ACCEPT"
