@@ -104,6 +104,7 @@ class ContainerPlan:
     cpus: float | None = None
     gpus: str | int | None = None
     shm_size: str | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -248,6 +249,8 @@ class Engine:
             host_options["nano_cpus"] = int(plan.cpus * 1e9)
         if plan.shm_size:
             host_options["shm_size"] = plan.shm_size
+        if plan.sysctls:
+            host_options["sysctls"] = dict(plan.sysctls)
         if plan.gpus is not None:
             count = -1 if str(plan.gpus) == "all" else int(plan.gpus)
             host_options["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]

@@ -35,6 +35,9 @@ SELFTEST_REFUSED = "claude-docker-selftest.invalid"  # must be refused; not show
 # and handing the log dir to root so the agent (same uid as the host user) cannot rewrite it.
 CAPABILITIES = frozenset({"NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"})
 ENV_FLAG = "CLAUDE_DOCKER_FIREWALL"
+# Docker opens unprivileged ICMP sockets to every group ("0 2147483647"); an empty range closes
+# them, so the agent cannot ping without the raw-socket capability it never has.
+SYSCTLS = {"net.ipv4.ping_group_range": "1 0"}
 ENV_HOST_ADDRESSES = "CLAUDE_DOCKER_HOST_ADDRESSES"
 DISABLED_WARNING = (
     "network.firewall is false: the agent can reach any address on the network, "
@@ -179,6 +182,7 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
         return
     spec.env[ENV_FLAG] = "1"
     spec.cap_add |= CAPABILITIES
+    spec.sysctls.update(SYSCTLS)
     addresses = host_addresses()  # rejected, or accepted with allow_host_network
     if addresses:
         spec.env[ENV_HOST_ADDRESSES] = " ".join(addresses)

@@ -204,5 +204,6 @@ def plan(
         cpus=cfg.resources.cpus,
         gpus=cfg.resources.gpus,
         shm_size=cfg.resources.shm_size,
+        sysctls=dict(spec.sysctls),
         warnings=list(spec.warnings),
     )

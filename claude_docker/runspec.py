@@ -29,6 +29,7 @@ class RunSpec:
     env: dict[str, str] = field(default_factory=dict)
     cap_add: set[str] = field(default_factory=set)
     labels: dict[str, str] = field(default_factory=dict)
+    sysctls: dict[str, str] = field(default_factory=dict)  # the container's namespaced kernel settings
     warnings: list[str] = field(default_factory=list)  # printed by the CLI before start
 
     def bind(self, source: str, target: str, read_only: bool = True) -> None:

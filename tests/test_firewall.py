@@ -144,6 +144,7 @@ def test_contribute_adds_caps_env_and_the_log_mount(tmp_path, cd_home):
     firewall.contribute(make_config(tmp_path, allowed_domains=("example.com",)), session, spec)
     assert spec.env["CLAUDE_DOCKER_FIREWALL"] == "1"
     assert {"NET_ADMIN", "NET_RAW"} <= spec.cap_add
+    assert spec.sysctls == {"net.ipv4.ping_group_range": "1 0"}  # no unprivileged ICMP sockets
     assert session.log_dir.is_dir()
     (mount,) = [m for m in spec.mounts if m.target == paths.CONTAINER_LOG_DIR]
     assert mount.source == str(session.log_dir) and not mount.read_only
@@ -155,6 +156,7 @@ def test_firewall_off_warns_and_adds_no_capabilities(tmp_path, cd_home):
     firewall.contribute(make_config(tmp_path, firewall=False), Session("proj", "s1"), spec)
     assert spec.env["CLAUDE_DOCKER_FIREWALL"] == "0"
     assert spec.cap_add == set()
+    assert spec.sysctls == {}
     assert len(spec.warnings) == 1 and "network.firewall is false" in spec.warnings[0]
 
 

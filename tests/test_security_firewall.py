@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.test_firewall_container import (  # noqa: F401 (fixtures are found by name)
+    PING_PL,
     fake_dns,
     gateway,
     host_http,
@@ -143,3 +144,44 @@ def test_the_agent_cannot_reuse_dnsmasqs_flow_to_the_upstream(sandbox, internet,
         assert "TUNNEL" not in output, output
         assert internet.asked(trigger)
     assert not [q.name for q in internet.queries if q.name.endswith("tunnel.test")]
+
+
+# ICMP echo through an unprivileged ping socket (no raw-socket capability needed).
+PING_SOCKET_PY = r"""
+import socket, struct, sys
+try:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)
+except OSError as error:
+    print(f"no-socket: {error}")
+    sys.exit(2)
+s.settimeout(2)
+try:
+    s.sendto(struct.pack("!BBHHH", 8, 0, 0, 0, 1) + b"cd-probe", (sys.argv[1], 0))
+    data = s.recv(4096)
+except OSError as error:
+    print(f"blocked: {error}")
+    sys.exit(1)
+print("reply" if data[0] == 0 else f"icmp type {data[0]}")
+"""
+
+
+def test_the_agent_cannot_ping_admitted_addresses(sandbox, internet, servers):
+    """Docker opens unprivileged ICMP sockets to every group; an admitted address answers pings."""
+    alpha = servers["alpha"].address()
+    internet.set("exact.test", alpha)
+    box = sandbox(["exact.test"], [f"{alpha}/32"])
+    assert box.run(["perl", "-e", PING_PL, alpha], as_agent=False)[1].strip() == "reply"  # alpha answers pings
+    code, output = box.run(["python3", "-c", PING_SOCKET_PY, alpha])
+    assert output.strip() != "reply", output
+    assert output.startswith("no-socket"), output  # closed at the socket, not only in the filter
+
+
+def test_the_filter_holds_icmp_even_where_ping_sockets_are_open(sandbox, internet, servers):
+    """Should an engine ignore the container's ping_group_range, the filter still drops the echo."""
+    alpha = servers["alpha"].address()
+    internet.set("exact.test", alpha)
+    wide_open = {"sysctls": {"net.ipv4.ping_group_range": "0 2147483647"}}
+    box = sandbox(["exact.test"], [f"{alpha}/32"], host_options=wide_open)
+    assert box.run(["cat", "/proc/sys/net/ipv4/ping_group_range"])[1].split() == ["0", "2147483647"]
+    code, output = box.run(["python3", "-c", PING_SOCKET_PY, alpha])
+    assert output.strip().startswith("blocked"), output

@@ -112,6 +112,9 @@ rules="$(
     fi
     echo '-A OUTPUT -p tcp -m multiport --dports 53,853 -j REJECT --reject-with tcp-reset'
     echo '-A OUTPUT -p udp -m multiport --dports 53,853 -j REJECT --reject-with icmp-admin-prohibited'
+    # ICMP echo from root only (diagnostics by `docker exec`); the container also closes ping
+    # sockets (net.ipv4.ping_group_range), this holds where an engine leaves them open.
+    echo '-A OUTPUT -p icmp --icmp-type echo-request -m owner ! --uid-owner 0 -j REJECT --reject-with icmp-admin-prohibited'
     echo '-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
     for address in "${host_targets[@]}"; do
         if [ "$ALLOW_HOST_NETWORK" = 1 ]; then
