@@ -135,6 +135,38 @@ def plan_cidrs(entries: Iterable[str]) -> CidrPlan:
     return CidrPlan(tuple(dict.fromkeys(networks)), tuple(dict.fromkeys(network_ports)))
 
 
+# Where an answer for an allowlisted name must not point (DNS rebinding): the LAN, loopback,
+# link-local (cloud metadata at 169.254.169.254), shared address space (some clouds' metadata,
+# e.g. 100.100.100.200) and "this network". Unless allowed_cidrs covers the address, dnsmasq turns
+# such an answer into NXDOMAIN before anything enters the allow set, and the filter refuses these
+# ranges for addresses that came from DNS.
+PRIVATE_NETWORKS = (
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+)
+
+
+def refused_answers(cidrs: CidrPlan) -> tuple[str, ...]:
+    """The private ranges minus every network `allowed_cidrs` names (with or without a port)."""
+    holes = [ipaddress.ip_network(entry.split(",")[0]) for entry in (*cidrs.networks, *cidrs.network_ports)]
+    remaining = [ipaddress.ip_network(network) for network in PRIVATE_NETWORKS]
+    for hole in holes:
+        kept: list = []
+        for network in remaining:
+            if not network.overlaps(hole):
+                kept.append(network)
+            elif hole.subnet_of(network) and hole != network:
+                kept.extend(network.address_exclude(hole))
+            # else: the hole covers the whole network
+        remaining = kept
+    return tuple(str(network) for network in ipaddress.collapse_addresses(remaining))
+
+
 def selftest_names(forward: Iterable[str], limit: int = 3) -> list[str]:
     """Exact allowlisted names the script resolves to prove the allow path works."""
     exact = [p for p in forward if not p.startswith("*.")]
@@ -149,9 +181,12 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         return {}
     dns = plan_dns(cfg.network.allowed_domains)
     cidrs = plan_cidrs(cfg.network.allowed_cidrs)
+    private = not cfg.network.allow_private_answers
     context = dict(
         dns=dns,
         cidrs=cidrs,
+        refused_answers=refused_answers(cidrs) if private else (),
+        private_networks=PRIVATE_NETWORKS if private else (),
         allow_host_network=cfg.network.allow_host_network,
         selftest_names=selftest_names(dns.forward),
         runtime_dir=paths.CONTAINER_RUNTIME,
@@ -218,6 +253,7 @@ def host_addresses(fib_trie: Path = Path("/proc/net/fib_trie")) -> list[str]:
 # --- the blocked-names log ------------------------------------------------------------------
 
 _BLOCKED_LINE = re.compile(r"^(?P<stamp>\w{3} +\d+ \d\d:\d\d:\d\d) dnsmasq\[\d+\]: config (?P<name>\S+) is NXDOMAIN$")
+_FORWARDED_LINE = re.compile(r"^\w{3} +\d+ \d\d:\d\d:\d\d dnsmasq\[\d+\]: forwarded (?P<name>\S+) to \S+$")
 
 
 @dataclass(frozen=True)
@@ -226,16 +262,23 @@ class BlockedName:
     first: datetime
     last: datetime
     count: int
+    private_answer: bool = False  # allowlisted, but its answer pointed at a private address
 
 
 def parse_blocked(lines: Iterable[str], now: datetime | None = None) -> list[BlockedName]:
     """Names dnsmasq refused, in order of last refusal, from its `log-queries` output.
 
-    dnsmasq stamps lines without a year; a stamp later than `now` belongs to last year.
+    dnsmasq stamps lines without a year; a stamp later than `now` belongs to last year. A name
+    dnsmasq forwarded is allowlisted: its NXDOMAIN is a refused private answer (`refused_answers`).
     """
     now = now or datetime.now()
     seen: dict[str, BlockedName] = {}
+    forwarded: set[str] = set()
     for line in lines:
+        forward = _FORWARDED_LINE.match(line.rstrip("\n"))
+        if forward:
+            forwarded.add(forward["name"].lower())
+            continue
         match = _BLOCKED_LINE.match(line.rstrip("\n"))
         if not match:
             continue
@@ -248,11 +291,12 @@ def parse_blocked(lines: Iterable[str], now: datetime | None = None) -> list[Blo
         name = match["name"].lower()
         if name == SELFTEST_REFUSED:
             continue
+        private = name in forwarded
         old = seen.pop(name, None)
         if old is None:
-            seen[name] = BlockedName(name, stamp, stamp, 1)
+            seen[name] = BlockedName(name, stamp, stamp, 1, private)
         else:
-            seen[name] = BlockedName(name, old.first, stamp, old.count + 1)
+            seen[name] = BlockedName(name, old.first, stamp, old.count + 1, private or old.private_answer)
     return list(seen.values())
 
 

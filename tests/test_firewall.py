@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -116,6 +117,31 @@ def test_runtime_artifacts_render_the_allowlist(tmp_path):
     assert "*nat" not in script and "-t nat" not in script  # Docker's embedded DNS lives there
 
 
+def test_private_answers_are_refused_except_where_allowed_cidrs_reach():
+    refused = firewall.refused_answers(firewall.plan_cidrs(["10.1.2.3/32:5432", "192.168.0.0/16", "172.17.0.0/16"]))
+    networks = [ipaddress.ip_network(n) for n in refused]
+    for address in ("10.1.2.4", "10.255.0.1", "169.254.169.254", "127.0.0.1", "100.100.100.200", "172.16.5.5", "0.1.2.3"):
+        assert any(ipaddress.ip_address(address) in n for n in networks), address
+    for address in ("10.1.2.3", "192.168.7.7", "172.17.3.4", "8.8.8.8", "203.0.113.80"):
+        assert not any(ipaddress.ip_address(address) in n for n in networks), address
+    assert firewall.refused_answers(firewall.plan_cidrs([])) == firewall.PRIVATE_NETWORKS
+    assert firewall.refused_answers(firewall.plan_cidrs(["0.0.0.0/0"])) == ()
+
+
+def test_rebinding_protection_renders_unless_private_answers_are_allowed(tmp_path):
+    def render(**network):
+        artifacts = firewall.runtime_artifacts(make_config(tmp_path, allowed_domains=("example.com",), **network), Session("p", "s"))
+        return artifacts["dnsmasq.conf"].content.decode().splitlines(), artifacts["init-firewall.sh"].content.decode()
+
+    conf, script = render(allowed_cidrs=("169.254.169.254/32",))
+    assert "bogus-nxdomain=10.0.0.0/8" in conf and "bogus-nxdomain=169.254.169.255/32" in conf
+    assert "bogus-nxdomain=169.254.0.0/16" not in conf
+    assert "add cd-private 169.254.0.0/16" in script  # the filter: allowed_cidrs are accepted before it
+    conf, script = render(allow_private_answers=True)
+    assert not [line for line in conf if line.startswith("bogus-nxdomain")]
+    assert "add cd-private" not in script
+
+
 def test_no_artifacts_when_the_firewall_is_off(tmp_path):
     assert firewall.runtime_artifacts(make_config(tmp_path, firewall=False), Session("p", "s")) == {}
 
@@ -222,6 +248,25 @@ def test_blocked_command_lists_and_suggests(tmp_path):
     suggested = runner.invoke(main, ["blocked", "--log", str(log), "--suggest"])
     assert suggested.exit_code == 0, suggested.output
     assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", "    - pypi.org", "    - evil.example"]
+
+
+PRIVATE_ANSWER_LOG = """\
+Nov 27 04:30:00 dnsmasq[26]: query[A] metadata.test from 127.0.0.1
+Nov 27 04:30:00 dnsmasq[26]: forwarded metadata.test to 172.17.0.1
+Nov 27 04:30:00 dnsmasq[26]: config metadata.test is NXDOMAIN
+Nov 27 04:30:01 dnsmasq[26]: config pypi.org is NXDOMAIN
+"""
+
+
+def test_refused_private_answers_are_listed_but_never_suggested(tmp_path):
+    entries = firewall.parse_blocked(PRIVATE_ANSWER_LOG.splitlines(), datetime(2026, 11, 27, 5, 0, 0))
+    assert [(e.name, e.private_answer) for e in entries] == [("metadata.test", True), ("pypi.org", False)]
+    log = tmp_path / "dns.log"
+    log.write_text(PRIVATE_ANSWER_LOG)
+    listed = CliRunner().invoke(main, ["blocked", "--log", str(log)])
+    assert "metadata.test  (allowed, but it resolved to a private address: see allowed_cidrs)" in listed.output
+    suggested = CliRunner().invoke(main, ["blocked", "--log", str(log), "--suggest"])
+    assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", "    - pypi.org"]
 
 
 def test_blocked_command_reads_the_latest_session_of_the_project(tmp_path, cd_home, monkeypatch):

@@ -222,7 +222,11 @@ class Sandbox:
 
 @pytest.fixture
 def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
-    """Start a firewalled session: sandbox(domains, ...) -> Sandbox; removed after the test."""
+    """Start a firewalled session: sandbox(domains, ...) -> Sandbox; removed after the test.
+
+    The test internet lives on the engine's private bridge addresses, so names point there only
+    with `allow_private_answers` (on here; the product's default is off, see the security tests).
+    """
     created = []
 
     def start(
@@ -231,6 +235,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
         *,
         network: str | None = None,
         allow_host_network: bool = False,
+        allow_private_answers: bool = True,
         firewall: bool = True,
         extra_mounts=(),
         command=("--exec", "sleep", "infinity"),
@@ -249,6 +254,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
                 allowed_domains=tuple(domains),
                 allowed_cidrs=tuple(cidrs),
                 allow_host_network=allow_host_network,
+                allow_private_answers=allow_private_answers,
             ),
             persistence=PersistenceConfig(auth="none", shell_history=False, npm_cache=False, pip_cache=False, git_config=False),
         )

@@ -135,7 +135,7 @@ def test_the_agent_cannot_reuse_dnsmasqs_flow_to_the_upstream(sandbox, internet,
     """A DNS tunnel past the allowlist: the agent sends its own query from the source port of a
     lookup dnsmasq (or the engine's forwarder) just finished, which conntrack still remembers."""
     internet.set("*.wild.test", servers["alpha"].address(net_name(network_kind)))
-    box = sandbox(["*.wild.test"], network=network_kind)
+    box = sandbox(["*.wild.test"], network=network_kind, allow_private_answers=False)
     internet.delay = 0.3  # a real upstream's latency: time for the agent to spot the socket
     for attempt in range(3):
         trigger = f"t{secrets.token_hex(4)}.wild.test"  # never cached: dnsmasq must forward it
@@ -169,7 +169,7 @@ def test_the_agent_cannot_ping_admitted_addresses(sandbox, internet, servers):
     """Docker opens unprivileged ICMP sockets to every group; an admitted address answers pings."""
     alpha = servers["alpha"].address()
     internet.set("exact.test", alpha)
-    box = sandbox(["exact.test"], [f"{alpha}/32"])
+    box = sandbox(["exact.test"], [f"{alpha}/32"], allow_private_answers=False)
     assert box.run(["perl", "-e", PING_PL, alpha], as_agent=False)[1].strip() == "reply"  # alpha answers pings
     code, output = box.run(["python3", "-c", PING_SOCKET_PY, alpha])
     assert output.strip() != "reply", output
@@ -181,7 +181,32 @@ def test_the_filter_holds_icmp_even_where_ping_sockets_are_open(sandbox, interne
     alpha = servers["alpha"].address()
     internet.set("exact.test", alpha)
     wide_open = {"sysctls": {"net.ipv4.ping_group_range": "0 2147483647"}}
-    box = sandbox(["exact.test"], [f"{alpha}/32"], host_options=wide_open)
+    box = sandbox(["exact.test"], [f"{alpha}/32"], host_options=wide_open, allow_private_answers=False)
     assert box.run(["cat", "/proc/sys/net/ipv4/ping_group_range"])[1].split() == ["0", "2147483647"]
     code, output = box.run(["python3", "-c", PING_SOCKET_PY, alpha])
     assert output.strip().startswith("blocked"), output
+
+
+def test_allowlisted_names_resolving_to_private_addresses_are_refused(sandbox, internet, servers):
+    """DNS rebinding: whoever answers for an allowlisted name points it at the LAN, the cloud
+    metadata service or loopback. Only addresses in allowed_cidrs may come back from DNS."""
+    alpha, beta = servers["alpha"].address(), servers["beta"].address()
+    private = {
+        "lan.test": alpha,  # a private address of a container on the bridge
+        "metadata.test": "169.254.169.254",
+        "loopback.test": "127.0.0.1",
+        "ten.test": "10.203.0.7",
+        "cgnat.test": "100.100.100.200",
+    }
+    for name, address in private.items():
+        internet.set(name, address)
+    internet.set("listed.test", beta)
+    box = sandbox([*private, "listed.test"], [f"{beta}/32"], allow_private_answers=False)
+    assert box.curl("http://listed.test/") == (0, "beta")  # in allowed_cidrs: resolves and works
+    for name, address in private.items():
+        code, output = box.run(["getent", "ahostsv4", name])
+        assert code != 0, f"{name} resolved: {output}"
+        assert box.run(["ipset", "test", "cd-dns", address], as_agent=False)[0] != 0, f"{address} admitted"
+    assert all(internet.asked(name) for name in private)  # the upstream did answer
+    assert box.curl("http://lan.test/")[0] != 0
+    assert box.curl(f"http://{alpha}/")[0] != 0

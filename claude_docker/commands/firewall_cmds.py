@@ -64,12 +64,13 @@ def blocked(config_file: str | None, session_id: str | None, all_sessions: bool,
     for sid, log in logs:
         names = firewall.read_blocked(log)
         if suggest:
-            refused.extend(entry.name for entry in names)
+            refused.extend(entry.name for entry in names if not entry.private_answer)
             continue
         click.echo(f"session {sid}: {len(names)} refused name{'s' if len(names) != 1 else ''} ({log})")
         for entry in names:
             times = f" ({entry.count}x, first {entry.first:%H:%M:%S})" if entry.count > 1 else ""
-            click.echo(f"  {entry.last:%Y-%m-%d %H:%M:%S}  {entry.name}{times}")
+            why = "  (allowed, but it resolved to a private address: see allowed_cidrs)" if entry.private_answer else ""
+            click.echo(f"  {entry.last:%Y-%m-%d %H:%M:%S}  {entry.name}{times}{why}")
     if suggest:
         yaml_lines = firewall.suggest_yaml(refused)
         if yaml_lines:
