@@ -135,26 +135,25 @@ def plan_cidrs(entries: Iterable[str]) -> CidrPlan:
     return CidrPlan(tuple(dict.fromkeys(networks)), tuple(dict.fromkeys(network_ports)))
 
 
-# Where an answer for an allowlisted name must not point (DNS rebinding): the LAN, loopback,
-# link-local (cloud metadata at 169.254.169.254), shared address space (some clouds' metadata,
-# e.g. 100.100.100.200) and "this network". Unless allowed_cidrs covers the address, dnsmasq turns
-# such an answer into NXDOMAIN before anything enters the allow set, and the filter refuses these
-# ranges for addresses that came from DNS.
-PRIVATE_NETWORKS = (
-    "0.0.0.0/8",
-    "10.0.0.0/8",
-    "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-)
+# Where an answer for an allowlisted name must not point (DNS rebinding). Unless allowed_cidrs
+# covers the address, dnsmasq turns such an answer into NXDOMAIN before anything enters the allow
+# set, and the filter refuses these ranges for addresses that came from DNS.
+# Never a service across the container boundary: "this network", loopback (the container's own)
+# and link-local (the cloud metadata service at 169.254.169.254).
+LOCAL_NETWORKS = ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16")
+# The LAN and shared address space (some clouds' metadata, e.g. 100.100.100.200; VPNs):
+# admitted from DNS with network.allow_private_answers.
+PRIVATE_NETWORKS = ("10.0.0.0/8", "100.64.0.0/10", "172.16.0.0/12", "192.168.0.0/16")
 
 
-def refused_answers(cidrs: CidrPlan) -> tuple[str, ...]:
-    """The private ranges minus every network `allowed_cidrs` names (with or without a port)."""
+def refused_networks(allow_private_answers: bool) -> tuple[str, ...]:
+    return LOCAL_NETWORKS + (() if allow_private_answers else PRIVATE_NETWORKS)
+
+
+def refused_answers(cidrs: CidrPlan, allow_private_answers: bool = False) -> tuple[str, ...]:
+    """The refused ranges minus every network `allowed_cidrs` names (with or without a port)."""
     holes = [ipaddress.ip_network(entry.split(",")[0]) for entry in (*cidrs.networks, *cidrs.network_ports)]
-    remaining = [ipaddress.ip_network(network) for network in PRIVATE_NETWORKS]
+    remaining = [ipaddress.ip_network(network) for network in refused_networks(allow_private_answers)]
     for hole in holes:
         kept: list = []
         for network in remaining:
@@ -181,12 +180,12 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         return {}
     dns = plan_dns(cfg.network.allowed_domains)
     cidrs = plan_cidrs(cfg.network.allowed_cidrs)
-    private = not cfg.network.allow_private_answers
+    allow_private = cfg.network.allow_private_answers
     context = dict(
         dns=dns,
         cidrs=cidrs,
-        refused_answers=refused_answers(cidrs) if private else (),
-        private_networks=PRIVATE_NETWORKS if private else (),
+        refused_answers=refused_answers(cidrs, allow_private),
+        private_networks=refused_networks(allow_private),
         allow_host_network=cfg.network.allow_host_network,
         selftest_names=selftest_names(dns.forward),
         runtime_dir=paths.CONTAINER_RUNTIME,

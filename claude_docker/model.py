@@ -67,7 +67,7 @@ class NetworkConfig:
     allowed_domains: tuple[str, ...] = ()  # "example.com" or "*.example.com"
     allowed_cidrs: tuple[str, ...] = ()  # "10.0.0.0/8" or "10.0.0.0/8:443"
     allow_host_network: bool = False
-    allow_private_answers: bool = False  # DNS answers in private ranges outside allowed_cidrs
+    allow_private_answers: bool = False  # admit DNS answers in RFC 1918 / 100.64.0.0/10 outside allowed_cidrs
     proxy: ProxyConfig | None = None
 
 

@@ -124,8 +124,12 @@ def test_private_answers_are_refused_except_where_allowed_cidrs_reach():
         assert any(ipaddress.ip_address(address) in n for n in networks), address
     for address in ("10.1.2.3", "192.168.7.7", "172.17.3.4", "8.8.8.8", "203.0.113.80"):
         assert not any(ipaddress.ip_address(address) in n for n in networks), address
-    assert firewall.refused_answers(firewall.plan_cidrs([])) == firewall.PRIVATE_NETWORKS
+    assert set(firewall.refused_answers(firewall.plan_cidrs([]))) == {
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"
+    }
     assert firewall.refused_answers(firewall.plan_cidrs(["0.0.0.0/0"])) == ()
+    # allow_private_answers admits the LAN, never loopback, link-local or "this network"
+    assert firewall.refused_answers(firewall.plan_cidrs([]), True) == ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16")
 
 
 def test_rebinding_protection_renders_unless_private_answers_are_allowed(tmp_path):
@@ -138,8 +142,10 @@ def test_rebinding_protection_renders_unless_private_answers_are_allowed(tmp_pat
     assert "bogus-nxdomain=169.254.0.0/16" not in conf
     assert "add cd-private 169.254.0.0/16" in script  # the filter: allowed_cidrs are accepted before it
     conf, script = render(allow_private_answers=True)
-    assert not [line for line in conf if line.startswith("bogus-nxdomain")]
-    assert "add cd-private" not in script
+    assert [line for line in conf if line.startswith("bogus-nxdomain")] == [
+        "bogus-nxdomain=0.0.0.0/8", "bogus-nxdomain=127.0.0.0/8", "bogus-nxdomain=169.254.0.0/16"
+    ]
+    assert "add cd-private 169.254.0.0/16" in script and "add cd-private 10.0.0.0/8" not in script
 
 
 def test_no_artifacts_when_the_firewall_is_off(tmp_path):

@@ -210,3 +210,18 @@ def test_allowlisted_names_resolving_to_private_addresses_are_refused(sandbox, i
     assert all(internet.asked(name) for name in private)  # the upstream did answer
     assert box.curl("http://lan.test/")[0] != 0
     assert box.curl(f"http://{alpha}/")[0] != 0
+
+
+def test_allowing_private_answers_still_refuses_loopback_and_metadata(sandbox, internet, servers):
+    """allow_private_answers is for internal names on the LAN; link-local and loopback answers
+    never name a service of the user's, and stay refused."""
+    alpha = servers["alpha"].address()
+    internet.set("lan.test", alpha)
+    internet.set("metadata.test", "169.254.169.254")
+    internet.set("loopback.test", "127.0.0.1")
+    box = sandbox(["lan.test", "metadata.test", "loopback.test"], allow_private_answers=True)
+    assert box.curl("http://lan.test/") == (0, "alpha")
+    for name, address in (("metadata.test", "169.254.169.254"), ("loopback.test", "127.0.0.1")):
+        assert not box.resolves(name), name
+        assert box.run(["ipset", "test", "cd-dns", address], as_agent=False)[0] != 0, f"{address} admitted"
+        assert internet.asked(name)

@@ -83,10 +83,10 @@ create cd-net hash:net family inet
 create cd-netport hash:net,port family inet
 create cd-private hash:net family inet
 add cd-private 0.0.0.0/8
-add cd-private 10.0.0.0/8
-add cd-private 100.64.0.0/10
 add cd-private 127.0.0.0/8
 add cd-private 169.254.0.0/16
+add cd-private 10.0.0.0/8
+add cd-private 100.64.0.0/10
 add cd-private 172.16.0.0/12
 add cd-private 192.168.0.0/16
 add cd-net 10.0.0.0/8
@@ -137,8 +137,8 @@ rules="$(
     done
     echo '-A OUTPUT -m set --match-set cd-net dst -j ACCEPT'
     echo '-A OUTPUT -m set --match-set cd-netport dst,dst -j ACCEPT'
-    # Private ranges are reached through allowed_cidrs only, never because DNS said so (empty
-    # with allow_private_answers; dnsmasq already refuses such answers).
+    # Loopback-, link-local and (unless allow_private_answers) private ranges are reached through
+    # allowed_cidrs only, never because DNS said so; dnsmasq already refuses such answers.
     echo '-A OUTPUT -m set --match-set cd-private dst -p tcp -j REJECT --reject-with tcp-reset'
     echo '-A OUTPUT -m set --match-set cd-private dst -j REJECT --reject-with icmp-admin-prohibited'
     echo '-A OUTPUT -m set --match-set cd-dns dst -j ACCEPT'
