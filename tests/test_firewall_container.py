@@ -610,6 +610,7 @@ def test_escape_suite_through_claude_codes_bash_tool(tmp_path, cd_home, docker_c
         "dns-name": "getent hosts example.com",
         "dns-upstream": f"exec 3<>/dev/tcp/{upstream}/53",
         "dns-other": f"echo query > /dev/udp/{gamma.address()}/53",
+        "ping-socket": "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)'",
     }
     command = "; ".join(
         f"( {attempt} ) >/dev/null 2>&1 && echo ESCAPED-{name} || echo held-{name}" for name, attempt in attempts.items()
