@@ -12,7 +12,7 @@ import json
 
 from .model import Config, McpServer
 from .paths import CONTAINER_BIN
-from .render import Artifact
+from .artifacts import Artifact
 from .session import Session
 
 SETTINGS_FILE = "settings.json"

@@ -23,7 +23,7 @@ import requests.exceptions
 from docker.types import DeviceRequest, Mount
 
 from .errors import EngineError
-from .render import Artifact
+from .artifacts import Artifact
 from .runspec import BindMount, TmpfsMount
 
 BUILD_TAIL_LINES = 25

@@ -19,7 +19,7 @@ from typing import Iterable
 from . import paths
 from .errors import FirewallError
 from .model import Config
-from .render import Artifact, render_template
+from .artifacts import Artifact, render_template
 from .runspec import RunSpec
 from .session import Session
 

@@ -14,7 +14,7 @@ from typing import Callable
 from . import paths
 from .errors import ClaudeDockerError, EngineError
 from .model import ImageConfig, ProxyConfig
-from .render import Artifact, context_hash, render_template
+from .artifacts import Artifact, context_hash, render_template
 from .resources import container_dir
 
 IMAGE_REPOSITORY = "claude-docker"

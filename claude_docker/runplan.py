@@ -17,7 +17,8 @@ from .errors import ClaudeDockerError
 from .image import proxy_build_args
 from .interpolate import read_env_file
 from .model import DEFAULT_AGENT_UID, Config
-from .render import Artifact, context_hash, render_runtime, write_artifacts
+from .artifacts import Artifact, context_hash, write_artifacts
+from .render import render_runtime
 from .runspec import RunSpec
 from .session import (
     LABEL_CONFIG_FILE,

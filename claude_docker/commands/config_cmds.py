@@ -171,7 +171,8 @@ def render(config_file: str | None, output_dir: Path) -> None:
       claude-docker render -f strict.yaml -o /tmp/out && shellcheck /tmp/out/*.sh
     """
     from ..pipeline import load_config
-    from ..render import render_build_context, render_runtime, write_artifacts
+    from ..artifacts import write_artifacts
+    from ..render import render_build_context, render_runtime
     from ..session import Session
 
     cfg = load_config(config_file).config
