@@ -10,7 +10,7 @@ from typing import Iterator
 
 from . import paths
 from .errors import ClaudeDockerError
-from .runplan import AUTH_VARIABLES
+from .claude_settings import AUTH_VARIABLES
 
 MIN_FREE_BYTES = 5 * 1024**3  # an image with Claude Code is ~0.5-1 GB; builds need headroom
 

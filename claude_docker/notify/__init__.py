@@ -30,6 +30,7 @@ from ..errors import ClaudeDockerError
 from ..interpolate import read_env_file, referenced_variables
 from ..model import Config, NotifierConfig
 from ..paths import CONTAINER_OUTBOX
+from ..persistence import agent_ids
 from ..runspec import RunSpec
 from ..session import Session
 from .delivery import LOG_FILE, Outcome, Report, SessionDelivery, holding_live_lock, is_live, stderr_report
@@ -60,14 +61,12 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     Without a notifier there is no outbox: nothing would deliver it, and the in-container
     `notify` command then says so instead of queueing messages nobody reads.
     """
-    from ..persistence import agent_ids
-
     spec.env.update(mcp_environment(cfg))
     if not cfg.notifier.configured:
         return
     outbox = session.outbox_dir
     outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
-    uid, gid = agent_ids(cfg, spec)
+    uid, gid = agent_ids(cfg)
     if os.geteuid() == 0:
         os.chown(outbox, uid, gid)
         outbox.chmod(0o700)
