@@ -14,7 +14,7 @@ import socket
 import tarfile
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, TypeVar
 
 import docker
@@ -24,7 +24,7 @@ from docker.types import DeviceRequest, Mount
 
 from .errors import EngineError
 from .artifacts import Artifact
-from .runspec import BindMount, TmpfsMount
+from .runspec import BindMount, ContainerPlan, TmpfsMount
 
 BUILD_TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the legacy builder colours RUN steps' stderr
@@ -82,29 +82,6 @@ def translate_errors(function: F) -> F:
 
 def engine_address() -> str:
     return os.environ.get("DOCKER_HOST") or "the default socket / docker context"
-
-
-@dataclass(frozen=True)
-class ContainerPlan:
-    """Everything `create` needs, in plain data (built by runplan, consumed here)."""
-
-    name: str
-    image: str
-    command: list[str]
-    env: dict[str, str]
-    labels: dict[str, str]
-    mounts: list[BindMount | TmpfsMount]
-    cap_add: list[str]
-    working_dir: str
-    tty: bool = False
-    stdin_open: bool = False
-    stdin_once: bool = False  # close the container's stdin when the client closes it
-    auto_remove: bool = False
-    memory: str | None = None
-    cpus: float | None = None
-    gpus: str | int | None = None
-    shm_size: str | None = None
-    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -209,6 +186,22 @@ class Engine:
         if image_id is None:
             raise EngineError("image build finished without an image id", "run `claude-docker build --verbose`")
         return image_id
+
+    def pull_problem(self, reference: str) -> str | None:
+        """None when a registry would serve `reference`, else why not (nothing is pulled)."""
+        try:
+            self.client.images.get_registry_data(reference)
+        except Exception as error:  # any registry failure means: cannot pull
+            text = str(getattr(error, "explanation", None) or error)
+            return text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__
+        return None
+
+    def root_dir(self) -> str | None:
+        """Where the engine keeps its data (for the free-disk check); None when it does not say."""
+        try:
+            return self.client.info().get("DockerRootDir")
+        except Exception:  # info is best effort; the caller falls back to the default root
+            return None
 
     @translate_errors
     def read_file(self, image: str, path: str) -> str:

@@ -11,7 +11,6 @@ import os
 from typing import Mapping
 
 from . import filesystem, firewall, notify, paths, persistence
-from .engine import ContainerPlan
 from .errors import ClaudeDockerError
 from .image import proxy_build_args
 from .claude_settings import auth_env
@@ -19,7 +18,7 @@ from .model import Config
 from .persistence import agent_ids
 from .artifacts import Artifact, context_hash, write_artifacts
 from .render import render_runtime
-from .runspec import RunSpec
+from .runspec import ContainerPlan, RunSpec
 from .session import (
     LABEL_CONFIG_FILE,
     LABEL_CONFIG_HASH,
