@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import paths
+from .config_values import ValueProblem, read_ca_certificate
 from .errors import ClaudeDockerError, EngineError
 from .model import ImageConfig, ProxyConfig
 from .artifacts import Artifact, context_hash, render_template
@@ -71,18 +72,9 @@ def _safe_name(path: str) -> str:
 
 def _read_ca(path: str) -> bytes:
     try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise ClaudeDockerError(
-            f"image.extra_ca_certificates: cannot read {path}: {error.strerror}",
-            "point it at a readable PEM file (e.g. your proxy's root certificate)",
-        ) from None
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ClaudeDockerError(
-            f"image.extra_ca_certificates: {path} holds no PEM certificate",
-            "use a PEM file (text starting with -----BEGIN CERTIFICATE-----)",
-        )
-    return data
+        return read_ca_certificate(path)  # `validate` reports the same problems with file and line
+    except ValueProblem as problem:
+        raise ClaudeDockerError(f"image.extra_ca_certificates: {problem}", "run `claude-docker validate`") from None
 
 
 def image_tag(artifacts: dict[str, Artifact]) -> str:
