@@ -28,7 +28,7 @@ from typing import Iterator, Mapping
 
 from ..errors import ClaudeDockerError
 from ..interpolate import read_env_file, referenced_variables
-from ..model import Config, NotifierConfig
+from ..model import Config, NotifierConfig, to_plain
 from ..paths import CONTAINER_OUTBOX
 from ..persistence import agent_ids
 from ..runspec import RunSpec
@@ -246,11 +246,9 @@ def start_detached_watcher(cfg: Config, session: Session, container_name: str) -
     """
     if not cfg.notifier.configured:
         return None
-    from .watch import notifier_to_dict
-
     session.session_dir.mkdir(parents=True, exist_ok=True)
     handoff = {
-        "notifier": notifier_to_dict(cfg.notifier),
+        "notifier": to_plain(cfg.notifier),  # read back with model.from_plain
         "project": session.project,
         "session_id": session.session_id,
         "session_dir": str(session.session_dir),
