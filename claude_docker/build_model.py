@@ -186,8 +186,8 @@ def semantic_problems(data: dict, report: Report) -> None:
         _check_target(workspace["mount_path"], ("workspace", "mount_path"), report, WORKSPACE_FORBIDDEN)
     for index, mount in enumerate(_section(data, "filesystem").get("mounts", ())):
         if isinstance(mount, dict) and isinstance(mount.get("target"), str):
-            path = ("filesystem", "mounts", index, "target")
-            _check_target(mount["target"], path, report, SYSTEM_CONTAINER_PATHS, MANAGED_TARGETS)
+            target_path = ("filesystem", "mounts", index, "target")
+            _check_target(mount["target"], target_path, report, SYSTEM_CONTAINER_PATHS, MANAGED_TARGETS)
 
 
 def _check_value(parse: Callable[[str], object], entry: object, path: KeyPath, report: Report) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 from . import paths
-from .errors import ClaudeDockerError
 from .claude_settings import AUTH_VARIABLES
+from .errors import ClaudeDockerError
 
 MIN_FREE_BYTES = 5 * 1024**3  # an image with Claude Code is ~0.5-1 GB; builds need headroom
 

@@ -22,8 +22,8 @@ import docker.errors
 import requests.exceptions
 from docker.types import DeviceRequest, Mount
 
-from .errors import EngineError
 from .artifacts import Artifact
+from .errors import EngineError
 from .runspec import BindMount, ContainerPlan, TmpfsMount
 
 BUILD_TAIL_LINES = 25
@@ -121,7 +121,7 @@ class ContainerInfo:
 class Engine:
     """A connected Docker client plus the handful of operations claude-docker needs."""
 
-    def __init__(self, client: "docker.DockerClient") -> None:
+    def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.api = client.api
 

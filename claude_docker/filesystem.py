@@ -131,10 +131,10 @@ def problems(cfg: Config, locate: Locator | None = None, home: str | None = None
                 continue
             reported.add(real(blocked))
             report(mount.key_path, _blocked_message(mount.source, relation, blocked))
-    for index, mount in enumerate(cfg.filesystem.mounts):
+    for index, user_mount in enumerate(cfg.filesystem.mounts):
         key = ("filesystem", "mounts", index)
-        if not os.path.exists(mount.source):
-            report((*key, "source"), f"{mount.source} does not exist on this machine; create it or fix the path")
+        if not os.path.exists(user_mount.source):
+            report((*key, "source"), f"{user_mount.source} does not exist on this machine; create it or fix the path")
     for index, dotfile in enumerate(cfg.persistence.dotfiles):
         if not os.path.isfile(dotfile):
             report(("persistence", "dotfiles", index), f"{dotfile} is not a file on this machine; fix the path")

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Iterable
 
 from . import paths
+from .artifacts import Artifact, render_template
 from .config_values import ValueProblem, parse_cidr
 from .errors import FirewallError
 from .model import Config
-from .artifacts import Artifact, render_template
 from .runspec import RunSpec
 from .session import Session
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Callable
 
 from . import paths
+from .artifacts import Artifact, context_hash, render_template
 from .config_values import ValueProblem, read_ca_certificate
 from .errors import ClaudeDockerError, EngineError
 from .model import ImageConfig, ProxyConfig
-from .artifacts import Artifact, context_hash, render_template
 from .resources import container_dir
 
 IMAGE_REPOSITORY = "claude-docker"
@@ -25,7 +25,7 @@ LABEL_MANAGED = "dev.claude-docker.managed"
 VERSION_FILE = f"{paths.CONTAINER_ROOT}/claude-code-version"
 
 
-def build_context(image: ImageConfig) -> dict[str, "Artifact"]:
+def build_context(image: ImageConfig) -> dict[str, Artifact]:
     """Dockerfile + entrypoint + every file under container/bin/ + the CA files' bytes."""
     artifacts: dict[str, Artifact] = {}
     bin_dir = container_dir() / "bin"

@@ -15,7 +15,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, Mapping, TypeVar
+from typing import TYPE_CHECKING, Literal, Mapping, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 NOTIFIER_EVENTS = ("stop", "notification", "failure", "session_end")
 
@@ -23,10 +26,11 @@ DEFAULT_BASE_IMAGE = "node:22-bookworm-slim"
 DEFAULT_MOUNT_PATH = "/workspace"
 DEFAULT_AGENT_UID = 1000  # used when `up` runs as root and the config names no uid
 
-_Model = TypeVar("_Model")
+_V = TypeVar("_V")
+_Model = TypeVar("_Model", bound="DataclassInstance")
 
 
-def frozen_map(data: Mapping[str, object] | None = None) -> Mapping[str, object]:
+def frozen_map(data: Mapping[str, _V] | None = None) -> Mapping[str, _V]:
     return MappingProxyType(dict(data or {}))
 
 

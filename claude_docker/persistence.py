@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 
 from . import paths
-from .errors import ClaudeDockerError
 from .claude_settings import auth_env
+from .errors import ClaudeDockerError
 from .model import DEFAULT_AGENT_UID, Config
 from .runspec import RunSpec
 from .session import Session
@@ -226,9 +226,8 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
 
     config_dir = ensure_dir(auth_dir(cfg, session), ids)
     seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(cfg))
-    if persistence.import_host_login and persistence.auth != "none":
-        if import_host_login(config_dir, ids):
-            spec.warnings.append(IMPORT_LOGIN_WARNING)
+    if persistence.import_host_login and persistence.auth != "none" and import_host_login(config_dir, ids):
+        spec.warnings.append(IMPORT_LOGIN_WARNING)
     spec.bind(str(config_dir), paths.CLAUDE_CONFIG_DIR, read_only=False)
     spec.env["CLAUDE_CONFIG_DIR"] = paths.CLAUDE_CONFIG_DIR
 

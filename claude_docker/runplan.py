@@ -11,12 +11,12 @@ import os
 from typing import Mapping
 
 from . import filesystem, firewall, notify, paths, persistence
+from .artifacts import Artifact, context_hash, write_artifacts
+from .claude_settings import auth_env
 from .errors import ClaudeDockerError
 from .image import proxy_build_args
-from .claude_settings import auth_env
 from .model import Config
 from .persistence import agent_ids
-from .artifacts import Artifact, context_hash, write_artifacts
 from .render import render_runtime
 from .runspec import ContainerPlan, RunSpec
 from .session import (

@@ -66,8 +66,8 @@ def _show(value: object) -> str:
 def _expected(schema_part: dict) -> str:
     wanted = schema_part.get("type")
     if isinstance(wanted, list):
-        return " or ".join(_TYPE_WORDS.get(t, t) for t in wanted)
-    return _TYPE_WORDS.get(wanted, str(wanted))
+        return " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in wanted)
+    return _TYPE_WORDS.get(str(wanted), str(wanted))
 
 
 def _did_you_mean(key: str, allowed: Iterable[str]) -> str:

@@ -19,8 +19,8 @@ from claude_docker.model import (
     NotifierConfig,
     TwilioConfig,
     WebhookConfig,
-    frozen_map,
     from_plain,
+    frozen_map,
     to_plain,
 )
 from claude_docker.notify.apprise_backend import AppriseUrl

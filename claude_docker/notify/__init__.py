@@ -97,21 +97,21 @@ def mcp_environment(cfg: Config, environ: Mapping[str, str] | None = None) -> di
     file_values = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
     secrets = notifier_secrets(cfg.notifier)
     resolved: dict[str, str] = {}
-    for server, name, has_default in names:
-        value = environ.get(name, file_values.get(name))
-        if value is None:
+    for server_name, name, has_default in names:
+        found = environ[name] if name in environ else file_values.get(name)
+        if found is None:
             if has_default:
                 continue
             raise ClaudeDockerError(
-                f"claude.mcp_servers.{server}: variable {name} is not set",
+                f"claude.mcp_servers.{server_name}: variable {name} is not set",
                 f"export {name}=… or add it to your env file ({cfg.env_file or '~/.claude-docker/.env'})",
             )
-        if value and value in secrets:
+        if found and found in secrets:
             raise ClaudeDockerError(
-                f"claude.mcp_servers.{server}: {name} holds a notifier credential, which never enters the container",
+                f"claude.mcp_servers.{server_name}: {name} holds a notifier credential, which never enters the container",
                 "give the MCP server its own credential (e.g. a separate API key)",
             )
-        resolved[name] = value
+        resolved[name] = found
     return resolved
 
 

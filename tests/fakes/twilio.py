@@ -45,7 +45,7 @@ class FakeTwilio:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> "FakeTwilio":
+    def start(self) -> FakeTwilio:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
