@@ -49,7 +49,10 @@ def _translate(error: Exception) -> EngineError:
             f"cannot reach the Docker engine ({engine_address()})",
             "start Docker (e.g. `sudo systemctl start docker`), or point DOCKER_HOST / `docker context use` at a running engine",
         )
-    if isinstance(error, docker.errors.ImageNotFound):
+    # docker-py types a 404 as ImageNotFound by its wording, except a registry's "manifest unknown".
+    if isinstance(error, docker.errors.ImageNotFound) or (
+        isinstance(error, docker.errors.NotFound) and "manifest unknown" in text.lower()
+    ):
         return EngineError(
             f"the image could not be found or pulled: {_short(text)}",
             "check image.base; without a registry, build or `docker load` the base image locally first",

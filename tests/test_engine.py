@@ -195,6 +195,11 @@ def test_engine_refusals_are_translated():
     assert "cannot reach the Docker engine" in down.message
     pull = _translate(docker.errors.ImageNotFound("pull access denied for nope, repository does not exist"))
     assert "could not be found or pulled" in pull.message and "image.base" in pull.hint
+    response.status_code = 404
+    manifest = _translate(docker.errors.NotFound("404", response, "manifest for node:99 not found: manifest unknown"))
+    assert "could not be found or pulled" in manifest.message
+    gone = _translate(docker.errors.NotFound("404", response, "No such container: abc"))
+    assert "no such object" in gone.message and "cannot reach" not in gone.message
     response.status_code = 500
     oci = _translate(docker.errors.APIError("500 Server Error", response, 'OCI runtime create failed: exec: "x": no such file or directory'))
     assert "cannot reach" not in oci.message and "refused (HTTP 500)" in oci.message and "no such file" in oci.message
