@@ -5,9 +5,9 @@ Relative host paths have already been made absolute per file (see pipeline.resol
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Callable
 
+from .config_values import ValueProblem, parse_cidr, read_ca_certificate
 from .loader import KeyPath
 from .model import (
     ClaudeConfig,
@@ -30,11 +30,14 @@ from .model import (
 )
 from .paths import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
 
-# System directories no mount may cover (filesystem.problems guards claude-docker's own paths).
+# System directories no mount may cover.
 SYSTEM_CONTAINER_PATHS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib")
 # The workspace may not cover those, nor the root or claude-docker's runtime config (firewall script).
 WORKSPACE_FORBIDDEN = ("/", CONTAINER_ROOT, CONTAINER_OUTBOX.rsplit("/", 1)[0], CLAUDE_CONFIG_DIR,
                        *SYSTEM_CONTAINER_PATHS)
+
+# What claude-docker mounts itself: a user mount may not sit inside one of these or around it.
+MANAGED_TARGETS = (CONTAINER_ROOT, CONTAINER_OUTBOX.rsplit("/", 1)[0], CLAUDE_CONFIG_DIR)
 
 Report = Callable[[KeyPath, str], None]
 
@@ -44,7 +47,12 @@ def _section(data: dict, name: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _list(value: object) -> list:
+    return value if isinstance(value, list) else []
+
+
 def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) -> Config:
+    """Every default comes from the model's dataclasses (model.py), the one home for defaults."""
     image = _section(data, "image")
     workspace = _section(data, "workspace")
     filesystem = _section(data, "filesystem")
@@ -57,19 +65,19 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
     proxy = network.get("proxy")
     git = persistence.get("git")
     twilio = notifier.get("twilio")
-    auth = persistence.get("auth", "project")
+    auth = persistence.get("auth", PersistenceConfig.auth)
     return Config(
         source_files=source_files,
         project_dir=project_dir,
-        version=data.get("version", 1),
+        version=data.get("version", Config.version),
         workspace=WorkspaceConfig(
             path=workspace.get("path", project_dir),
             mount_path=workspace.get("mount_path", WorkspaceConfig.mount_path),
-            protect_git=workspace.get("protect_git", True),
+            protect_git=workspace.get("protect_git", WorkspaceConfig.protect_git),
         ),
         image=ImageConfig(
             base=image.get("base", ImageConfig.base),
-            claude_code_version=image.get("claude_code_version", "latest"),
+            claude_code_version=image.get("claude_code_version", ImageConfig.claude_code_version),
             apt_packages=tuple(image.get("apt_packages", ())),
             npm_packages=tuple(image.get("npm_packages", ())),
             pip_packages=tuple(image.get("pip_packages", ())),
@@ -78,33 +86,33 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
         filesystem=FilesystemConfig(
             blocked_paths=tuple(filesystem.get("blocked_paths", ())),
             mounts=tuple(
-                Mount(source=m["source"], target=m["target"], read_only=m.get("read_only", True))
+                Mount(source=m["source"], target=m["target"], read_only=m.get("read_only", Mount.read_only))
                 for m in filesystem.get("mounts", ())
             ),
         ),
         network=NetworkConfig(
-            firewall=network.get("firewall", True),
+            firewall=network.get("firewall", NetworkConfig.firewall),
             allowed_domains=tuple(network.get("allowed_domains", ())),
             allowed_cidrs=tuple(network.get("allowed_cidrs", ())),
-            allow_host_network=network.get("allow_host_network", False),
-            allow_private_answers=network.get("allow_private_answers", False),
+            allow_host_network=network.get("allow_host_network", NetworkConfig.allow_host_network),
+            allow_private_answers=network.get("allow_private_answers", NetworkConfig.allow_private_answers),
             proxy=ProxyConfig(
                 http=proxy.get("http"), https=proxy.get("https"), no_proxy=tuple(proxy.get("no_proxy", ()))
             ) if isinstance(proxy, dict) else None,
         ),
         persistence=PersistenceConfig(
             auth="none" if auth is False else auth,
-            import_host_login=persistence.get("import_host_login", False),
-            shell_history=persistence.get("shell_history", True),
-            npm_cache=persistence.get("npm_cache", True),
-            pip_cache=persistence.get("pip_cache", True),
-            git_config=persistence.get("git_config", True),
+            import_host_login=persistence.get("import_host_login", PersistenceConfig.import_host_login),
+            shell_history=persistence.get("shell_history", PersistenceConfig.shell_history),
+            npm_cache=persistence.get("npm_cache", PersistenceConfig.npm_cache),
+            pip_cache=persistence.get("pip_cache", PersistenceConfig.pip_cache),
+            git_config=persistence.get("git_config", PersistenceConfig.git_config),
             git_identity=GitIdentity(name=git.get("name"), email=git.get("email")) if isinstance(git, dict) else None,
             dotfiles=tuple(persistence.get("dotfiles", ())),
         ),
         notifier=NotifierConfig(
             on=tuple(notifier.get("on", NotifierConfig.on)),
-            min_interval_seconds=notifier.get("min_interval_seconds", 60),
+            min_interval_seconds=notifier.get("min_interval_seconds", NotifierConfig.min_interval_seconds),
             template=notifier.get("template"),
             twilio=TwilioConfig(
                 to=tuple(twilio["to"]),
@@ -114,7 +122,7 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
                 auth_token=twilio.get("auth_token"),
                 api_key_sid=twilio.get("api_key_sid"),
                 api_key_secret=twilio.get("api_key_secret"),
-                api_base=twilio.get("api_base", "https://api.twilio.com"),
+                api_base=twilio.get("api_base", TwilioConfig.api_base),
             ) if isinstance(twilio, dict) else None,
             apprise=tuple(notifier.get("apprise", ())),
             webhooks=tuple(
@@ -123,13 +131,13 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             commands=tuple(CommandNotifierConfig(argv=tuple(argv)) for argv in notifier.get("commands", ())),
         ),
         claude=ClaudeConfig(
-            skip_permissions=claude.get("skip_permissions", True),
+            skip_permissions=claude.get("skip_permissions", ClaudeConfig.skip_permissions),
             args=tuple(claude.get("args", ())),
             env=frozen_map(claude.get("env")),
             mcp_servers=tuple(
                 McpServer(
                     name=name,
-                    type=server.get("type", "stdio"),
+                    type=server.get("type", McpServer.type),
                     command=server.get("command"),
                     args=tuple(server.get("args", ())),
                     env=frozen_map(server.get("env")),
@@ -153,8 +161,10 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
 
 def semantic_problems(data: dict, report: Report) -> None:
     """Rules beyond the schema: real IP networks and ports, twilio credentials, safe mount targets."""
-    for index, entry in enumerate(_section(data, "network").get("allowed_cidrs", ())):
-        _check_cidr(entry, ("network", "allowed_cidrs", index), report)
+    for index, entry in enumerate(_list(_section(data, "network").get("allowed_cidrs"))):
+        _check_value(parse_cidr, entry, ("network", "allowed_cidrs", index), report)
+    for index, entry in enumerate(_list(_section(data, "image").get("extra_ca_certificates"))):
+        _check_value(read_ca_certificate, entry, ("image", "extra_ca_certificates", index), report)
 
     twilio = _section(_section(data, "notifier"), "twilio")
     if twilio:
@@ -176,29 +186,22 @@ def semantic_problems(data: dict, report: Report) -> None:
     if "mount_path" in workspace:
         _check_target(workspace["mount_path"], ("workspace", "mount_path"), report, WORKSPACE_FORBIDDEN)
     for index, mount in enumerate(_section(data, "filesystem").get("mounts", ())):
-        if isinstance(mount, dict) and "target" in mount:
-            _check_target(mount["target"], ("filesystem", "mounts", index, "target"), report, SYSTEM_CONTAINER_PATHS)
+        if isinstance(mount, dict) and isinstance(mount.get("target"), str):
+            target_path = ("filesystem", "mounts", index, "target")
+            _check_target(mount["target"], target_path, report, SYSTEM_CONTAINER_PATHS, MANAGED_TARGETS)
 
 
-def _check_cidr(entry: str, path: KeyPath, report: Report) -> None:
-    if "/" in entry:  # ADDRESS/PREFIX[:PORT]
-        address, _, rest = entry.partition("/")
-        prefix, _, port = rest.partition(":")
-        network = f"{address}/{prefix}"
-    elif entry.count(":") == 1:  # IPv4 address with a port
-        network, _, port = entry.partition(":")
-    else:
-        network, port = entry, ""
-    try:
-        ipaddress.ip_network(network, strict=False)
-    except ValueError:
-        report(path, f"{entry!r} is not a valid IP address or network (e.g. 10.0.0.0/8 or 10.1.2.3/32:443)")
-        return
-    if port and not 1 <= int(port) <= 65535:
-        report(path, f"port {port} is out of range 1-65535")
+def _check_value(parse: Callable[[str], object], entry: object, path: KeyPath, report: Report) -> None:
+    if isinstance(entry, str):  # other types are the schema's to report
+        try:
+            parse(entry)
+        except ValueProblem as problem:
+            report(path, str(problem))
 
 
-def _check_target(target: str, path: KeyPath, report: Report, forbidden: tuple[str, ...]) -> None:
+def _check_target(
+    target: str, path: KeyPath, report: Report, forbidden: tuple[str, ...], managed: tuple[str, ...] = ()
+) -> None:
     normal = "/" + "/".join(part for part in target.split("/") if part not in ("", "."))
     if ".." in normal.split("/"):
         report(path, f"{target!r} must not contain '..'")
@@ -206,6 +209,10 @@ def _check_target(target: str, path: KeyPath, report: Report, forbidden: tuple[s
     for reserved in forbidden:
         if normal == reserved or (reserved != "/" and normal.startswith(reserved + "/")):
             report(path, f"{target!r} would cover {reserved}, which claude-docker or the system needs")
+            return
+    for reserved in managed:  # neither inside nor around what claude-docker mounts itself
+        if normal == reserved or normal.startswith(reserved + "/") or reserved.startswith(normal.rstrip("/") + "/"):
+            report(path, f"target {target} overlaps {reserved}, which claude-docker manages; pick another container path")
             return
 
 

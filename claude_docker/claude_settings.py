@@ -9,13 +9,19 @@ notifier credential ever enters the container.
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Mapping
 
+from .artifacts import Artifact
+from .interpolate import read_env_file
 from .model import Config, McpServer
 from .paths import CONTAINER_BIN
-from .render import Artifact
 from .session import Session
 
 SETTINGS_FILE = "settings.json"
+
+# Credentials passed at run time only: never in an image layer or a rendered file.
+AUTH_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL")
 MCP_CONFIG_FILE = "mcp.json"
 
 HOOK_EVENT_COMMAND = f"{CONTAINER_BIN}/hook-event"
@@ -80,3 +86,10 @@ def mcp_server_entry(server: McpServer) -> dict:
 def _dump(document: dict) -> bytes:
     """Deterministic bytes: sorted keys, fixed separators, trailing newline."""
     return (json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def auth_env(cfg: Config, environ: Mapping[str, str]) -> dict[str, str]:
+    """API key / OAuth token / base URL: the process environment over the env file."""
+    from_file = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
+    merged = {**from_file, **environ}
+    return {name: merged[name] for name in AUTH_VARIABLES if merged.get(name)}

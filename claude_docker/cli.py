@@ -29,7 +29,7 @@ class _Group(click.Group):
 
         return load_command(cmd_name)
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ClaudeDockerError as error:

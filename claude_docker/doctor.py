@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 from . import paths
+from .claude_settings import AUTH_VARIABLES
 from .errors import ClaudeDockerError
-from .runplan import AUTH_VARIABLES
 
 MIN_FREE_BYTES = 5 * 1024**3  # an image with Claude Code is ~0.5-1 GB; builds need headroom
 
@@ -65,11 +65,10 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
 def _base_image(engine, base: str) -> Check:
     if engine.image_labels(base) is not None:
         return Check("base image", True, f"{base} is present")
-    try:
-        engine.client.images.get_registry_data(base)
+    reason = engine.pull_problem(base)
+    if reason is None:
         return Check("base image", True, f"{base} is not present but can be pulled")
-    except Exception as error:  # any registry failure means: cannot pull
-        return Check("base image", False, f"{base} is neither present nor pullable ({_reason(error)})")
+    return Check("base image", False, f"{base} is neither present nor pullable ({reason})")
 
 
 def _env_file(env_file: str | None) -> Check:
@@ -92,16 +91,9 @@ def _env_file(env_file: str | None) -> Check:
 def _disk(engine) -> Check:
     where = Path("/var/lib/docker")
     if engine is not None:
-        try:
-            where = Path(engine.client.info().get("DockerRootDir") or where)
-        except Exception:  # info is best effort; fall back to the default root
-            pass
+        where = Path(engine.root_dir() or where)
     if not where.exists():
         where = paths.claude_docker_home() if paths.claude_docker_home().exists() else Path.home()
     free = shutil.disk_usage(where).free
     return Check("free disk", free >= MIN_FREE_BYTES, f"{free / 1024**3:.1f} GB free at {where}")
 
-
-def _reason(error: Exception) -> str:
-    text = str(getattr(error, "explanation", None) or error)
-    return text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__

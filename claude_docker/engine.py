@@ -14,7 +14,7 @@ import socket
 import tarfile
 import threading
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator, TypeVar
 
 import docker
@@ -22,9 +22,9 @@ import docker.errors
 import requests.exceptions
 from docker.types import DeviceRequest, Mount
 
+from .artifacts import Artifact
 from .errors import EngineError
-from .render import Artifact
-from .runspec import BindMount, TmpfsMount
+from .runspec import BindMount, ContainerPlan, TmpfsMount
 
 BUILD_TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the legacy builder colours RUN steps' stderr
@@ -32,33 +32,59 @@ F = TypeVar("F", bound=Callable)
 
 
 def _translate(error: Exception) -> EngineError:
+    """Map docker-py's typed errors (and the transport errors they wrap) to one EngineError.
+
+    The type decides, never the wording: an OCI runtime's "no such file or directory" is a
+    refusal by a running engine, not a missing socket.
+    """
+    chain = list(_causes(error))
     text = str(getattr(error, "explanation", None) or error)
-    lowered = text.lower()
-    if isinstance(error, PermissionError) or "permission denied" in lowered:
+    if any(isinstance(cause, PermissionError) for cause in chain):
         return EngineError(
             f"permission denied talking to the Docker engine: {text}",
             "add your user to the `docker` group (then log in again), or use rootless Docker / Podman via DOCKER_HOST",
         )
-    if isinstance(error, (requests.exceptions.ConnectionError, FileNotFoundError)) or any(
-        s in lowered for s in ("connection refused", "connection aborted", "no such file or directory", "failed to establish")
-    ):
+    if isinstance(error, FileNotFoundError) or any(isinstance(c, requests.exceptions.ConnectionError) for c in chain):
         return EngineError(
             f"cannot reach the Docker engine ({engine_address()})",
             "start Docker (e.g. `sudo systemctl start docker`), or point DOCKER_HOST / `docker context use` at a running engine",
         )
-    if isinstance(error, docker.errors.ImageNotFound) or "pull access denied" in lowered or "manifest unknown" in lowered:
+    # docker-py types a 404 as ImageNotFound by its wording, except a registry's "manifest unknown".
+    if isinstance(error, docker.errors.ImageNotFound) or (
+        isinstance(error, docker.errors.NotFound) and "manifest unknown" in text.lower()
+    ):
         return EngineError(
             f"the image could not be found or pulled: {_short(text)}",
             "check image.base; without a registry, build or `docker load` the base image locally first",
         )
-    if "device driver" in lowered and "gpu" in lowered:
-        return EngineError(
-            f"the engine cannot give the container a GPU: {_short(text)}",
-            "resources.gpus needs the NVIDIA Container Toolkit on the Docker host; remove it to run without a GPU",
-        )
-    if isinstance(error, docker.errors.APIError) and "conflict" in lowered:
-        return EngineError(f"the engine refused: {_short(text)}", "remove the old container with `claude-docker down`")
+    if isinstance(error, docker.errors.NotFound):
+        return EngineError(f"the Docker engine has no such object: {_short(text)}", "`claude-docker ps` lists the sessions")
+    if isinstance(error, docker.errors.APIError):
+        if error.status_code == 409:
+            return EngineError(f"the engine refused: {_short(text)}", "remove the old container with `claude-docker down`")
+        if "device driver" in text.lower() and "gpu" in text.lower():  # the daemon's only signal for this
+            return EngineError(
+                f"the engine cannot give the container a GPU: {_short(text)}",
+                "resources.gpus needs the NVIDIA Container Toolkit on the Docker host; remove it to run without a GPU",
+            )
+        status = f" (HTTP {error.status_code})" if error.status_code else ""
+        return EngineError(f"the Docker engine refused{status}: {_short(text)}", "run `claude-docker doctor` to check the engine")
+    if isinstance(error, requests.exceptions.RequestException):
+        return EngineError(f"talking to the Docker engine failed: {_short(text)}", "run `claude-docker doctor` to check the engine")
     return EngineError(f"the Docker engine refused: {_short(text)}", "run `claude-docker doctor` to check the engine")
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, what it was raised from, and the exceptions transport errors carry in their args."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack += [current.__cause__, current.__context__, *(a for a in current.args if isinstance(a, BaseException))]
 
 
 def _short(text: str) -> str:
@@ -85,30 +111,6 @@ def engine_address() -> str:
 
 
 @dataclass(frozen=True)
-class ContainerPlan:
-    """Everything `create` needs, in plain data (built by runplan, consumed here)."""
-
-    name: str
-    image: str
-    command: list[str]
-    env: dict[str, str]
-    labels: dict[str, str]
-    mounts: list[BindMount | TmpfsMount]
-    cap_add: list[str]
-    working_dir: str
-    tty: bool = False
-    stdin_open: bool = False
-    stdin_once: bool = False  # close the container's stdin when the client closes it
-    auto_remove: bool = False
-    memory: str | None = None
-    cpus: float | None = None
-    gpus: str | int | None = None
-    shm_size: str | None = None
-    sysctls: dict[str, str] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
 class ContainerInfo:
     name: str
     short_id: str
@@ -122,19 +124,16 @@ class ContainerInfo:
 class Engine:
     """A connected Docker client plus the handful of operations claude-docker needs."""
 
-    def __init__(self, client: "docker.DockerClient") -> None:
+    def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.api = client.api
 
     @classmethod
     @translate_errors
-    def connect(cls) -> "Engine":
-        """Honour DOCKER_HOST, then the current `docker context`, then the default socket."""
-        client = None
-        if not os.environ.get("DOCKER_HOST"):
-            client = _client_from_context()
-        if client is None:
-            client = docker.from_env()
+    def connect(cls) -> Engine:
+        """Honour DOCKER_HOST, then the current `docker context`, then the default socket
+        (docker-py's `from_env` does all three since 7.2)."""
+        client = docker.from_env()
         client.ping()
         return cls(client)
 
@@ -210,6 +209,22 @@ class Engine:
         if image_id is None:
             raise EngineError("image build finished without an image id", "run `claude-docker build --verbose`")
         return image_id
+
+    def pull_problem(self, reference: str) -> str | None:
+        """None when a registry would serve `reference`, else why not (nothing is pulled)."""
+        try:
+            self.client.images.get_registry_data(reference)
+        except Exception as error:  # any registry failure means: cannot pull
+            text = str(getattr(error, "explanation", None) or error)
+            return text.strip().splitlines()[0][:160] if text.strip() else type(error).__name__
+        return None
+
+    def root_dir(self) -> str | None:
+        """Where the engine keeps its data (for the free-disk check); None when it does not say."""
+        try:
+            return self.client.info().get("DockerRootDir")
+        except Exception:  # info is best effort; the caller falls back to the default root
+            return None
 
     @translate_errors
     def read_file(self, image: str, path: str) -> str:
@@ -288,6 +303,7 @@ class Engine:
             return "removed"
         return container.status
 
+    @translate_errors
     def feed_stdin(self, container, source: BinaryIO) -> threading.Thread:
         """Copy `source` to the container's stdin in the background, then close it (EOF)."""
         sock = self.api.attach_socket(container.id, params={"stdin": 1, "stream": 1})
@@ -364,28 +380,6 @@ class Engine:
             yield from container.logs(stream=True, follow=True)
         else:
             yield container.logs()
-
-    @translate_errors
-    def exec(self, container, argv: list[str], environment: dict[str, str] | None = None, workdir: str | None = None) -> tuple[int, bytes]:
-        result = container.exec_run(argv, environment=environment, workdir=workdir, demux=False)
-        return int(result.exit_code), result.output or b""
-
-    @translate_errors
-    def disk_free(self) -> dict:
-        return self.api.df()
-
-
-def _client_from_context():
-    """A client for the current `docker context`, or None for the default one."""
-    try:
-        from docker.context import ContextAPI
-
-        context = ContextAPI.get_current_context()
-    except Exception:  # a broken ~/.docker/config.json must not stop us: fall back to defaults
-        return None
-    if context is None or context.name == "default" or not context.Host:
-        return None
-    return docker.DockerClient(base_url=context.Host, tls=context.TLSConfig or False)
 
 
 def _mount(mount: BindMount | TmpfsMount) -> Mount:

@@ -32,10 +32,6 @@ from .session import Session
 # Never mounted, whatever `filesystem.blocked_paths` says: it is root on the host.
 ALWAYS_BLOCKED = ("/var/run/docker.sock", "/run/docker.sock")
 
-# Container paths a user mount must not cover: the image's own scripts, rendered runtime
-# config, the outbox/log dirs and the persisted login are managed by claude-docker.
-RESERVED_TARGETS = (paths.CONTAINER_ROOT, "/run/claude-docker", paths.CLAUDE_CONFIG_DIR)
-
 # Locates a merged key path, e.g. ("filesystem", "mounts", 0, "source"), in the file that set it:
 # returns (file, line), or None when no file did (a default). The pipeline passes one built from
 # merge.locate; without it, problems point at the user's file with no line.
@@ -135,18 +131,10 @@ def problems(cfg: Config, locate: Locator | None = None, home: str | None = None
                 continue
             reported.add(real(blocked))
             report(mount.key_path, _blocked_message(mount.source, relation, blocked))
-    for index, mount in enumerate(cfg.filesystem.mounts):
+    for index, user_mount in enumerate(cfg.filesystem.mounts):
         key = ("filesystem", "mounts", index)
-        if not os.path.exists(mount.source):
-            report((*key, "source"), f"{mount.source} does not exist on this machine; create it or fix the path")
-        for reserved in RESERVED_TARGETS:
-            if is_within(mount.target, reserved) or is_within(reserved, mount.target):
-                report(
-                    (*key, "target"),
-                    f"target {mount.target} overlaps {reserved}, which claude-docker manages; "
-                    "pick another container path",
-                )
-                break
+        if not os.path.exists(user_mount.source):
+            report((*key, "source"), f"{user_mount.source} does not exist on this machine; create it or fix the path")
     for index, dotfile in enumerate(cfg.persistence.dotfiles):
         if not os.path.isfile(dotfile):
             report(("persistence", "dotfiles", index), f"{dotfile} is not a file on this machine; fix the path")

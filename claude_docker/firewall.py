@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Iterable
 
 from . import paths
+from .artifacts import Artifact, render_template
+from .config_values import ValueProblem, parse_cidr
 from .errors import FirewallError
 from .model import Config
-from .render import Artifact, render_template
 from .runspec import RunSpec
 from .session import Session
 
@@ -110,28 +111,14 @@ def plan_cidrs(entries: Iterable[str]) -> CidrPlan:
     networks: list[str] = []
     network_ports: list[str] = []
     for entry in entries:
-        text = entry.strip()
-        address, port = text, ""
-        if text.count(":") == 1:  # IPv4 with a port; IPv6 has several colons
-            address, _, port = text.partition(":")
         try:
-            network = ipaddress.ip_network(address, strict=False)
-        except ValueError:
-            raise FirewallError(
-                f"network.allowed_cidrs: {entry!r} is not an IP address or network",
-                "write e.g. 10.0.0.0/8 or 10.1.2.3/32:443",
-            ) from None
-        if network.version != 4:
-            raise FirewallError(
-                f"network.allowed_cidrs: {entry!r} is IPv6, but the firewall closes IPv6 entirely",
-                "allow the service's IPv4 network instead",
-            )
-        if port and not (port.isdigit() and 1 <= int(port) <= 65535):
-            raise FirewallError(f"network.allowed_cidrs: port in {entry!r} is not 1-65535", "e.g. 10.1.2.3/32:443")
-        if port:
-            network_ports += [f"{network},tcp:{int(port)}", f"{network},udp:{int(port)}"]
+            cidr = parse_cidr(entry)  # `validate` reports the same problems with file and line
+        except ValueProblem as problem:
+            raise FirewallError(f"network.allowed_cidrs: {problem}", "run `claude-docker validate`") from None
+        if cidr.port is not None:
+            network_ports += [f"{cidr.network},tcp:{cidr.port}", f"{cidr.network},udp:{cidr.port}"]
         else:
-            networks.append(str(network))
+            networks.append(cidr.network)
     return CidrPlan(tuple(dict.fromkeys(networks)), tuple(dict.fromkeys(network_ports)))
 
 
@@ -152,10 +139,10 @@ def refused_networks(allow_private_answers: bool) -> tuple[str, ...]:
 
 def refused_answers(cidrs: CidrPlan, allow_private_answers: bool = False) -> tuple[str, ...]:
     """The refused ranges minus every network `allowed_cidrs` names (with or without a port)."""
-    holes = [ipaddress.ip_network(entry.split(",")[0]) for entry in (*cidrs.networks, *cidrs.network_ports)]
-    remaining = [ipaddress.ip_network(network) for network in refused_networks(allow_private_answers)]
+    holes = [ipaddress.IPv4Network(entry.split(",")[0]) for entry in (*cidrs.networks, *cidrs.network_ports)]
+    remaining = [ipaddress.IPv4Network(network) for network in refused_networks(allow_private_answers)]
     for hole in holes:
-        kept: list = []
+        kept: list[ipaddress.IPv4Network] = []
         for network in remaining:
             if not network.overlaps(hole):
                 kept.append(network)

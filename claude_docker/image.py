@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Callable
 
 from . import paths
+from .artifacts import Artifact, context_hash, render_template
+from .config_values import ValueProblem, read_ca_certificate
 from .errors import ClaudeDockerError, EngineError
 from .model import ImageConfig, ProxyConfig
-from .render import Artifact, context_hash, render_template
 from .resources import container_dir
 
 IMAGE_REPOSITORY = "claude-docker"
@@ -24,7 +25,7 @@ LABEL_MANAGED = "dev.claude-docker.managed"
 VERSION_FILE = f"{paths.CONTAINER_ROOT}/claude-code-version"
 
 
-def build_context(image: ImageConfig) -> dict[str, "Artifact"]:
+def build_context(image: ImageConfig) -> dict[str, Artifact]:
     """Dockerfile + entrypoint + every file under container/bin/ + the CA files' bytes."""
     artifacts: dict[str, Artifact] = {}
     bin_dir = container_dir() / "bin"
@@ -71,18 +72,9 @@ def _safe_name(path: str) -> str:
 
 def _read_ca(path: str) -> bytes:
     try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise ClaudeDockerError(
-            f"image.extra_ca_certificates: cannot read {path}: {error.strerror}",
-            "point it at a readable PEM file (e.g. your proxy's root certificate)",
-        ) from None
-    if b"-----BEGIN CERTIFICATE-----" not in data:
-        raise ClaudeDockerError(
-            f"image.extra_ca_certificates: {path} holds no PEM certificate",
-            "use a PEM file (text starting with -----BEGIN CERTIFICATE-----)",
-        )
-    return data
+        return read_ca_certificate(path)  # `validate` reports the same problems with file and line
+    except ValueProblem as problem:
+        raise ClaudeDockerError(f"image.extra_ca_certificates: {problem}", "run `claude-docker validate`") from None
 
 
 def image_tag(artifacts: dict[str, Artifact]) -> str:

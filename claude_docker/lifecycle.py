@@ -103,10 +103,11 @@ def up(
             if options.headless:
                 code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, options.stdin)
             else:
-                code = _run_interactive(engine, container, session)
-                if code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
+                exit_code = _run_interactive(engine, container, session)
+                if exit_code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
                     echo(f"detached; session {session.session_id} keeps running (`claude-docker ps`, `down`)")
-                    keep, code = True, 0
+                    keep, exit_code = True, 0
+                code = exit_code
         except KeyboardInterrupt:
             engine.stop(container, timeout=5)
             code = 130

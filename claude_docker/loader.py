@@ -42,7 +42,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
     duplicate_problems: list[tuple[int, str]]
 
-    def construct_mapping(self, node, deep=False):  # type: ignore[override]
+    def construct_mapping(self, node, deep=False):
         seen: dict[object, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)

@@ -6,12 +6,19 @@ Host paths are absolute and expanded (``~`` resolved) by the time they land here
 
 from __future__ import annotations
 
+import collections.abc
+import dataclasses
 import hashlib
 import re
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal, Mapping
+from typing import TYPE_CHECKING, Literal, Mapping, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 NOTIFIER_EVENTS = ("stop", "notification", "failure", "session_end")
 
@@ -19,8 +26,11 @@ DEFAULT_BASE_IMAGE = "node:22-bookworm-slim"
 DEFAULT_MOUNT_PATH = "/workspace"
 DEFAULT_AGENT_UID = 1000  # used when `up` runs as root and the config names no uid
 
+_V = TypeVar("_V")
+_Model = TypeVar("_Model", bound="DataclassInstance")
 
-def frozen_map(data: Mapping[str, object] | None = None) -> Mapping[str, object]:
+
+def frozen_map(data: Mapping[str, _V] | None = None) -> Mapping[str, _V]:
     return MappingProxyType(dict(data or {}))
 
 
@@ -183,3 +193,38 @@ def project_name_for(workspace_path: str) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", Path(workspace_path).name.lower()).strip("-") or "project"
     digest = hashlib.sha256(workspace_path.encode()).hexdigest()[:8]
     return f"{base[:40]}-{digest}"
+
+
+# --- plain data (JSON) round trip, derived from the dataclasses' own fields -----------------------
+
+
+def to_plain(value: object) -> object:
+    """A model value as JSON-ready data: dataclasses become dicts, tuples lists, maps dicts."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {item.name: to_plain(getattr(value, item.name)) for item in dataclasses.fields(value)}
+    if isinstance(value, (tuple, list)):
+        return [to_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {key: to_plain(item) for key, item in value.items()}
+    return value
+
+
+def from_plain(cls: type[_Model], data: Mapping[str, object]) -> _Model:
+    """The inverse of `to_plain` for the dataclass `cls`, guided by its type hints."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{item.name: _typed(hints[item.name], data[item.name]) for item in dataclasses.fields(cls) if item.name in data})
+
+
+def _typed(hint: object, value: object) -> object:
+    if value is None:
+        return None
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # X | None
+        return _typed(next(arg for arg in args if arg is not type(None)), value)
+    if origin is tuple and isinstance(value, list):
+        return tuple(_typed(args[0], item) for item in value)
+    if origin is collections.abc.Mapping and isinstance(value, Mapping):
+        return frozen_map(value)
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        return from_plain(hint, value)
+    return value

@@ -21,8 +21,9 @@ import tempfile
 from pathlib import Path
 
 from . import paths
+from .claude_settings import auth_env
 from .errors import ClaudeDockerError
-from .model import Config
+from .model import DEFAULT_AGENT_UID, Config
 from .runspec import RunSpec
 from .session import Session
 
@@ -64,15 +65,23 @@ def cache_dir(state_dir: Path) -> Path:
     return state_dir / "cache"
 
 
-def agent_ids(cfg: Config, spec: RunSpec) -> tuple[int, int]:
-    """The uid/gid the agent runs as (persisted dirs must be theirs): what the spec already
-    says, else the run plan's rule (claude.uid/gid, else the host user, never root)."""
-    uid = spec.env.get("AGENT_UID")
-    if uid:
-        return int(uid), int(spec.env.get("AGENT_GID") or uid)
-    from .runplan import agent_ids as planned_ids  # runplan imports this module
+def agent_ids(cfg: Config) -> tuple[int, int]:
+    """The uid/gid the agent runs as, so files it writes in the workspace belong to the right user.
 
-    return planned_ids(cfg)
+    claude.uid/gid win; otherwise the host user who runs `up`. When that is root (servers, CI),
+    the agent stays non-root: it takes the workspace owner's ids, or 1000 if root owns it.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        try:
+            owner = os.stat(cfg.workspace.path)
+            uid, gid = owner.st_uid, owner.st_gid
+        except OSError:
+            uid = gid = 0
+        if uid == 0:
+            uid = gid = DEFAULT_AGENT_UID
+        gid = gid or uid
+    return (cfg.claude.uid if cfg.claude.uid is not None else uid, cfg.claude.gid if cfg.claude.gid is not None else gid)
 
 
 # --- preparing host dirs --------------------------------------------------------------------
@@ -213,13 +222,12 @@ def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | 
 def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     """Prepare persisted host dirs and add their mounts and env."""
     persistence = cfg.persistence
-    ids = agent_ids(cfg, spec)
+    ids = agent_ids(cfg)
 
     config_dir = ensure_dir(auth_dir(cfg, session), ids)
     seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(cfg))
-    if persistence.import_host_login and persistence.auth != "none":
-        if import_host_login(config_dir, ids):
-            spec.warnings.append(IMPORT_LOGIN_WARNING)
+    if persistence.import_host_login and persistence.auth != "none" and import_host_login(config_dir, ids):
+        spec.warnings.append(IMPORT_LOGIN_WARNING)
     spec.bind(str(config_dir), paths.CLAUDE_CONFIG_DIR, read_only=False)
     spec.env["CLAUDE_CONFIG_DIR"] = paths.CLAUDE_CONFIG_DIR
 
@@ -250,8 +258,6 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
 
 def _api_key(cfg: Config) -> str | None:
     """The API key the container will get, found the way the run plan finds it."""
-    from .runplan import auth_env  # runplan imports this module
-
     return auth_env(cfg, os.environ).get("ANTHROPIC_API_KEY") or cfg.claude.env.get("ANTHROPIC_API_KEY")
 
 

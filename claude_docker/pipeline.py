@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from . import paths
 from .errors import ConfigError, ConfigProblem
-from .interpolate import interpolate_document, read_env_file, substitute, InterpolationError
+from .interpolate import InterpolationError, interpolate_document, read_env_file, substitute
 from .loader import Document, KeyPath, find_config_file, format_key_path
 from .merge import locate, merge_documents
 from .model import Config
@@ -60,7 +60,7 @@ def load_config(
         problems.extend(unresolved)
         failed = frozenset(problem.key_path for problem in unresolved)
         problems.extend(
-            schema_problems(doc.data, lambda path, doc=doc: doc.path, doc.line_of, partial=True, skip_paths=failed)
+            schema_problems(doc.data, _constant(doc.path), doc.line_of, partial=True, skip_paths=failed)
         )
     if problems:
         raise ConfigError(_ordered(problems), _hint(problems))
@@ -109,6 +109,10 @@ def load_config(
     return LoadedConfig(config=config, merged=merged, chain=tuple(doc.display for doc in documents))
 
 
+def _constant(file: str) -> Callable[[KeyPath], str]:
+    return lambda _path: file
+
+
 def _project_file(config_file: str | None, cwd: Path) -> Path | None:
     if config_file is not None:
         path = Path(os.path.expanduser(config_file))
@@ -144,9 +148,9 @@ def _variables(documents: list[Document], environ: dict[str, str]) -> dict[str, 
                 value = substitute(raw, environ.get)
             except InterpolationError as error:
                 raise ConfigError([ConfigProblem(doc.path, "env_file", doc.line_of(("env_file",)), str(error))]) from None
-            env_path = _absolute(value, doc.base_dir)
+            env_path = Path(_absolute(value, doc.base_dir))
             break
-    return {**read_env_file(Path(env_path)), **environ}
+    return {**read_env_file(env_path), **environ}
 
 
 def _absolute(value: str, base_dir: Path) -> str:

@@ -8,17 +8,17 @@ runtime artifacts and mounts them read-only.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Mapping
 
 from . import filesystem, firewall, notify, paths, persistence
-from .engine import ContainerPlan
+from .artifacts import Artifact, context_hash, write_artifacts
+from .claude_settings import auth_env
 from .errors import ClaudeDockerError
 from .image import proxy_build_args
-from .interpolate import read_env_file
-from .model import DEFAULT_AGENT_UID, Config
-from .render import Artifact, context_hash, render_runtime, write_artifacts
-from .runspec import RunSpec
+from .model import Config
+from .persistence import agent_ids
+from .render import render_runtime
+from .runspec import ContainerPlan, RunSpec
 from .session import (
     LABEL_CONFIG_FILE,
     LABEL_CONFIG_HASH,
@@ -37,9 +37,6 @@ from .session import (
 # FOWNER         ... and chmod them.
 ENTRYPOINT_CAPS = frozenset({"SETUID", "SETGID", "SETPCAP", "CHOWN", "DAC_OVERRIDE", "FOWNER"})
 
-# Credentials passed at run time only: never in an image layer or a rendered file.
-AUTH_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL")
-
 LABEL_IMAGE = "dev.claude-docker.image"
 
 # PATH and what the dynamic loader or bash act on before a script's first line runs. Set from
@@ -49,25 +46,6 @@ LABEL_IMAGE = "dev.claude-docker.image"
 # and the entrypoint sets them for the agent only, after the drop.
 AGENT_ONLY_VARIABLES = ("PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV")
 AGENT_ONLY_PREFIX = "CLAUDE_DOCKER_AGENT_"
-
-
-def agent_ids(cfg: Config) -> tuple[int, int]:
-    """The uid/gid the agent runs as, so files it writes in the workspace belong to the right user.
-
-    claude.uid/gid win; otherwise the host user who runs `up`. When that is root (servers, CI),
-    the agent stays non-root: it takes the workspace owner's ids, or 1000 if root owns it.
-    """
-    uid, gid = os.getuid(), os.getgid()
-    if uid == 0:
-        try:
-            owner = os.stat(cfg.workspace.path)
-            uid, gid = owner.st_uid, owner.st_gid
-        except OSError:
-            uid = gid = 0
-        if uid == 0:
-            uid = gid = DEFAULT_AGENT_UID
-        gid = gid or uid
-    return (cfg.claude.uid if cfg.claude.uid is not None else uid, cfg.claude.gid if cfg.claude.gid is not None else gid)
 
 
 def workspace_warning(cfg: Config, uid: int, gid: int) -> str | None:
@@ -87,13 +65,6 @@ def workspace_warning(cfg: Config, uid: int, gid: int) -> str | None:
         f"the workspace {cfg.workspace.path} is owned by uid {info.st_uid} and the agent runs as uid {uid}: "
         "it cannot write there (chown the directory, or set claude.uid / claude.gid)"
     )
-
-
-def auth_env(cfg: Config, environ: Mapping[str, str]) -> dict[str, str]:
-    """API key / OAuth token / base URL: the process environment over the env file."""
-    from_file = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
-    merged = {**from_file, **environ}
-    return {name: merged[name] for name in AUTH_VARIABLES if merged.get(name)}
 
 
 def _refuse_notifier_secrets(cfg: Config) -> None:

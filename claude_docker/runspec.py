@@ -34,3 +34,27 @@ class RunSpec:
 
     def bind(self, source: str, target: str, read_only: bool = True) -> None:
         self.mounts.append(BindMount(source, target, read_only))
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """Everything `create` needs, in plain data (built by runplan, consumed by the engine)."""
+
+    name: str
+    image: str
+    command: list[str]
+    env: dict[str, str]
+    labels: dict[str, str]
+    mounts: list[BindMount | TmpfsMount]
+    cap_add: list[str]
+    working_dir: str
+    tty: bool = False
+    stdin_open: bool = False
+    stdin_once: bool = False  # close the container's stdin when the client closes it
+    auto_remove: bool = False
+    memory: str | None = None
+    cpus: float | None = None
+    gpus: str | int | None = None
+    shm_size: str | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)

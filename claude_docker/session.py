@@ -27,7 +27,7 @@ class Session:
     session_id: str
 
     @classmethod
-    def new(cls, project: str) -> "Session":
+    def new(cls, project: str) -> Session:
         return cls(project=project, session_id=new_session_id())
 
     @property

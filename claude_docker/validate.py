@@ -33,7 +33,7 @@ def schema() -> dict:
 
 @lru_cache(maxsize=1)
 def _validator():
-    import jsonschema  # imported here: only validating commands pay for it
+    import jsonschema  # imported here: only the commands that validate pay for it
 
     return jsonschema.Draft202012Validator(schema())
 
@@ -66,8 +66,8 @@ def _show(value: object) -> str:
 def _expected(schema_part: dict) -> str:
     wanted = schema_part.get("type")
     if isinstance(wanted, list):
-        return " or ".join(_TYPE_WORDS.get(t, t) for t in wanted)
-    return _TYPE_WORDS.get(wanted, str(wanted))
+        return " or ".join(_TYPE_WORDS.get(str(t), str(t)) for t in wanted)
+    return _TYPE_WORDS.get(str(wanted), str(wanted))
 
 
 def _did_you_mean(key: str, allowed: Iterable[str]) -> str:
@@ -152,108 +152,6 @@ def describe(error) -> list[Located]:
     return [(path, f"{_show(instance)} is not allowed here ({kind})")]
 
 
-# --- fast path -------------------------------------------------------------------------------
-# Importing jsonschema costs more than everything else `validate` does. Most files are valid,
-# so a small checker for the keywords our schema uses answers "valid?" first; jsonschema runs
-# only when it says no (to word the errors). The checker may be stricter than jsonschema, never
-# looser: tests/test_config_validate.py compares both on valid and hostile documents.
-
-_SUPPORTED = frozenset({
-    "$schema", "$id", "$ref", "$defs", "title", "description", "type", "properties", "additionalProperties",
-    "required", "pattern", "enum", "const", "items", "prefixItems", "minItems", "oneOf", "propertyNames",
-    "if", "then", "else", "minimum", "maximum", "exclusiveMinimum", "maxLength",
-})
-_TYPES = {
-    "object": lambda v: isinstance(v, dict),
-    "array": lambda v: isinstance(v, list),
-    "string": lambda v: isinstance(v, str),
-    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool)
-    or isinstance(v, float) and v.is_integer(),
-    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "null": lambda v: v is None,
-}
-
-
-@lru_cache(maxsize=None)
-def _compiled(pattern: str):
-    import re
-
-    return re.compile(pattern)
-
-
-def _same(a: object, b: object) -> bool:
-    """JSON equality: booleans are not numbers."""
-    return type(a) is type(b) and a == b if isinstance(a, bool) or isinstance(b, bool) else a == b
-
-
-def quick_valid(data: object, part: object = None, skip_required: bool = False, patterns: bool = True) -> bool:
-    """True only if `data` satisfies the schema, optionally ignoring `required` or `pattern`."""
-    if part is None:
-        part = schema()
-    if part is True:
-        return True
-    if part is False:
-        return False
-    unknown = set(part) - _SUPPORTED
-    if unknown:
-        raise ValueError(f"quick_valid does not understand {sorted(unknown)}")
-    check = lambda value, sub: quick_valid(value, sub, skip_required, patterns)  # noqa: E731
-    if "$ref" in part:
-        target = schema()
-        for piece in part["$ref"].lstrip("#/").split("/"):
-            target = target[piece]
-        if not check(data, target):
-            return False
-    wanted = part.get("type")
-    if wanted is not None and not _TYPES[wanted](data):
-        return False
-    if "const" in part and not _same(data, part["const"]):
-        return False
-    if "enum" in part and not any(_same(data, choice) for choice in part["enum"]):
-        return False
-    if isinstance(data, str):
-        if patterns and "pattern" in part and not _compiled(part["pattern"]).search(data):
-            return False
-        if "maxLength" in part and len(data) > part["maxLength"]:
-            return False
-    if _TYPES["number"](data):
-        if "minimum" in part and data < part["minimum"]:
-            return False
-        if "maximum" in part and data > part["maximum"]:
-            return False
-        if "exclusiveMinimum" in part and data <= part["exclusiveMinimum"]:
-            return False
-    if isinstance(data, dict):
-        if not skip_required and any(key not in data for key in part.get("required", ())):
-            return False
-        properties = part.get("properties", {})
-        for key, value in data.items():
-            if "propertyNames" in part and not check(key, part["propertyNames"]):
-                return False
-            if key in properties:
-                if not check(value, properties[key]):
-                    return False
-            elif "additionalProperties" in part and not check(value, part["additionalProperties"]):
-                return False
-    if isinstance(data, list):
-        if len(data) < part.get("minItems", 0):
-            return False
-        prefix = part.get("prefixItems", [])
-        for index, value in enumerate(data):
-            sub = prefix[index] if index < len(prefix) else part.get("items", True)
-            if not check(value, sub):
-                return False
-    if "oneOf" in part and sum(1 for sub in part["oneOf"] if check(data, sub)) != 1:
-        return False
-    if "if" in part:
-        # `if` is evaluated with `required` honoured, as jsonschema does.
-        branch = part.get("then", True) if quick_valid(data, part["if"], False, patterns) else part.get("else", True)
-        if not check(data, branch):
-            return False
-    return True
-
-
 def schema_problems(
     data: dict,
     file_of: Callable[[KeyPath], str],
@@ -271,8 +169,6 @@ def schema_problems(
     skip_paths: key paths already reported (e.g. a variable that was not set).
     key_of: how a key path is shown (the merged result shows each file's own paths).
     """
-    if quick_valid(data, skip_required=partial, patterns=check_patterns):
-        return []
     problems = []
     for error in _validator().iter_errors(data):
         if (partial and error.validator == "required") or (not check_patterns and error.validator == "pattern"):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test on a fresh machine:
-#   installs the Python package with its test extras, prepares a Docker engine and the
-#   local test base image (scripts/test-env.sh), then runs pytest.
+#   installs the Python package with its test extras, runs ruff and mypy, prepares a Docker
+#   engine and the local test base image (scripts/test-env.sh), then runs pytest.
 # --require-engine: a missing Docker engine fails the run instead of skipping engine tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,9 @@ for arg in "$@"; do
 done
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+# The gates: lint and types first (configured in pyproject.toml); either failing fails the run.
+python3 -m ruff check claude_docker tests bench
+python3 -m mypy
 if ! scripts/test-env.sh; then
     if [ "$require_engine" -eq 1 ]; then
         echo "test.sh: no Docker engine, and --require-engine was given" >&2

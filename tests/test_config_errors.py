@@ -145,6 +145,30 @@ INVALID = [
         id="cidr",
     ),
     pytest.param(
+        "network:\n  allowed_cidrs: [\"10.0.0.0/8\", \"fd00::/8\"]\n",
+        [
+            "claude-docker.yaml:2: network.allowed_cidrs[1]: 'fd00::/8' is IPv6, but the firewall closes IPv6 "
+            "entirely; allow the service's IPv4 network instead",
+        ],
+        id="cidr-ipv6",
+    ),
+    pytest.param(
+        "image:\n  extra_ca_certificates:\n    - /etc/passwd\n",
+        [
+            "claude-docker.yaml:3: image.extra_ca_certificates[0]: /etc/passwd holds no PEM certificate; use a PEM "
+            "file (text starting with -----BEGIN CERTIFICATE-----)",
+        ],
+        id="ca-not-pem",
+    ),
+    pytest.param(
+        "filesystem:\n  mounts:\n    - {source: /tmp, target: /opt/claude-docker/x}\n",
+        [
+            "claude-docker.yaml:3: filesystem.mounts[0].target: target /opt/claude-docker/x overlaps /opt/claude-docker, "
+            "which claude-docker manages; pick another container path",
+        ],
+        id="mount-over-managed",
+    ),
+    pytest.param(
         "resources:\n  memory: 8\n  gpus: some\n",
         [
             "claude-docker.yaml:2: resources.memory: expected text or null, got a number (8)",

@@ -176,6 +176,8 @@ def test_relative_paths_resolve_against_declaring_file_and_tilde_against_home(tm
         """,
     )
     (project / "data").mkdir()
+    (project / "profiles" / "certs").mkdir()
+    (project / "profiles" / "certs" / "corp.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     (home / ".vimrc").write_text("set nu\n")
     cfg = load_config(cwd=tmp_path, environ={}, config_file=str(project / "claude-docker.yaml")).config
     assert cfg.image.extra_ca_certificates == (str(project / "profiles" / "certs" / "corp.pem"),)

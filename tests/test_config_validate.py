@@ -1,4 +1,5 @@
-"""The fast validity check agrees with jsonschema (the oracle), and never lets through what it rejects."""
+"""Every built-in profile and documented example passes the schema; any value of any type gives a
+config error or a config, never a traceback."""
 
 from __future__ import annotations
 
@@ -11,16 +12,12 @@ from hypothesis import strategies as st
 
 from claude_docker.loader import parse
 from claude_docker.profiles import builtin_names, builtin_path
-from claude_docker.validate import quick_valid, schema
+from claude_docker.validate import schema
 
 from .test_config_golden import CASES
-from .test_hostile_values import BASE, FIELDS, hostile, with_value
+from .test_hostile_values import BASE, FIELDS, with_value
 
 ORACLE = jsonschema.Draft202012Validator(schema())
-
-
-def oracle_valid(data: object, partial: bool = False) -> bool:
-    return not [e for e in ORACLE.iter_errors(data) if not (partial and e.validator == "required")]
 
 
 def documents() -> list:
@@ -31,42 +28,8 @@ def documents() -> list:
 
 
 @pytest.mark.parametrize("index", range(len(documents())))
-def test_valid_documents_pass_both(index):
-    data = documents()[index]
-    assert oracle_valid(data)
-    assert quick_valid(data)
-
-
-@settings(max_examples=300, deadline=None, database=None)
-@given(path=st.sampled_from(FIELDS), value=hostile | st.integers() | st.booleans() | st.none() | st.floats(allow_nan=False))
-def test_quick_check_agrees_with_jsonschema(path, value):
-    data = with_value(path, value)
-    assert quick_valid(data) == oracle_valid(data)
-    assert quick_valid(data, skip_required=True) == oracle_valid(data, partial=True)
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        {"notifier": {"twilio": {"account_sid": "AC" + "0" * 32}}},  # required `to` missing
-        {"claude": {"mcp_servers": {"x": {"type": "http", "command": "a", "url": "https://x.example"}}}},
-        {"claude": {"mcp_servers": {"x": {"args": ["a"]}}}},
-        {"resources": {"gpus": True}},
-        {"resources": {"cpus": 0}},
-        {"notifier": {"commands": [[]]}},
-        {"notifier": {"commands": [["-x"]]}},
-        {"persistence": {"auth": True}},
-        {"version": True},
-        {"claude": {"uid": 0}},
-    ],
-)
-def test_edge_cases_agree(data):
-    assert quick_valid(data) == oracle_valid(data) is False
-
-
-def test_unknown_schema_keyword_is_refused():
-    with pytest.raises(ValueError, match="does not understand"):
-        quick_valid("x", {"format": "email"})
+def test_valid_documents_pass_the_schema(index):
+    assert not list(ORACLE.iter_errors(documents()[index]))
 
 
 json_values = st.recursive(

@@ -8,12 +8,13 @@ import tarfile
 import pytest
 from click.testing import CliRunner
 
-from claude_docker.cli import main
-from claude_docker.engine import ContainerPlan, Engine, context_tar
-from claude_docker.errors import EngineError
-from claude_docker.render import Artifact
 from claude_docker import lifecycle, runplan
+from claude_docker.artifacts import Artifact
+from claude_docker.cli import main
+from claude_docker.engine import Engine, context_tar
+from claude_docker.errors import EngineError
 from claude_docker.model import ClaudeConfig, Config, ResourcesConfig, WorkspaceConfig
+from claude_docker.runspec import ContainerPlan
 from claude_docker.session import Session
 
 
@@ -189,7 +190,32 @@ def test_engine_refusals_are_translated():
     response.status_code = 409
     conflict = _translate(docker.errors.APIError("Conflict. The container name is already in use", response, "Conflict"))
     assert "refused" in conflict.message and "claude-docker down" in conflict.hint
-    denied = _translate(docker.errors.DockerException("Error while fetching server API version: ('Connection aborted.', PermissionError(13, 'Permission denied'))"))
+    denied = _translate(_raised_from(PermissionError(13, "Permission denied")))
     assert "permission denied" in denied.message and "docker` group" in denied.hint
-    pull = _translate(docker.errors.APIError("pull access denied for nope, repository does not exist"))
+    down = _translate(_raised_from(FileNotFoundError(2, "No such file or directory")))
+    assert "cannot reach the Docker engine" in down.message
+    pull = _translate(docker.errors.ImageNotFound("pull access denied for nope, repository does not exist"))
     assert "could not be found or pulled" in pull.message and "image.base" in pull.hint
+    response.status_code = 404
+    manifest = _translate(docker.errors.NotFound("404", response, "manifest for node:99 not found: manifest unknown"))
+    assert "could not be found or pulled" in manifest.message
+    gone = _translate(docker.errors.NotFound("404", response, "No such container: abc"))
+    assert "no such object" in gone.message and "cannot reach" not in gone.message
+    response.status_code = 500
+    oci = _translate(docker.errors.APIError("500 Server Error", response, 'OCI runtime create failed: exec: "x": no such file or directory'))
+    assert "cannot reach" not in oci.message and "refused (HTTP 500)" in oci.message and "no such file" in oci.message
+
+
+def _raised_from(cause: OSError):
+    """What docker-py raises when the socket fails: DockerException from requests' ConnectionError."""
+    import docker.errors
+    import requests
+    import urllib3
+
+    try:
+        try:
+            raise requests.exceptions.ConnectionError(urllib3.exceptions.ProtocolError("Connection aborted.", cause))
+        except requests.exceptions.ConnectionError as error:
+            raise docker.errors.DockerException(f"Error while fetching server API version: {error}") from error
+    except docker.errors.DockerException as error:
+        return error

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker import filesystem
+from claude_docker import build_model, filesystem
 from claude_docker.model import Config, FilesystemConfig, Mount, PersistenceConfig, WorkspaceConfig
 from claude_docker.runspec import BindMount, RunSpec, TmpfsMount
 from claude_docker.session import Session
@@ -208,7 +208,14 @@ def test_gitconfig_in_blocked_path_is_refused(home):
 def test_missing_mount_source_and_reserved_target(home):
     cfg = make_config(home / "project", [], mounts=(Mount(str(home / "nope"), "/opt/claude-docker/bin"),))
     keys = sorted(p.key_path for p in filesystem.problems(cfg, home=str(home)))
-    assert keys == ["filesystem.mounts[0].source", "filesystem.mounts[0].target"]
+    assert keys == ["filesystem.mounts[0].source"]  # the target is the config stage's to judge
+    reported: list = []
+    mounts = [{"source": str(home / "nope"), "target": "/opt/claude-docker/bin"}, {"source": "/x", "target": "/run"}]
+    build_model.semantic_problems({"filesystem": {"mounts": mounts}}, lambda path, message: reported.append((path, message)))
+    assert reported == [
+        (("filesystem", "mounts", 0, "target"), "target /opt/claude-docker/bin overlaps /opt/claude-docker, which claude-docker manages; pick another container path"),
+        (("filesystem", "mounts", 1, "target"), "target /run overlaps /run/claude-docker, which claude-docker manages; pick another container path"),
+    ]
 
 
 def test_locator_supplies_file_and_line(home):

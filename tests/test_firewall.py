@@ -85,7 +85,7 @@ def test_cidrs_with_and_without_port():
 
 @pytest.mark.parametrize(
     "bad, words",
-    [("10.0.0.0/33", "not an IP address"), ("fd00::/8", "IPv6"), ("10.0.0.1:0", "1-65535"), ("1.2.3.4;rm", "not an IP")],
+    [("10.0.0.0/33", "not a valid IP address"), ("fd00::/8", "IPv6"), ("10.0.0.1:0", "1-65535"), ("1.2.3.4;rm", "not a valid IP")],
 )
 def test_bad_cidrs_are_refused(bad, words):
     with pytest.raises(FirewallError) as caught:

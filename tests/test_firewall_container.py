@@ -373,7 +373,7 @@ def test_icmp_out_is_blocked_except_to_admitted_addresses(sandbox, internet, ser
     assert box.curl("http://exact.test/") == (0, "alpha")
     alpha, gamma = servers["alpha"].address(), servers["gamma"].address()
     code, output = box.run(["perl", "-e", PING_PL, gamma], as_agent=False)  # even root
-    assert code != 0 and "reply" != output.strip(), output
+    assert code != 0 and output.strip() != "reply", output
     code, output = box.run(["perl", "-e", PING_PL, alpha], as_agent=False)  # the probe works
     assert (code, output.strip()) == (0, "reply")
     code, output = box.run(["perl", "-e", PING_PL, alpha])  # the agent cannot even open raw sockets

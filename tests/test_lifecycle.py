@@ -225,7 +225,7 @@ def test_hostile_arguments_reach_the_agent_verbatim(project):
 
 
 def test_setup_failure_stops_before_the_agent_runs(project, docker_client):
-    from claude_docker.image import image_tag, build_context
+    from claude_docker.image import build_context, image_tag
 
     cfg = load_config(str(project)).config
     tag = image_tag(build_context(cfg.image))
@@ -246,7 +246,7 @@ def test_doctor_reports_each_check(project):
     assert lines[1].startswith("ok") and "API" in lines[1]
     assert lines[3].startswith("ok") and "present" in lines[3]
     assert lines[6].startswith("warn")  # no notifier is a warning, not a failure
-    assert result.returncode == (0 if all(not l.startswith("FAIL") for l in lines) else 1)
+    assert result.returncode == (0 if all(not line.startswith("FAIL") for line in lines) else 1)
 
 
 def test_doctor_fails_on_missing_base_image(tmp_path, cd_home):

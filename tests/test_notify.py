@@ -14,7 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claude_docker.errors import NotifyError
-from claude_docker.model import CommandNotifierConfig, NotifierConfig, TwilioConfig, WebhookConfig
+from claude_docker.model import (
+    CommandNotifierConfig,
+    NotifierConfig,
+    TwilioConfig,
+    WebhookConfig,
+    from_plain,
+    frozen_map,
+    to_plain,
+)
 from claude_docker.notify.apprise_backend import AppriseUrl
 from claude_docker.notify.delivery import LOG_FILE, SessionDelivery
 from claude_docker.notify.events import read_event, write_event
@@ -323,7 +331,7 @@ def webhook_server():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}", received
     server.shutdown()
     server.server_close()
@@ -420,3 +428,18 @@ def test_message_never_exceeds_the_sms_limit(tmp_path_factory, last, template):
     event = read_event(outbox, write_event(outbox, "stop", {"hook_event_name": "Stop", "last_assistant_message": last}).name)
     text = render_message(template, MessageContext("p", "s", event))
     assert 0 < len(text) <= SMS_LIMIT
+
+
+def test_the_detached_watcher_gets_every_notifier_field():
+    notifier = NotifierConfig(
+        on=("stop",),
+        min_interval_seconds=5,
+        template="{{ event.kind }}",
+        twilio=TwilioConfig(to=("+15550001",), from_number="+15550002", messaging_service_sid="MG1", account_sid="AC1",
+                            auth_token="tok", api_key_sid="SK1", api_key_secret="sec", api_base="http://127.0.0.1:1"),
+        apprise=("json://127.0.0.1:1/",),
+        webhooks=(WebhookConfig(url="http://127.0.0.1:1/ok", headers=frozen_map({"Authorization": "Bearer x"})),),
+        commands=(CommandNotifierConfig(argv=("echo", "hi")),),
+    )
+    assert from_plain(NotifierConfig, json.loads(json.dumps(to_plain(notifier)))) == notifier
+    assert from_plain(NotifierConfig, json.loads(json.dumps(to_plain(NotifierConfig())))) == NotifierConfig()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from claude_docker import notify
 from claude_docker.model import Config, NotifierConfig, TwilioConfig, WorkspaceConfig
 from claude_docker.notify.delivery import is_live

@@ -216,8 +216,8 @@ def test_a_dotfile_already_mounted_is_mounted_once(cd_home, host_home):
 def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
     cfg = make_config(host_home / "proj")
     session = Session.new(cfg.project_name)
-    spec = RunSpec(env={"AGENT_UID": "1234", "AGENT_GID": "2345"})
-    persistence.contribute(cfg, session, spec)
+    cfg = dataclasses.replace(cfg, claude=dataclasses.replace(cfg.claude, uid=1234, gid=2345))
+    persistence.contribute(cfg, session, RunSpec())
     for path in (session.state_dir / "claude", session.state_dir / "claude" / ".claude.json",
                  session.state_dir / "history", session.state_dir / "cache" / "npm"):
         assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345), path
@@ -225,9 +225,9 @@ def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
 
 def test_agent_ids_follow_the_run_plan(host_home, tmp_path):
     cfg = make_config(host_home / "proj")
-    assert persistence.agent_ids(cfg, RunSpec(env={"AGENT_UID": "77", "AGENT_GID": "88"})) == (77, 88)
+    assert persistence.agent_ids(dataclasses.replace(cfg, claude=dataclasses.replace(cfg.claude, uid=77, gid=88))) == (77, 88)
     expected = (1000, 1000) if os.getuid() == 0 else (os.getuid(), os.getgid())
-    assert persistence.agent_ids(cfg, RunSpec()) == expected
+    assert persistence.agent_ids(cfg) == expected
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give the workspace to another uid")

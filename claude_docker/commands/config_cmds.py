@@ -170,8 +170,9 @@ def render(config_file: str | None, output_dir: Path) -> None:
       claude-docker render -o rendered/
       claude-docker render -f strict.yaml -o /tmp/out && shellcheck /tmp/out/*.sh
     """
+    from ..artifacts import write_artifacts
     from ..pipeline import load_config
-    from ..render import render_build_context, render_runtime, write_artifacts
+    from ..render import render_build_context, render_runtime
     from ..session import Session
 
     cfg = load_config(config_file).config
@@ -327,7 +328,10 @@ def completion(shell: str) -> None:
 
     from ..cli import main
 
-    completer = get_completion_class(shell)(main, {}, "claude-docker", "_CLAUDE_DOCKER_COMPLETE")
+    completion_class = get_completion_class(shell)
+    if completion_class is None:  # click.Choice lets only the shells click knows through
+        raise click.BadParameter(f"no completion for {shell}", param_hint="SHELL")
+    completer = completion_class(main, {}, "claude-docker", "_CLAUDE_DOCKER_COMPLETE")
     click.echo(completer.source())
 
 

@@ -180,7 +180,7 @@ def ps(config_file: str | None, all_projects: bool) -> None:
     header = ("PROJECT", "SESSION", "STATUS", "AGE", "IMAGE")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 @click.command()

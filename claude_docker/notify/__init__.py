@@ -28,8 +28,9 @@ from typing import Iterator, Mapping
 
 from ..errors import ClaudeDockerError
 from ..interpolate import read_env_file, referenced_variables
-from ..model import Config, NotifierConfig
+from ..model import Config, NotifierConfig, to_plain
 from ..paths import CONTAINER_OUTBOX
+from ..persistence import agent_ids
 from ..runspec import RunSpec
 from ..session import Session
 from .delivery import LOG_FILE, Outcome, Report, SessionDelivery, holding_live_lock, is_live, stderr_report
@@ -60,14 +61,12 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     Without a notifier there is no outbox: nothing would deliver it, and the in-container
     `notify` command then says so instead of queueing messages nobody reads.
     """
-    from ..persistence import agent_ids
-
     spec.env.update(mcp_environment(cfg))
     if not cfg.notifier.configured:
         return
     outbox = session.outbox_dir
     outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
-    uid, gid = agent_ids(cfg, spec)
+    uid, gid = agent_ids(cfg)
     if os.geteuid() == 0:
         os.chown(outbox, uid, gid)
         outbox.chmod(0o700)
@@ -98,21 +97,21 @@ def mcp_environment(cfg: Config, environ: Mapping[str, str] | None = None) -> di
     file_values = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
     secrets = notifier_secrets(cfg.notifier)
     resolved: dict[str, str] = {}
-    for server, name, has_default in names:
-        value = environ.get(name, file_values.get(name))
-        if value is None:
+    for server_name, name, has_default in names:
+        found = environ[name] if name in environ else file_values.get(name)
+        if found is None:
             if has_default:
                 continue
             raise ClaudeDockerError(
-                f"claude.mcp_servers.{server}: variable {name} is not set",
+                f"claude.mcp_servers.{server_name}: variable {name} is not set",
                 f"export {name}=… or add it to your env file ({cfg.env_file or '~/.claude-docker/.env'})",
             )
-        if value and value in secrets:
+        if found and found in secrets:
             raise ClaudeDockerError(
-                f"claude.mcp_servers.{server}: {name} holds a notifier credential, which never enters the container",
+                f"claude.mcp_servers.{server_name}: {name} holds a notifier credential, which never enters the container",
                 "give the MCP server its own credential (e.g. a separate API key)",
             )
-        resolved[name] = value
+        resolved[name] = found
     return resolved
 
 
@@ -247,11 +246,9 @@ def start_detached_watcher(cfg: Config, session: Session, container_name: str) -
     """
     if not cfg.notifier.configured:
         return None
-    from .watch import notifier_to_dict
-
     session.session_dir.mkdir(parents=True, exist_ok=True)
     handoff = {
-        "notifier": notifier_to_dict(cfg.notifier),
+        "notifier": to_plain(cfg.notifier),  # read back with model.from_plain
         "project": session.project,
         "session_id": session.session_id,
         "session_dir": str(session.session_dir),

@@ -12,49 +12,10 @@ import sys
 import threading
 from pathlib import Path
 
-from ..model import CommandNotifierConfig, NotifierConfig, TwilioConfig, WebhookConfig
+from ..model import NotifierConfig, from_plain
 from .delivery import SessionDelivery, holding_live_lock
 
 POLL_SECONDS = 1.0
-
-
-def notifier_to_dict(notifier: NotifierConfig) -> dict:
-    twilio = notifier.twilio
-    return {
-        "on": list(notifier.on),
-        "min_interval_seconds": notifier.min_interval_seconds,
-        "template": notifier.template,
-        "twilio": None
-        if twilio is None
-        else {
-            "to": list(twilio.to),
-            "from_number": twilio.from_number,
-            "messaging_service_sid": twilio.messaging_service_sid,
-            "account_sid": twilio.account_sid,
-            "auth_token": twilio.auth_token,
-            "api_key_sid": twilio.api_key_sid,
-            "api_key_secret": twilio.api_key_secret,
-            "api_base": twilio.api_base,
-        },
-        "apprise": list(notifier.apprise),
-        "webhooks": [{"url": w.url, "headers": dict(w.headers)} for w in notifier.webhooks],
-        "commands": [list(c.argv) for c in notifier.commands],
-    }
-
-
-def notifier_from_dict(data: dict) -> NotifierConfig:
-    from ..model import frozen_map
-
-    twilio = data.get("twilio")
-    return NotifierConfig(
-        on=tuple(data["on"]),
-        min_interval_seconds=int(data["min_interval_seconds"]),
-        template=data.get("template"),
-        twilio=None if twilio is None else TwilioConfig(**{**twilio, "to": tuple(twilio["to"])}),
-        apprise=tuple(data.get("apprise", ())),
-        webhooks=tuple(WebhookConfig(w["url"], frozen_map(w["headers"])) for w in data.get("webhooks", ())),
-        commands=tuple(CommandNotifierConfig(tuple(argv)) for argv in data.get("commands", ())),
-    )
 
 
 def watch(handoff: dict) -> int:
@@ -62,7 +23,7 @@ def watch(handoff: dict) -> int:
 
     session_dir = Path(handoff["session_dir"])
     delivery = SessionDelivery(
-        notifier_from_dict(handoff["notifier"]),
+        from_plain(NotifierConfig, handoff["notifier"]),  # every field, derived from the model
         handoff["project"],
         handoff["session_id"],
         session_dir,

@@ -75,7 +75,7 @@ class FakeAnthropic:
     def url_for(self, host: str) -> str:
         return f"http://{host}:{self.port}"
 
-    def start(self) -> "FakeAnthropic":
+    def start(self) -> FakeAnthropic:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self
@@ -84,7 +84,7 @@ class FakeAnthropic:
         self._server.shutdown()
         self._server.server_close()
 
-    def __enter__(self) -> "FakeAnthropic":
+    def __enter__(self) -> FakeAnthropic:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

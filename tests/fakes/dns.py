@@ -130,7 +130,7 @@ class FakeDNS:
 
     # --- serving -----------------------------------------------------------------------------
 
-    def start(self) -> "FakeDNS":
+    def start(self) -> FakeDNS:
         fake = self
 
         class Udp(socketserver.BaseRequestHandler):

@@ -1,0 +1,72 @@
+"""Artifacts: files the tool writes for a container, the strict Jinja environment that renders
+them, the `shquote` filter and the digest that names them.
+
+A leaf module: it imports nothing from the rest of the package but `resources`, and loads Jinja
+only when a template is rendered (the engine and `blocked` use Artifact without paying for it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .resources import container_dir
+
+if TYPE_CHECKING:
+    import jinja2
+
+
+@dataclass(frozen=True)
+class Artifact:
+    content: bytes
+    mode: int = 0o644
+
+
+def shquote(value: object) -> str:
+    """Quote one value as a single POSIX shell word (on top of the schema's pattern check)."""
+    return shlex.quote(str(value))
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(container_dir())),
+        undefined=jinja2.StrictUndefined,  # a missing variable in a firewall script is a bug, never ""
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["shquote"] = shquote
+    return env
+
+
+def render_template(name: str, **context: object) -> str:
+    return environment().get_template(name).render(**context)
+
+
+def context_hash(artifacts: dict[str, Artifact]) -> str:
+    """A stable digest of a set of artifacts (names, modes and bytes)."""
+    digest = hashlib.sha256()
+    for name in sorted(artifacts):
+        artifact = artifacts[name]
+        digest.update(name.encode() + b"\0" + oct(artifact.mode).encode() + b"\0")
+        digest.update(hashlib.sha256(artifact.content).digest())
+    return digest.hexdigest()
+
+
+def write_artifacts(artifacts: dict[str, Artifact], directory: Path) -> list[Path]:
+    written = []
+    for name, artifact in artifacts.items():
+        path = directory / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(artifact.content)
+        path.chmod(artifact.mode)
+        written.append(path)
+    return written
