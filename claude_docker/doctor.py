@@ -38,7 +38,7 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
     try:
         engine = Engine.connect()
         version = engine.version()
-        yield Check("engine", True, f"{engine.base_url}: Docker {version.get('Version', '?')}, API {version.get('ApiVersion', '?')}")
+        yield Check("engine", True, f"{engine.base_url}: {engine.product()} {version.get('Version', '?')}, API {version.get('ApiVersion', '?')}")
     except ClaudeDockerError as error:
         yield Check("engine", False, f"{error.message} ({error.hint})")
 
@@ -47,7 +47,10 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
 
     if cfg is not None:
         if engine is not None:
-            yield _base_image(engine, cfg.image.base)
+            base = _base_image(engine, cfg.image.base)
+            yield base
+            if base.ok and base.detail.endswith("is present"):
+                yield _container_start(engine, cfg.image.base)
         for ca_file in cfg.image.extra_ca_certificates:
             readable = os.access(ca_file, os.R_OK)
             yield Check("CA file", readable, ca_file if readable else f"{ca_file} is not readable")
@@ -69,6 +72,18 @@ def _base_image(engine, base: str) -> Check:
     if reason is None:
         return Check("base image", True, f"{base} is not present but can be pulled")
     return Check("base image", False, f"{base} is neither present nor pullable ({reason})")
+
+
+def _container_start(engine, base: str) -> Check:
+    """Start one throw-away container as a session would: init binary, ulimits, dropped capabilities."""
+    try:
+        code = engine.trial_run(base)
+    except ClaudeDockerError as error:
+        hint = f" (hint: {error.hint})" if error.hint else ""
+        return Check("container start", False, error.message.splitlines()[0] + hint)
+    if code != 0:
+        return Check("container start", False, f"`true` in {base} exited with {code}")
+    return Check("container start", True, f"a container of {base} starts with --init and no capabilities")
 
 
 def _env_file(env_file: str | None) -> Check:

@@ -39,6 +39,9 @@ def _translate(error: Exception) -> EngineError:
     """
     chain = list(_causes(error))
     text = str(getattr(error, "explanation", None) or error)
+    runtime_problem = _runtime_refusal(text)
+    if runtime_problem is not None:
+        return runtime_problem
     if any(isinstance(cause, PermissionError) for cause in chain):
         return EngineError(
             f"permission denied talking to the Docker engine: {text}",
@@ -87,6 +90,46 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
         stack += [current.__cause__, current.__context__, *(a for a in current.args if isinstance(a, BaseException))]
 
 
+def _runtime_refusal(text: str) -> EngineError | None:
+    """The container runtime's own refusals, which would otherwise read like engine outages.
+
+    Podman reports both through a 500 on create/start: its `--init` binary (catatonit) is a
+    separate package, and its default ulimits can exceed the host's hard limits ("error setting
+    rlimit ... OCI permission denied", which is not a socket permission problem).
+    """
+    lowered = text.lower()
+    if "error setting rlimit" in lowered:
+        nofile, nproc = _hard_limits()
+        return EngineError(
+            f"the container runtime could not apply the engine's default ulimits: {_short(text)}",
+            "the engine's default nofile/nproc limits exceed this host's hard limits; for Podman, set lower ones in "
+            f'containers.conf: [containers] default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"], '
+            "then restart the Podman service (see docs/engine.md)",
+        )
+    if "container-init" in lowered or "catatonit" in lowered:
+        return EngineError(
+            f"the engine has no init binary for the container: {_short(text)}",
+            "Podman needs catatonit for --init: install it (`apt install catatonit`, `dnf install catatonit`) "
+            "or set init_path in containers.conf, then restart the Podman service",
+        )
+    return None
+
+
+def _hard_limits() -> tuple[int, int]:
+    """Limits a local engine's containers can be given: nofile up to this host's hard limit, and
+    4096 processes (enough for an agent's tools; the engine's own process may have a lower
+    nproc ceiling than this shell)."""
+    import resource
+
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    ceiling = 1 << 20
+    return (
+        ceiling if nofile == resource.RLIM_INFINITY else min(nofile, ceiling),
+        4096 if nproc == resource.RLIM_INFINITY else min(nproc, 4096),
+    )
+
+
 def _short(text: str) -> str:
     return text.strip().splitlines()[-1][:500] if text.strip() else text
 
@@ -127,6 +170,7 @@ class Engine:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.api = client.api
+        self._product: str | None = None
 
     @classmethod
     @translate_errors
@@ -267,6 +311,11 @@ class Engine:
         if plan.sysctls:
             host_options["sysctls"] = dict(plan.sysctls)
         if plan.gpus is not None:
+            if self.product() == "Podman":
+                raise EngineError(
+                    "resources.gpus cannot be requested through Podman's Docker-compatible API (it would be ignored)",
+                    "remove resources.gpus, or use Docker with the NVIDIA Container Toolkit for GPU sessions",
+                )
             count = -1 if str(plan.gpus) == "all" else int(plan.gpus)
             host_options["device_requests"] = [DeviceRequest(count=count, capabilities=[["gpu"]])]
         created = self.api.create_container(
@@ -380,6 +429,39 @@ class Engine:
             yield from container.logs(stream=True, follow=True)
         else:
             yield container.logs()
+
+    def trial_run(self, image: str) -> int:
+        """Create, start and remove a throw-away container with the options every session gets.
+
+        Proves what `version` cannot: that the runtime can start a container at all (an init
+        binary, ulimits that fit the host). Returns its exit code; refusals raise EngineError.
+        """
+        import secrets
+
+        plan = ContainerPlan(
+            name=f"claude-docker-doctor-{secrets.token_hex(4)}",
+            image=image,
+            command=["true"],
+            env={},
+            labels={"dev.claude-docker.doctor": "1"},
+            mounts=[],
+            cap_add=[],
+            working_dir="/",
+        )
+        container = self.create(plan)
+        try:
+            self.start(container)
+            return self.wait(container)
+        finally:
+            self.remove(container)
+
+    def product(self) -> str:
+        """'Podman' or 'Docker', from the engine's own version report (asked once)."""
+        if self._product is None:
+            components = self.version().get("Components") or []
+            names = " ".join(str(component.get("Name", "")) for component in components)
+            self._product = "Podman" if "podman" in names.lower() else "Docker"
+        return self._product
 
 
 def _mount(mount: BindMount | TmpfsMount) -> Mount:

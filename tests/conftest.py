@@ -83,6 +83,12 @@ def cd_home(tmp_path, monkeypatch):
     return home
 
 
+def is_podman(client) -> bool:
+    """Whether the engine under test is Podman's Docker-compatible service."""
+    components = client.version().get("Components") or []
+    return any("podman" in str(component.get("Name", "")).lower() for component in components)
+
+
 def base_image_yaml(extra: str = "") -> str:
     """The `image:` section every engine test uses: the local Debian base and the host CA bundle."""
     return (

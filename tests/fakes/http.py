@@ -29,7 +29,10 @@ class ServerContainer:
 
     def address(self, network: str = "bridge") -> str:
         self.container.reload()
-        return self.container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        networks = self.container.attrs["NetworkSettings"]["Networks"]
+        if network == "bridge" and network not in networks:
+            network = "podman"  # Podman's default network has its own name
+        return networks[network]["IPAddress"]
 
     def udp_count(self) -> int:
         with urllib.request.urlopen(f"http://{self.address()}/udp", timeout=5) as reply:
