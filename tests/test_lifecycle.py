@@ -11,6 +11,7 @@ import pytest
 from claude_docker import lifecycle, paths
 from claude_docker.engine import Engine
 from claude_docker.pipeline import load_config
+from claude_docker.runplan import ENTRYPOINT_CAPS
 from claude_docker.session import LABEL_MANAGED, LABEL_PROJECT
 from tests.conftest import is_podman
 from tests.fakes.projects import AGENT_UID, make_project, run_cli
@@ -80,7 +81,9 @@ def test_container_is_locked_down_and_removed_after_exit(project):
     attrs = engine.get(info.name).attrs
     host = attrs["HostConfig"]
     if is_podman(engine.client):  # Podman lists the capabilities it dropped one by one
-        assert {"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL"} <= {c.removeprefix("CAP_") for c in host["CapDrop"]}
+        dropped = {c.removeprefix("CAP_") for c in host["CapDrop"]}
+        assert {"KILL", "FSETID", "NET_BIND_SERVICE", "SETFCAP", "SYS_CHROOT"} <= dropped
+        assert not dropped & ENTRYPOINT_CAPS
     else:
         assert host["CapDrop"] == ["ALL"]
     assert "no-new-privileges" in host["SecurityOpt"]
@@ -266,7 +269,6 @@ def test_doctor_fails_on_missing_base_image(tmp_path, cd_home):
 def test_entrypoint_takes_over_a_uid_held_by_another_user(project, docker_client):
     """node:* images ship a `node` user with uid 1000: the agent gets the uid, node makes way."""
     from claude_docker.image import build_context, image_tag
-    from claude_docker.runplan import ENTRYPOINT_CAPS
 
     assert run_cli("build", "-f", str(project)).returncode == 0
     tag = image_tag(build_context(load_config(str(project)).config.image))
