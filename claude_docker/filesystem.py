@@ -150,7 +150,24 @@ def problems(cfg: Config, locate: Locator | None = None, home: str | None = None
     for index, dotfile in enumerate(cfg.persistence.dotfiles):
         if not os.path.isfile(dotfile):
             report(("persistence", "dotfiles", index), f"{dotfile} is not a file on this machine; fix the path")
+    for key_path, secret_file in secret_files(cfg):
+        workspace = real(cfg.workspace.path)
+        resolved = real(secret_file)
+        if is_within(resolved, workspace) and not any(is_within(resolved, blocked) for blocked in blocked_paths):
+            report(
+                key_path,
+                f"{secret_file} lies inside the workspace {cfg.workspace.path}, where the agent can read it; "
+                "move it outside the workspace, e.g. to ~/.claude-docker/.env",
+            )
     return found
+
+
+def secret_files(cfg: Config) -> Iterator[tuple[KeyPath, str]]:
+    """Host files the configuration names as holding secrets (notifier credentials, API keys).
+    Inside the workspace the agent could read them (whether they exist yet or not: a file it
+    creates there would be read by the next `up`); inside a blocked path they are masked."""
+    if cfg.env_file is not None:
+        yield ("env_file",), cfg.env_file
 
 
 def _default_file(cfg: Config) -> str:
