@@ -51,7 +51,10 @@ def test_validate_ok_prints_chain(project):
     assert result.output == (
         f"{project}/claude-docker.yaml is valid\n"
         f"profile chain: default -> python -> {project}/claude-docker.yaml\n"
+        "trust: claude-docker.yaml is not trusted yet — run `claude-docker trust`\n"
     )
+    assert run("trust", "--yes").exit_code == 0
+    assert run("validate").output.splitlines()[-1] == f"profile chain: default -> python -> {project}/claude-docker.yaml"
 
 
 def test_validate_errors_exit_1_with_every_problem(project):
@@ -77,7 +80,8 @@ def test_validate_json(project):
     result = run("validate", "--format", "json")
     assert result.exit_code == 0
     assert json.loads(result.output) == {
-        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": []
+        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": [],
+        "untrusted": [{"file": f"{project}/claude-docker.yaml", "state": "new"}],
     }
 
 

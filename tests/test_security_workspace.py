@@ -79,14 +79,14 @@ def run_as_agent(engine: Engine, image: str, project: Path, script: str) -> str:
 
 
 def test_agent_cannot_rewrite_the_config_files_the_next_up_reads(engine, agent_image, cd_home, tmp_path):
-    """claude-docker.yaml, a profile it extends and its env file live in the workspace by default.
-    An agent that could edit them would turn off the firewall, mount more of the host, or add a
-    `notifier.commands` entry that the next `up` runs on the host."""
-    project = make_project(tmp_path, "extends: [./team.yaml]\nenv_file: .env\n")
+    """claude-docker.yaml and a profile it extends live in the workspace by default. An agent
+    that could edit them would turn off the firewall, mount more of the host, or add a
+    `notifier.commands` entry that the next `up` runs on the host. (An env file there is refused:
+    see test_security_trust.)"""
+    project = make_project(tmp_path, "extends: [./team.yaml]\n")
     (project / "team.yaml").write_text("network:\n  allowed_domains: [example.com]\n")
-    (project / ".env").write_text("SOME_SETTING=1\n")
     hand_to_agent(project)
-    files = ["claude-docker.yaml", "team.yaml", ".env"]
+    files = ["claude-docker.yaml", "team.yaml"]
     before = {name: (project / name).read_bytes() for name in files}
     attack = "notifier:\\n  commands: [[sh, -c, \\\"touch /tmp/pwned\\\"]]\\n"
     script = "; ".join(
@@ -210,7 +210,7 @@ def test_a_huge_planted_state_file_is_refused_without_reading_it(engine, agent_i
     project = make_project(tmp_path)
     run_as_agent(engine, agent_image, project, "truncate -s 4G $CLAUDE_CONFIG_DIR/.claude.json")
     result = subprocess.run(
-        ["prlimit", "--as=1500000000", "claude-docker", "up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "true"],
+        ["prlimit", "--as=1500000000", "claude-docker", "up", "--trust", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "true"],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
     )
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
