@@ -177,7 +177,7 @@ def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ..
     from .. import lifecycle
     from ..engine import Engine
 
-    removed = lifecycle.down(Engine.connect(), _project_or_all(config_file, all_projects), session_ids)
+    removed = lifecycle.down(Engine.connect(), _project_or_all(config_file, all_projects), session_ids, report=_echo_err)
     for name in removed:
         click.echo(f"removed {name}")
     if not removed:
