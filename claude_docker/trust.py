@@ -23,6 +23,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 from . import paths
 from .errors import ClaudeDockerError
@@ -86,8 +87,10 @@ def _read_record(cfg: Config) -> dict[str, dict]:
     return files if isinstance(files, dict) else {}
 
 
-def check(cfg: Config) -> list[FileTrust]:
-    """The approval state of each file that needs one."""
+def check(cfg: Config, digests: Mapping[str, str] | None = None) -> list[FileTrust]:
+    """The approval state of each file that needs one. `digests` (LoadedConfig.digests) are the
+    hashes of what the pipeline parsed: a file swapped after it was read is judged by what was
+    read, not by what is there now."""
     recorded = _read_record(cfg)
     result = []
     for path, secret in files_to_trust(cfg):
@@ -95,7 +98,7 @@ def check(cfg: Config) -> list[FileTrust]:
             content = Path(path).read_bytes()
         except OSError as error:
             raise ClaudeDockerError(f"cannot read {path}: {error.strerror}") from None
-        digest = hashlib.sha256(content).hexdigest()
+        digest = (digests or {}).get(path) or hashlib.sha256(content).hexdigest()
         entry = recorded.get(path)
         if not isinstance(entry, dict):
             state, previous = NEW, None
@@ -107,8 +110,8 @@ def check(cfg: Config) -> list[FileTrust]:
     return result
 
 
-def untrusted(cfg: Config) -> list[FileTrust]:
-    return [entry for entry in check(cfg) if entry.state != TRUSTED]
+def untrusted(cfg: Config, digests: Mapping[str, str] | None = None) -> list[FileTrust]:
+    return [entry for entry in check(cfg, digests) if entry.state != TRUSTED]
 
 
 def status_lines(cfg: Config) -> list[str]:
@@ -118,9 +121,9 @@ def status_lines(cfg: Config) -> list[str]:
     ]
 
 
-def require(cfg: Config) -> None:
+def require(cfg: Config, digests: Mapping[str, str] | None = None) -> None:
     """Refuse to act on config files in the workspace the user has not approved as they are."""
-    pending = untrusted(cfg)
+    pending = untrusted(cfg, digests)
     if not pending:
         return
     names = ", ".join(

@@ -111,3 +111,16 @@ def test_the_record_lives_in_the_project_state_dir(project, cd_home):
     assert record == trust.record_path(cfg)
     files = json.loads(record.read_text())["files"]
     assert list(files) == [str(project / "claude-docker.yaml")]
+
+
+def test_approval_judges_what_was_read_not_what_is_there_later(project):
+    """A file swapped back to its approved content after `up` read it is still refused."""
+    config = project / "claude-docker.yaml"
+    config.write_text("network:\n  firewall: true\n")
+    assert run("trust", "--yes").exit_code == 0
+    config.write_text("network:\n  firewall: false\n")
+    loaded = load_config()
+    config.write_text("network:\n  firewall: true\n")
+    assert trust.untrusted(loaded.config) == []  # a re-read would be fooled
+    with pytest.raises(trust.ClaudeDockerError, match="claude-docker.yaml \\(changed since last trusted\\)"):
+        trust.require(loaded.config, loaded.digests)

@@ -62,13 +62,14 @@ def _load_trusted(config_file: str | None, approve: bool) -> Config:
     """The config, once every file of it the agent could have written is approved."""
     from .. import trust
 
-    cfg = _load(config_file)
+    loaded = load_config(config_file)
+    cfg = loaded.config
     if approve:
-        pending = trust.untrusted(cfg)
+        pending = trust.untrusted(cfg, loaded.digests)
         for entry in pending:
             _echo_err(f"trusting {entry.display} ({'new' if entry.state == trust.NEW else 'changed'})")
         trust.record(cfg, pending)
-    trust.require(cfg)
+    trust.require(cfg, loaded.digests)
     return cfg
 
 

@@ -17,14 +17,15 @@ def _load(config_file: str | None, acting: bool = True):
     from .. import trust
     from ..pipeline import load_config
 
-    cfg = load_config(config_file).config
+    loaded = load_config(config_file)
+    cfg = loaded.config
     if not cfg.notifier.configured:
         raise ClaudeDockerError(
             "no notifier is configured",
             "add notifier.twilio, notifier.apprise, notifier.webhooks or notifier.commands to claude-docker.yaml",
         )
     if acting:
-        trust.require(cfg)
+        trust.require(cfg, loaded.digests)
     return cfg
 
 
