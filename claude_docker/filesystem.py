@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -352,7 +353,8 @@ def disarm_git(workspace: str) -> list[str]:
 
 
 def _rename_aside(path: str) -> str:
-    """Rename `path` (a link itself, never what it points to) out of git's way; the new path."""
+    """Rename `path` (a link itself, never what it points to) out of git's way; the new path.
+    Raises OSError when that is not possible."""
     target = path + DISABLED_SUFFIX
     while os.path.lexists(target):
         target += "~"
@@ -396,10 +398,19 @@ _WHY = "git on this host would run what the agent wrote there"
 def disarm_repositories(workspace: str) -> list[str]:
     """Everything `disarm_git` does for the top-level repository, and for every repository the
     agent may have nested below the workspace: one warning per change."""
-    warnings = disarm_git(workspace)
+    try:
+        warnings = disarm_git(workspace)
+    except OSError as error:
+        warnings = [f"could not disarm {os.path.join(workspace, '.git')} ({error.strerror}): review it before running git there"]
     git_dirs, complete = _nested_git_dirs(workspace)
     for git_dir in git_dirs:
-        warnings.extend(_disarm_git_dir(git_dir))
+        try:
+            warnings.extend(_disarm_git_dir(git_dir))
+        except (OSError, subprocess.SubprocessError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            warnings.append(
+                f"could not disarm the repository at {git_dir} ({reason}): review it before running git there"
+            )
     if not complete:
         warnings.append(
             f"stopped looking for nested repositories in {workspace} after {NESTED_WALK_LIMIT} directories; "
@@ -508,7 +519,6 @@ def _disarm_config(path: str) -> list[str]:
     git itself parses the file (no includes followed, nothing run); without git on this host a
     config that mentions any such key is set aside whole."""
     import shutil
-    import subprocess
 
     git = shutil.which("git")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1",
@@ -535,7 +545,11 @@ def _disarm_config(path: str) -> list[str]:
         name = rest.rsplit(".", 1)[-1]
         if (section.lower(), name.lower()) not in _RUNNING_KEYS and (section.lower(), "*") not in _RUNNING_KEYS:
             continue
-        subprocess.run([git, "config", "--file", path, "--unset-all", key], capture_output=True, cwd="/", env=env, timeout=30)
+        unset = subprocess.run(
+            [git, "config", "--file", path, "--unset-all", key], capture_output=True, cwd="/", env=env, timeout=30
+        )
+        if unset.returncode != 0:  # e.g. not ours to write: then nothing of it stays where git looks
+            return [*changes, f"set aside whole as {os.path.basename(_rename_aside(path))} (git could not edit it)"]
         changes.append(f"removed {key}")
     if changes and os.geteuid() == 0:
         os.chown(path, owner.st_uid, owner.st_gid, follow_symlinks=False)  # git wrote a new file

@@ -376,3 +376,18 @@ def test_without_git_on_the_host_a_config_that_runs_something_is_set_aside(home,
     [warning] = filesystem.disarm_repositories(str(project))
     assert warning.startswith(f"disarmed {git_dir}/config: set aside whole as config.disabled-by-claude-docker")
     assert not (git_dir / "config").exists()
+
+
+def test_a_repository_that_cannot_be_disarmed_is_named_not_a_traceback(home, monkeypatch):
+    """E.g. `claude.uid` makes the agent's files another user's, which this user cannot rename."""
+    project = home / "project"
+    git_dir = nested_repo(project / "sub")
+    (git_dir / "hooks" / "pre-commit").write_text("#!/bin/sh\n")
+
+    def refuse(path: str) -> str:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(filesystem, "_rename_aside", refuse)
+    assert filesystem.disarm_repositories(str(project)) == [
+        f"could not disarm the repository at {git_dir} (Permission denied): review it before running git there"
+    ]
