@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,13 +384,17 @@ _RUNNING_KEYS = frozenset({
     ("filter", "process"), ("merge", "driver"), ("include", "path"), ("includeif", "path"),
     ("credential", "helper"), ("gpg", "program"), ("remote", "uploadpack"),
     ("remote", "receivepack"), ("uploadpack", "packobjectshook"), ("submodule", "update"),
-    ("pager", "*"), ("alias", "*"), ("interactive", "difffilter"),
+    ("pager", "*"), ("alias", "*"), ("interactive", "difffilter"), ("protocol", "allow"),
+    ("difftool", "cmd"), ("difftool", "path"), ("mergetool", "cmd"), ("mergetool", "path"),
+    ("browser", "cmd"), ("browser", "path"), ("man", "cmd"), ("man", "path"), ("guitool", "cmd"),
+    ("trailer", "command"), ("trailer", "cmd"), ("sendemail", "smtpserver"), ("sendemail", "tocmd"),
+    ("sendemail", "cccmd"),
 })
 # The same, as text, for a host without git (then the whole config is set aside).
 _RUNNING_TEXT = re.compile(
     r"fsmonitor|hookspath|sshcommand|editor|pager|askpass|gitproxy|worktree|alternaterefs|external|"
     r"textconv|command|clean|smudge|process|driver|include|helper|program|uploadpack|receivepack|"
-    r"packobjectshook|update|alias|difffilter",
+    r"packobjectshook|update|alias|difffilter|allow|cmd|path|smtpserver",
     re.IGNORECASE,
 )
 _WHY = "git on this host would run what the agent wrote there"
@@ -447,8 +452,7 @@ def _nested_git_dirs(workspace: str) -> tuple[list[str], bool]:
             path = os.path.join(directory, ".git")
             if directory == workspace:
                 if os.path.isdir(path) and not os.path.islink(path):
-                    add_modules = os.path.join(path, "modules")
-                    for module_dir, _, module_files in os.walk(add_modules):
+                    for module_dir, _, module_files in os.walk(os.path.join(path, "modules")):
                         if "HEAD" in module_files:
                             add(module_dir)
             elif os.path.isfile(path) and not os.path.islink(path):
@@ -498,7 +502,7 @@ def _disarm_git_dir(git_dir: str) -> list[str]:
         warnings.append(f"disarmed {hooks}: renamed to {os.path.basename(moved)} ({_WHY})")
     common = _common_dir(git_dir)
     commondir = os.path.join(git_dir, "commondir")
-    if os.path.islink(commondir) or (common is not None and not _looks_like_git_dir(common, git_dir)):
+    if os.path.islink(commondir) or (common is not None and not _looks_like_git_dir(common)):
         moved = _rename_aside(commondir)
         warnings.append(f"disarmed {commondir}: renamed to {os.path.basename(moved)} (it sends git elsewhere)")
     alternates = os.path.join(git_dir, "objects", "info", "alternates")
@@ -508,8 +512,9 @@ def _disarm_git_dir(git_dir: str) -> list[str]:
     return warnings
 
 
-def _looks_like_git_dir(common: str, git_dir: str) -> bool:
-    """A common dir git may use: inside the same workspace walk (disarmed there) and a git dir."""
+def _looks_like_git_dir(common: str) -> bool:
+    """A common dir git can use (inside the workspace it is disarmed in its own right; outside,
+    it is not the agent's). Anything else has no business being named there."""
     resolved = real(common)
     return os.path.isdir(os.path.join(resolved, "objects")) and os.path.isdir(os.path.join(resolved, "refs"))
 
@@ -518,8 +523,6 @@ def _disarm_config(path: str) -> list[str]:
     """Remove the keys of `_RUNNING_KEYS` from a git config file; one line per key removed.
     git itself parses the file (no includes followed, nothing run); without git on this host a
     config that mentions any such key is set aside whole."""
-    import shutil
-
     git = shutil.which("git")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1",
            "GIT_CONFIG_GLOBAL": os.devnull, "HOME": os.devnull, "LC_ALL": "C"}
