@@ -233,11 +233,11 @@ def contribute(cfg: Config, session: Session, spec: RunSpec, home: str | None = 
 
 
 def _protect_config(cfg: Config, workspace: str, mount_path: str, spec: RunSpec) -> None:
-    """Keep the config files (the project file, profiles it extends, the env file) read-only when
-    they lie in the workspace, as claude-docker.yaml does by default: the next `up` on the host
-    trusts them, so an agent that could edit them could turn off the firewall, mount more of the
-    host or add a notifier command that runs on the host. Bound over themselves, they can be
-    neither edited nor renamed away and replaced."""
+    """Keep the config files (the project file, profiles it extends) read-only when they lie in
+    the workspace, as claude-docker.yaml does by default: an agent that could edit them could turn
+    off the firewall, mount more of the host or add a notifier command that runs on the host.
+    Bound over themselves, they can be neither edited nor renamed away and replaced. (Files that
+    appear during a session are caught by trust.py; an env file in the workspace is refused.)"""
     masked = [mount.target for mount in spec.mounts if isinstance(mount, TmpfsMount)]
     taken = {mount.target for mount in spec.mounts}
     for host in dict.fromkeys((*cfg.source_files, cfg.env_file or "")):
