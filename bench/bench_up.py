@@ -58,6 +58,8 @@ def main() -> None:
         config.write_text(f"image:\n  base: {args.base}\n{ca_line}network:\n  firewall: false\n")
         env = {**os.environ, "CLAUDE_DOCKER_HOME": str(Path(root) / "home")}
 
+        # approved once, as a user would (the approval check itself is part of what `up` costs)
+        subprocess.run(["claude-docker", "trust", "--yes", "-f", str(config)], env=env, check=True, capture_output=True)
         up_argv = ["claude-docker", "up", "-f", str(config), "--", "--version"]
         run_argv = ["docker", "run", "--rm", "--entrypoint", "claude", result.tag, "--version"]
         timed(up_argv, env)  # warm both paths once

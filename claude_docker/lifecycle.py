@@ -20,7 +20,7 @@ from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
 from .image import ImageResult, ensure_image
 from .model import Config
-from .session import LABEL_MANAGED, LABEL_PROJECT, LABEL_SESSION, Session
+from .session import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE, Session
 
 Echo = Callable[[str], None]
 
@@ -119,7 +119,7 @@ def up(
     if not keep:
         tidy_session(session)
     if cfg.workspace.protect_git:  # what the agent planted must not wait for the next `up`
-        for warning in filesystem.disarm_git(filesystem.real(cfg.workspace.path)):
+        for warning in filesystem.disarm_repositories(filesystem.real(cfg.workspace.path)):
             echo(f"warning: {warning}")
     if code == paths.EXIT_FIREWALL_FAILED:
         echo("the firewall could not be set up; the session did not start (see the container output above)")
@@ -217,9 +217,12 @@ def sessions(engine: Engine, project: str | None = None) -> list[ContainerInfo]:
 _SAFE_LABEL = re.compile(r"[a-z0-9][a-z0-9-]{0,80}")
 
 
-def down(engine: Engine, project: str | None, session_ids: Sequence[str] = ()) -> list[str]:
-    """Stop and remove the project's sessions (all projects when `project` is None)."""
+def down(engine: Engine, project: str | None, session_ids: Sequence[str] = (), report: Echo | None = None) -> list[str]:
+    """Stop and remove the project's sessions (all projects when `project` is None). With the
+    containers gone, what the agent left in their workspaces' git dirs is disarmed (`report`
+    gets one warning per change)."""
     removed = []
+    workspaces: dict[str, None] = {}
     for info in sessions(engine, project):
         if session_ids and info.labels.get(LABEL_SESSION) not in session_ids:
             continue
@@ -230,6 +233,13 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = ()) -
             project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
             if _SAFE_LABEL.fullmatch(project_label) and _SAFE_LABEL.fullmatch(session_label):
                 tidy_session(Session(project_label, session_label))
+            workspace = info.labels.get(LABEL_WORKSPACE, "")
+            if info.labels.get(LABEL_PROTECT_GIT) != "0" and os.path.isabs(workspace) and os.path.isdir(workspace):
+                workspaces[workspace] = None
+    for workspace in workspaces:
+        for warning in filesystem.disarm_repositories(filesystem.real(workspace)):
+            if report is not None:
+                report(f"warning: {warning}")
     return removed
 
 

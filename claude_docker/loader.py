@@ -7,6 +7,7 @@ silently keeps the last one), and booleans follow YAML 1.2 (`true`/`false` only)
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ class Document:
     lines: dict[KeyPath, int] = field(default_factory=dict)
     base_dir: Path = Path(".")  # relative paths in this file resolve against it
     display: str = ""  # how the chain shows it: a built-in name or the path
+    sha256: str = ""  # of the bytes parsed: what approval (trust.py) compares, not a later re-read
 
     def line_of(self, path: KeyPath) -> int | None:
         """The line of `path`, or of its nearest ancestor that has one."""
@@ -179,13 +181,17 @@ def load_file(path: Path, display: str | None = None) -> Document:
     """Read and parse one config file."""
     label = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        content = path.read_bytes()
+        text = content.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError([ConfigProblem(label, "", None, "file not found")]) from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError([ConfigProblem(label, "", None, f"cannot read the file: {error}")]) from None
     data, lines = parse(text, label)
-    return Document(path=label, data=data, lines=lines, base_dir=path.parent, display=display or label)
+    return Document(
+        path=label, data=data, lines=lines, base_dir=path.parent, display=display or label,
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
 
 
 def find_config_file(cwd: Path) -> Path | None:

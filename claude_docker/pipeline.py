@@ -9,7 +9,7 @@ line), its relative paths are anchored at its own directory, and only then are t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -37,6 +37,7 @@ class LoadedConfig:
     config: Config
     merged: dict  # the merged, interpolated document (what `claude-docker config` prints)
     chain: tuple[str, ...]  # profile chain for display: built-in names or file paths, base first
+    digests: Mapping[str, str] = field(default_factory=dict)  # real path → SHA-256 of the bytes parsed
 
 
 def load_config(
@@ -106,7 +107,8 @@ def load_config(
     extra = list(filesystem.problems(config, locate_merged))
     if extra:
         raise ConfigError(_ordered(extra), _hint(extra))
-    return LoadedConfig(config=config, merged=merged, chain=tuple(doc.display for doc in documents))
+    digests = {os.path.realpath(_source_path(doc)): doc.sha256 for doc in documents}
+    return LoadedConfig(config=config, merged=merged, chain=tuple(doc.display for doc in documents), digests=digests)
 
 
 def _constant(file: str) -> Callable[[KeyPath], str]:

@@ -15,6 +15,7 @@ LABEL_SESSION = f"{LABEL_PREFIX}.session"
 LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"
 LABEL_WORKSPACE = f"{LABEL_PREFIX}.workspace"
 LABEL_CONFIG_FILE = f"{LABEL_PREFIX}.config-file"
+LABEL_PROTECT_GIT = f"{LABEL_PREFIX}.protect-git"  # "0": `down` leaves the workspace's git dirs alone
 
 
 def new_session_id() -> str:

@@ -51,7 +51,10 @@ def test_validate_ok_prints_chain(project):
     assert result.output == (
         f"{project}/claude-docker.yaml is valid\n"
         f"profile chain: default -> python -> {project}/claude-docker.yaml\n"
+        "trust: claude-docker.yaml is not trusted yet — run `claude-docker trust`\n"
     )
+    assert run("trust", "--yes").exit_code == 0
+    assert run("validate").output.splitlines()[-1] == f"profile chain: default -> python -> {project}/claude-docker.yaml"
 
 
 def test_validate_errors_exit_1_with_every_problem(project):
@@ -77,7 +80,8 @@ def test_validate_json(project):
     result = run("validate", "--format", "json")
     assert result.exit_code == 0
     assert json.loads(result.output) == {
-        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": []
+        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": [],
+        "untrusted": [{"file": f"{project}/claude-docker.yaml", "state": "new"}],
     }
 
 
@@ -205,4 +209,16 @@ def test_validate_with_only_the_user_file(project, cd_home):
     assert result.output == (
         f"no claude-docker.yaml found here or above; {cd_home}/config.yaml is valid\n"
         f"profile chain: default -> {cd_home}/config.yaml\n"
+    )
+
+
+def test_validate_refuses_an_env_file_in_the_workspace(project):
+    """It holds secrets (notifier credentials, API keys) and the agent can read the workspace,
+    whether or not the file exists yet (a file it creates there would feed the next `up`)."""
+    (project / "claude-docker.yaml").write_text("version: 1\nenv_file: secrets/dev.env\n")
+    result = CliRunner().invoke(main, ["validate"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        f"error: {project}/claude-docker.yaml:2: env_file: {project}/secrets/dev.env lies inside the workspace "
+        f"{project}, where the agent can read it; move it outside the workspace, e.g. to ~/.claude-docker/.env"
     )

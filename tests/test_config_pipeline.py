@@ -293,10 +293,11 @@ def test_interpolation_from_default_env_file_and_process_env_wins(tmp_path, home
 
 def test_env_file_key_relative_to_its_file(tmp_path, home):
     project = tmp_path / "proj"
+    (project / "ws").mkdir(parents=True)
     write(project / "secrets" / "dev.env", "HOOK=https://hooks.example/abc\n")
     write(
         project / "claude-docker.yaml",
-        "env_file: secrets/dev.env\nnotifier:\n  webhooks: [{url: \"${HOOK}\"}]\n",
+        "workspace:\n  path: ws\nenv_file: secrets/dev.env\nnotifier:\n  webhooks: [{url: \"${HOOK}\"}]\n",
     )
     cfg = load_config(cwd=project, environ={}).config
     assert cfg.notifier.webhooks[0].url == "https://hooks.example/abc"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -248,9 +249,20 @@ def test_protect_git_binds_hooks_and_config_read_only(home):
     assert spec.mounts[1:] == [
         BindMount(str(project / ".git"), "/workspace/.git", read_only=False),
         BindMount(str(project / ".git" / "hooks"), "/workspace/.git/hooks", read_only=True),
+        BindMount(str(project / ".git" / "info"), "/workspace/.git/info", read_only=True),
         BindMount(str(project / ".git" / "config"), "/workspace/.git/config", read_only=True),
         BindMount(str(project / ".husky"), "/workspace/.husky", read_only=True),
     ]
+
+
+def test_protect_git_creates_an_empty_alternates_file_to_keep_it_read_only(home):
+    project = home / "project"
+    (project / ".git" / "objects" / "info").mkdir(parents=True)
+    spec = RunSpec()
+    filesystem.contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
+    alternates = project / ".git" / "objects" / "info" / "alternates"
+    assert alternates.read_text() == ""
+    assert BindMount(str(alternates), "/workspace/.git/objects/info/alternates", True) in spec.mounts
 
 
 def test_protect_git_follows_a_hooks_link_inside_the_workspace(home):
@@ -292,3 +304,97 @@ def test_user_mounts_are_bound_resolved(home, tmp_path):
     spec = RunSpec()
     filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
     assert spec.mounts[-1] == BindMount(os.path.realpath(data), "/data", read_only=False)
+
+
+# --- repositories nested in the workspace (the host's own git edits their config) ------------------
+
+
+def nested_repo(path: Path, config: str = "") -> Path:
+    """A git dir as `git init` leaves it, plus `config`."""
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    git_dir = path / ".git"
+    if config:
+        with (git_dir / "config").open("a") as handle:
+            handle.write(config)
+    return git_dir
+
+
+def test_a_gitfile_pointing_outside_the_workspace_is_left_alone(home, tmp_path):
+    """The git dir it names is not the agent's to write; editing it would change a host repository."""
+    outside = nested_repo(tmp_path / "outside", "[core]\n\tfsmonitor = keep-me\n")
+    project = home / "project"
+    (project / "sub").mkdir(parents=True)
+    (project / "sub" / ".git").write_text(f"gitdir: {outside}\n")
+    assert filesystem.disarm_repositories(str(project)) == []
+    assert "keep-me" in (outside / "config").read_text()
+
+
+def test_a_linked_config_is_renamed_never_written_through(home, tmp_path):
+    target = tmp_path / "host-gitconfig"
+    target.write_text("[core]\n\tfsmonitor = keep-me\n")
+    project = home / "project"
+    git_dir = nested_repo(project / "sub")
+    (git_dir / "config").unlink()
+    (git_dir / "config").symlink_to(target)
+    [warning] = filesystem.disarm_repositories(str(project))
+    assert warning.startswith(f"disarmed {git_dir}/config: a link, renamed to config.disabled-by-claude-docker")
+    assert target.read_text() == "[core]\n\tfsmonitor = keep-me\n"
+
+
+def test_a_nested_repository_keeps_its_ordinary_settings(home):
+    project = home / "project"
+    git_dir = nested_repo(project / "deep" / "er" / "sub", '[remote "origin"]\n\turl = https://example.com/x.git\n'
+                          '[filter "lfs"]\n\tclean = git-lfs clean -- %f\n[alias]\n\tst = !touch x\n')
+    (git_dir / "objects" / "info" / "alternates").write_text("/elsewhere/objects\n")
+    (git_dir / "commondir").write_text("/nowhere\n")
+    warnings = filesystem.disarm_repositories(str(project))
+    assert [w.split(": ", 1)[1].split(" (")[0] for w in warnings] == [
+        "removed filter.lfs.clean", "removed alias.st",
+        "renamed to commondir.disabled-by-claude-docker", "renamed to alternates.disabled-by-claude-docker",
+    ]
+    result = subprocess.run(["git", "config", "-f", str(git_dir / "config"), "remote.origin.url"], capture_output=True, text=True)
+    assert result.stdout.strip() == "https://example.com/x.git"
+    assert filesystem.disarm_repositories(str(project)) == []  # nothing left to say the second time
+
+
+def test_submodule_git_dirs_of_the_top_level_repository_are_disarmed(home):
+    project = home / "project"
+    nested_repo(project)
+    module = nested_repo(project / "modsrc", "[core]\n\tfsmonitor = x\n")
+    (project / ".git" / "modules").mkdir()
+    module.rename(project / ".git" / "modules" / "sub")
+    [warning] = filesystem.disarm_repositories(str(project))
+    assert warning.startswith(f"disarmed {project}/.git/modules/sub/config: removed core.fsmonitor")
+
+
+def test_the_walk_is_bounded_and_says_so(home, monkeypatch):
+    project = home / "project"
+    for index in range(5):
+        (project / f"d{index}").mkdir(parents=True)
+    monkeypatch.setattr(filesystem, "NESTED_WALK_LIMIT", 3)
+    [warning] = filesystem.disarm_repositories(str(project))
+    assert warning.startswith(f"stopped looking for nested repositories in {project} after 3 directories")
+
+
+def test_without_git_on_the_host_a_config_that_runs_something_is_set_aside(home, monkeypatch):
+    project = home / "project"
+    git_dir = nested_repo(project / "sub", "[core]\n\tfsmonitor = x\n")
+    monkeypatch.setenv("PATH", str(home))  # no git
+    [warning] = filesystem.disarm_repositories(str(project))
+    assert warning.startswith(f"disarmed {git_dir}/config: set aside whole as config.disabled-by-claude-docker")
+    assert not (git_dir / "config").exists()
+
+
+def test_a_repository_that_cannot_be_disarmed_is_named_not_a_traceback(home, monkeypatch):
+    """E.g. `claude.uid` makes the agent's files another user's, which this user cannot rename."""
+    project = home / "project"
+    git_dir = nested_repo(project / "sub")
+    (git_dir / "hooks" / "pre-commit").write_text("#!/bin/sh\n")
+
+    def refuse(path: str) -> str:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(filesystem, "_rename_aside", refuse)
+    assert filesystem.disarm_repositories(str(project)) == [
+        f"could not disarm the repository at {git_dir} (Permission denied): review it before running git there"
+    ]

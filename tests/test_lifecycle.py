@@ -180,7 +180,7 @@ def test_interactive_session_gets_the_terminal(project):
 
     main_fd, child_fd = pty.openpty()
     process = subprocess.Popen(
-        ["claude-docker", "up", "-f", str(project), "--", "--exec", "bash", "-c", "echo ready-for-input; read line; echo got-$line; test -t 0 && echo has-tty; exit 5"],
+        ["claude-docker", "up", "--trust", "-f", str(project), "--", "--exec", "bash", "-c", "echo ready-for-input; read line; echo got-$line; test -t 0 && echo has-tty; exit 5"],
         stdin=child_fd, stdout=child_fd, stderr=child_fd, close_fds=True,
     )
     os.close(child_fd)
@@ -215,7 +215,7 @@ def test_terminated_up_stops_and_removes_its_container(project):
 
     cfg = load_config(str(project)).config
     process = subprocess.Popen(
-        ["claude-docker", "up", "-f", str(project), "--", "--exec", "bash", "-c", "echo started; sleep 300"],
+        ["claude-docker", "up", "--trust", "-f", str(project), "--", "--exec", "bash", "-c", "echo started; sleep 300"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     assert process.stdout.readline().strip() == b"started"
@@ -285,7 +285,7 @@ def test_piped_stdin_reaches_a_headless_session(project):
     import subprocess
 
     result = subprocess.run(
-        ["claude-docker", "up", "-f", str(project), "--", "--exec", "bash", "-c", "tr a-z A-Z; echo end"],
+        ["claude-docker", "up", "--trust", "-f", str(project), "--", "--exec", "bash", "-c", "tr a-z A-Z; echo end"],
         input="piped task\n", capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

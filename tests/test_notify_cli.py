@@ -29,6 +29,8 @@ def write_project(tmp_path: Path, twilio: FakeTwilio, extra: str = "") -> Path:
         f"    api_base: {twilio.api_base}\n"
         f"{extra}"
     )
+    approved = CliRunner().invoke(main, ["trust", "--yes", "-f", str(project / "claude-docker.yaml")])
+    assert approved.exit_code == 0, approved.output
     return project / "claude-docker.yaml"
 
 

@@ -201,6 +201,7 @@ def test_twilio_down_during_session_then_notify_flush_delivers(tmp_path, engine,
     assert [len(pending_names(s / "outbox")) for s in sessions] == [1]  # kept, not dropped
     assert "cannot reach Twilio" in (sessions[0] / "notify.log").read_text()
     twilio.start()
+    assert CliRunner().invoke(main, ["trust", "--yes", "-f", str(config)]).exit_code == 0  # the test wrote it
     result = CliRunner().invoke(main, ["notify", "flush", "-f", str(config)])
     assert result.exit_code == 0, result.output
     [message] = twilio.messages

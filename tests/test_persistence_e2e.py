@@ -62,7 +62,7 @@ def test_interactive_up_opens_at_claudes_prompt_and_remembers_the_login(docker_c
             "ANTHROPIC_API_KEY": api.api_key,
         }
         command = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        command = f"cd {shlex.quote(workspace)} && env {command} claude-docker up; sleep 60"
+        command = f"cd {shlex.quote(workspace)} && env {command} claude-docker up --trust; sleep 60"  # the test wrote the config
         subprocess.run(["tmux", "new-session", "-d", "-s", pane, "-x", "160", "-y", "45", command], check=True)
         try:
             screen = wait_for_screen(

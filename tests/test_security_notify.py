@@ -138,7 +138,7 @@ def test_a_flooded_outbox_is_read_a_few_events_at_a_time(tmp_path, cd_home):
         + "notify 'the real message'; echo AGENT-DONE"
     )
     result = subprocess.run(
-        ["prlimit", "--as=1500000000", "claude-docker", "up", "-f", str(config), "--", "--exec", "bash", "-c", script],
+        ["prlimit", "--as=1500000000", "claude-docker", "up", "--trust", "-f", str(config), "--", "--exec", "bash", "-c", script],
         env={**os.environ, "MALLOC_ARENA_MAX": "2"}, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
     )
     assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr, result.stderr[-3000:]

@@ -79,14 +79,14 @@ def run_as_agent(engine: Engine, image: str, project: Path, script: str) -> str:
 
 
 def test_agent_cannot_rewrite_the_config_files_the_next_up_reads(engine, agent_image, cd_home, tmp_path):
-    """claude-docker.yaml, a profile it extends and its env file live in the workspace by default.
-    An agent that could edit them would turn off the firewall, mount more of the host, or add a
-    `notifier.commands` entry that the next `up` runs on the host."""
-    project = make_project(tmp_path, "extends: [./team.yaml]\nenv_file: .env\n")
+    """claude-docker.yaml and a profile it extends live in the workspace by default. An agent
+    that could edit them would turn off the firewall, mount more of the host, or add a
+    `notifier.commands` entry that the next `up` runs on the host. (An env file there is refused:
+    see test_security_trust.)"""
+    project = make_project(tmp_path, "extends: [./team.yaml]\n")
     (project / "team.yaml").write_text("network:\n  allowed_domains: [example.com]\n")
-    (project / ".env").write_text("SOME_SETTING=1\n")
     hand_to_agent(project)
-    files = ["claude-docker.yaml", "team.yaml", ".env"]
+    files = ["claude-docker.yaml", "team.yaml"]
     before = {name: (project / name).read_bytes() for name in files}
     attack = "notifier:\\n  commands: [[sh, -c, \\\"touch /tmp/pwned\\\"]]\\n"
     script = "; ".join(
@@ -210,7 +210,7 @@ def test_a_huge_planted_state_file_is_refused_without_reading_it(engine, agent_i
     project = make_project(tmp_path)
     run_as_agent(engine, agent_image, project, "truncate -s 4G $CLAUDE_CONFIG_DIR/.claude.json")
     result = subprocess.run(
-        ["prlimit", "--as=1500000000", "claude-docker", "up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "true"],
+        ["prlimit", "--as=1500000000", "claude-docker", "up", "--trust", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "true"],
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
     )
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
@@ -301,3 +301,117 @@ def test_per_worktree_config_is_as_read_only_as_the_main_config(engine, agent_im
     git(project, "status")
     assert not marker.exists(), "the host's git ran a command the agent planted"
     assert "PLANTED" not in output
+
+
+# --- repositories the agent nests inside the workspace ---------------------------------------------
+
+
+def plant_nested_repositories(marker: Path) -> str:
+    """A script for the agent: a nested repository with a gitlink in the top-level index, its own
+    fsmonitor, clean filter and pre-commit hook; and a second one behind a gitfile whose git dir
+    includes a config file the agent wrote. Each command touches `marker-<what>` on the host."""
+    hook = f"#!/bin/sh\\ntouch {marker}-hook\\n"
+    return (
+        "git init -q sub && cd sub "
+        "&& git -c user.name=a -c user.email=a@example.com commit -q --allow-empty -m start "
+        f"&& git config core.fsmonitor 'touch {marker}-fsmonitor; false' "
+        f"&& git config filter.evil.clean 'touch {marker}-filter; cat' "
+        "&& echo '* filter=evil' > .gitattributes && echo data > file "
+        f"&& printf '{hook}' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit "
+        "&& cd .. && git add sub "
+        "&& mkdir -p sub2 && cp -r sub/.git .hidden-gitdir && echo 'gitdir: ../.hidden-gitdir' > sub2/.git "
+        "&& git config -f .hidden-gitdir/config --unset core.fsmonitor "
+        f"&& printf '[core]\\n\\tfsmonitor = \"touch {marker}-include; false\"\\n' > evil.cfg "
+        "&& git config -f .hidden-gitdir/config include.path ../evil.cfg "
+        "&& echo data > sub2/file && echo PLANTED"
+    )
+
+
+def host_git_everywhere(project: Path) -> None:
+    """What a user does next on the host: status at the top (it descends into the gitlink), and
+    status, add and commit inside each nested repository."""
+    git(project, "status")
+    for nested in ("sub", "sub2"):
+        git(project / nested, "status")
+        git(project / nested, "add", "-A")
+        git(project / nested, "-c", "user.name=u", "-c", "user.email=u@example.com", "commit", "-q", "-m", "host")
+
+
+def test_nested_repositories_run_nothing_on_the_host_after_a_session(engine, agent_image, cd_home, tmp_path):
+    project = make_repo(tmp_path)
+    marker = tmp_path / "ran"
+    result = run_cli("up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "bash", "-c", plant_nested_repositories(marker))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "PLANTED" in result.stdout
+    assert git(project, "ls-files", "-s", "sub").stdout.startswith("160000")  # a gitlink in the top index
+    host_git_everywhere(project)
+    ran = sorted(path.name for path in tmp_path.glob("ran-*"))
+    assert ran == [], f"the host's git ran what the agent planted: {ran}"
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: disarmed")]
+    assert any("sub/.git/config: removed core.fsmonitor" in line for line in warnings), result.stderr
+    assert any("sub/.git/config: removed filter.evil.clean" in line for line in warnings), result.stderr
+    assert any("sub/.git/hooks" in line for line in warnings), result.stderr
+    assert any(".hidden-gitdir/config: removed include.path" in line for line in warnings), result.stderr
+    assert git(project / "sub", "log", "--format=%s").stdout.split()[-1] == "start"  # still a working repository
+
+
+def test_nested_repositories_of_a_detached_session_are_disarmed_by_down(engine, agent_image, cd_home, tmp_path):
+    project = make_repo(tmp_path)
+    marker = tmp_path / "ran"
+    config = str(project / "claude-docker.yaml")
+    script = plant_nested_repositories(marker) + " && touch /workspace/DONE; sleep 120"
+    started = run_cli("up", "-f", config, "--detach", "--", "--exec", "bash", "-c", script)
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        for _ in range(120):
+            if (project / "DONE").exists():
+                break
+            import time
+
+            time.sleep(0.5)
+        assert (project / "DONE").exists(), "the agent did not finish planting"
+    finally:
+        stopped = run_cli("down", "-f", config)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert "sub/.git/config: removed core.fsmonitor" in stopped.stdout + stopped.stderr
+    host_git_everywhere(project)
+    ran = sorted(path.name for path in tmp_path.glob("ran-*"))
+    assert ran == [], f"the host's git ran what the agent planted: {ran}"
+
+
+def test_nested_repositories_of_a_session_that_ended_alone_are_disarmed_by_the_next_up(engine, agent_image, cd_home, tmp_path):
+    project = make_repo(tmp_path)
+    marker = tmp_path / "ran"
+    config = str(project / "claude-docker.yaml")
+    started = run_cli("up", "-f", config, "--detach", "--", "--exec", "bash", "-c", plant_nested_repositories(marker))
+    assert started.returncode == 0, started.stdout + started.stderr
+    import time
+
+    for _ in range(120):  # the container removes itself once the script is done
+        if not engine.list({"dev.claude-docker.workspace": str(project)}):
+            break
+        time.sleep(0.5)
+    assert (project / "sub" / ".git").is_dir(), "the agent did not plant"
+    following = run_cli("up", "-f", config, "--", "--exec", "true")
+    assert following.returncode == 0, following.stdout + following.stderr
+    assert "sub/.git/config: removed core.fsmonitor" in following.stderr
+    host_git_everywhere(project)
+    ran = sorted(path.name for path in tmp_path.glob("ran-*"))
+    assert ran == [], f"the host's git ran what the agent planted: {ran}"
+
+
+def test_info_and_alternates_of_the_top_level_repository_are_read_only(engine, agent_image, cd_home, tmp_path):
+    """`.git/info/attributes` names the filters and diff drivers git runs; `objects/info/alternates`
+    makes git read objects from other directories."""
+    project = make_repo(tmp_path)
+    script = (
+        "(echo '* filter=x' >> .git/info/attributes) 2>/dev/null && echo WROTE-info; "
+        "(mv .git/info .git/info.away && mkdir .git/info) 2>/dev/null && echo MOVED-info; "
+        "(echo /tmp >> .git/objects/info/alternates) 2>/dev/null && echo WROTE-alternates; "
+        "git -c user.name=a -c user.email=a@example.com commit -q --allow-empty -m agent && echo COMMITTED; echo done"
+    )
+    output = run_as_agent(engine, agent_image, project, script)
+    assert "done" in output
+    assert "WROTE" not in output and "MOVED" not in output, output
+    assert "COMMITTED" in output  # the agent can still work with the repository
+    assert (project / ".git" / "objects" / "info" / "alternates").read_text() == ""

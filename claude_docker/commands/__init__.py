@@ -13,6 +13,7 @@ import click
 # command name → module under claude_docker.commands that defines it in `COMMANDS`
 COMMAND_MODULES: dict[str, str] = {
     "validate": "config_cmds",
+    "trust": "config_cmds",
     "config": "config_cmds",
     "render": "config_cmds",
     "schema": "config_cmds",

@@ -7,6 +7,7 @@ Heavy imports (jsonschema, jinja2, docker) happen inside the commands that need 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -57,8 +58,12 @@ def validate(config_file: str | None, output_format: str) -> None:
         ]
         click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
         sys.exit(1)
+    from .. import trust
+
+    pending = trust.untrusted(loaded.config)
     if output_format == "json":
-        click.echo(json.dumps({"valid": True, "chain": list(loaded.chain), "problems": []}, indent=2))
+        approvals = [{"file": entry.path, "state": entry.state} for entry in pending]
+        click.echo(json.dumps({"valid": True, "chain": list(loaded.chain), "problems": [], "untrusted": approvals}, indent=2))
         return
     from ..paths import user_config_file
 
@@ -71,6 +76,43 @@ def validate(config_file: str | None, output_format: str) -> None:
     else:
         click.echo("no claude-docker.yaml found here or above; the defaults are valid")
     click.echo(f"profile chain: {' -> '.join(loaded.chain)}")
+    for line in trust.status_lines(loaded.config):
+        click.echo(line)
+
+
+# --- trust -----------------------------------------------------------------------------------
+
+
+@click.command("trust")
+@file_option
+@click.option("-y", "--yes", is_flag=True, help="Do not ask; approve what is shown.")
+def trust_command(config_file: str | None, yes: bool) -> None:
+    """Review and approve the config files in the workspace (needed before `up` acts on them).
+
+    The agent can write in its workspace, so claude-docker.yaml and the profiles it extends,
+    when they lie there, are approved by their content: the first time, and after every
+    change. New files are shown whole, changed ones as a diff against what was approved.
+
+    \b
+    Examples:
+      claude-docker trust
+      claude-docker trust -f ci/claude-docker.yaml --yes
+    """
+    from .. import trust
+    from ..pipeline import load_config
+
+    cfg = load_config(config_file).config
+    pending = trust.untrusted(cfg)
+    if not pending:
+        click.echo("every config file in the workspace is trusted as it is")
+        return
+    for entry in pending:
+        click.echo(trust.describe(entry), nl=False)
+    if not yes:
+        click.confirm(f"trust {'this file' if len(pending) == 1 else 'these files'}?", abort=True)
+    trust.record(cfg, pending)
+    for entry in pending:
+        click.echo(f"trusted {entry.display}")
 
 
 # --- config ----------------------------------------------------------------------------------
@@ -284,7 +326,21 @@ def init(profile: str | None, target: Path) -> None:
         target.write_text(starter_text(profile), encoding="utf-8")
     except OSError as error:
         raise ClaudeDockerError(f"cannot write {target}: {error.strerror}") from None
+    _trust_written(target)
     click.echo(f"wrote {target}; check it with `claude-docker validate`")
+
+
+def _trust_written(target: Path) -> None:
+    """The file `init` just wrote is the user's own: approve it (if it loads on its own)."""
+    from .. import trust
+    from ..pipeline import load_config
+
+    try:
+        cfg = load_config(str(target)).config
+    except ClaudeDockerError:
+        return  # `validate` and `up` will say what is wrong
+    pending = [entry for entry in trust.untrusted(cfg) if entry.path == os.path.realpath(target)]
+    trust.record(cfg, pending)
 
 
 # --- profiles --------------------------------------------------------------------------------
@@ -335,4 +391,4 @@ def completion(shell: str) -> None:
     click.echo(completer.source())
 
 
-COMMANDS: list[click.Command] = [validate, show_config, render, schema, init, list_profiles, completion]
+COMMANDS: list[click.Command] = [validate, trust_command, show_config, render, schema, init, list_profiles, completion]

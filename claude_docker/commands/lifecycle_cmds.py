@@ -52,6 +52,27 @@ def _load(config_file: str | None) -> Config:
     return load_config(config_file).config
 
 
+trust_option = click.option(
+    "--trust", "approve", is_flag=True,
+    help="Approve the config files in the workspace as they are now (see `claude-docker trust`).",
+)
+
+
+def _load_trusted(config_file: str | None, approve: bool) -> Config:
+    """The config, once every file of it the agent could have written is approved."""
+    from .. import trust
+
+    loaded = load_config(config_file)
+    cfg = loaded.config
+    if approve:
+        pending = trust.untrusted(cfg, loaded.digests)
+        for entry in pending:
+            _echo_err(f"trusting {entry.display} ({'new' if entry.state == trust.NEW else 'changed'})")
+        trust.record(cfg, pending)
+    trust.require(cfg, loaded.digests)
+    return cfg
+
+
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -61,7 +82,8 @@ def _echo_err(message: str) -> None:
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer (e.g. to pick up a newer `latest` Claude Code).")
 @click.option("--pull", is_flag=True, help="Pull a newer base image first.")
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log.")
-def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool) -> None:
+@trust_option
+def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, approve: bool) -> None:
     """Build the image for this project's `image:` section (skipped when it is current).
 
     The image tag is a hash of the build context, so only a change to `image:` rebuilds;
@@ -76,7 +98,7 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool) ->
     from .. import lifecycle
     from ..engine import Engine
 
-    cfg = _load(config_file)
+    cfg = _load_trusted(config_file, approve)
     progress = BuildProgress(verbose)
     try:
         result = lifecycle.prepare_image(Engine.connect(), cfg, progress, no_cache=no_cache, pull=pull)
@@ -91,9 +113,13 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool) ->
 @click.option("-d", "--detach", is_flag=True, help="Start in the background; see `ps`, `logs`, `shell`, `down`.")
 @click.option("--keep", is_flag=True, help="Keep the container after it exits (default: removed).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log if the image is built.")
+@trust_option
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def up(ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, claude_args: tuple[str, ...]) -> None:
+def up(
+    ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, approve: bool,
+    claude_args: tuple[str, ...],
+) -> None:
     """Start Claude Code in a new session container (builds the image if needed).
 
     Arguments after `--` go to Claude Code. With -p/--print, or when stdin is not a terminal,
@@ -103,10 +129,14 @@ def up(ctx: click.Context, config_file: str | None, detach: bool, keep: bool, ve
       claude-docker up                                  # interactive
       claude-docker up -- -p "fix the failing test"     # headless
       claude-docker up --detach                         # background session
+      claude-docker up --trust                          # approve the config files first
+
+    Config files in the workspace (claude-docker.yaml, profiles it extends) must be approved
+    once, and again after each change: `claude-docker trust` shows them, `--trust` approves.
     """
     from .. import lifecycle
 
-    cfg = _load(config_file)
+    cfg = _load_trusted(config_file, approve)
     progress = BuildProgress(verbose)
     options = lifecycle.UpOptions(
         extra_args=tuple(claude_args),
@@ -148,7 +178,7 @@ def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ..
     from .. import lifecycle
     from ..engine import Engine
 
-    removed = lifecycle.down(Engine.connect(), _project_or_all(config_file, all_projects), session_ids)
+    removed = lifecycle.down(Engine.connect(), _project_or_all(config_file, all_projects), session_ids, report=_echo_err)
     for name in removed:
         click.echo(f"removed {name}")
     if not removed:

@@ -11,15 +11,21 @@ from ..errors import ClaudeDockerError, NotifyError
 from .options import file_option
 
 
-def _load(config_file: str | None):
+def _load(config_file: str | None, acting: bool = True):
+    """The config; `acting` (test, flush: they send, and may run commands on this host) requires
+    its files in the workspace to be approved."""
+    from .. import trust
     from ..pipeline import load_config
 
-    cfg = load_config(config_file).config
+    loaded = load_config(config_file)
+    cfg = loaded.config
     if not cfg.notifier.configured:
         raise ClaudeDockerError(
             "no notifier is configured",
             "add notifier.twilio, notifier.apprise, notifier.webhooks or notifier.commands to claude-docker.yaml",
         )
+    if acting:
+        trust.require(cfg, loaded.digests)
     return cfg
 
 
@@ -127,7 +133,7 @@ def notify_status(config_file: str | None, lines: int) -> None:
     from ..notify.events import pending_names
     from ..paths import project_state_dir
 
-    cfg = _load(config_file)
+    cfg = _load(config_file, acting=False)
     session_dirs = project_session_dirs(project_state_dir(cfg.project_name))
     waiting = 0
     for session_dir in session_dirs:

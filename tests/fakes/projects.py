@@ -39,8 +39,16 @@ def bridge_gateway(docker_client) -> str:
     return "172.17.0.1"
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 300, cwd: str | None = None) -> subprocess.CompletedProcess:
-    """Run the real `claude-docker` command (a subprocess, like a user would), stdin not a TTY."""
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: int = 300, cwd: str | None = None, trust: bool = True
+) -> subprocess.CompletedProcess:
+    """Run the real `claude-docker` command (a subprocess, like a user would), stdin not a TTY.
+
+    `up` and `build` get `--trust` (the test wrote the project's config, so it approves it) unless
+    `trust=False`: that is how a test sees what a user who approved nothing would see.
+    """
+    if trust and args and args[0] in ("up", "build"):
+        args = (args[0], "--trust", *args[1:])
     return subprocess.run(
         ["claude-docker", *args],
         env={**os.environ, **(env or {})},
