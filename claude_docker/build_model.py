@@ -141,10 +141,13 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             gid=claude.get("gid"),
         ),
         resources=ResourcesConfig(
-            memory=resources.get("memory"),
+            memory=resources.get("memory", ResourcesConfig.memory),  # an explicit null lifts the limit
             cpus=resources.get("cpus"),
             gpus=resources.get("gpus"),
             shm_size=resources.get("shm_size"),
+            pids_limit=resources.get("pids_limit", ResourcesConfig.pids_limit),
+            log_max_size=resources.get("log_max_size", ResourcesConfig.log_max_size),
+            log_max_files=resources.get("log_max_files", ResourcesConfig.log_max_files),
         ),
         env_file=data.get("env_file"),
     )

@@ -206,3 +206,13 @@ def test_validate_with_only_the_user_file(project, cd_home):
         f"no claude-docker.yaml found here or above; {cd_home}/config.yaml is valid\n"
         f"profile chain: default -> {cd_home}/config.yaml\n"
     )
+
+
+def test_config_shows_the_default_limits(project):
+    output = run("config").output
+    document = yaml.safe_load(output)
+    assert document["resources"] == {"memory": "auto", "pids_limit": 4096, "log_max_size": "10m", "log_max_files": 3}
+    assert "# resources.memory: auto = half the Docker host's memory (" in output
+    (project / "claude-docker.yaml").write_text("resources: {memory: 2g, pids_limit: null}\n")
+    document = yaml.safe_load(run("config").output)
+    assert document["resources"]["memory"] == "2g" and document["resources"]["pids_limit"] is None
