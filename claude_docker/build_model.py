@@ -104,6 +104,8 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
         notifier=NotifierConfig(
             on=tuple(notifier.get("on", NotifierConfig.on)),
             min_interval_seconds=notifier.get("min_interval_seconds", 60),
+            max_per_session=notifier.get("max_per_session", NotifierConfig.max_per_session),
+            max_per_kind=notifier.get("max_per_kind", NotifierConfig.max_per_kind),
             template=notifier.get("template"),
             twilio=TwilioConfig(
                 to=tuple(twilio["to"]),

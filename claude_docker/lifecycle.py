@@ -224,11 +224,16 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = ()) -
             continue
         container = engine.get(info.name)
         if container is not None:
+            project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
+            session = Session(project_label, session_label)
+            trusted = _SAFE_LABEL.fullmatch(project_label) and _SAFE_LABEL.fullmatch(session_label)
+            if trusted and session.session_dir.is_dir():
+                # the killed container's exit code (137) is the user's doing, not a failure to report
+                (session.session_dir / notify.ENDED_BY_DOWN).touch()
             engine.remove(container, force=True)
             removed.append(info.name)
-            project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
-            if _SAFE_LABEL.fullmatch(project_label) and _SAFE_LABEL.fullmatch(session_label):
-                tidy_session(Session(project_label, session_label))
+            if trusted:
+                tidy_session(session)
     return removed
 
 

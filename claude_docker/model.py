@@ -111,10 +111,16 @@ class CommandNotifierConfig:
     argv: tuple[str, ...]  # run without a shell; event JSON on stdin
 
 
+DEFAULT_MAX_PER_SESSION = 20
+DEFAULT_MAX_PER_KIND = 10
+
+
 @dataclass(frozen=True)
 class NotifierConfig:
     on: tuple[str, ...] = ("stop", "failure")
     min_interval_seconds: int = 60
+    max_per_session: int = DEFAULT_MAX_PER_SESSION  # messages per session and target, all kinds
+    max_per_kind: int = DEFAULT_MAX_PER_KIND  # ... and of one kind (stop, failure ...)
     template: str | None = None  # Jinja template for the message text; None = built-in
     twilio: TwilioConfig | None = None
     apprise: tuple[str, ...] = ()  # Apprise URLs (secrets)

@@ -146,3 +146,26 @@ def test_a_flooded_outbox_is_read_a_few_events_at_a_time(tmp_path, cd_home):
     assert "AGENT-DONE" in result.stdout
     assert [item["last_message"] for item in deliveries(received)] == ["the real message"]
     assert list(cd_home.glob("projects/*/sessions/*/outbox/*")) == []  # every event was handled
+
+
+def test_forged_failures_are_capped_and_the_exit_code_decides_what_failed(tmp_path, cd_home):
+    """The agent writes 100 StopFailure events and exits 3: the host sends at most
+    notifier.max_per_kind of them, one failure of its own from the exit code, and one summary."""
+    received = tmp_path / "received.jsonl"
+    config = make_project(tmp_path, received)
+    script = (
+        OUTBOX + PUT
+        + "for i in $(seq 100); do printf '{\"hook_event_name\": \"StopFailure\", \"error\": \"forged %s\"}' $i "
+        + "| put \"$(date +%s%N)-failure-$i-x.json\"; done; echo AGENT-DONE; exit 3"
+    )
+    result = run_cli("up", "-f", str(config), "--", "--exec", "bash", "-c", script, timeout=180)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "AGENT-DONE" in result.stdout
+    got = deliveries(received)
+    forged = [item for item in got if item["last_message"].startswith("forged")]
+    host = [item for item in got if item["last_message"] == "the container exited with code 3"]
+    summary = [item for item in got if item["event"] == "dropped"]
+    assert len(forged) <= 10, len(forged)
+    assert len(host) == 1 and host[0]["event"] == "failure" and host[0]["exit_code"] == 3
+    assert len(summary) == 1 and f"{100 - len(forged)} not sent: failure {100 - len(forged)}" in summary[0]["last_message"]
+    assert len(got) == len(forged) + 2

@@ -30,7 +30,10 @@ HOOK_TO_EVENT = {
 }
 MESSAGE_EVENT = "message"  # text sent with the in-container `notify` command
 TEST_EVENT = "test"  # `claude-docker notify test`
-ALWAYS_DELIVERED = ("failure", "session_end", TEST_EVENT)  # never held back by min_interval_seconds
+# Debounce lanes (notifier.min_interval_seconds): within a lane a newer event supersedes an older
+# one. A failure is not superseded by a later `stop`, but failures are debounced all the same:
+# the agent can write any number of them. session_end and test are in no lane (see delivery).
+DEBOUNCE_LANES = {"stop": "turn", "notification": "turn", MESSAGE_EVENT: "turn", "failure": "failure"}
 
 
 @dataclass(frozen=True)

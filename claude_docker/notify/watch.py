@@ -23,6 +23,8 @@ def notifier_to_dict(notifier: NotifierConfig) -> dict:
     return {
         "on": list(notifier.on),
         "min_interval_seconds": notifier.min_interval_seconds,
+        "max_per_session": notifier.max_per_session,
+        "max_per_kind": notifier.max_per_kind,
         "template": notifier.template,
         "twilio": None
         if twilio is None
@@ -49,6 +51,8 @@ def notifier_from_dict(data: dict) -> NotifierConfig:
     return NotifierConfig(
         on=tuple(data["on"]),
         min_interval_seconds=int(data["min_interval_seconds"]),
+        max_per_session=int(data["max_per_session"]),
+        max_per_kind=int(data["max_per_kind"]),
         template=data.get("template"),
         twilio=None if twilio is None else TwilioConfig(**{**twilio, "to": tuple(twilio["to"])}),
         apprise=tuple(data.get("apprise", ())),
