@@ -107,6 +107,7 @@ def test_outbox_links_fifos_and_directories_are_never_read_or_sent(tmp_path, cd_
         + f"ln -s {secret} $CLAUDE_DOCKER_OUTBOX/1000000000000000001-stop-1-link.json; "
         + "mkfifo $CLAUDE_DOCKER_OUTBOX/1000000000000000002-stop-1-fifo.json; "
         + "mkdir $CLAUDE_DOCKER_OUTBOX/1000000000000000003-stop-1-dir.json; "
+        + f"ln -s {secret} $CLAUDE_DOCKER_OUTBOX/1000000000000000003-stop-1-dir.json/link; "
         + "notify 'the real message'; echo AGENT-DONE"
     )
     result = run_cli("up", "-f", str(config), "--", "--exec", "bash", "-c", script, timeout=120)
@@ -116,11 +117,11 @@ def test_outbox_links_fifos_and_directories_are_never_read_or_sent(tmp_path, cd_
     assert texts == ["the real message"], texts
     assert "HOST-SECRET" not in received.read_text() + result.stderr
     [outbox] = cd_home.glob("projects/*/sessions/*/outbox")
-    assert sorted(p.name for p in outbox.iterdir()) == [
+    assert sorted(p.name for p in outbox.iterdir()) == [  # the directory (and all in it) is removed
         "1000000000000000001-stop-1-link.json.bad",
         "1000000000000000002-stop-1-fifo.json.bad",
-        "1000000000000000003-stop-1-dir.json.bad",
     ]
+    assert secret.exists()
 
 
 def test_a_flooded_outbox_is_read_a_few_events_at_a_time(tmp_path, cd_home):

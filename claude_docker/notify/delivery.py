@@ -37,13 +37,23 @@ from typing import Callable, Iterator
 from ..errors import ClaudeDockerError, NotifyError
 from ..model import NotifierConfig
 from .backends import Backend, backends_for
-from .events import DEBOUNCE_LANES, MESSAGE_EVENT, TEST_EVENT, Event, pending_names, read_event
+from .events import (
+    DEBOUNCE_LANES,
+    MAX_EVENT_BYTES,
+    MESSAGE_EVENT,
+    TEST_EVENT,
+    Event,
+    pending_names,
+    read_event,
+    sweep_outbox,
+)
 from .message import MessageContext, render_message
 
 STATE_FILE = "notify-state.json"
 LOG_FILE = "notify.log"
 LOCK_FILE = "notify.lock"  # held while one process delivers
 LIVE_FILE = "notify.live"  # held for the whole life of a session's notifier
+MAX_LOG_BYTES = 1024 * 1024  # notify.log is rotated to notify.log.1 past this
 # The agent can fill the outbox, and each file (up to 1 MiB) may parse to ~25 MB of objects: a
 # pass reads the oldest few only; the final flush repeats passes while they make progress.
 MAX_EVENTS_PER_PASS = 16
@@ -144,8 +154,13 @@ class SessionDelivery:
     def log(self, event: str, level: str, text: str) -> None:
         stamp = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         line = f"{stamp} {level} session={self.session_id} event={event} {text}"
-        with open(self.session_dir / LOG_FILE, "a", encoding="utf-8") as log:
+        path = self.session_dir / LOG_FILE
+        with open(path, "a", encoding="utf-8") as log:
             log.write(line.replace("\n", " ") + "\n")
+            rotate = log.tell() > MAX_LOG_BYTES
+        if rotate:  # one older generation is kept
+            with contextlib.suppress(OSError):
+                os.replace(path, path.with_name(LOG_FILE + ".1"))
         if level == "ERROR":
             self.report(f"notify: {text}")
 
@@ -210,6 +225,7 @@ class SessionDelivery:
                 outcome.busy = True
                 return outcome
             state = self._load_state()
+            self._sweep(state, final, outcome)
             events = [read_event(self.outbox, name) for name in pending_names(self.outbox)[:MAX_EVENTS_PER_PASS]]
             wanted: list[Event] = []
             for event in events:
@@ -256,6 +272,24 @@ class SessionDelivery:
                 self._send(event, state, outcome)
             self._save_state(state)
         return outcome
+
+    def _sweep(self, state: dict, final: bool, outcome: Outcome) -> None:
+        """Keep the outbox within its limits; what is dropped counts towards the summary."""
+        swept = sweep_outbox(self.outbox, self.clock(), final)
+        for name in swept.oversized:
+            self.log(name, "ERROR", f"outbox file {name} is larger than {MAX_EVENT_BYTES} bytes; removed")
+        excess = sum(swept.dropped.values()) - len(swept.oversized)
+        if excess:
+            self.log("-", "INFO", f"dropped {excess} outbox files over the outbox limits (oldest first)")
+        if swept.removed:
+            self.log("-", "INFO", f"removed {len(swept.removed)} outbox entries that are not events, e.g. {swept.removed[0]!r}")
+        dropped = state.setdefault("dropped", {})
+        for kind, count in swept.dropped.items():
+            if kind in self.notifier.on or kind == MESSAGE_EVENT:  # others would not be sent anyway
+                dropped[kind] = dropped.get(kind, 0) + count
+        if not dropped:
+            state.pop("dropped")
+        outcome.dropped.extend(swept.oversized)
 
     def _cap_reached(self, event: Event, state: dict) -> str | None:
         """The cap this event would go past, if any (counted per session, across processes)."""
