@@ -44,17 +44,29 @@ def test_a_flood_of_refused_lookups_does_not_grow_the_dns_log_without_limit(proj
     assert "last-one.example.org" in shown.stdout
 
 
-def test_down_prunes_session_dirs_of_long_ended_sessions(project):
+def make_session_dir(sessions, name: str, days_old: float):
+    session_dir = sessions / name
+    (session_dir / "outbox").mkdir(parents=True)
+    (session_dir / "outbox" / "1-stop-1-a.json").write_text("{}")
+    stamp = time.time() - days_old * 86400
+    for path in (session_dir / "outbox" / "1-stop-1-a.json", session_dir / "outbox", session_dir):
+        os.utime(path, (stamp, stamp))
+    return session_dir
+
+
+def test_up_and_down_prune_session_dirs_of_long_ended_sessions(project):
     project_name = load_config(str(project)).config.project_name
     sessions = paths.project_state_dir(project_name) / "sessions"
-    old, recent = sessions / "0ld0ld00", sessions / "recent00"
-    for session_dir in (old, recent):
-        (session_dir / "outbox").mkdir(parents=True)
-        (session_dir / "outbox" / "1-stop-1-a.json").write_text("{}")
-    stamp = time.time() - 8 * 86400
-    for path in (old / "outbox" / "1-stop-1-a.json", old / "outbox", old):
-        os.utime(path, (stamp, stamp))
+    make_session_dir(sessions, "0ld0ld01", 8)
+    make_session_dir(sessions, "recent00", 6)
+    started = run_cli("up", "-f", str(project), "--", "--exec", "true")
+    assert started.returncode == 0, started.stderr
+    assert "0ld0ld01" not in [p.name for p in sessions.iterdir()]
+    assert "recent00" in [p.name for p in sessions.iterdir()]
+
+    make_session_dir(sessions, "0ld0ld02", 30)
     result = run_cli("down", "-f", str(project))
     assert result.returncode == 0, result.stderr
     assert "pruned 1 session dir(s) untouched for 7 days" in result.stdout
-    assert sorted(p.name for p in sessions.iterdir()) == ["recent00"]
+    assert "0ld0ld02" not in [p.name for p in sessions.iterdir()]
+    assert "recent00" in [p.name for p in sessions.iterdir()]

@@ -143,3 +143,11 @@ def test_a_host_failure_that_could_not_be_sent_is_sent_by_a_later_flush(tmp_path
     later = delivery(tmp_path, twilio, on=("failure",))
     assert later.deliver(final=True).delivered == ["host-failure"]
     assert len(twilio.messages) == 1
+
+
+def test_the_detached_watcher_gets_the_caps_too(twilio):
+    """`up --detach` hands the notifier config to its watcher through a pipe: the caps go along."""
+    from claude_docker.notify.watch import notifier_from_dict, notifier_to_dict
+
+    notifier = NotifierConfig(max_per_session=3, max_per_kind=2, twilio=TwilioConfig(to=(TO,), account_sid=twilio.account_sid))
+    assert notifier_from_dict(notifier_to_dict(notifier)) == notifier
