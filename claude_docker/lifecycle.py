@@ -270,8 +270,8 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = ()) -
             project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
             session = Session(project_label, session_label)
             trusted = _SAFE_LABEL.fullmatch(project_label) and _SAFE_LABEL.fullmatch(session_label)
-            if trusted and session.session_dir.is_dir():
-                # the killed container's exit code (137) is the user's doing, not a failure to report
+            if trusted and notify.is_live(session.session_dir):
+                # its notifier sees the killed container's 137: the user's doing, not a failure
                 (session.session_dir / notify.ENDED_BY_DOWN).touch()
             engine.remove(container, force=True)
             removed.append(info.name)

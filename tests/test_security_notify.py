@@ -170,3 +170,28 @@ def test_forged_failures_are_capped_and_the_exit_code_decides_what_failed(tmp_pa
     assert len(host) == 1 and host[0]["event"] == "failure" and host[0]["exit_code"] == 3
     assert len(summary) == 1 and f"{100 - len(forged)} not sent: failure {100 - len(forged)}" in summary[0]["last_message"]
     assert len(got) == len(forged) + 2
+
+
+def test_a_detached_session_ended_by_down_is_no_failure(tmp_path, cd_home):
+    """`down` kills the container (exit 137): the detached watcher must not text a failure."""
+    import time
+
+    from claude_docker.notify.delivery import is_live
+
+    received = tmp_path / "received.jsonl"
+    config = make_project(tmp_path, received)
+    started = run_cli("up", "-f", str(config), "--detach", "--", "--exec", "sleep", "300")
+    assert started.returncode == 0, started.stderr
+    [session_dir] = cd_home.glob("projects/*/sessions/*")
+    deadline = time.time() + 30
+    while not is_live(session_dir) and time.time() < deadline:
+        time.sleep(0.2)
+    assert is_live(session_dir), "the watcher did not start"
+    removed = run_cli("down", "-f", str(config))
+    assert removed.returncode == 0, removed.stderr
+    deadline = time.time() + 60
+    while is_live(session_dir) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not is_live(session_dir), "the watcher did not end with its container"
+    assert deliveries(received) == []
+    assert '"exit_code": 137' in (session_dir / "notify-state.json").read_text()

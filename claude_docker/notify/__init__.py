@@ -54,6 +54,7 @@ __all__ = [
     "flush_project",
     "log_file",
     "ENDED_BY_DOWN",
+    "is_live",
     "SessionNotifier",
 ]
 
