@@ -113,6 +113,8 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
         notifier=NotifierConfig(
             on=tuple(notifier.get("on", NotifierConfig.on)),
             min_interval_seconds=notifier.get("min_interval_seconds", NotifierConfig.min_interval_seconds),
+            max_per_session=notifier.get("max_per_session", NotifierConfig.max_per_session),
+            max_per_kind=notifier.get("max_per_kind", NotifierConfig.max_per_kind),
             template=notifier.get("template"),
             twilio=TwilioConfig(
                 to=tuple(twilio["to"]),
@@ -150,10 +152,13 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             gid=claude.get("gid"),
         ),
         resources=ResourcesConfig(
-            memory=resources.get("memory"),
+            memory=resources.get("memory", ResourcesConfig.memory),  # an explicit null lifts the limit
             cpus=resources.get("cpus"),
             gpus=resources.get("gpus"),
             shm_size=resources.get("shm_size"),
+            pids_limit=resources.get("pids_limit", ResourcesConfig.pids_limit),
+            log_max_size=resources.get("log_max_size", ResourcesConfig.log_max_size),
+            log_max_files=resources.get("log_max_files", ResourcesConfig.log_max_files),
         ),
         env_file=data.get("env_file"),
     )

@@ -20,10 +20,11 @@ from typing import BinaryIO, Callable, Iterator, TypeVar
 import docker
 import docker.errors
 import requests.exceptions
-from docker.types import DeviceRequest, Mount
+from docker.types import DeviceRequest, LogConfig, Mount
 
 from .artifacts import Artifact
 from .errors import EngineError
+from .model import AUTO_MEMORY
 from .runspec import BindMount, ContainerPlan, TmpfsMount
 
 BUILD_TAIL_LINES = 25
@@ -303,7 +304,16 @@ class Engine:
             auto_remove=plan.auto_remove,
         )
         if plan.memory:
-            host_options["mem_limit"] = plan.memory
+            memory = self.auto_memory() if plan.memory == AUTO_MEMORY else plan.memory
+            host_options["mem_limit"] = memory
+            host_options["memswap_limit"] = memory  # swap counts: the limit is the limit
+        if plan.pids_limit:
+            host_options["pids_limit"] = plan.pids_limit
+        if plan.log_max_size:
+            host_options["log_config"] = LogConfig(
+                type="json-file",
+                config={"max-size": plan.log_max_size, "max-file": str(plan.log_max_files or 1)},
+            )
         if plan.cpus:
             host_options["nano_cpus"] = int(plan.cpus * 1e9)
         if plan.shm_size:
@@ -334,6 +344,15 @@ class Engine:
             host_config=self.api.create_host_config(**host_options),
         )
         return self.client.containers.prepare_model({"Id": created["Id"]})  # no extra inspect
+
+    @translate_errors
+    def auto_memory(self) -> int:
+        """`resources.memory: auto`: half the memory of the machine the engine runs on (which
+        is a VM under Docker Desktop), so one runaway session cannot take it all."""
+        total = int(self.client.info().get("MemTotal") or 0)
+        if total <= 0:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return total // 2
 
     @translate_errors
     def start(self, container) -> None:

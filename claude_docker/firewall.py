@@ -28,6 +28,13 @@ SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
 DNSMASQ_SERVERS = "dnsmasq-servers.tmpl"  # server= lines; the script fills in the upstream(s)
 DNS_LOG_NAME = "dns.log"  # inside the session log dir
+# dnsmasq logs every query (~300 bytes), as often as the agent asks. Inside the container a root
+# loop moves the log's end to dns.log.1 and empties dns.log past DNS_LOG_MAX_BYTES; the host reads
+# at most the last MAX_DNS_LOG_READ bytes of each file.
+DNS_LOG_MAX_BYTES = 1024 * 1024
+DNS_LOG_KEEP_BYTES = 256 * 1024
+DNS_LOG_CHECK_SECONDS = 5
+MAX_DNS_LOG_READ = 1024 * 1024
 UPSTREAM_PLACEHOLDER = "@UPSTREAM@"
 SELFTEST_REFUSED = "claude-docker-selftest.invalid"  # must be refused; not shown as blocked
 
@@ -178,6 +185,9 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         runtime_dir=paths.CONTAINER_RUNTIME,
         log_dir=paths.CONTAINER_LOG_DIR,
         dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
+        dns_log_max_bytes=DNS_LOG_MAX_BYTES,
+        dns_log_keep_bytes=DNS_LOG_KEEP_BYTES,
+        dns_log_check_seconds=DNS_LOG_CHECK_SECONDS,
         state_dir=FIREWALL_STATE_DIR,
         dnsmasq_conf=DNSMASQ_CONF,
         servers_template=DNSMASQ_SERVERS,
@@ -287,13 +297,26 @@ def parse_blocked(lines: Iterable[str], now: datetime | None = None) -> list[Blo
 
 
 def read_blocked(log_file: Path, now: datetime | None = None) -> list[BlockedName]:
+    """The refused names in a dns.log and the generation before it (dns.log.1), reading at most
+    the last MAX_DNS_LOG_READ bytes of each: the log grows as fast as the agent asks."""
+    lines: list[str] = []
+    for path in (log_file.with_name(log_file.name + ".1"), log_file):
+        lines += _log_tail(path, MAX_DNS_LOG_READ)
+    return parse_blocked(lines, now)
+
+
+def _log_tail(path: Path, limit: int) -> list[str]:
     try:
-        with log_file.open(encoding="utf-8", errors="replace") as handle:
-            return parse_blocked(handle, now)
+        with path.open("rb") as handle:
+            size = handle.seek(0, 2)
+            handle.seek(max(0, size - limit))
+            data = handle.read(limit)
     except FileNotFoundError:
         return []
     except OSError as error:
-        raise FirewallError(f"cannot read {log_file}: {error.strerror}", "check the file's permissions") from None
+        raise FirewallError(f"cannot read {path}: {error.strerror}", "check the file's permissions") from None
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[1:] if size > limit else lines  # the first line was cut
 
 
 def suggest_yaml(names: Iterable[str]) -> str:

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Mapping, Sequence
@@ -70,6 +71,7 @@ def up(
     result = prepare_image(engine, cfg, options.on_build_output)
     echo(f"image {result.tag} ({'built' if result.built else 'current'}, Claude Code {result.claude_code_version})")
 
+    prune_sessions(engine, cfg.project_name)
     session = Session.new(cfg.project_name)
     container_plan = runplan.plan(
         cfg,
@@ -141,6 +143,47 @@ def tidy_session(session: Session) -> None:
             directory.rmdir()  # only when nothing is left in it
         except OSError:
             pass
+
+
+SESSION_KEEP_DAYS = 7  # session dirs of ended sessions are removed after this long
+
+
+def prune_sessions(engine: Engine, project: str | None, now: float | None = None) -> list[str]:
+    """Remove the session dirs of ended sessions untouched for SESSION_KEEP_DAYS (`up` and `down`
+    call this): undelivered events, logs and firewall logs of old sessions go with them.
+
+    A session is left alone while a container of it exists or its notifier runs. Its age is
+    that of the files only the host writes (the session dir, notify.log, the delivery state):
+    the agent can set any time on what it wrote.
+    """
+    from .notify.delivery import LOG_FILE, STATE_FILE, is_live
+
+    cutoff = (time.time() if now is None else now) - SESSION_KEEP_DAYS * 86400
+    projects_dir = paths.claude_docker_home() / "projects"
+    names = [project] if project else sorted(p.name for p in _subdirs(projects_dir))
+    existing = {(info.labels.get(LABEL_PROJECT), info.labels.get(LABEL_SESSION)) for info in sessions(engine, project)}
+    pruned: list[str] = []
+    for name in names:
+        for session_dir in _subdirs(projects_dir / name / "sessions"):
+            if (name, session_dir.name) in existing or is_live(session_dir):
+                continue
+            stamps = []
+            for path in (session_dir, session_dir / LOG_FILE, session_dir / STATE_FILE):
+                try:
+                    stamps.append(path.lstat().st_mtime)
+                except OSError:
+                    pass
+            if stamps and max(stamps) < cutoff:
+                shutil.rmtree(session_dir, ignore_errors=True)  # root-owned firewall logs may stay
+                pruned.append(session_dir.name)
+    return pruned
+
+
+def _subdirs(directory) -> list:
+    try:
+        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink())
+    except OSError:
+        return []
 
 
 def _interrupt_on_sigterm() -> None:
@@ -228,11 +271,16 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = (), r
             continue
         container = engine.get(info.name)
         if container is not None:
+            project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
+            session = Session(project_label, session_label)
+            trusted = _SAFE_LABEL.fullmatch(project_label) and _SAFE_LABEL.fullmatch(session_label)
+            if trusted and notify.is_live(session.session_dir):
+                # its notifier sees the killed container's 137: the user's doing, not a failure
+                (session.session_dir / notify.ENDED_BY_DOWN).touch()
             engine.remove(container, force=True)
             removed.append(info.name)
-            project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
-            if _SAFE_LABEL.fullmatch(project_label) and _SAFE_LABEL.fullmatch(session_label):
-                tidy_session(Session(project_label, session_label))
+            if trusted:
+                tidy_session(session)
             workspace = info.labels.get(LABEL_WORKSPACE, "")
             if info.labels.get(LABEL_PROTECT_GIT) != "0" and os.path.isabs(workspace) and os.path.isdir(workspace):
                 workspaces[workspace] = None

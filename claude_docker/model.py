@@ -122,10 +122,16 @@ class CommandNotifierConfig:
     argv: tuple[str, ...]  # run without a shell; event JSON on stdin
 
 
+DEFAULT_MAX_PER_SESSION = 20
+DEFAULT_MAX_PER_KIND = 10
+
+
 @dataclass(frozen=True)
 class NotifierConfig:
     on: tuple[str, ...] = ("stop", "failure")
     min_interval_seconds: int = 60
+    max_per_session: int = DEFAULT_MAX_PER_SESSION  # messages per session and target, all kinds
+    max_per_kind: int = DEFAULT_MAX_PER_KIND  # ... and of one kind (stop, failure ...)
     template: str | None = None  # Jinja template for the message text; None = built-in
     twilio: TwilioConfig | None = None
     apprise: tuple[str, ...] = ()  # Apprise URLs (secrets)
@@ -158,12 +164,21 @@ class ClaudeConfig:
     gid: int | None = None
 
 
+DEFAULT_PIDS_LIMIT = 4096
+DEFAULT_LOG_MAX_SIZE = "10m"
+DEFAULT_LOG_MAX_FILES = 3
+AUTO_MEMORY = "auto"  # half the Docker host's memory, decided when the container is created
+
+
 @dataclass(frozen=True)
 class ResourcesConfig:
-    memory: str | None = None  # docker syntax, e.g. "8g"
+    memory: str | None = AUTO_MEMORY  # docker syntax, e.g. "8g"; "auto"; None = no limit
     cpus: float | None = None
     gpus: str | int | None = None  # "all" or a count
     shm_size: str | None = None
+    pids_limit: int | None = DEFAULT_PIDS_LIMIT  # None = no limit
+    log_max_size: str = DEFAULT_LOG_MAX_SIZE  # json-file log rotation
+    log_max_files: int = DEFAULT_LOG_MAX_FILES
 
 
 @dataclass(frozen=True)

@@ -177,6 +177,9 @@ def plan(
         cpus=cfg.resources.cpus,
         gpus=cfg.resources.gpus,
         shm_size=cfg.resources.shm_size,
+        pids_limit=cfg.resources.pids_limit,
+        log_max_size=cfg.resources.log_max_size,
+        log_max_files=cfg.resources.log_max_files,
         sysctls=dict(spec.sysctls),
         warnings=list(spec.warnings),
     )

@@ -52,9 +52,12 @@ class ContainerPlan:
     stdin_open: bool = False
     stdin_once: bool = False  # close the container's stdin when the client closes it
     auto_remove: bool = False
-    memory: str | None = None
+    memory: str | None = None  # docker syntax, "auto" (half the engine host's memory) or None
     cpus: float | None = None
     gpus: str | int | None = None
     shm_size: str | None = None
+    pids_limit: int | None = None
+    log_max_size: str | None = None  # json-file rotation; None = the engine's logging default
+    log_max_files: int | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)

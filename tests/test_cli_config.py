@@ -222,3 +222,13 @@ def test_validate_refuses_an_env_file_in_the_workspace(project):
         f"error: {project}/claude-docker.yaml:2: env_file: {project}/secrets/dev.env lies inside the workspace "
         f"{project}, where the agent can read it; move it outside the workspace, e.g. to ~/.claude-docker/.env"
     )
+
+
+def test_config_shows_the_default_limits(project):
+    output = run("config").output
+    document = yaml.safe_load(output)
+    assert document["resources"] == {"memory": "auto", "pids_limit": 4096, "log_max_size": "10m", "log_max_files": 3}
+    assert "# resources.memory: auto = half the Docker host's memory (" in output
+    (project / "claude-docker.yaml").write_text("resources: {memory: 2g, pids_limit: null}\n")
+    document = yaml.safe_load(run("config").output)
+    assert document["resources"]["memory"] == "2g" and document["resources"]["pids_limit"] is None

@@ -319,3 +319,37 @@ def test_a_finished_session_leaves_no_runtime_files_behind(project):
     kept = up(project, "--keep", "--", "--exec", "true")
     assert kept.returncode == 0, kept.stderr
     assert list(sessions.glob("*/runtime/*")), "a kept container still needs its runtime files"
+
+
+def test_a_container_has_pids_memory_and_log_limits_by_default(project, docker_client):
+    """Without a `resources` section a fork bomb or a memory bomb must not take the host down,
+    and the container's own log must not fill the disk."""
+    engine = Engine.connect()
+    cfg = load_config(str(project)).config
+    result = up(project, "--keep", "--", "--exec", "true")
+    assert result.returncode == 0, result.stderr
+    [info] = lifecycle.sessions(engine, cfg.project_name)
+    host = engine.get(info.name).attrs["HostConfig"]
+    assert host["PidsLimit"] == 4096
+    assert host["Memory"] == docker_client.info()["MemTotal"] // 2
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}}
+
+
+def test_a_fork_bomb_and_a_memory_bomb_hit_the_limits(project):
+    """The agent's fork bomb stops at resources.pids_limit; its memory bomb is killed at the limit."""
+    project.write_text(project.read_text() + "resources:\n  pids_limit: 64\n  memory: 96m\n")
+    script = (
+        "sh -c 'while :; do sleep 300 & done' 2>/tmp/bomb.err; "
+        # no fork is possible now: read the counters with builtins, then end the bomb with one
+        "p=/sys/fs/cgroup; [ -e $p/pids.max ] || p=$p/pids; "  # cgroup v2, else v1
+        "read max < $p/pids.max; read current < $p/pids.current; "
+        "kill -9 -1; sleep 1; echo pids-max=$max pids-current=$current; "
+        "grep -c -i -E 'cannot fork|resource temporarily unavailable' /tmp/bomb.err; "
+        "head -c 400m /dev/zero | tail > /dev/null; echo memory-bomb-exit=$?"
+    )
+    result = up(project, "--", "--exec", "bash", "-c", script)
+    assert result.returncode == 0, result.stdout + result.stderr
+    fields = dict(item.split("=") for item in result.stdout.split() if "=" in item)
+    assert fields["pids-max"] == "64"
+    assert 50 <= int(fields["pids-current"]) <= 64
+    assert fields["memory-bomb-exit"] == "137"  # tail was killed by the memory limit, the session goes on

@@ -107,6 +107,7 @@ def test_outbox_links_fifos_and_directories_are_never_read_or_sent(tmp_path, cd_
         + f"ln -s {secret} $CLAUDE_DOCKER_OUTBOX/1000000000000000001-stop-1-link.json; "
         + "mkfifo $CLAUDE_DOCKER_OUTBOX/1000000000000000002-stop-1-fifo.json; "
         + "mkdir $CLAUDE_DOCKER_OUTBOX/1000000000000000003-stop-1-dir.json; "
+        + f"ln -s {secret} $CLAUDE_DOCKER_OUTBOX/1000000000000000003-stop-1-dir.json/link; "
         + "notify 'the real message'; echo AGENT-DONE"
     )
     result = run_cli("up", "-f", str(config), "--", "--exec", "bash", "-c", script, timeout=120)
@@ -116,11 +117,11 @@ def test_outbox_links_fifos_and_directories_are_never_read_or_sent(tmp_path, cd_
     assert texts == ["the real message"], texts
     assert "HOST-SECRET" not in received.read_text() + result.stderr
     [outbox] = cd_home.glob("projects/*/sessions/*/outbox")
-    assert sorted(p.name for p in outbox.iterdir()) == [
+    assert sorted(p.name for p in outbox.iterdir()) == [  # the directory (and all in it) is removed
         "1000000000000000001-stop-1-link.json.bad",
         "1000000000000000002-stop-1-fifo.json.bad",
-        "1000000000000000003-stop-1-dir.json.bad",
     ]
+    assert secret.exists()
 
 
 def test_a_flooded_outbox_is_read_a_few_events_at_a_time(tmp_path, cd_home):
@@ -146,3 +147,51 @@ def test_a_flooded_outbox_is_read_a_few_events_at_a_time(tmp_path, cd_home):
     assert "AGENT-DONE" in result.stdout
     assert [item["last_message"] for item in deliveries(received)] == ["the real message"]
     assert list(cd_home.glob("projects/*/sessions/*/outbox/*")) == []  # every event was handled
+
+
+def test_forged_failures_are_capped_and_the_exit_code_decides_what_failed(tmp_path, cd_home):
+    """The agent writes 100 StopFailure events and exits 3: the host sends at most
+    notifier.max_per_kind of them, one failure of its own from the exit code, and one summary."""
+    received = tmp_path / "received.jsonl"
+    config = make_project(tmp_path, received)
+    script = (
+        OUTBOX + PUT
+        + "for i in $(seq 100); do printf '{\"hook_event_name\": \"StopFailure\", \"error\": \"forged %s\"}' $i "
+        + "| put \"$(date +%s%N)-failure-$i-x.json\"; done; echo AGENT-DONE; exit 3"
+    )
+    result = run_cli("up", "-f", str(config), "--", "--exec", "bash", "-c", script, timeout=180)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "AGENT-DONE" in result.stdout
+    got = deliveries(received)
+    forged = [item for item in got if item["last_message"].startswith("forged")]
+    host = [item for item in got if item["last_message"] == "the container exited with code 3"]
+    summary = [item for item in got if item["event"] == "dropped"]
+    assert len(forged) <= 10, len(forged)
+    assert len(host) == 1 and host[0]["event"] == "failure" and host[0]["exit_code"] == 3
+    assert len(summary) == 1 and f"{100 - len(forged)} not sent: failure {100 - len(forged)}" in summary[0]["last_message"]
+    assert len(got) == len(forged) + 2
+
+
+def test_a_detached_session_ended_by_down_is_no_failure(tmp_path, cd_home):
+    """`down` kills the container (exit 137): the detached watcher must not text a failure."""
+    import time
+
+    from claude_docker.notify.delivery import is_live
+
+    received = tmp_path / "received.jsonl"
+    config = make_project(tmp_path, received)
+    started = run_cli("up", "-f", str(config), "--detach", "--", "--exec", "sleep", "300")
+    assert started.returncode == 0, started.stderr
+    [session_dir] = cd_home.glob("projects/*/sessions/*")
+    deadline = time.time() + 30
+    while not is_live(session_dir) and time.time() < deadline:
+        time.sleep(0.2)
+    assert is_live(session_dir), "the watcher did not start"
+    removed = run_cli("down", "-f", str(config))
+    assert removed.returncode == 0, removed.stderr
+    deadline = time.time() + 60
+    while is_live(session_dir) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not is_live(session_dir), "the watcher did not end with its container"
+    assert deliveries(received) == []
+    assert '"exit_code": 137' in (session_dir / "notify-state.json").read_text()

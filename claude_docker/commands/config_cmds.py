@@ -140,6 +140,16 @@ def show_config(config_file: str | None, show_secrets: bool) -> None:
     document = loaded.merged if show_secrets else mask_secrets(loaded.merged)
     click.echo(f"# profile chain: {' -> '.join(loaded.chain)}")
     click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False), nl=False)
+    if (loaded.merged.get("resources") or {}).get("memory") == "auto":
+        click.echo(f"# resources.memory: auto = half the Docker host's memory ({_half_local_memory()} on this machine)")
+
+
+def _half_local_memory() -> str:
+    """What `auto` comes to when the engine runs here (the engine's own figure counts at `up`)."""
+    import os
+
+    half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    return f"{half / 1024**3:.1f}g" if half >= 1024**3 else f"{half // 1024**2}m"
 
 
 def _mask_url(url: str) -> str:

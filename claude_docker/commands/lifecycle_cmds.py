@@ -178,11 +178,16 @@ def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ..
     from .. import lifecycle
     from ..engine import Engine
 
-    removed = lifecycle.down(Engine.connect(), _project_or_all(config_file, all_projects), session_ids, report=_echo_err)
+    engine = Engine.connect()
+    project = _project_or_all(config_file, all_projects)
+    removed = lifecycle.down(engine, project, session_ids, report=_echo_err)
     for name in removed:
         click.echo(f"removed {name}")
     if not removed:
         click.echo("no sessions to remove")
+    pruned = lifecycle.prune_sessions(engine, project)
+    if pruned:
+        click.echo(f"pruned {len(pruned)} session dir(s) untouched for {lifecycle.SESSION_KEEP_DAYS} days")
 
 
 @click.command()

@@ -105,6 +105,8 @@ def notify_flush(config_file: str | None) -> None:
             parts.append(f"{len(outcome.failed)} still waiting")
         if outcome.unreadable:
             parts.append(f"{len(outcome.unreadable)} unreadable")
+        if outcome.dropped:
+            parts.append(f"{len(outcome.dropped)} dropped (notifier caps)")
         if outcome.busy:
             click.echo(f"session {session_id}: still running; its own notifier delivers it")
             continue

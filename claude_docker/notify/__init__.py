@@ -33,7 +33,18 @@ from ..paths import CONTAINER_OUTBOX
 from ..persistence import agent_ids
 from ..runspec import RunSpec
 from ..session import Session
-from .delivery import LOG_FILE, Outcome, Report, SessionDelivery, holding_live_lock, is_live, stderr_report
+from .delivery import (
+    ENDED_BY_DOWN,
+    LOG_FILE,
+    STATE_FILE,
+    Outcome,
+    Report,
+    SessionDelivery,
+    has_pending,
+    holding_live_lock,
+    is_live,
+    stderr_report,
+)
 
 POLL_SECONDS = 1.0
 
@@ -43,6 +54,8 @@ __all__ = [
     "start_detached_watcher",
     "flush_project",
     "log_file",
+    "ENDED_BY_DOWN",
+    "is_live",
     "SessionNotifier",
 ]
 
@@ -200,7 +213,7 @@ def project_session_dirs(project_state_dir: Path) -> list[Path]:
     sessions = project_state_dir / "sessions"
     if not sessions.is_dir():
         return []
-    return sorted(p for p in sessions.iterdir() if (p / "outbox").is_dir())
+    return sorted(p for p in sessions.iterdir() if (p / "outbox").is_dir() or (p / STATE_FILE).is_file())
 
 
 def flush_project(
@@ -218,7 +231,7 @@ def flush_project(
     outcomes: dict[str, Outcome] = {}
     for session_dir in project_session_dirs(project_state_dir(project)):
         session_id = session_dir.name
-        if session_id == exclude or not _pending(session_dir):
+        if session_id == exclude or not has_pending(session_dir):
             continue
         if is_live(session_dir):  # its own notifier delivers it
             outcomes[session_id] = Outcome(busy=True)
@@ -226,12 +239,6 @@ def flush_project(
         delivery = SessionDelivery(cfg.notifier, project, session_id, session_dir, report=report)
         outcomes[session_id] = delivery.deliver(final=True)
     return outcomes
-
-
-def _pending(session_dir: Path) -> list[str]:
-    from .events import pending_names
-
-    return pending_names(session_dir / "outbox")
 
 
 # --- up --detach ---------------------------------------------------------------------------------

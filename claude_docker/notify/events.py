@@ -5,6 +5,10 @@ File names are `<epoch-ns>-<kind>-<pid>-<rand>.json` (a Claude Code hook event) 
 it, so a visible name is always complete. The outbox is writable by the agent, so every file
 is treated as hostile input: symlinks and non-regular files are refused (the host may run as
 root and must never read a file the agent points it at), and size is capped.
+
+The outbox is a host directory, so what it keeps is capped too (`sweep_outbox`): files larger
+than an event can be, directories and names that are no event are removed, and the events
+themselves are cut to MAX_OUTBOX_FILES / MAX_OUTBOX_BYTES, the oldest dropped first.
 """
 
 from __future__ import annotations
@@ -12,13 +16,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..model import NOTIFIER_EVENTS
 
-MAX_EVENT_BYTES = 1024 * 1024
+MAX_EVENT_BYTES = 1024 * 1024  # what the in-container hook writes at most
+MAX_OUTBOX_FILES = 256  # pending events kept; more than a session's caps can ever send
+MAX_OUTBOX_BYTES = 16 * 1024 * 1024
+MAX_BAD_FILES = 16  # unusable files kept aside as <name>.bad (each at most MAX_EVENT_BYTES)
+STALE_TMP_SECONDS = 60  # a `.tmp-` file a writer has not renamed by then is abandoned
+BAD_SUFFIX = ".bad"
 EVENT_NAME = re.compile(r"^(?P<ns>\d{1,20})-(?P<kind>[a-z_]{1,20})-[0-9A-Za-z_-]{0,40}\.(?P<ext>json|txt)$")
 
 # Claude Code's hook_event_name → notifier event.
@@ -30,7 +40,10 @@ HOOK_TO_EVENT = {
 }
 MESSAGE_EVENT = "message"  # text sent with the in-container `notify` command
 TEST_EVENT = "test"  # `claude-docker notify test`
-ALWAYS_DELIVERED = ("failure", "session_end", TEST_EVENT)  # never held back by min_interval_seconds
+# Debounce lanes (notifier.min_interval_seconds): within a lane a newer event supersedes an older
+# one. A failure is not superseded by a later `stop`, but failures are debounced all the same:
+# the agent can write any number of them. session_end and test are in no lane (see delivery).
+DEBOUNCE_LANES = {"stop": "turn", "notification": "turn", MESSAGE_EVENT: "turn", "failure": "failure"}
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,87 @@ def _read_regular_file(path: Path) -> bytes:
             return stream.read(MAX_EVENT_BYTES)
     finally:
         os.close(fd)
+
+
+@dataclass
+class Sweep:
+    """What `sweep_outbox` removed: entries that are no event, and events over the limits."""
+
+    removed: list[str] = field(default_factory=list)  # names (not events, or unusable beyond the cap)
+    dropped: dict[str, int] = field(default_factory=dict)  # event kind -> files dropped
+    oversized: list[str] = field(default_factory=list)  # event names larger than MAX_EVENT_BYTES
+
+
+def sweep_outbox(outbox: Path, now: float, final: bool = False) -> Sweep:
+    """Cap what the outbox keeps on the host's disk. `final`: no writer is left (the container
+    is gone), so half-written `.tmp-` files go too.
+
+    Nothing here is read or followed: entries are judged by lstat and removed by name.
+    """
+    result = Sweep()
+    try:
+        entries = list(os.scandir(outbox))
+    except FileNotFoundError:
+        return result
+    events: list[tuple[tuple[int, str], str, int]] = []  # (sort key, name, size)
+    bad: list[tuple[float, str, int]] = []
+    for entry in entries:
+        name = entry.name
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        is_dir = stat.S_ISDIR(info.st_mode)
+        match = EVENT_NAME.match(name)
+        if match and not is_dir:
+            if stat.S_ISREG(info.st_mode) and info.st_size > MAX_EVENT_BYTES:
+                _remove(outbox / name, is_dir)
+                result.oversized.append(name)
+                _count(result.dropped, match["kind"])
+            else:
+                events.append((_sort_key(name), name, info.st_size))
+        elif name.endswith(BAD_SUFFIX) and not is_dir and info.st_size <= MAX_EVENT_BYTES:
+            bad.append((info.st_mtime, name, info.st_size))
+        elif name.startswith(".tmp-") and not is_dir and info.st_size <= MAX_EVENT_BYTES and not final \
+                and abs(now - info.st_mtime) < STALE_TMP_SECONDS:
+            continue  # a hook is writing it right now
+        else:
+            _remove(outbox / name, is_dir)
+            result.removed.append(name)
+    events.sort()
+    total = sum(size for _, _, size in events)
+    excess = max(0, len(events) - MAX_OUTBOX_FILES)
+    for index, (_, name, size) in enumerate(events):
+        if index >= excess and total <= MAX_OUTBOX_BYTES:
+            break
+        _remove(outbox / name, False)
+        total -= size
+        match = EVENT_NAME.match(name)
+        _count(result.dropped, match["kind"] if match else "?")
+    for _, name, _ in sorted(bad, reverse=True)[MAX_BAD_FILES:]:
+        _remove(outbox / name, False)
+        result.removed.append(name)
+    return result
+
+
+def _count(counts: dict[str, int], kind: str) -> None:
+    counts[kind] = counts.get(kind, 0) + 1
+
+
+def _remove(path: Path, is_dir: bool) -> None:
+    """Remove one entry without following links (rmtree refuses to descend through one)."""
+    try:
+        if is_dir:
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        try:
+            path.unlink()  # a directory swapped for a link meanwhile
+        except OSError:
+            pass
 
 
 def write_event(outbox: Path, kind: str, payload: dict, now_ns: int | None = None) -> Path:

@@ -34,6 +34,7 @@ TITLES = {
     "session_end": "session ended",
     "message": "message from Claude",
     "test": "test notification",
+    "dropped": "notifications dropped",
 }
 
 

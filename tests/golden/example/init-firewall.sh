@@ -184,6 +184,22 @@ dnsmasq --conf-file="$DNSMASQ_CONF" --servers-file="$STATE_DIR/servers.conf" \
 chown root:root "$DNS_LOG"
 chmod 0644 "$DNS_LOG"
 
+step="cap the log"
+# dnsmasq logs every query, as often as the agent asks, into a directory on the host's disk.
+# Past 1048576 bytes the end of the log moves to dns.log.1 and dns.log starts
+# empty again (dnsmasq appends, so it writes on at the new end). Root-owned: the agent cannot stop it.
+(
+    set +e
+    while sleep 5; do
+        size="$(stat -c %s "$DNS_LOG" 2>/dev/null)" || continue
+        if [ "$size" -gt 1048576 ]; then
+            tail -c 262144 "$DNS_LOG" >"$DNS_LOG.1.tmp" && chmod 0644 "$DNS_LOG.1.tmp" \
+                && mv -f "$DNS_LOG.1.tmp" "$DNS_LOG.1"
+            : >"$DNS_LOG"
+        fi
+    done
+) </dev/null >/dev/null 2>&1 &
+
 step="point the resolver at dnsmasq"
 printf 'nameserver 127.0.0.1\noptions timeout:2 attempts:2\n' >/etc/resolv.conf
 chown root:root /etc/resolv.conf
