@@ -100,7 +100,7 @@ def test_agent_cannot_rewrite_the_config_files_the_next_up_reads(engine, agent_i
     for word in ("WROTE", "REPLACED", "REMOVED"):
         assert word not in output, output
     assert {name: (project / name).read_bytes() for name in files} == before
-    assert "notifier" not in load_config(str(project / "claude-docker.yaml")).merged
+    assert "commands" not in load_config(str(project / "claude-docker.yaml")).merged.get("notifier", {})
 
 
 def test_config_files_outside_the_workspace_are_not_mounted(engine, agent_image, cd_home, tmp_path):
