@@ -297,6 +297,11 @@ def test_help_has_examples():
 #     base64 values (what Podman 4.3 reads for secretKeyRef), not `kubectl create secret`.
 #  4. The image is the one the Docker tests built, copied into Podman's store, and the CLI gets a
 #     containers.conf with ulimits that fit this host (docs/engine.md, "Podman").
+#  5. Podman 4.3 makes each emptyDir a volume named after it, which pods playing at the same time
+#     share; the test prefixes them with the pod's name (and removes them).
+#  6. `kube play --network podman`: Podman 4.3 otherwise plays pods on its own
+#     podman-default-kube-network; on the default network the host (the API stand-in) is at
+#     10.88.0.1, next to the test servers.
 
 
 def adapt_for_podman(document: dict[str, Any]) -> dict[str, Any]:
@@ -311,6 +316,13 @@ def adapt_for_podman(document: dict[str, Any]) -> dict[str, Any]:
         del sidecar["restartPolicy"]
         sidecar.pop("startupProbe", None)
     spec["containers"] = [*sidecars, *spec["containers"]]
+    prefix = document["metadata"]["name"]
+    renamed = {v["name"]: f"{prefix}-{v['name']}" for v in spec["volumes"] if "emptyDir" in v}
+    for volume in spec["volumes"]:
+        volume["name"] = renamed.get(volume["name"], volume["name"])
+    for each in spec["containers"]:
+        for mount in each.get("volumeMounts", []):
+            mount["name"] = renamed.get(mount["name"], mount["name"])
     return pod
 
 
@@ -383,7 +395,7 @@ class PlayedPod:
             adapt(pod)
         self.play_file = self.tmp_path / "play.yaml"
         self.play_file.write_text(yaml.safe_dump_all([*files["configmap.yaml"], pod], sort_keys=False))
-        run_podman(self.podman, "kube", "play", str(self.play_file), timeout=300)
+        run_podman(self.podman, "kube", "play", "--network", "podman", str(self.play_file), timeout=300)
 
     def wait(self, container_name: str, timeout: float) -> int:
         """The exit code of one of the Pod's containers, once it has exited."""
@@ -409,7 +421,9 @@ class PlayedPod:
             run_podman(self.podman, "kube", "down", str(self.play_file), check=False)
         for server in self.servers:
             run_podman(self.podman, "rm", "-f", server, check=False)
-        run_podman(self.podman, "volume", "rm", "-f", self.claim, check=False)
+        # kube play makes a volume for the claim and one for the ConfigMap; kube down keeps both.
+        for volume in (self.claim, f"{self.name}-runtime", *(f"{self.name}-{v}" for v in ("ready", "outbox", "home"))):
+            run_podman(self.podman, "volume", "rm", "-f", volume, check=False)
         run_podman(self.podman, "secret", "rm", self.secret, check=False)
 
 
@@ -463,16 +477,24 @@ def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
 
 @pytest.mark.e2e
 def test_a_failed_firewall_keeps_the_agent_from_starting_on_podman(played):
-    """Fail closed: without NET_ADMIN the firewall cannot load its rules, and Claude never runs."""
+    """Fail closed: without NET_ADMIN the firewall cannot load its rules, and Claude never runs,
+    not even while a ready file from another Pod lies in the shared volume."""
 
     def break_the_firewall(pod: dict[str, Any]) -> None:
         firewall = pod["spec"]["containers"][0]
         assert firewall["name"] == "firewall"
         firewall["securityContext"]["capabilities"]["add"].remove("NET_ADMIN")
+        # Start late, so the agent meets the stale ready file below before the firewall clears it.
+        firewall["command"] = ["/bin/bash", "-c", f"sleep 5; exec /bin/bash {firewall['command'][-1]}"]
 
     with FakeAnthropic([text("must never be asked")]) as api:
         played.create_secret({"ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)})
         files = played.render(firewall_config("10.88.255.254"), ["-p", "anything"])
+        # A ready file another Pod left behind (a shared volume): it names another namespace.
+        stale = f"{played.name}-ready"
+        run_podman(played.podman, "volume", "create", stale)
+        mountpoint = run_podman(played.podman, "volume", "inspect", "--format", "{{.Mountpoint}}", stale).stdout.strip()
+        (Path(mountpoint) / "ok").write_text("net:[4026531840]\n")
         played.play(files, adapt=break_the_firewall)
         code = played.wait("agent", timeout=180)
         logs = played.logs("agent")
