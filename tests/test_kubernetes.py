@@ -461,6 +461,7 @@ def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
         code = played.wait("agent", timeout=240)
         logs = played.logs("agent")
         firewall_logs = played.logs("firewall")
+        dns_log = run_podman(played.podman, "exec", f"{played.name}-firewall", "cat", "/run/claude-docker/log/dns.log").stdout
 
     assert code == 0, logs + firewall_logs
     assert "The task is done." in logs
@@ -469,7 +470,8 @@ def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
     output = json.dumps(result.get("content"))
     assert "allowed-server allowed-rc=0" in output, output  # the allowlisted server answers
     assert "forbidden-server" not in output and "forbidden-rc=0" not in output, output  # the other one does not
-    assert "dns-rc=0" not in output, output  # names outside the allowlist do not resolve
+    assert "dns-rc=0" not in output, output  # names outside the allowlist do not resolve:
+    assert "config example.com is NXDOMAIN" in dns_log, dns_log  # dnsmasq refused it, not the upstream
     assert "1000" in output  # Claude's Bash tool runs as the agent's uid
     assert played.workspace_file("result.txt").read_text() == "written-in-the-pod\n"
     assert all(r.headers.get("x-api-key") == api.api_key for r in api.requests if r.method == "POST")
