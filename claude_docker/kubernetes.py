@@ -74,6 +74,7 @@ class Manifests:
     kind: str  # "Job" or "Pod"
     name: str
     warnings: list[str] = field(default_factory=list)
+    secret_keys: list[str] = field(default_factory=list)  # keys the Secret must hold (besides the API key or token)
 
     def dump(self) -> dict[str, Artifact]:
         import yaml
@@ -177,6 +178,15 @@ def agent_env(cfg: Config, options: KubeOptions, project: str) -> list[dict[str,
     for name, optional in _mcp_variables(cfg).items():
         env[name] = _secret_env(name, options.secret, optional=optional)
     return list(env.values())
+
+
+def required_secret_keys(env: list[dict[str, Any]]) -> list[str]:
+    """Keys a missing one of which keeps the agent container from starting."""
+    return [
+        item["name"]
+        for item in env
+        if "valueFrom" in item and not item["valueFrom"]["secretKeyRef"]["optional"]
+    ]
 
 
 def _warnings(cfg: Config) -> list[str]:
@@ -392,4 +402,5 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
         kind=kind,
         name=name,
         warnings=_warnings(cfg),
+        secret_keys=required_secret_keys(agent["env"]),
     )

@@ -199,6 +199,18 @@ def test_credentials_are_secret_references_and_never_values(tmp_path):
     assert agent_env["EDITOR"] == {"name": "EDITOR", "value": "vim"}
 
 
+def test_the_command_names_the_keys_the_secret_must_hold(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(MCP_YAML)
+    result = CliRunner().invoke(
+        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / "out"), "--workspace-claim", "r", "--secret", "keys"],
+        env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h")},
+    )
+    assert result.exit_code == 0, result.output
+    assert "the Secret 'keys' must hold: ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN, GITHUB_TOKEN, DOCS_TOKEN" in result.output
+
+
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_no_host_path_is_ever_mounted(tmp_path, variant):
     config, args = VARIANTS[variant]

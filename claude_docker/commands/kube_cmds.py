@@ -84,6 +84,8 @@ def kube(
     output_dir.mkdir(parents=True, exist_ok=True)
     for path in write_artifacts(manifests.dump(), output_dir):
         click.echo(str(path))
+    keys = ", ".join(["ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN", *manifests.secret_keys])
+    click.echo(f"the Secret {secret!r} must hold: {keys}", err=True)
     click.echo(f"{manifests.kind.lower()}/{manifests.name}: apply with `kubectl apply -f {output_dir}`", err=True)
 
 
