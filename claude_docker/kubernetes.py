@@ -150,6 +150,14 @@ def _mcp_variables(cfg: Config) -> dict[str, bool]:
     return found
 
 
+def proxy_env(cfg: Config, secret: str) -> list[dict[str, Any]]:
+    """The proxy variables; a proxy URL with credentials in it comes from the Secret."""
+    return [
+        _secret_env(name, secret, optional=False) if "@" in value else {"name": name, "value": value}
+        for name, value in proxy_build_args(cfg.network.proxy).items()
+    ]
+
+
 def agent_env(cfg: Config, options: KubeOptions, project: str) -> list[dict[str, Any]]:
     """The agent container's environment: plain settings inline, every credential by reference."""
     env: dict[str, dict[str, Any]] = {}
@@ -157,8 +165,8 @@ def agent_env(cfg: Config, options: KubeOptions, project: str) -> list[dict[str,
     def plain(name: str, value: str) -> None:
         env[name] = {"name": name, "value": value}
 
-    for name, value in proxy_build_args(cfg.network.proxy).items():
-        plain(name, value)
+    for item in proxy_env(cfg, options.secret):
+        env[item["name"]] = item
     for name, value in cfg.claude.env.items():
         if _SECRET_NAME.search(name):
             env[name] = _secret_env(name, options.secret, optional=False)
@@ -197,6 +205,14 @@ def _warnings(cfg: Config) -> list[str]:
         warnings.append("filesystem.mounts are host paths and are not rendered: a cluster Pod gets no host mounts")
     if cfg.persistence.dotfiles or cfg.persistence.import_host_login:
         warnings.append("persistence.dotfiles and import_host_login read host files and are not rendered")
+    for server in cfg.claude.mcp_servers:
+        for section, values in (("env", server.env), ("headers", server.headers)):
+            for key, value in values.items():
+                if value and not referenced_variables(value):
+                    warnings.append(
+                        f"claude.mcp_servers.{server.name}.{section}.{key} is a literal value and is written into the "
+                        f"ConfigMap; write ${{VAR}} to read it from the Secret instead"
+                    )
     if cfg.notifier.configured:
         warnings.append(
             "notifier: not rendered for Kubernetes yet; hook events stay in the Pod's outbox volume"
@@ -358,7 +374,7 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
                 "command": [*clone, "--", options.git_url, mount_path],
-                "env": [{"name": "HOME", "value": "/tmp"}, *[{"name": k, "value": v} for k, v in proxy_build_args(cfg.network.proxy).items()]],
+                "env": [{"name": "HOME", "value": "/tmp"}, *proxy_env(cfg, secret)],
                 "securityContext": agent_security,
                 "volumeMounts": [{"name": "workspace", "mountPath": mount_path}],
             }

@@ -199,6 +199,29 @@ def test_credentials_are_secret_references_and_never_values(tmp_path):
     assert agent_env["EDITOR"] == {"name": "EDITOR", "value": "vim"}
 
 
+def test_proxy_credentials_come_from_the_secret_and_literal_mcp_values_are_named(tmp_path):
+    config = (
+        "network:\n  proxy: {https: 'http://user:pw@proxy.example:3128', http: 'http://proxy.example:3128'}\n"
+        "claude:\n  mcp_servers:\n    docs: {type: http, url: 'https://d.example/mcp', headers: {X-Key: literal-key}}\n"
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(config)
+    result = CliRunner().invoke(
+        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / "out"), "--git-url", "https://g.example/r.git"],
+        env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h")},
+    )
+    assert result.exit_code == 0, result.output
+    manifests = (tmp_path / "out" / "pod.yaml").read_text()
+    assert "user:pw" not in manifests
+    spec = yaml.safe_load(manifests)["spec"]
+    for name in ("agent", "clone"):
+        env = {e["name"]: e for e in container(spec, name)["env"]}
+        assert env["HTTPS_PROXY"]["valueFrom"]["secretKeyRef"]["key"] == "HTTPS_PROXY"
+        assert env["HTTP_PROXY"] == {"name": "HTTP_PROXY", "value": "http://proxy.example:3128"}
+    assert "claude.mcp_servers.docs.headers.X-Key is a literal value and is written into the ConfigMap" in result.output
+
+
 def test_the_command_names_the_keys_the_secret_must_hold(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
