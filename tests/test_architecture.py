@@ -38,9 +38,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("commands", (
         "claude_docker.commands", "claude_docker.commands.options", "claude_docker.commands.config_cmds",
         "claude_docker.commands.firewall_cmds", "claude_docker.commands.lifecycle_cmds",
-        "claude_docker.commands.notify_cmds", "claude_docker.commands.state_cmds", "claude_docker.commands.kube_cmds",
-        "claude_docker.cli",
+        "claude_docker.commands.notify_cmds", "claude_docker.commands.state_cmds", "claude_docker.cli",
         "claude_docker.__main__",
+        "claude_docker.commands.kube_cmds",
     )),
 ]
 
