@@ -32,7 +32,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
         "claude_docker.notify.twilio", "claude_docker.notify.webhook", "claude_docker.notify.command",
         "claude_docker.notify.apprise_backend",
     )),
-    ("plan", ("claude_docker.render", "claude_docker.runplan")),
+    ("plan", ("claude_docker.render", "claude_docker.runplan", "claude_docker.kubernetes")),
     ("engine", ("claude_docker.engine",)),
     ("session", ("claude_docker.lifecycle", "claude_docker.doctor", "claude_docker.notify.watch")),
     ("commands", (
@@ -40,6 +40,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
         "claude_docker.commands.firewall_cmds", "claude_docker.commands.lifecycle_cmds",
         "claude_docker.commands.notify_cmds", "claude_docker.commands.state_cmds", "claude_docker.cli",
         "claude_docker.__main__",
+        "claude_docker.commands.kube_cmds",
     )),
 ]
 

@@ -30,6 +30,7 @@ COMMAND_MODULES: dict[str, str] = {
     "notify": "notify_cmds",
     "reset": "state_cmds",
     "blocked": "firewall_cmds",
+    "kube": "kube_cmds",
 }
 
 

@@ -1,0 +1,541 @@
+"""`claude-docker kube`: the sandbox as Kubernetes manifests.
+
+Two halves:
+- rendering: every variant validates offline against the Kubernetes 1.37 schemas (strict: an
+  unknown field fails too), keeps the sandbox's posture and never inlines a credential or mounts
+  a host path;
+- executed for real: no cluster runs here, but Podman plays Pod YAML (`podman kube play`). The
+  rendered Job runs the real Claude binary against the scripted API behind the firewall container,
+  with escape probes from the agent's own Bash tool calls, and a broken firewall keeps the agent
+  from ever starting.
+
+Where Podman 4.3 differs from a cluster, the manifest stays as rendered and only the test adapts
+it (`adapt_for_podman`); docs/kubernetes.md lists the same adaptations.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from claude_docker.cli import main
+from claude_docker.engine import _hard_limits
+from claude_docker.image import build_context, image_tag
+from claude_docker.kubernetes import FIREWALL_SCRIPT, READY_DIR
+from claude_docker.model import ImageConfig
+from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, engine_required
+from tests.fakes.anthropic import FakeAnthropic, bash, text
+from tests.fakes.http import SERVER_JS
+
+KUBERNETES_VERSION = "1.37"
+PODMAN_GATEWAY = "10.88.0.1"  # the default Podman network's gateway: the host, as a Pod sees it
+
+
+# --- rendering ----------------------------------------------------------------------------------
+
+
+def render(tmp_path: Path, config_yaml: str, *args: str, env: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Run `claude-docker kube` on a project holding `config_yaml`; return file name -> documents."""
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    (project / "claude-docker.yaml").write_text(config_yaml)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(out), *args], env={"CLAUDE_DOCKER_HOME": str(tmp_path / "home"), **(env or {})}
+    )
+    assert result.exit_code == 0, result.output
+    return {path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc] for path in sorted(out.iterdir())}
+
+
+def workload(files: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    [document] = files.get("job.yaml") or files["pod.yaml"]
+    return document
+
+
+def pod_spec(document: dict[str, Any]) -> dict[str, Any]:
+    return document["spec"]["template"]["spec"] if document["kind"] == "Job" else document["spec"]
+
+
+def container(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [c for c in [*spec.get("initContainers", []), *spec["containers"]] if c["name"] == name]
+    return found
+
+
+def validate(document: dict[str, Any]) -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+MCP_YAML = """\
+claude:
+  env:
+    GITHUB_TOKEN: ghp-literal-value-in-the-config
+    EDITOR: vim
+  mcp_servers:
+    docs:
+      command: npx
+      args: [-y, docs-mcp]
+      env: {DOCS_TOKEN: "${DOCS_TOKEN}"}
+    search:
+      type: http
+      url: https://search.example.com/mcp
+      headers: {Authorization: "Bearer ${SEARCH_TOKEN:-}"}
+"""
+
+VARIANTS = {
+    "job-on-a-claim": ("", ["--workspace-claim", "repo", "--", "-p", "fix the test"]),
+    "pod-from-git": ("", ["--git-url", "https://github.com/example/repo.git", "--git-ref", "main", "--state-claim", "home"]),
+    "no-firewall": ("network:\n  firewall: false\n", ["--workspace-claim", "repo", "--", "--print", "x"]),
+    "resources-and-namespace": (
+        "resources: {memory: 8g, cpus: 1.5, shm_size: 1g, gpus: 2}\n",
+        ["--workspace-claim", "repo", "-n", "agents", "--name", "task-1", "--deadline", "600"],
+    ),
+    "mcp-and-env-secrets": (MCP_YAML, ["--workspace-claim", "repo", "--secret", "team-keys"]),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_every_rendered_manifest_validates_against_the_kubernetes_schemas(tmp_path, variant):
+    config, args = VARIANTS[variant]
+    files = render(tmp_path, config, *args)
+    documents = [doc for docs in files.values() for doc in docs]
+    assert {doc["kind"] for doc in documents} in ({"ConfigMap", "Job"}, {"ConfigMap", "Pod"})
+    for document in documents:
+        validate(document)
+
+
+def test_the_validation_can_fail(tmp_path):
+    import kubernetes_validate
+
+    document = workload(render(tmp_path, "", "--workspace-claim", "repo", "--", "-p", "x"))
+    broken = copy.deepcopy(document)
+    pod_spec(broken)["containers"][0]["securityContext"]["runAsNonroot"] = True  # a typo
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(broken)
+    broken = copy.deepcopy(document)
+    broken["spec"]["backoffLimit"] = "none"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(broken)
+
+
+def test_a_headless_task_is_a_job_that_runs_once_within_a_deadline(tmp_path):
+    files = render(tmp_path, "", "--workspace-claim", "repo", "--deadline", "900", "--", "-p", "fix the test")
+    job = workload(files)
+    assert job["kind"] == "Job" and job["apiVersion"] == "batch/v1"
+    assert job["spec"]["backoffLimit"] == 0
+    assert job["spec"]["activeDeadlineSeconds"] == 900
+    spec = pod_spec(job)
+    assert spec["restartPolicy"] == "Never"
+    agent = container(spec, "agent")
+    assert agent["args"] == ["-p", "fix the test"]
+    assert "tty" not in agent and "stdin" not in agent
+
+
+def test_an_interactive_session_is_a_pod_to_attach_to(tmp_path):
+    pod = workload(render(tmp_path, "", "--workspace-claim", "repo"))
+    assert pod["kind"] == "Pod"
+    agent = container(pod["spec"], "agent")
+    assert agent["stdin"] is True and agent["tty"] is True
+    assert pod["spec"]["restartPolicy"] == "Never"
+
+
+def test_the_firewall_is_a_root_sidecar_with_only_its_capabilities_and_the_agent_has_none(tmp_path):
+    spec = pod_spec(workload(render(tmp_path, "", "--workspace-claim", "repo", "--", "-p", "x")))
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert {"name": "net.ipv4.ping_group_range", "value": "1 0"} in spec["securityContext"]["sysctls"]
+    assert "hostNetwork" not in spec and "hostPID" not in spec
+
+    [firewall] = spec["initContainers"]
+    assert firewall["name"] == "firewall" and firewall["restartPolicy"] == "Always"  # a native sidecar
+    assert firewall["command"][-1].endswith(FIREWALL_SCRIPT)
+    assert firewall["startupProbe"]["exec"]["command"] == ["test", "-e", f"{READY_DIR}/ok"]
+    security = firewall["securityContext"]
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert set(security["capabilities"]["add"]) <= {"NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SETUID", "SETGID", "CHOWN"}
+    assert security["allowPrivilegeEscalation"] is False and security["privileged"] is False
+
+    agent = container(spec, "agent")
+    assert agent["securityContext"] == {
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    ready = {m["mountPath"]: m for m in agent["volumeMounts"]}[READY_DIR]
+    assert ready["readOnly"] is True  # the agent cannot forge the firewall's ready file
+    assert agent["command"] == ["/bin/bash", "/opt/claude-docker/runtime/kube-agent.sh"]
+
+
+def test_credentials_are_secret_references_and_never_values(tmp_path):
+    env = {"DOCS_TOKEN": "docs-secret-value", "ANTHROPIC_API_KEY": "sk-ant-never-inline", "SEARCH_TOKEN": "search-secret"}
+    files = render(tmp_path, MCP_YAML, "--workspace-claim", "repo", "--secret", "team-keys", env=env)
+    text_of_everything = yaml.safe_dump_all([doc for docs in files.values() for doc in docs])
+    for value in (*env.values(), "ghp-literal-value-in-the-config"):
+        assert value not in text_of_everything
+    agent_env = {e["name"]: e for e in container(pod_spec(workload(files)), "agent")["env"]}
+    for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "DOCS_TOKEN", "SEARCH_TOKEN", "GITHUB_TOKEN"):
+        assert agent_env[name]["valueFrom"]["secretKeyRef"]["name"] == "team-keys", name
+        assert agent_env[name]["valueFrom"]["secretKeyRef"]["key"] == name
+        assert "value" not in agent_env[name]
+    assert agent_env["DOCS_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is False  # MCP needs it
+    assert agent_env["SEARCH_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True  # has a default
+    assert agent_env["EDITOR"] == {"name": "EDITOR", "value": "vim"}
+
+
+def test_proxy_credentials_come_from_the_secret_and_literal_mcp_values_are_named(tmp_path):
+    config = (
+        "network:\n  proxy: {https: 'http://user:pw@proxy.example:3128', http: 'http://proxy.example:3128'}\n"
+        "claude:\n  mcp_servers:\n    docs: {type: http, url: 'https://d.example/mcp', headers: {X-Key: literal-key}}\n"
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(config)
+    result = CliRunner().invoke(
+        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / "out"), "--git-url", "https://g.example/r.git"],
+        env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h")},
+    )
+    assert result.exit_code == 0, result.output
+    manifests = (tmp_path / "out" / "pod.yaml").read_text()
+    assert "user:pw" not in manifests
+    spec = yaml.safe_load(manifests)["spec"]
+    for name in ("agent", "clone"):
+        env = {e["name"]: e for e in container(spec, name)["env"]}
+        assert env["HTTPS_PROXY"]["valueFrom"]["secretKeyRef"]["key"] == "HTTPS_PROXY"
+        assert env["HTTP_PROXY"] == {"name": "HTTP_PROXY", "value": "http://proxy.example:3128"}
+    assert "claude.mcp_servers.docs.headers.X-Key is a literal value and is written into the ConfigMap" in result.output
+
+
+def test_the_command_names_the_keys_the_secret_must_hold(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(MCP_YAML)
+    result = CliRunner().invoke(
+        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / "out"), "--workspace-claim", "r", "--secret", "keys"],
+        env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h")},
+    )
+    assert result.exit_code == 0, result.output
+    assert "the Secret 'keys' must hold: ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN, GITHUB_TOKEN, DOCS_TOKEN" in result.output
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_no_host_path_is_ever_mounted(tmp_path, variant):
+    config, args = VARIANTS[variant]
+    (tmp_path / "data").mkdir()
+    extra = f"filesystem:\n  mounts: [{{source: {tmp_path / 'data'}, target: /data}}]\n"
+    files = render(tmp_path, config + extra, *args)
+    spec = pod_spec(workload(files))
+    assert all("hostPath" not in volume for volume in spec["volumes"])
+    assert "hostPath" not in json.dumps(files)
+    assert str(tmp_path) not in json.dumps(files)
+
+
+def test_the_workspace_is_a_claim_or_a_clone_behind_the_firewall(tmp_path):
+    spec = pod_spec(workload(render(tmp_path, "", "--git-url", "https://github.com/example/repo.git", "--", "-p", "x")))
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["workspace"] == {"name": "workspace", "emptyDir": {}}
+    assert [c["name"] for c in spec["initContainers"]] == ["firewall", "clone"]  # the clone runs behind the firewall
+    clone = container(spec, "clone")
+    assert clone["command"][-3:] == ["--", "https://github.com/example/repo.git", "/workspace"]
+    assert clone["securityContext"]["runAsNonRoot"] is True and clone["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+    (tmp_path / "claim").mkdir()
+    spec = pod_spec(workload(render(tmp_path / "claim", "", "--workspace-claim", "repo", "--state-claim", "home")))
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["workspace"]["persistentVolumeClaim"] == {"claimName": "repo"}
+    assert volumes["home"]["persistentVolumeClaim"] == {"claimName": "home"}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "the Pod needs a workspace"),
+        (["--workspace-claim", "a", "--git-url", "https://x.example/r.git"], "both name the workspace"),
+        (["--git-url", "--upload-pack=touch /tmp/x"], "is not a git URL"),
+        (["--workspace-claim", "Not_A_Name"], "is not a Kubernetes name"),
+    ],
+)
+def test_refusals_name_the_problem(tmp_path, args, message):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text("")
+    result = CliRunner().invoke(
+        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / "out"), *args], env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h")}
+    )
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_rendering_is_deterministic_and_warns_about_what_a_cluster_cannot_have(tmp_path):
+    (tmp_path / "data").mkdir()
+    config = f"filesystem:\n  mounts: [{{source: {tmp_path / 'data'}, target: /data}}]\nnotifier:\n  commands: [[/bin/true]]\n"
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(config)
+    outputs = []
+    for attempt in ("a", "b"):
+        result = CliRunner().invoke(
+            main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / attempt), "--workspace-claim", "r"],
+            env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h")},
+        )
+        assert result.exit_code == 0, result.output
+        outputs.append({p.name: p.read_bytes() for p in (tmp_path / attempt).iterdir()})
+    assert outputs[0] == outputs[1]
+    assert "filesystem.mounts are host paths and are not rendered" in result.output
+    assert "notifier: not rendered for Kubernetes yet" in result.output
+
+
+def test_the_container_scripts_are_valid_bash(tmp_path):
+    files = render(tmp_path, "", "--workspace-claim", "repo")
+    data = files["configmap.yaml"][0]["data"]
+    for name in ("kube-agent.sh", "kube-firewall.sh", "init-firewall.sh"):
+        script = tmp_path / name
+        script.write_text(data[name])
+        result = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        if shutil.which("shellcheck"):
+            check = subprocess.run(["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True)
+            assert check.returncode == 0, check.stdout
+
+
+def test_help_has_examples():
+    result = CliRunner().invoke(main, ["kube", "--help"])
+    assert result.exit_code == 0 and "Examples:" in result.output
+
+
+# --- executed for real on Podman ------------------------------------------------------------------
+#
+# Podman 4.3 plays Pod YAML but differs from a cluster; adapt_for_podman changes only this:
+#  1. A Job becomes its pod template as a bare Pod: `podman kube play` does not run Jobs. The
+#     Job's own fields (backoffLimit, activeDeadlineSeconds) are checked by the rendering tests.
+#  2. The firewall's native sidecar (an init container with restartPolicy: Always) becomes the first
+#     regular container: Podman runs init containers to completion before the others and knows no
+#     sidecars, and it has no startupProbe gate. The agent's own bounded wait on the ready file
+#     is then what holds it back, which is what these tests prove.
+#  3. The Secret is a Podman secret made with `podman secret create` holding a JSON object of
+#     base64 values (what Podman 4.3 reads for secretKeyRef), not `kubectl create secret`.
+#  4. The image is the one the Docker tests built, copied into Podman's store, and the CLI gets a
+#     containers.conf with ulimits that fit this host (docs/engine.md, "Podman").
+#  5. Podman 4.3 makes each emptyDir a volume named after it, which pods playing at the same time
+#     share; the test prefixes them with the pod's name (and removes them).
+#  6. `kube play --network podman`: Podman 4.3 otherwise plays pods on its own
+#     podman-default-kube-network; on the default network the host (the API stand-in) is at
+#     10.88.0.1, next to the test servers.
+
+
+def adapt_for_podman(document: dict[str, Any]) -> dict[str, Any]:
+    document = copy.deepcopy(document)
+    spec = pod_spec(document)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": document["metadata"], "spec": spec}
+    sidecars = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+    others = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") != "Always"]
+    assert not others, "a clone init container would run before the firewall on Podman"
+    spec.pop("initContainers", None)
+    for sidecar in sidecars:
+        del sidecar["restartPolicy"]
+        sidecar.pop("startupProbe", None)
+    spec["containers"] = [*sidecars, *spec["containers"]]
+    prefix = document["metadata"]["name"]
+    renamed = {v["name"]: f"{prefix}-{v['name']}" for v in spec["volumes"] if "emptyDir" in v}
+    for volume in spec["volumes"]:
+        volume["name"] = renamed.get(volume["name"], volume["name"])
+    for each in spec["containers"]:
+        for mount in each.get("volumeMounts", []):
+            mount["name"] = renamed.get(mount["name"], mount["name"])
+    return pod
+
+
+@pytest.fixture(scope="module")
+def podman(docker_client, tmp_path_factory) -> dict[str, Any]:
+    """Rootful podman with the standard product image in its store; the environment for its CLI."""
+    binary = shutil.which("podman")
+    if binary is None or os.getuid() != 0:
+        message = "rootful podman is needed to play the rendered Pod (scripts/test-env.sh installs it)"
+        if engine_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    conf = tmp_path_factory.mktemp("podman") / "containers.conf"
+    nofile, nproc = _hard_limits()
+    conf.write_text(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n')
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
+    env.pop("DOCKER_HOST", None)
+    tag = image_tag(build_context(ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))))
+    image = f"localhost/{tag}"
+    if subprocess.run([binary, "image", "exists", image], env=env).returncode != 0:
+        save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
+        subprocess.run([binary, "load"], stdin=save.stdout, env=env, check=True, capture_output=True, timeout=600)
+        assert save.wait(timeout=60) == 0
+    return {"binary": binary, "env": env, "image": image}
+
+
+def run_podman(podman: dict[str, Any], *args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([podman["binary"], *args], env=podman["env"], capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"podman {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result
+
+
+class PlayedPod:
+    """One rendered Job played on Podman, and everything the test created for it."""
+
+    def __init__(self, podman: dict[str, Any], tmp_path: Path) -> None:
+        self.podman = podman
+        self.tmp_path = tmp_path
+        self.name = f"cd-kube-test-{secrets.token_hex(3)}"
+        self.secret = self.name
+        self.claim = f"{self.name}-ws"
+        self.servers: list[str] = []
+        self.play_file: Path | None = None
+
+    def start_server(self, label: str) -> str:
+        """A test HTTP server container on Podman's network (answers with `label`); its address."""
+        name = f"{self.name}-{label}"
+        run_podman(self.podman, "run", "-d", "--name", name, "--entrypoint", "node", "-e", f"SERVER_NAME={label}",
+                   self.podman["image"], "-e", SERVER_JS)
+        self.servers.append(name)
+        deadline = time.monotonic() + 30
+        while "listening" not in run_podman(self.podman, "logs", name).stdout:
+            assert time.monotonic() < deadline, f"test server {label} did not start"
+            time.sleep(0.2)
+        return run_podman(self.podman, "inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
+
+    def create_secret(self, values: dict[str, str]) -> None:
+        body = self.tmp_path / "secret.json"
+        body.write_text(json.dumps({key: base64.b64encode(value.encode()).decode() for key, value in values.items()}))
+        run_podman(self.podman, "secret", "create", self.secret, str(body))
+
+    def render(self, config_yaml: str, claude_args: list[str]) -> dict[str, list[dict[str, Any]]]:
+        return render(self.tmp_path, config_yaml, "--name", self.name, "--secret", self.secret, "--image", self.podman["image"],
+                      "--workspace-claim", self.claim, "--", *claude_args)
+
+    def play(self, files: dict[str, list[dict[str, Any]]], adapt: Any = None) -> None:
+        pod = adapt_for_podman(workload(files))
+        if adapt:
+            adapt(pod)
+        self.play_file = self.tmp_path / "play.yaml"
+        self.play_file.write_text(yaml.safe_dump_all([*files["configmap.yaml"], pod], sort_keys=False))
+        run_podman(self.podman, "kube", "play", "--network", "podman", str(self.play_file), timeout=300)
+
+    def wait(self, container_name: str, timeout: float) -> int:
+        """The exit code of one of the Pod's containers, once it has exited."""
+        full = f"{self.name}-{container_name}"
+        deadline = time.monotonic() + timeout
+        while True:
+            state = run_podman(self.podman, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", full).stdout.split()
+            if state[0] in ("exited", "stopped"):
+                return int(state[1])
+            assert time.monotonic() < deadline, f"{full} still {state[0]} after {timeout}s:\n{self.logs(container_name)}"
+            time.sleep(1)
+
+    def logs(self, container_name: str) -> str:
+        result = run_podman(self.podman, "logs", f"{self.name}-{container_name}", check=False)
+        return result.stdout + result.stderr
+
+    def workspace_file(self, name: str) -> Path:
+        mountpoint = run_podman(self.podman, "volume", "inspect", "--format", "{{.Mountpoint}}", self.claim).stdout.strip()
+        return Path(mountpoint) / name
+
+    def remove(self) -> None:
+        if self.play_file is not None:
+            run_podman(self.podman, "kube", "down", str(self.play_file), check=False)
+        for server in self.servers:
+            run_podman(self.podman, "rm", "-f", server, check=False)
+        # kube play makes a volume for the claim and one for the ConfigMap; kube down keeps both.
+        for volume in (self.claim, f"{self.name}-runtime", *(f"{self.name}-{v}" for v in ("ready", "outbox", "home"))):
+            run_podman(self.podman, "volume", "rm", "-f", volume, check=False)
+        run_podman(self.podman, "secret", "rm", self.secret, check=False)
+
+
+@pytest.fixture
+def played(podman, tmp_path, cd_home):
+    pod = PlayedPod(podman, tmp_path)
+    yield pod
+    pod.remove()
+
+
+def firewall_config(allowed: str) -> str:
+    return (
+        f"image:\n  base: {TEST_BASE_IMAGE}\n  extra_ca_certificates: [{HOST_CA_BUNDLE}]\n"
+        "network:\n  firewall: true\n  allow_host_network: true\n"  # the API stand-in is on the host
+        f"  allowed_cidrs: [\"{allowed}/32:80\"]\n"
+    )
+
+
+@pytest.mark.e2e
+def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
+    allowed = played.start_server("allowed-server")
+    forbidden = played.start_server("forbidden-server")
+    probes = (
+        f"curl -sS -m 5 http://{allowed}/; echo \" allowed-rc=$?\"; "
+        f"curl -sS -m 5 http://{forbidden}/; echo \" forbidden-rc=$?\"; "
+        "getent hosts example.com >/dev/null; echo \" dns-rc=$?\"; "
+        "id -u; echo written-in-the-pod > /workspace/result.txt"
+    )
+    script = [bash(probes), text("The task is done.")]
+    with FakeAnthropic(script) as api:
+        played.create_secret({"ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)})
+        files = played.render(firewall_config(allowed), ["-p", "probe the network and write result.txt"])
+        assert workload(files)["kind"] == "Job"
+        played.play(files)
+        code = played.wait("agent", timeout=240)
+        logs = played.logs("agent")
+        firewall_logs = played.logs("firewall")
+        dns_log = run_podman(played.podman, "exec", f"{played.name}-firewall", "cat", "/run/claude-docker/log/dns.log").stdout
+
+    assert code == 0, logs + firewall_logs
+    assert "The task is done." in logs
+    assert "claude-docker: firewall ready" in firewall_logs
+    [result] = api.tool_results()
+    output = json.dumps(result.get("content"))
+    assert "allowed-server allowed-rc=0" in output, output  # the allowlisted server answers
+    assert "forbidden-server" not in output and "forbidden-rc=0" not in output, output  # the other one does not
+    assert "dns-rc=0" not in output, output  # names outside the allowlist do not resolve:
+    assert "config example.com is NXDOMAIN" in dns_log, dns_log  # dnsmasq refused it, not the upstream
+    assert "1000" in output  # Claude's Bash tool runs as the agent's uid
+    assert played.workspace_file("result.txt").read_text() == "written-in-the-pod\n"
+    assert all(r.headers.get("x-api-key") == api.api_key for r in api.requests if r.method == "POST")
+
+
+@pytest.mark.e2e
+def test_a_failed_firewall_keeps_the_agent_from_starting_on_podman(played):
+    """Fail closed: without NET_ADMIN the firewall cannot load its rules, and Claude never runs,
+    not even while a ready file from another Pod lies in the shared volume."""
+
+    def break_the_firewall(pod: dict[str, Any]) -> None:
+        firewall = pod["spec"]["containers"][0]
+        assert firewall["name"] == "firewall"
+        firewall["securityContext"]["capabilities"]["add"].remove("NET_ADMIN")
+        # Start late, so the agent meets the stale ready file below before the firewall clears it.
+        firewall["command"] = ["/bin/bash", "-c", f"sleep 5; exec /bin/bash {firewall['command'][-1]}"]
+
+    with FakeAnthropic([text("must never be asked")]) as api:
+        played.create_secret({"ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)})
+        files = played.render(firewall_config("10.88.255.254"), ["-p", "anything"])
+        # A ready file another Pod left behind (a shared volume): it names another namespace.
+        stale = f"{played.name}-ready"
+        run_podman(played.podman, "volume", "create", stale)
+        mountpoint = run_podman(played.podman, "volume", "inspect", "--format", "{{.Mountpoint}}", stale).stdout.strip()
+        (Path(mountpoint) / "ok").write_text("net:[4026531840]\n")
+        played.play(files, adapt=break_the_firewall)
+        code = played.wait("agent", timeout=180)
+        logs = played.logs("agent")
+    assert code == 70, logs
+    assert "the firewall could not be set up; the session did not start" in logs
+    assert api.requests == []
+    assert played.wait("firewall", timeout=30) == 70
