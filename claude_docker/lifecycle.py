@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Mapping, Sequence
 
-from . import filesystem, notify, paths, runplan
+from . import filesystem, notify, paths, persistence, runplan
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
 from .image import ImageResult, ensure_image
@@ -85,6 +85,10 @@ def up(
     )
     for warning in container_plan.warnings:
         echo(f"warning: {warning}")
+    if options.command is None:
+        problem = persistence.missing_credential(cfg, os.environ if environ is None else environ)
+        if problem:
+            echo(f"warning: {problem}")
 
     container = engine.create(container_plan)
     if options.detach:

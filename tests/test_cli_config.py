@@ -139,7 +139,8 @@ def test_init_writes_a_valid_file_and_never_overwrites(project):
     result = run("init", "--profile", "python")
     assert result.exit_code == 0
     text = (project / "claude-docker.yaml").read_text()
-    assert "extends: [python]" in text and text.startswith("# claude-docker.yaml")
+    assert "extends: [python]" in text
+    assert text.startswith("# yaml-language-server: $schema=./claude-docker.schema.json\n# claude-docker.yaml")
     assert run("validate").exit_code == 0
     result = CliRunner().invoke(main, ["init"])
     assert result.exit_code == 1

@@ -249,11 +249,11 @@ def test_doctor_reports_each_check(project):
     result = run_cli("doctor", "-f", str(project))
     lines = result.stdout.splitlines()
     names = [line.split(":")[0].split(None, 1)[1] for line in lines]
-    assert names == ["config", "engine", "docker CLI", "base image", "container start", "CA file", "env file", "notifier", "free disk"]
+    assert names == ["config", "engine", "docker CLI", "base image", "container start", "CA file", "env file", "credential", "notifier", "free disk"]
     assert lines[1].startswith("ok") and "API" in lines[1]
     assert lines[3].startswith("ok") and "present" in lines[3]
     assert lines[4].startswith("ok") and "starts" in lines[4]
-    assert lines[7].startswith("warn")  # no notifier is a warning, not a failure
+    assert lines[8].startswith("warn")  # no notifier is a warning, not a failure
     assert result.returncode == (0 if all(not line.startswith("FAIL") for line in lines) else 1)
 
 

@@ -249,7 +249,10 @@ def schema() -> None:
 
 # --- init ------------------------------------------------------------------------------------
 
+SCHEMA_FILE_NAME = "claude-docker.schema.json"
+
 STARTER = """\
+# yaml-language-server: $schema=./{schema_file}
 # claude-docker.yaml: the sandbox Claude Code runs in. `claude-docker validate` checks it,
 # `claude-docker config` shows it merged with its profiles, `claude-docker up` starts it.
 # Every file builds on the built-in `default` profile (Claude Code's own domains and the
@@ -298,7 +301,7 @@ claude:
 
 def starter_text(profile: str | None) -> str:
     extends = f"extends: [{profile}]" if profile else "# extends: [python, github]    # built-in profiles or paths to YAML files"
-    return STARTER.format(extends=extends)
+    return STARTER.format(extends=extends, schema_file=SCHEMA_FILE_NAME)
 
 
 @click.command()
@@ -308,12 +311,18 @@ def starter_text(profile: str | None) -> str:
 def init(profile: str | None, target: Path) -> None:
     """Write a commented starter claude-docker.yaml (never overwrites).
 
+    Next to it goes claude-docker.schema.json, which the file's first line names for editors
+    (yaml-language-server); $CLAUDE_DOCKER_HOME (~/.claude-docker) is created, private to you,
+    for the env file and what sessions keep.
+
     \b
     Examples:
       claude-docker init
       claude-docker init --profile python
     """
+    from .. import paths
     from ..profiles import builtin_names
+    from ..resources import schema_path
 
     if profile is not None and profile not in builtin_names():
         raise ClaudeDockerError(
@@ -322,11 +331,21 @@ def init(profile: str | None, target: Path) -> None:
         )
     if target.exists():
         raise ClaudeDockerError(f"{target} already exists; not overwriting it", "edit it, or remove it first")
+    schema_file = target.parent / SCHEMA_FILE_NAME
+    schema_text = schema_path().read_text(encoding="utf-8")
     try:
+        home, created = paths.ensure_home()
         target.write_text(starter_text(profile), encoding="utf-8")
+        refresh_schema = not schema_file.exists() or schema_file.read_text(encoding="utf-8") != schema_text
+        if refresh_schema:
+            schema_file.write_text(schema_text, encoding="utf-8")
     except OSError as error:
-        raise ClaudeDockerError(f"cannot write {target}: {error.strerror}") from None
+        raise ClaudeDockerError(f"cannot write {error.filename}: {error.strerror}") from None
     _trust_written(target)
+    if created:
+        click.echo(f"created {home} (only you can read it): the env file and what sessions keep live there")
+    if refresh_schema:
+        click.echo(f"wrote {schema_file} (the JSON Schema editors use)")
     click.echo(f"wrote {target}; check it with `claude-docker validate`")
 
 
@@ -370,19 +389,31 @@ def list_profiles() -> None:
 # --- completion ------------------------------------------------------------------------------
 
 
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+
+
 @click.command()
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion(shell: str) -> None:
-    """Print the shell completion script.
+@click.argument("shell", type=click.Choice(COMPLETION_SHELLS), required=False)
+def completion(shell: str | None) -> None:
+    """Print the shell completion script (for SHELL, default: the one $SHELL names).
 
     \b
     Examples:
-      eval "$(claude-docker completion bash)"      # in ~/.bashrc
+      eval "$(claude-docker completion)"           # in ~/.bashrc or ~/.zshrc
       claude-docker completion fish > ~/.config/fish/completions/claude-docker.fish
     """
     from click.shell_completion import get_completion_class
 
     from ..cli import main
+
+    if shell is None:
+        login_shell = os.path.basename(os.environ.get("SHELL", ""))
+        if login_shell not in COMPLETION_SHELLS:
+            raise ClaudeDockerError(
+                f"cannot tell the shell: $SHELL is {os.environ.get('SHELL') or 'not set'}",
+                f"name it: claude-docker completion {'|'.join(COMPLETION_SHELLS)}",
+            )
+        shell = login_shell
 
     completion_class = get_completion_class(shell)
     if completion_class is None:  # click.Choice lets only the shells click knows through
