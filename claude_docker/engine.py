@@ -162,6 +162,7 @@ class ContainerInfo:
     image: str
     labels: dict[str, str]
     env: dict[str, str]
+    exit_code: int | None = None  # of a container that ran and ended
 
 
 class Engine:
@@ -419,6 +420,7 @@ class Engine:
                     image=config.get("Image", ""),
                     labels=dict(config.get("Labels") or {}),
                     env=env,
+                    exit_code=_exit_code(attrs.get("State")),
                 )
             )
         return sorted(infos, key=lambda info: info.created)
@@ -462,6 +464,11 @@ class Engine:
             names = " ".join(str(component.get("Name", "")) for component in components)
             self._product = "Podman" if "podman" in names.lower() else "Docker"
         return self._product
+
+
+def _exit_code(state: object) -> int | None:
+    code = state.get("ExitCode") if isinstance(state, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _mount(mount: BindMount | TmpfsMount) -> Mount:

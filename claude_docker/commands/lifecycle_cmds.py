@@ -169,10 +169,13 @@ def _project_or_all(config_file: str | None, all_projects: bool) -> str | None:
 def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ...]) -> None:
     """Stop and remove this project's sessions (or only the SESSION_IDS given).
 
+    A SESSION_ID may be a prefix of the id, as long as only one session starts with it; an
+    unknown or ambiguous one is an error and nothing is removed.
+
     \b
     Examples:
       claude-docker down                # every session of this project
-      claude-docker down 3f9a1c2e       # one session (ids from `claude-docker ps`)
+      claude-docker down 3f9a           # one session (ids from `claude-docker ps`)
       claude-docker down --all          # every claude-docker session on this engine
     """
     from .. import lifecycle
@@ -189,7 +192,7 @@ def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ..
 @file_option
 @click.option("--all", "all_projects", is_flag=True, help="Sessions of every project (default when no config is found).")
 def ps(config_file: str | None, all_projects: bool) -> None:
-    """List sessions: project, session, status, age, image.
+    """List sessions: project, session, status (with the exit code of ended ones), age, image.
 
     \b
     Examples:
@@ -214,18 +217,19 @@ def ps(config_file: str | None, all_projects: bool) -> None:
 
 
 @click.command()
-@click.option("--file", "config_file", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Config file (default: claude-docker.yaml here or in the nearest parent).")
-@click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
+@file_option
+@click.option("--follow", is_flag=True, help="Keep streaming new output until the session ends (Ctrl-C stops).")
 @click.argument("session_id", required=False)
 def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
     """Show a session's output (the project's only session unless SESSION_ID is given).
 
+    SESSION_ID may be a prefix of the id, as long as only one session starts with it.
+
     \b
     Examples:
       claude-docker logs
-      claude-docker logs -f 3f9a1c2e
-      claude-docker logs --file ci.yaml
+      claude-docker logs --follow 3f9a
+      claude-docker logs -f ci.yaml
     """
     from .. import lifecycle
     from ..engine import Engine
@@ -240,7 +244,7 @@ def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @file_option
-@click.option("-s", "--session", "session_id", help="Session id (default: the project's only running session).")
+@click.option("-s", "--session", "session_id", help="Session id or a prefix of it (default: the project's only running session).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def shell(ctx: click.Context, config_file: str | None, session_id: str | None, command: tuple[str, ...]) -> None:
