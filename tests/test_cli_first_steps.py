@@ -95,3 +95,19 @@ def test_completion_reads_the_login_shell(monkeypatch):
     result = CliRunner().invoke(main, ["completion"])
     assert result.exit_code == 1
     assert result.output == "error: cannot tell the shell: $SHELL is /bin/tcsh\nhint: name it: claude-docker completion bash|zsh|fish\n"
+
+
+def test_config_shows_defaults_and_the_real_home(project, tmp_path, monkeypatch):
+    import yaml
+
+    elsewhere = tmp_path / "state"
+    monkeypatch.setenv("CLAUDE_DOCKER_HOME", str(elsewhere))
+    (project / "claude-docker.yaml").write_text("version: 1\npersistence:\n  auth: false\n")
+    document = yaml.safe_load(run("config").output)
+    assert document["image"]["claude_code_version"] == "latest"
+    assert document["notifier"]["min_interval_seconds"] == 60
+    assert document["persistence"]["auth"] is False and document["persistence"]["shell_history"] is True
+    assert document["resources"] == {"memory": None, "cpus": None, "gpus": None, "shm_size": None}
+    assert str(elsewhere) in document["filesystem"]["blocked_paths"]
+    assert "/var/run/docker.sock" in document["filesystem"]["blocked_paths"]
+    assert document["env_file"] == f"{elsewhere}/.env"

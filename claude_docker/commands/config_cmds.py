@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..errors import ClaudeDockerError, ConfigError
+from ..model import Config
 from .options import file_option
 
 MASK = "********"
@@ -122,10 +123,12 @@ def trust_command(config_file: str | None, yes: bool) -> None:
 @file_option
 @click.option("--show-secrets", is_flag=True, help="Print secret values instead of masking them.")
 def show_config(config_file: str | None, show_secrets: bool) -> None:
-    """Print the merged, interpolated configuration as YAML, secrets masked.
+    """Print the effective configuration as YAML, defaults included, secrets masked.
 
     This is what the sandbox is built from: every profile in the chain merged, ${VAR}
-    references filled in, relative paths made absolute.
+    references filled in, relative paths made absolute, every value no file sets shown with
+    its default, and the blocked paths claude-docker adds itself ($CLAUDE_DOCKER_HOME, the
+    Docker socket). The output is itself a valid claude-docker.yaml.
 
     \b
     Examples:
@@ -137,9 +140,62 @@ def show_config(config_file: str | None, show_secrets: bool) -> None:
     from ..pipeline import load_config
 
     loaded = load_config(config_file)
-    document = loaded.merged if show_secrets else mask_secrets(loaded.merged)
+    effective = effective_document(loaded.config)
+    document = effective if show_secrets else mask_secrets(effective)
     click.echo(f"# profile chain: {' -> '.join(loaded.chain)}")
     click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False), nl=False)
+
+
+def effective_document(cfg: Config) -> dict:
+    """The model as a claude-docker.yaml document: every key, defaults included.
+
+    Unset optional values (no proxy, no Twilio, no template) are left out; resource limits
+    show `null` for "no limit".
+    """
+    from .. import paths
+    from ..filesystem import ALWAYS_BLOCKED
+    from ..model import to_plain
+
+    def present(section: dict) -> dict:
+        return {key: value for key, value in section.items() if value is not None}
+
+    plain = to_plain(cfg)
+    assert isinstance(plain, dict)
+    blocked = list(dict.fromkeys([*cfg.filesystem.blocked_paths, *ALWAYS_BLOCKED, str(paths.claude_docker_home())]))
+    persistence = dict(plain["persistence"])
+    persistence["auth"] = False if cfg.persistence.auth == "none" else cfg.persistence.auth
+    identity = persistence.pop("git_identity")
+    dotfiles = persistence.pop("dotfiles")
+    if identity is not None:
+        persistence["git"] = present(identity)
+    persistence["dotfiles"] = dotfiles
+    notifier = dict(plain["notifier"])
+    twilio = notifier.pop("twilio")
+    if twilio is not None:
+        twilio["from"] = twilio.pop("from_number")
+        notifier["twilio"] = present(twilio)
+    notifier["commands"] = [command["argv"] for command in notifier["commands"]]
+    claude = dict(plain["claude"])
+    servers: dict[str, dict] = {}
+    for server in claude.pop("mcp_servers"):
+        name = server.pop("name")
+        keys = ("type", "url", "headers") if server["type"] in ("http", "sse") else ("type", "command", "args", "env")
+        servers[name] = {key: server[key] for key in keys}
+    claude["mcp_servers"] = servers
+    document = {
+        "version": cfg.version,
+        "image": plain["image"],
+        "workspace": plain["workspace"],
+        "filesystem": {**plain["filesystem"], "blocked_paths": blocked},
+        "network": present({**plain["network"], "proxy": present(plain["network"]["proxy"] or {}) or None}),
+        "persistence": persistence,
+        "notifier": present(notifier),
+        "claude": present(claude),
+        "resources": plain["resources"],
+    }
+    if cfg.env_file:
+        document["env_file"] = cfg.env_file
+    return document
 
 
 def _mask_url(url: str) -> str:
