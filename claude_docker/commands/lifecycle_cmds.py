@@ -113,12 +113,14 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
 @click.option("-d", "--detach", is_flag=True, help="Start in the background; see `ps`, `logs`, `shell`, `down`.")
 @click.option("--keep", is_flag=True, help="Keep the container after it exits (default: removed).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log if the image is built.")
+@click.option("--dry-run", is_flag=True, help="Show what the container would get (image, capabilities, mounts, "
+              "environment names, limits); start nothing.")
 @trust_option
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def up(
-    ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, approve: bool,
-    claude_args: tuple[str, ...],
+    ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, dry_run: bool,
+    approve: bool, claude_args: tuple[str, ...],
 ) -> None:
     """Start Claude Code in a new session container (builds the image if needed).
 
@@ -130,6 +132,7 @@ def up(
       claude-docker up -- -p "fix the failing test"     # headless
       claude-docker up --detach                         # background session
       claude-docker up --trust                          # approve the config files first
+      claude-docker up --dry-run                        # what the container would get
 
     Config files in the workspace (claude-docker.yaml, profiles it extends) must be approved
     once, and again after each change: `claude-docker trust` shows them, `--trust` approves.
@@ -137,6 +140,18 @@ def up(
     from .. import lifecycle
 
     cfg = _load_trusted(config_file, approve)
+    if dry_run:
+        from ..planview import describe, preview
+
+        interactive = not (detach or lifecycle.is_headless(claude_args, sys.stdin.isatty()))
+        from ..persistence import missing_credential
+
+        for line in describe(preview(cfg, tuple(claude_args), interactive=interactive)):
+            click.echo(line)
+        problem = missing_credential(cfg)
+        if problem:
+            click.echo(f"warning: {problem}")
+        return
     progress = BuildProgress(verbose)
     options = lifecycle.UpOptions(
         extra_args=tuple(claude_args),
