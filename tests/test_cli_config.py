@@ -80,7 +80,7 @@ def test_validate_json(project):
     result = run("validate", "--format", "json")
     assert result.exit_code == 0
     assert json.loads(result.output) == {
-        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": [],
+        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": [], "warnings": [],
         "untrusted": [{"file": f"{project}/claude-docker.yaml", "state": "new"}],
     }
 

@@ -40,7 +40,7 @@ def validate(config_file: str | None, output_format: str) -> None:
     """Check the configuration and show its profile chain.
 
     Every problem is reported at once, each with file, line and key path. Exit code 0 when
-    valid, 1 otherwise.
+    valid (warnings included: no firewall, a proxy the allowlist does not admit), 1 otherwise.
 
     \b
     Examples:
@@ -60,11 +60,16 @@ def validate(config_file: str | None, output_format: str) -> None:
         click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
         sys.exit(1)
     from .. import trust
+    from ..firewall import config_warnings
 
     pending = trust.untrusted(loaded.config)
+    warnings = config_warnings(loaded.config)
     if output_format == "json":
         approvals = [{"file": entry.path, "state": entry.state} for entry in pending]
-        click.echo(json.dumps({"valid": True, "chain": list(loaded.chain), "problems": [], "untrusted": approvals}, indent=2))
+        click.echo(json.dumps(
+            {"valid": True, "chain": list(loaded.chain), "problems": [], "warnings": warnings, "untrusted": approvals},
+            indent=2,
+        ))
         return
     from ..paths import user_config_file
 
@@ -77,6 +82,8 @@ def validate(config_file: str | None, output_format: str) -> None:
     else:
         click.echo("no claude-docker.yaml found here or above; the defaults are valid")
     click.echo(f"profile chain: {' -> '.join(loaded.chain)}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
     for line in trust.status_lines(loaded.config):
         click.echo(line)
 
