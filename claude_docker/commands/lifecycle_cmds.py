@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import time
+from pathlib import Path
+from typing import Callable, TextIO
 
 import click
 
-from ..errors import ClaudeDockerError
+from ..errors import ClaudeDockerError, EngineError
 from ..model import Config
 from ..pipeline import load_config
 from .options import file_option
@@ -22,30 +25,81 @@ _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 
 
 class BuildProgress:
-    """Build output: every line with --verbose; else `step N/M` on one terminal line; else quiet."""
+    """Build output as whole lines: every line with --verbose; else one line per step with its
+    number, name and elapsed time (the running step shown in place on a terminal). Every line
+    also goes to a log file, which a failed build names."""
 
-    def __init__(self, verbose: bool, tty: bool | None = None) -> None:
+    def __init__(self, verbose: bool, tty: bool | None = None, log_path: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.verbose = verbose
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.started = False
+        self.log_path = log_path
+        self.clock = clock
+        self._log: TextIO | None = None
+        self._step: tuple[str, str, float] | None = None  # ("2/9", "RUN ...", started at)
 
     def __call__(self, line: str) -> None:
         line = _ANSI.sub("", line).rstrip()
         if not self.started:
             self.started = True
             click.echo("building the image...", err=True)
+        self._write_log(line)
         if self.verbose:
             click.echo(line, err=True)
             return
         match = _STEP.match(line)
-        if match and self.tty:
+        if match:
+            self._end_step()
             step, total, instruction = match.groups()
-            width = max(shutil.get_terminal_size().columns - 20, 20)
-            click.echo(f"\r\x1b[K  step {step}/{total}: {instruction[:width]}", nl=False, err=True)
+            self._step = (f"{step}/{total}", instruction, self.clock())
+            if self.tty:
+                click.echo(f"\r\x1b[K  step {step}/{total}: {self._fit(instruction)}", nl=False, err=True)
+
+    def _fit(self, instruction: str) -> str:
+        width = max(shutil.get_terminal_size().columns - 30, 20)
+        return instruction if len(instruction) <= width else instruction[: width - 3] + "..."
+
+    def _end_step(self) -> None:
+        if self._step is None:
+            return
+        step, instruction, began = self._step
+        self._step = None
+        text = f"  step {step}: {self._fit(instruction)} ({self.clock() - began:.1f}s)"
+        click.echo(("\r\x1b[K" if self.tty else "") + text, err=True)
+
+    def _write_log(self, line: str) -> None:
+        if self.log_path is None:
+            return
+        if self._log is None:
+            try:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._log = self.log_path.open("w", encoding="utf-8")
+            except OSError:
+                self.log_path = None
+                return
+        self._log.write(line + "\n")
+        self._log.flush()
 
     def finish(self) -> None:
-        if self.started and self.tty and not self.verbose:
-            click.echo(err=True)
+        self._end_step()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def failed(self, error: ClaudeDockerError) -> ClaudeDockerError:
+        """The error of a failed build, naming the file that holds its whole log."""
+        if not self.started or self.log_path is None or not isinstance(error, EngineError):
+            return error
+        hint = f"{error.hint}; the full build log is in {self.log_path}" if error.hint else f"the full build log is in {self.log_path}"
+        return EngineError(error.message, hint)
+
+
+def build_log_path() -> Path:
+    """The newest build's whole output (each build replaces it)."""
+    from .. import paths
+
+    return paths.claude_docker_home() / "build.log"
 
 
 def _load(config_file: str | None) -> Config:
@@ -99,9 +153,12 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
     from ..engine import Engine
 
     cfg = _load_trusted(config_file, approve)
-    progress = BuildProgress(verbose)
+    progress = BuildProgress(verbose, log_path=build_log_path())
     try:
         result = lifecycle.prepare_image(Engine.connect(), cfg, progress, no_cache=no_cache, pull=pull)
+    except ClaudeDockerError as error:
+        progress.finish()
+        raise progress.failed(error) from None
     finally:
         progress.finish()
     state = "built" if result.built else "current, nothing to build"
@@ -152,7 +209,7 @@ def up(
         if problem:
             click.echo(f"warning: {problem}")
         return
-    progress = BuildProgress(verbose)
+    progress = BuildProgress(verbose, log_path=build_log_path())
     options = lifecycle.UpOptions(
         extra_args=tuple(claude_args),
         detach=detach,
@@ -168,6 +225,9 @@ def up(
 
     try:
         code = lifecycle.up(cfg, options, echo=echo)
+    except ClaudeDockerError as error:
+        progress.finish()
+        raise progress.failed(error) from None
     finally:
         progress.finish()
     ctx.exit(code)
