@@ -221,6 +221,14 @@ class Engine:
         return dict((attrs.get("Config") or {}).get("Labels") or {})
 
     @translate_errors
+    def image_created(self, reference: str) -> str | None:
+        """When the image was built (the engine's RFC 3339 timestamp), or None when it is absent."""
+        try:
+            return str(self.api.inspect_image(reference).get("Created") or "") or None
+        except docker.errors.ImageNotFound:
+            return None
+
+    @translate_errors
     def image_size(self, reference: str) -> int | None:
         try:
             return int(self.api.inspect_image(reference)["Size"])

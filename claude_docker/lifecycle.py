@@ -19,7 +19,7 @@ from typing import BinaryIO, Callable, Mapping, Sequence
 from . import filesystem, notify, paths, persistence, runplan
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .image import ImageResult, ensure_image
+from .image import ImageResult, age_warning, ensure_image
 from .model import Config
 from .session import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE, Session
 
@@ -70,6 +70,9 @@ def up(
         docker_cli()  # fail before building or creating anything
     result = prepare_image(engine, cfg, options.on_build_output)
     echo(f"image {result.tag} ({'built' if result.built else 'current'}, Claude Code {result.claude_code_version})")
+    stale = age_warning(result, cfg.image.max_age_days)
+    if stale:
+        echo(f"warning: {stale}")
 
     session = Session.new(cfg.project_name)
     container_plan = runplan.plan(

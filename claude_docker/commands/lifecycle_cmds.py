@@ -134,7 +134,8 @@ def _echo_err(message: str) -> None:
 @click.command()
 @file_option
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer (e.g. to pick up a newer `latest` Claude Code).")
-@click.option("--pull", is_flag=True, help="Pull a newer base image first.")
+@click.option("--pull", is_flag=True, help="Pull a newer base image and, for `latest`, the newest Claude Code "
+              "(rebuilt when the registry names another version than the image has).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log.")
 @trust_option
 def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, approve: bool) -> None:
@@ -146,7 +147,7 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
     \b
     Examples:
       claude-docker build
-      claude-docker build --no-cache        # pick up a newer `latest` Claude Code
+      claude-docker build --pull            # newest base image and `latest` Claude Code
       claude-docker build -f ci.yaml -v     # full build log
     """
     from .. import lifecycle
@@ -162,7 +163,10 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
     finally:
         progress.finish()
     state = "built" if result.built else "current, nothing to build"
-    click.echo(f"{result.tag}: {state} (Claude Code {result.claude_code_version})")
+    version = result.claude_code_version
+    if result.previous_version and result.previous_version != version:
+        version = f"{result.previous_version} -> {version}"
+    click.echo(f"{result.tag}: {state} (Claude Code {version})")
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
