@@ -30,7 +30,8 @@ HOOK_TO_EVENT = {
 }
 MESSAGE_EVENT = "message"  # text sent with the in-container `notify` command
 TEST_EVENT = "test"  # `claude-docker notify test`
-ALWAYS_DELIVERED = ("failure", "session_end", TEST_EVENT)  # never held back by min_interval_seconds
+# Never held back by min_interval_seconds: `notify "text"` is an explicit request, not a chatty hook.
+ALWAYS_DELIVERED = ("failure", "session_end", TEST_EVENT, MESSAGE_EVENT)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,11 @@ def read_event(outbox: Path, name: str) -> Event:
 
 
 def _hook_text(hook: dict) -> str:
-    for key in ("last_assistant_message", "message", "error", "reason"):
+    # SessionEnd's `reason` (clear, logout, prompt_input_exit, other) is a code, not a message.
+    keys: tuple[str, ...] = ("last_assistant_message", "message", "error")
+    if hook.get("hook_event_name") != "SessionEnd":
+        keys += ("reason",)
+    for key in keys:
         value = hook.get(key)
         if isinstance(value, str) and value.strip():
             return clean_text(value).strip()
