@@ -82,6 +82,7 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             npm_packages=tuple(image.get("npm_packages", ())),
             pip_packages=tuple(image.get("pip_packages", ())),
             extra_ca_certificates=tuple(image.get("extra_ca_certificates", ())),
+            max_age_days=image.get("max_age_days", ImageConfig.max_age_days),
         ),
         filesystem=FilesystemConfig(
             blocked_paths=tuple(filesystem.get("blocked_paths", ())),

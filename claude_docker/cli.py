@@ -15,6 +15,13 @@ from .errors import ClaudeDockerError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+# `--help` lists commands in the order a session uses them; any other command follows, sorted.
+COMMAND_ORDER = (
+    "init", "validate", "trust", "up", "ps", "logs", "shell", "down",
+    "build", "config", "render", "blocked", "notify", "reset", "doctor",
+    "profiles", "schema", "completion",
+)
+
 
 class _Group(click.Group):
     """Loads commands lazily; turns user-facing errors into a message, lets bugs show a traceback."""
@@ -22,7 +29,8 @@ class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         from .commands import COMMAND_MODULES
 
-        return sorted(COMMAND_MODULES)
+        known = [name for name in COMMAND_ORDER if name in COMMAND_MODULES]
+        return known + sorted(set(COMMAND_MODULES) - set(known))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         from .commands import load_command

@@ -131,6 +131,25 @@ def _hard_limits() -> tuple[int, int]:
     )
 
 
+# What npm, pip, curl and apt print when a TLS-inspecting proxy's certificate is not trusted.
+_TLS_FAILURE = re.compile(
+    r"SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT|UNABLE_TO_VERIFY_LEAF_SIGNATURE|"
+    r"unable to get local issuer certificate|certificate verify failed|self[- ]signed certificate in certificate chain|"
+    r"server certificate verification failed",
+    re.I,
+)
+
+
+def build_failure_hint(output: str) -> str:
+    """The hint for a failed build: a TLS failure is the network's, not the `image:` section's."""
+    if _TLS_FAILURE.search(output):
+        return (
+            "a TLS certificate was not trusted during the build (a TLS-inspecting proxy?): list its CA file in "
+            "image.extra_ca_certificates, and set network.proxy if only a proxy reaches the internet"
+        )
+    return "fix the `image:` section (package names, base image), or run `claude-docker build --verbose` for the full log"
+
+
 def _short(text: str) -> str:
     return text.strip().splitlines()[-1][:500] if text.strip() else text
 
@@ -163,6 +182,7 @@ class ContainerInfo:
     image: str
     labels: dict[str, str]
     env: dict[str, str]
+    exit_code: int | None = None  # of a container that ran and ended
 
 
 class Engine:
@@ -202,6 +222,14 @@ class Engine:
         return dict((attrs.get("Config") or {}).get("Labels") or {})
 
     @translate_errors
+    def image_created(self, reference: str) -> str | None:
+        """When the image was built (the engine's RFC 3339 timestamp), or None when it is absent."""
+        try:
+            return str(self.api.inspect_image(reference).get("Created") or "") or None
+        except docker.errors.ImageNotFound:
+            return None
+
+    @translate_errors
     def image_size(self, reference: str) -> int | None:
         try:
             return int(self.api.inspect_image(reference)["Size"])
@@ -235,22 +263,33 @@ class Engine:
             forcerm=True,
             decode=True,
         )
+        pending = ""  # the engine cuts RUN output anywhere, even inside a line: emit whole lines
+
+        def emit(lines: list[str]) -> None:
+            for line in lines:
+                line = _ANSI.sub("", line.rstrip("\r"))
+                tail.append(line)
+                if on_output:
+                    on_output(line)
+
         for chunk in stream:
             if "error" in chunk:
+                emit([pending] if pending else [])
                 message = (chunk.get("errorDetail") or {}).get("message") or chunk["error"]
                 last = "\n".join(line for line in tail if line.strip())
                 raise EngineError(
                     f"image build failed: {message.strip()}" + (f"\n--- last build output ---\n{last}" if last else ""),
-                    "fix the `image:` section (package names, base image), or run `claude-docker build --verbose` for the full log",
+                    build_failure_hint(message + "\n" + last),
                 )
-            text = chunk.get("stream") or chunk.get("status") or ""
-            for line in _ANSI.sub("", text).splitlines():
-                tail.append(line)
-                if on_output:
-                    on_output(line)
+            if chunk.get("stream"):
+                *complete, pending = (pending + chunk["stream"]).split("\n")
+                emit(complete)
+            elif chunk.get("status"):  # pull progress: one whole message per chunk
+                emit([chunk["status"]])
             aux = chunk.get("aux") or {}
             if "ID" in aux:
                 image_id = aux["ID"]
+        emit([pending] if pending else [])
         if image_id is None:
             raise EngineError("image build finished without an image id", "run `claude-docker build --verbose`")
         return image_id
@@ -438,6 +477,7 @@ class Engine:
                     image=config.get("Image", ""),
                     labels=dict(config.get("Labels") or {}),
                     env=env,
+                    exit_code=_exit_code(attrs.get("State")),
                 )
             )
         return sorted(infos, key=lambda info: info.created)
@@ -481,6 +521,11 @@ class Engine:
             names = " ".join(str(component.get("Name", "")) for component in components)
             self._product = "Podman" if "podman" in names.lower() else "Docker"
         return self._product
+
+
+def _exit_code(state: object) -> int | None:
+    code = state.get("ExitCode") if isinstance(state, dict) else None
+    return code if isinstance(code, int) else None
 
 
 def _mount(mount: BindMount | TmpfsMount) -> Mount:

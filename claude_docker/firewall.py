@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable
+from urllib.parse import urlsplit
 
 from . import paths
 from .artifacts import Artifact, render_template
@@ -47,6 +48,10 @@ ENV_FLAG = "CLAUDE_DOCKER_FIREWALL"
 # them, so the agent cannot ping without the raw-socket capability it never has.
 SYSCTLS = {"net.ipv4.ping_group_range": "1 0"}
 ENV_HOST_ADDRESSES = "CLAUDE_DOCKER_HOST_ADDRESSES"
+# The self-test's "none of … resolved" warning is shown once per project: the script leaves this
+# file in the session's log dir, and later sessions of the project are told it was seen.
+UNRESOLVED_MARKER = "unresolved"
+ENV_UNRESOLVED_SEEN = "CLAUDE_DOCKER_UNRESOLVED_SEEN"
 DISABLED_WARNING = (
     "network.firewall is false: the agent can reach any address on the network, "
     "including your LAN and cloud metadata services"
@@ -193,6 +198,7 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         servers_template=DNSMASQ_SERVERS,
         upstream_placeholder=UPSTREAM_PLACEHOLDER,
         selftest_refused=SELFTEST_REFUSED,
+        unresolved_marker=UNRESOLVED_MARKER,
     )
     servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in dns.forward)
     return {
@@ -217,8 +223,68 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     addresses = host_addresses()  # rejected, or accepted with allow_host_network
     if addresses:
         spec.env[ENV_HOST_ADDRESSES] = " ".join(addresses)
+    if unresolved_seen(session):
+        spec.env[ENV_UNRESOLVED_SEEN] = "1"
     session.log_dir.mkdir(parents=True, exist_ok=True)
     spec.bind(str(session.log_dir), paths.CONTAINER_LOG_DIR, read_only=False)
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """What `validate` says before any `up` does: no firewall at all, or a proxy the allowlist
+    does not let the container reach."""
+    if not cfg.network.firewall:
+        return [DISABLED_WARNING]
+    warnings = []
+    proxy = cfg.network.proxy
+    for key, url in (("http", proxy.http if proxy else None), ("https", proxy.https if proxy else None)):
+        if url and not proxy_admitted(url, cfg.network.allowed_domains, cfg.network.allowed_cidrs):
+            host = urlsplit(url).hostname or url
+            warnings.append(
+                f"network.proxy.{key}: the firewall does not admit the proxy host {host}; add it to "
+                "network.allowed_domains (a name) or network.allowed_cidrs (an address), or the container cannot reach it"
+            )
+    return warnings
+
+
+def proxy_admitted(url: str, domains: Iterable[str], cidrs: Iterable[str]) -> bool:
+    """Whether the allowlist lets the container reach the proxy at `url`."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        return True  # a malformed port is the schema's to report
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        for entry in domains:
+            name = normalise_domain(entry)
+            if host == name or (name.startswith("*.") and host.endswith(name[1:])):
+                return True
+        return False
+    for entry in cidrs:
+        try:
+            cidr = parse_cidr(entry)
+        except ValueProblem:
+            continue
+        if address in ipaddress.ip_network(cidr.network) and cidr.port in (None, port):
+            return True
+    return False
+
+
+def unresolved_seen(session: Session) -> bool:
+    """Whether an earlier session of the project already warned that no allowlisted name
+    resolved; remembered in the project's state, since session dirs are removed over time."""
+    remembered = session.state_dir / "firewall-unresolved-seen"
+    if remembered.exists():
+        return True
+    if any((session.state_dir / "sessions").glob(f"*/log/{UNRESOLVED_MARKER}")):
+        try:
+            remembered.touch()
+        except OSError:
+            pass
+        return True
+    return False
 
 
 def host_addresses(fib_trie: Path = Path("/proc/net/fib_trie")) -> list[str]:

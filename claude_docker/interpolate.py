@@ -25,6 +25,12 @@ class InterpolationError(ValueError):
     pass
 
 
+class UnsetVariable(InterpolationError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"variable {name} is not set")
+        self.name = name
+
+
 def substitute(text: str, lookup: Callable[[str], str | None]) -> str:
     """Replace every `${...}`/`$$` in `text`; raise InterpolationError for unset or malformed ones."""
 
@@ -40,7 +46,7 @@ def substitute(text: str, lookup: Callable[[str], str | None]) -> str:
         if value is None or (value == "" and match.group("default") is not None):
             if match.group("default") is not None:
                 return match.group("default")
-            raise InterpolationError(f"variable {name} is not set")
+            raise UnsetVariable(name)
         return value
 
     return _TOKEN.sub(replace, text)
@@ -61,8 +67,9 @@ def _is_passthrough(path: KeyPath) -> bool:
     )
 
 
-def interpolate_document(doc: Document, variables: Mapping[str, str]) -> list[ConfigProblem]:
-    """Interpolate `doc.data` in place; return one problem per bad value."""
+def interpolate_document(doc: Document, variables: Mapping[str, str], env_file: str | None = None) -> list[ConfigProblem]:
+    """Interpolate `doc.data` in place; return one problem per bad value (an unset variable's
+    names where it can be set: the environment or `env_file`)."""
     problems: list[ConfigProblem] = []
 
     def walk(value: object, path: KeyPath) -> object:
@@ -74,7 +81,10 @@ def interpolate_document(doc: Document, variables: Mapping[str, str]) -> list[Co
             try:
                 return substitute(value, variables.get)
             except InterpolationError as error:
-                problems.append(ConfigProblem(doc.path, format_key_path(path), doc.line_of(path), str(error)))
+                message = str(error)
+                if isinstance(error, UnsetVariable) and env_file:
+                    message += f"; set {error.name} in the environment or in the env file ({env_file})"
+                problems.append(ConfigProblem(doc.path, format_key_path(path), doc.line_of(path), message))
         return value
 
     doc.data = walk(doc.data, ())  # type: ignore[assignment]

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Mapping, Sequence
 
-from . import filesystem, notify, paths, runplan
+from . import filesystem, notify, paths, persistence, runplan
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .image import ImageResult, ensure_image
+from .image import ImageResult, age_warning, ensure_image
 from .model import Config
 from .session import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE, Session
 
@@ -70,6 +70,9 @@ def up(
         docker_cli()  # fail before building or creating anything
     result = prepare_image(engine, cfg, options.on_build_output)
     echo(f"image {result.tag} ({'built' if result.built else 'current'}, Claude Code {result.claude_code_version})")
+    stale = age_warning(result, cfg.image.max_age_days)
+    if stale:
+        echo(f"warning: {stale}")
 
     prune_sessions(engine, cfg.project_name)
     session = Session.new(cfg.project_name)
@@ -87,6 +90,10 @@ def up(
     )
     for warning in container_plan.warnings:
         echo(f"warning: {warning}")
+    if options.command is None:
+        problem = persistence.missing_credential(cfg, os.environ if environ is None else environ)
+        if problem:
+            echo(f"warning: {problem}")
 
     container = engine.create(container_plan)
     if options.detach:
@@ -105,10 +112,15 @@ def up(
             if options.headless:
                 code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, options.stdin)
             else:
+                started = time.time()
                 exit_code = _run_interactive(engine, container, session)
                 if exit_code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
                     echo(f"detached; session {session.session_id} keeps running (`claude-docker ps`, `down`)")
                     keep, exit_code = True, 0
+                else:  # Claude's own hint names the command inside the container
+                    conversation = persistence.latest_conversation(cfg, session, started)
+                    if conversation:
+                        echo(f"resume this conversation with: claude-docker up -- --resume {conversation}")
                 code = exit_code
         except KeyboardInterrupt:
             engine.stop(container, timeout=5)
@@ -266,9 +278,10 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = (), r
     gets one warning per change)."""
     removed = []
     workspaces: dict[str, None] = {}
-    for info in sessions(engine, project):
-        if session_ids and info.labels.get(LABEL_SESSION) not in session_ids:
-            continue
+    found = sessions(engine, project)
+    if session_ids:
+        found = list({info.name: info for info in (match_session(found, wanted, project) for wanted in session_ids)}.values())
+    for info in found:
         container = engine.get(info.name)
         if container is not None:
             project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
@@ -304,13 +317,20 @@ def age(created: str, now: datetime | None = None) -> str:
     return f"{max(seconds, 0)}s"
 
 
+def status_text(info: ContainerInfo) -> str:
+    """The engine's status, with the exit code of a session that ended: `exited (1)`."""
+    if info.status == "exited" and info.exit_code is not None:
+        return f"exited ({info.exit_code})"
+    return info.status
+
+
 def ps_rows(engine: Engine, project: str | None = None) -> list[tuple[str, str, str, str, str]]:
     """(project, session, status, age, image) for every managed container."""
     return [
         (
             info.labels.get(LABEL_PROJECT, "?"),
             info.labels.get(LABEL_SESSION, "?"),
-            info.status,
+            status_text(info),
             age(info.created),
             info.labels.get(runplan.LABEL_IMAGE, info.image),
         )
@@ -318,19 +338,46 @@ def ps_rows(engine: Engine, project: str | None = None) -> list[tuple[str, str, 
     ]
 
 
+def session_list(infos: Sequence[ContainerInfo]) -> str:
+    """`3f9a1c2e (running), 77b0d1aa (exited (1))`: what to choose from."""
+    return ", ".join(f"{info.labels.get(LABEL_SESSION, '?')} ({status_text(info)})" for info in infos) or "none"
+
+
+def match_session(infos: Sequence[ContainerInfo], wanted: str, project: str | None) -> ContainerInfo:
+    """The session whose id is `wanted` or starts with it (as Docker matches id prefixes)."""
+    exact = [info for info in infos if info.labels.get(LABEL_SESSION) == wanted]
+    matches = exact or [info for info in infos if wanted and info.labels.get(LABEL_SESSION, "").startswith(wanted)]
+    where = f"project {project}" if project else "this engine"
+    if not matches:
+        raise ClaudeDockerError(f"no session {wanted} in {where}", f"sessions: {session_list(infos)}")
+    if len(matches) > 1:
+        raise ClaudeDockerError(
+            f"{wanted} matches several sessions in {where}: {session_list(matches)}",
+            "give more of the id (`claude-docker ps` lists them)",
+        )
+    return matches[0]
+
+
 def find_session(engine: Engine, project: str, session_id: str | None, running: bool = False) -> ContainerInfo:
-    """The one session meant: by id, or the only one of the project."""
-    candidates = [
-        info
-        for info in sessions(engine, project)
-        if (session_id is None or info.labels.get(LABEL_SESSION) == session_id) and (not running or info.status == "running")
-    ]
+    """The one session meant: by id or unambiguous id prefix, or the only one of the project."""
+    infos = sessions(engine, project)
+    if session_id is not None:
+        info = match_session(infos, session_id, project)
+        if running and info.status != "running":
+            raise ClaudeDockerError(
+                f"session {info.labels.get(LABEL_SESSION, '?')} is not running ({status_text(info)})",
+                "`claude-docker logs` shows what it did; start a new one with `claude-docker up`",
+            )
+        return info
+    candidates = [info for info in infos if not running or info.status == "running"]
     if not candidates:
-        what = f"session {session_id}" if session_id else ("running session" if running else "session")
+        what = "running session" if running else "session"
         raise ClaudeDockerError(f"no {what} for project {project}", "list sessions with `claude-docker ps`; start one with `claude-docker up`")
     if len(candidates) > 1:
-        ids = ", ".join(info.labels.get(LABEL_SESSION, "?") for info in candidates)
-        raise ClaudeDockerError(f"project {project} has several sessions ({ids})", "name one: e.g. `claude-docker logs SESSION`")
+        raise ClaudeDockerError(
+            f"project {project} has several sessions: {session_list(candidates)}",
+            "name one by its id or a prefix of it, e.g. `claude-docker logs 3f9a`",
+        )
     return candidates[0]
 
 

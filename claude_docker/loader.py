@@ -135,11 +135,16 @@ def parse(text: str, label: str) -> tuple[dict, dict[KeyPath, int]]:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark else None
+        # Where the problem starts (an unclosed bracket, a quote) is the context mark; where the
+        # parser noticed it, often the end of the file, is the problem mark.
+        start, noticed = error.context_mark or error.problem_mark, error.problem_mark
+        line = start.line + 1 if start else None
         what = " ".join(filter(None, [error.context, error.problem]))
+        where = f" at column {start.column + 1}" if start else ""
+        if start and noticed and (noticed.line, noticed.column) != (start.line, start.column):
+            what += f" (noticed at line {noticed.line + 1}, column {noticed.column + 1})"
         raise ConfigError(
-            [ConfigProblem(label, "", line, f"not valid YAML: {what}")],
+            [ConfigProblem(label, "", line, f"not valid YAML{where}: {what}")],
             "fix the YAML syntax (indentation, quotes, colons) at that line",
         ) from None
     except yaml.reader.ReaderError as error:

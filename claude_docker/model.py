@@ -42,6 +42,7 @@ class ImageConfig:
     npm_packages: tuple[str, ...] = ()
     pip_packages: tuple[str, ...] = ()
     extra_ca_certificates: tuple[str, ...] = ()  # absolute host paths
+    max_age_days: int = 30  # `up` warns about an older image; 0 never (not part of the build context)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,17 @@ def claude_docker_home() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".claude-docker"
 
 
+def ensure_home() -> tuple[Path, bool]:
+    """Create `$CLAUDE_DOCKER_HOME` readable by its owner only (it holds logins and the env
+    file); True when it was created now. An existing directory is left as it is."""
+    home = claude_docker_home()
+    if home.is_dir():
+        return home, False
+    home.mkdir(parents=True, mode=0o700)
+    home.chmod(0o700)  # mkdir's mode is filtered by the umask
+    return home, True
+
+
 def user_config_file() -> Path:
     return claude_docker_home() / "config.yaml"
 

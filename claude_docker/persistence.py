@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
+from typing import Mapping
 
 from . import paths
 from .claude_settings import auth_env
@@ -214,6 +216,53 @@ def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | 
         return False
     _write_private(target, source.read_bytes(), ids)
     return True
+
+
+# --- what a newcomer needs to hear ---------------------------------------------------------
+
+CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+
+
+def missing_credential(cfg: Config, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why Claude Code will start logged out, with the two ways to fix it; None when a key, a
+    token or a kept login will be there. (Claude says "Not logged in" only after the first prompt.)"""
+    environ = os.environ if environ is None else environ
+    try:
+        sources = {**auth_env(cfg, environ), **cfg.claude.env}
+    except ClaudeDockerError:
+        sources = dict(cfg.claude.env)
+    if any(sources.get(name) for name in CREDENTIAL_VARIABLES):
+        return None
+    probe = Session(cfg.project_name, "probe")
+    if cfg.persistence.auth != "none" and (auth_dir(cfg, probe) / ".credentials.json").is_file():
+        return None
+    if cfg.persistence.import_host_login and (Path.home() / ".claude" / ".credentials.json").is_file():
+        return None
+    env_file = cfg.env_file or str(paths.default_env_file())
+    kept = "" if cfg.persistence.auth == "none" else " (the login is kept for the next session)"
+    return (
+        f"no Claude Code credential: neither ANTHROPIC_API_KEY nor CLAUDE_CODE_OAUTH_TOKEN is set in the "
+        f"environment or in {env_file}, and no login is kept. Either put ANTHROPIC_API_KEY=... (or "
+        f"CLAUDE_CODE_OAUTH_TOKEN=... from `claude setup-token`) in {env_file}, or type /login in the "
+        f"session once{kept}"
+    )
+
+
+def latest_conversation(cfg: Config, session: Session, since: float) -> str | None:
+    """The id of the newest conversation Claude Code saved in the persisted login dir since
+    `since` (a timestamp), for `claude-docker up -- --resume <id>`; None when the login dir is
+    thrown away with the session or nothing was saved."""
+    if cfg.persistence.auth == "none":
+        return None
+    projects = auth_dir(cfg, session) / "projects"
+    try:
+        transcripts = [path for path in projects.glob("*/*.jsonl") if path.is_file() and not path.is_symlink()]
+        newest = max(transcripts, key=lambda path: path.stat().st_mtime, default=None)
+    except OSError:
+        return None
+    if newest is None or newest.stat().st_mtime < since:
+        return None
+    return newest.stem if re.fullmatch(r"[0-9A-Za-z-]{8,64}", newest.stem) else None
 
 
 # --- the contribution -----------------------------------------------------------------------

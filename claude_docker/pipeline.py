@@ -57,7 +57,7 @@ def load_config(
 
     problems: list[ConfigProblem] = []
     for doc in documents:
-        unresolved = interpolate_document(doc, variables)
+        unresolved = interpolate_document(doc, variables, str(_env_path(documents, environ)))
         problems.extend(unresolved)
         failed = frozenset(problem.key_path for problem in unresolved)
         problems.extend(
@@ -142,6 +142,10 @@ def _resolve_chain(project_file: Path | None) -> list[Document]:
 
 def _variables(documents: list[Document], environ: dict[str, str]) -> dict[str, str]:
     """The process environment over the env file named by the last file that sets `env_file`."""
+    return {**read_env_file(_env_path(documents, environ)), **environ}
+
+
+def _env_path(documents: list[Document], environ: Mapping[str, str]) -> Path:
     env_path = paths.default_env_file()
     for doc in reversed(documents):
         raw = doc.data.get("env_file")
@@ -152,7 +156,7 @@ def _variables(documents: list[Document], environ: dict[str, str]) -> dict[str, 
                 raise ConfigError([ConfigProblem(doc.path, "env_file", doc.line_of(("env_file",)), str(error))]) from None
             env_path = Path(_absolute(value, doc.base_dir))
             break
-    return {**read_env_file(env_path), **environ}
+    return env_path
 
 
 def _absolute(value: str, base_dir: Path) -> str:

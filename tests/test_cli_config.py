@@ -80,7 +80,7 @@ def test_validate_json(project):
     result = run("validate", "--format", "json")
     assert result.exit_code == 0
     assert json.loads(result.output) == {
-        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": [],
+        "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": [], "warnings": [],
         "untrusted": [{"file": f"{project}/claude-docker.yaml", "state": "new"}],
     }
 
@@ -139,7 +139,8 @@ def test_init_writes_a_valid_file_and_never_overwrites(project):
     result = run("init", "--profile", "python")
     assert result.exit_code == 0
     text = (project / "claude-docker.yaml").read_text()
-    assert "extends: [python]" in text and text.startswith("# claude-docker.yaml")
+    assert "extends: [python]" in text
+    assert text.startswith("# yaml-language-server: $schema=./claude-docker.schema.json\n# claude-docker.yaml")
     assert run("validate").exit_code == 0
     result = CliRunner().invoke(main, ["init"])
     assert result.exit_code == 1
@@ -227,7 +228,8 @@ def test_validate_refuses_an_env_file_in_the_workspace(project):
 def test_config_shows_the_default_limits(project):
     output = run("config").output
     document = yaml.safe_load(output)
-    assert document["resources"] == {"memory": "auto", "pids_limit": 4096, "log_max_size": "10m", "log_max_files": 3}
+    limits = {key: document["resources"][key] for key in ("memory", "pids_limit", "log_max_size", "log_max_files")}
+    assert limits == {"memory": "auto", "pids_limit": 4096, "log_max_size": "10m", "log_max_files": 3}
     assert "# resources.memory: auto = half the Docker host's memory (" in output
     (project / "claude-docker.yaml").write_text("resources: {memory: 2g, pids_limit: null}\n")
     document = yaml.safe_load(run("config").output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 
 import pytest
@@ -27,7 +28,8 @@ def problems_for(project, text: str, environ: dict | None = None, files: dict | 
     path.write_text(textwrap.dedent(text))
     with pytest.raises(ConfigError) as caught:
         load_config(str(path), cwd=project, environ=environ or {})
-    return [problem.format().replace(f"{project}/", "") for problem in caught.value.problems]
+    home = os.environ["CLAUDE_DOCKER_HOME"]
+    return [problem.format().replace(f"{project}/", "").replace(home, "$CLAUDE_DOCKER_HOME") for problem in caught.value.problems]
 
 
 INVALID = [
@@ -205,7 +207,8 @@ INVALID = [
     ),
     pytest.param(
         "claude:\n  env:\n    TOKEN: ${MISSING_TOKEN}\n",
-        ["claude-docker.yaml:3: claude.env.TOKEN: variable MISSING_TOKEN is not set"],
+        ["claude-docker.yaml:3: claude.env.TOKEN: variable MISSING_TOKEN is not set; set MISSING_TOKEN in the "
+         "environment or in the env file ($CLAUDE_DOCKER_HOME/.env)"],
         id="unset-variable",
     ),
     pytest.param(
@@ -279,7 +282,10 @@ def test_unset_variable_in_profile_names_that_file(project):
         "extends: [./team.yaml]\n",
         files={"team.yaml": "notifier:\n  webhooks:\n    - url: ${HOOK_URL}\n"},
     )
-    assert got == ["team.yaml:3: notifier.webhooks[0].url: variable HOOK_URL is not set"]
+    assert got == [
+        "team.yaml:3: notifier.webhooks[0].url: variable HOOK_URL is not set; set HOOK_URL in the environment "
+        "or in the env file ($CLAUDE_DOCKER_HOME/.env)"
+    ]
 
 
 YAML_PIECES = [
@@ -320,4 +326,13 @@ def test_merged_problem_points_at_the_child_file_and_its_own_index(project):
 def test_yaml_syntax_error_names_file_and_line(project):
     (got,) = problems_for(project, "network:\n  allowed_domains: [a.com\n")
     # The parser's own words differ between libyaml and pure-Python PyYAML; the location does not.
-    assert got.startswith("claude-docker.yaml:3: not valid YAML: while parsing a flow sequence")
+    # The line and column are where the problem starts (the unclosed bracket), not where the
+    # parser noticed it (the end of the file).
+    assert got.startswith("claude-docker.yaml:2: not valid YAML at column 20: while parsing a flow sequence")
+    assert got.endswith("(noticed at line 3, column 1)")
+
+
+def test_yaml_syntax_error_at_one_place_names_its_column(project):
+    (got,) = problems_for(project, "network:\n  firewall: true\n   bad: indent: here\n")
+    assert got.startswith("claude-docker.yaml:3: not valid YAML at column ")
+    assert "noticed" not in got

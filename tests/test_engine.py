@@ -167,7 +167,10 @@ def test_build_progress_shows_steps_on_a_terminal(capsys):
 
     quiet = BuildProgress(verbose=False, tty=False)
     quiet("Step 1/3 : FROM debian")
-    assert "Step" not in capsys.readouterr().err
+    quiet(" ---> abc")
+    quiet.finish()
+    err = capsys.readouterr().err
+    assert "Step" not in err and "--->" not in err and "step 1/3: FROM debian (" in err
 
 
 def test_age_is_short_and_readable():

@@ -129,22 +129,27 @@ def test_two_parallel_sessions_ps_logs_down(project):
     assert listing.stdout.splitlines()[0].split() == ["PROJECT", "SESSION", "STATUS", "AGE", "IMAGE"]
     assert sum(cfg.project_name in line for line in listing.stdout.splitlines()) == 2
 
-    ambiguous = run_cli("logs", "--file", str(project))
+    ambiguous = run_cli("logs", "-f", str(project))
     assert ambiguous.returncode == 1 and "several sessions" in ambiguous.stderr
 
     session_id = running[0].labels["dev.claude-docker.session"]
     deadline = time.time() + 20
     while True:
-        shown = run_cli("logs", "--file", str(project), session_id)
+        shown = run_cli("logs", "-f", str(project), session_id[:6])  # a prefix is enough
         if "marker" in shown.stdout or time.time() > deadline:
             break
         time.sleep(0.5)
     assert shown.returncode == 0, shown.stderr
     assert "first-marker" in shown.stdout
 
-    shell = run_cli("shell", "-f", str(project), "-s", session_id, "--", "grep", "-E", "^Cap(Eff|Bnd)", "/proc/self/status")
+    shell = run_cli("shell", "-f", str(project), "-s", session_id[:6], "--", "grep", "-E", "^Cap(Eff|Bnd)", "/proc/self/status")
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout.count("0000000000000000") == 2
+
+    unknown = run_cli("down", "-f", str(project), "zz")
+    assert unknown.returncode == 1 and unknown.stdout == ""
+    assert unknown.stderr.splitlines()[0] == f"error: no session zz in project {cfg.project_name}"
+    assert session_id in unknown.stderr.splitlines()[1] and "(running)" in unknown.stderr
 
     removed = run_cli("down", "-f", str(project))
     assert removed.returncode == 0, removed.stderr
@@ -152,6 +157,16 @@ def test_two_parallel_sessions_ps_logs_down(project):
     assert engine.list({LABEL_MANAGED: "1", LABEL_PROJECT: cfg.project_name}) == []
     sessions_dir = paths.project_state_dir(cfg.project_name) / "sessions"
     assert not list(sessions_dir.glob("*/runtime")), "down leaves no runtime files of removed sessions"
+
+
+def test_ps_shows_the_exit_code_of_an_ended_session(project):
+    cfg = load_config(str(project)).config
+    ended = up(project, "--keep", "--", "--exec", "bash", "-c", "exit 3")
+    assert ended.returncode == 3, ended.stderr
+    [info] = lifecycle.sessions(Engine.connect(), cfg.project_name)
+    listing = run_cli("ps", "-f", str(project))
+    [row] = [line for line in listing.stdout.splitlines() if info.labels["dev.claude-docker.session"] in line]
+    assert "exited (3)" in row
 
 
 def test_build_command_reports_current_image(project):
@@ -249,11 +264,11 @@ def test_doctor_reports_each_check(project):
     result = run_cli("doctor", "-f", str(project))
     lines = result.stdout.splitlines()
     names = [line.split(":")[0].split(None, 1)[1] for line in lines]
-    assert names == ["config", "engine", "docker CLI", "base image", "container start", "CA file", "env file", "notifier", "free disk"]
+    assert names == ["config", "engine", "docker CLI", "base image", "container start", "CA file", "env file", "credential", "notifier", "free disk"]
     assert lines[1].startswith("ok") and "API" in lines[1]
     assert lines[3].startswith("ok") and "present" in lines[3]
     assert lines[4].startswith("ok") and "starts" in lines[4]
-    assert lines[7].startswith("warn")  # no notifier is a warning, not a failure
+    assert lines[8].startswith("warn")  # no notifier is a warning, not a failure
     assert result.returncode == (0 if all(not line.startswith("FAIL") for line in lines) else 1)
 
 

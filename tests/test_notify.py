@@ -153,11 +153,11 @@ def test_builtin_template_and_truncation_to_sms_limit(tmp_path):
 
 
 def test_user_template_sees_every_variable(tmp_path):
-    path = write_event(tmp_path, "session_end", {"hook_event_name": "SessionEnd", "reason": "exit"}, now_ns=10**18)
+    path = write_event(tmp_path, "stop", {"hook_event_name": "Stop", "last_assistant_message": "done"}, now_ns=10**18)
     event = read_event(tmp_path, path.name)
     template = "{{ project }}|{{ session }}|{{ event }}|{{ last_message }}|{{ duration_seconds }}|{{ exit_code }}"
     text = render_message(template, MessageContext("p", "s", event, started_at=10**9 - 61, exit_code=3))
-    assert text == "p|s|session_end|exit|61|3"
+    assert text == "p|s|stop|done|61|3"
 
 
 def test_bad_template_is_a_clear_error(tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..errors import ClaudeDockerError, ConfigError
+from ..model import Config
 from .options import file_option
 
 MASK = "********"
@@ -39,7 +40,7 @@ def validate(config_file: str | None, output_format: str) -> None:
     """Check the configuration and show its profile chain.
 
     Every problem is reported at once, each with file, line and key path. Exit code 0 when
-    valid, 1 otherwise.
+    valid (warnings included: no firewall, a proxy the allowlist does not admit), 1 otherwise.
 
     \b
     Examples:
@@ -59,11 +60,16 @@ def validate(config_file: str | None, output_format: str) -> None:
         click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
         sys.exit(1)
     from .. import trust
+    from ..firewall import config_warnings
 
     pending = trust.untrusted(loaded.config)
+    warnings = config_warnings(loaded.config)
     if output_format == "json":
         approvals = [{"file": entry.path, "state": entry.state} for entry in pending]
-        click.echo(json.dumps({"valid": True, "chain": list(loaded.chain), "problems": [], "untrusted": approvals}, indent=2))
+        click.echo(json.dumps(
+            {"valid": True, "chain": list(loaded.chain), "problems": [], "warnings": warnings, "untrusted": approvals},
+            indent=2,
+        ))
         return
     from ..paths import user_config_file
 
@@ -76,6 +82,8 @@ def validate(config_file: str | None, output_format: str) -> None:
     else:
         click.echo("no claude-docker.yaml found here or above; the defaults are valid")
     click.echo(f"profile chain: {' -> '.join(loaded.chain)}")
+    for warning in warnings:
+        click.echo(f"warning: {warning}")
     for line in trust.status_lines(loaded.config):
         click.echo(line)
 
@@ -122,10 +130,12 @@ def trust_command(config_file: str | None, yes: bool) -> None:
 @file_option
 @click.option("--show-secrets", is_flag=True, help="Print secret values instead of masking them.")
 def show_config(config_file: str | None, show_secrets: bool) -> None:
-    """Print the merged, interpolated configuration as YAML, secrets masked.
+    """Print the effective configuration as YAML, defaults included, secrets masked.
 
     This is what the sandbox is built from: every profile in the chain merged, ${VAR}
-    references filled in, relative paths made absolute.
+    references filled in, relative paths made absolute, every value no file sets shown with
+    its default, and the blocked paths claude-docker adds itself ($CLAUDE_DOCKER_HOME, the
+    Docker socket). The output is itself a valid claude-docker.yaml.
 
     \b
     Examples:
@@ -137,7 +147,8 @@ def show_config(config_file: str | None, show_secrets: bool) -> None:
     from ..pipeline import load_config
 
     loaded = load_config(config_file)
-    document = loaded.merged if show_secrets else mask_secrets(loaded.merged)
+    effective = effective_document(loaded.config)
+    document = effective if show_secrets else mask_secrets(effective)
     click.echo(f"# profile chain: {' -> '.join(loaded.chain)}")
     click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False), nl=False)
     if (loaded.merged.get("resources") or {}).get("memory") == "auto":
@@ -150,6 +161,58 @@ def _half_local_memory() -> str:
 
     half = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
     return f"{half / 1024**3:.1f}g" if half >= 1024**3 else f"{half // 1024**2}m"
+
+
+def effective_document(cfg: Config) -> dict:
+    """The model as a claude-docker.yaml document: every key, defaults included.
+
+    Unset optional values (no proxy, no Twilio, no template) are left out; resource limits
+    show `null` for "no limit".
+    """
+    from .. import paths
+    from ..filesystem import ALWAYS_BLOCKED
+    from ..model import to_plain
+
+    def present(section: dict) -> dict:
+        return {key: value for key, value in section.items() if value is not None}
+
+    plain = to_plain(cfg)
+    assert isinstance(plain, dict)
+    blocked = list(dict.fromkeys([*cfg.filesystem.blocked_paths, *ALWAYS_BLOCKED, str(paths.claude_docker_home())]))
+    persistence = dict(plain["persistence"])
+    persistence["auth"] = False if cfg.persistence.auth == "none" else cfg.persistence.auth
+    identity = persistence.pop("git_identity")
+    dotfiles = persistence.pop("dotfiles")
+    if identity is not None:
+        persistence["git"] = present(identity)
+    persistence["dotfiles"] = dotfiles
+    notifier = dict(plain["notifier"])
+    twilio = notifier.pop("twilio")
+    if twilio is not None:
+        twilio["from"] = twilio.pop("from_number")
+        notifier["twilio"] = present(twilio)
+    notifier["commands"] = [command["argv"] for command in notifier["commands"]]
+    claude = dict(plain["claude"])
+    servers: dict[str, dict] = {}
+    for server in claude.pop("mcp_servers"):
+        name = server.pop("name")
+        keys = ("type", "url", "headers") if server["type"] in ("http", "sse") else ("type", "command", "args", "env")
+        servers[name] = {key: server[key] for key in keys}
+    claude["mcp_servers"] = servers
+    document = {
+        "version": cfg.version,
+        "image": plain["image"],
+        "workspace": plain["workspace"],
+        "filesystem": {**plain["filesystem"], "blocked_paths": blocked},
+        "network": present({**plain["network"], "proxy": present(plain["network"]["proxy"] or {}) or None}),
+        "persistence": persistence,
+        "notifier": present(notifier),
+        "claude": present(claude),
+        "resources": plain["resources"],
+    }
+    if cfg.env_file:
+        document["env_file"] = cfg.env_file
+    return document
 
 
 def _mask_url(url: str) -> str:
@@ -259,7 +322,10 @@ def schema() -> None:
 
 # --- init ------------------------------------------------------------------------------------
 
+SCHEMA_FILE_NAME = "claude-docker.schema.json"
+
 STARTER = """\
+# yaml-language-server: $schema=./{schema_file}
 # claude-docker.yaml: the sandbox Claude Code runs in. `claude-docker validate` checks it,
 # `claude-docker config` shows it merged with its profiles, `claude-docker up` starts it.
 # Every file builds on the built-in `default` profile (Claude Code's own domains and the
@@ -308,7 +374,7 @@ claude:
 
 def starter_text(profile: str | None) -> str:
     extends = f"extends: [{profile}]" if profile else "# extends: [python, github]    # built-in profiles or paths to YAML files"
-    return STARTER.format(extends=extends)
+    return STARTER.format(extends=extends, schema_file=SCHEMA_FILE_NAME)
 
 
 @click.command()
@@ -318,12 +384,18 @@ def starter_text(profile: str | None) -> str:
 def init(profile: str | None, target: Path) -> None:
     """Write a commented starter claude-docker.yaml (never overwrites).
 
+    Next to it goes claude-docker.schema.json, which the file's first line names for editors
+    (yaml-language-server); $CLAUDE_DOCKER_HOME (~/.claude-docker) is created, private to you,
+    for the env file and what sessions keep.
+
     \b
     Examples:
       claude-docker init
       claude-docker init --profile python
     """
+    from .. import paths
     from ..profiles import builtin_names
+    from ..resources import schema_path
 
     if profile is not None and profile not in builtin_names():
         raise ClaudeDockerError(
@@ -332,11 +404,21 @@ def init(profile: str | None, target: Path) -> None:
         )
     if target.exists():
         raise ClaudeDockerError(f"{target} already exists; not overwriting it", "edit it, or remove it first")
+    schema_file = target.parent / SCHEMA_FILE_NAME
+    schema_text = schema_path().read_text(encoding="utf-8")
     try:
+        home, created = paths.ensure_home()
         target.write_text(starter_text(profile), encoding="utf-8")
+        refresh_schema = not schema_file.exists() or schema_file.read_text(encoding="utf-8") != schema_text
+        if refresh_schema:
+            schema_file.write_text(schema_text, encoding="utf-8")
     except OSError as error:
-        raise ClaudeDockerError(f"cannot write {target}: {error.strerror}") from None
+        raise ClaudeDockerError(f"cannot write {error.filename}: {error.strerror}") from None
     _trust_written(target)
+    if created:
+        click.echo(f"created {home} (only you can read it): the env file and what sessions keep live there")
+    if refresh_schema:
+        click.echo(f"wrote {schema_file} (the JSON Schema editors use)")
     click.echo(f"wrote {target}; check it with `claude-docker validate`")
 
 
@@ -380,19 +462,31 @@ def list_profiles() -> None:
 # --- completion ------------------------------------------------------------------------------
 
 
+COMPLETION_SHELLS = ("bash", "zsh", "fish")
+
+
 @click.command()
-@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
-def completion(shell: str) -> None:
-    """Print the shell completion script.
+@click.argument("shell", type=click.Choice(COMPLETION_SHELLS), required=False)
+def completion(shell: str | None) -> None:
+    """Print the shell completion script (for SHELL, default: the one $SHELL names).
 
     \b
     Examples:
-      eval "$(claude-docker completion bash)"      # in ~/.bashrc
+      eval "$(claude-docker completion)"           # in ~/.bashrc or ~/.zshrc
       claude-docker completion fish > ~/.config/fish/completions/claude-docker.fish
     """
     from click.shell_completion import get_completion_class
 
     from ..cli import main
+
+    if shell is None:
+        login_shell = os.path.basename(os.environ.get("SHELL", ""))
+        if login_shell not in COMPLETION_SHELLS:
+            raise ClaudeDockerError(
+                f"cannot tell the shell: $SHELL is {os.environ.get('SHELL') or 'not set'}",
+                f"name it: claude-docker completion {'|'.join(COMPLETION_SHELLS)}",
+            )
+        shell = login_shell
 
     completion_class = get_completion_class(shell)
     if completion_class is None:  # click.Choice lets only the shells click knows through

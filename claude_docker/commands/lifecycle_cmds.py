@@ -9,10 +9,13 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import time
+from pathlib import Path
+from typing import Callable, TextIO
 
 import click
 
-from ..errors import ClaudeDockerError
+from ..errors import ClaudeDockerError, EngineError
 from ..model import Config
 from ..pipeline import load_config
 from .options import file_option
@@ -22,30 +25,81 @@ _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 
 
 class BuildProgress:
-    """Build output: every line with --verbose; else `step N/M` on one terminal line; else quiet."""
+    """Build output as whole lines: every line with --verbose; else one line per step with its
+    number, name and elapsed time (the running step shown in place on a terminal). Every line
+    also goes to a log file, which a failed build names."""
 
-    def __init__(self, verbose: bool, tty: bool | None = None) -> None:
+    def __init__(self, verbose: bool, tty: bool | None = None, log_path: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.verbose = verbose
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.started = False
+        self.log_path = log_path
+        self.clock = clock
+        self._log: TextIO | None = None
+        self._step: tuple[str, str, float] | None = None  # ("2/9", "RUN ...", started at)
 
     def __call__(self, line: str) -> None:
         line = _ANSI.sub("", line).rstrip()
         if not self.started:
             self.started = True
             click.echo("building the image...", err=True)
+        self._write_log(line)
         if self.verbose:
             click.echo(line, err=True)
             return
         match = _STEP.match(line)
-        if match and self.tty:
+        if match:
+            self._end_step()
             step, total, instruction = match.groups()
-            width = max(shutil.get_terminal_size().columns - 20, 20)
-            click.echo(f"\r\x1b[K  step {step}/{total}: {instruction[:width]}", nl=False, err=True)
+            self._step = (f"{step}/{total}", instruction, self.clock())
+            if self.tty:
+                click.echo(f"\r\x1b[K  step {step}/{total}: {self._fit(instruction)}", nl=False, err=True)
+
+    def _fit(self, instruction: str) -> str:
+        width = max(shutil.get_terminal_size().columns - 30, 20)
+        return instruction if len(instruction) <= width else instruction[: width - 3] + "..."
+
+    def _end_step(self) -> None:
+        if self._step is None:
+            return
+        step, instruction, began = self._step
+        self._step = None
+        text = f"  step {step}: {self._fit(instruction)} ({self.clock() - began:.1f}s)"
+        click.echo(("\r\x1b[K" if self.tty else "") + text, err=True)
+
+    def _write_log(self, line: str) -> None:
+        if self.log_path is None:
+            return
+        if self._log is None:
+            try:
+                self.log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                self._log = self.log_path.open("w", encoding="utf-8")
+            except OSError:
+                self.log_path = None
+                return
+        self._log.write(line + "\n")
+        self._log.flush()
 
     def finish(self) -> None:
-        if self.started and self.tty and not self.verbose:
-            click.echo(err=True)
+        self._end_step()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def failed(self, error: ClaudeDockerError) -> ClaudeDockerError:
+        """The error of a failed build, naming the file that holds its whole log."""
+        if not self.started or self.log_path is None or not isinstance(error, EngineError):
+            return error
+        hint = f"{error.hint}; the full build log is in {self.log_path}" if error.hint else f"the full build log is in {self.log_path}"
+        return EngineError(error.message, hint)
+
+
+def build_log_path() -> Path:
+    """The newest build's whole output (each build replaces it)."""
+    from .. import paths
+
+    return paths.claude_docker_home() / "build.log"
 
 
 def _load(config_file: str | None) -> Config:
@@ -80,7 +134,8 @@ def _echo_err(message: str) -> None:
 @click.command()
 @file_option
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer (e.g. to pick up a newer `latest` Claude Code).")
-@click.option("--pull", is_flag=True, help="Pull a newer base image first.")
+@click.option("--pull", is_flag=True, help="Pull a newer base image and, for `latest`, the newest Claude Code "
+              "(rebuilt when the registry names another version than the image has).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log.")
 @trust_option
 def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, approve: bool) -> None:
@@ -92,20 +147,26 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
     \b
     Examples:
       claude-docker build
-      claude-docker build --no-cache        # pick up a newer `latest` Claude Code
+      claude-docker build --pull            # newest base image and `latest` Claude Code
       claude-docker build -f ci.yaml -v     # full build log
     """
     from .. import lifecycle
     from ..engine import Engine
 
     cfg = _load_trusted(config_file, approve)
-    progress = BuildProgress(verbose)
+    progress = BuildProgress(verbose, log_path=build_log_path())
     try:
         result = lifecycle.prepare_image(Engine.connect(), cfg, progress, no_cache=no_cache, pull=pull)
+    except ClaudeDockerError as error:
+        progress.finish()
+        raise progress.failed(error) from None
     finally:
         progress.finish()
     state = "built" if result.built else "current, nothing to build"
-    click.echo(f"{result.tag}: {state} (Claude Code {result.claude_code_version})")
+    version = result.claude_code_version
+    if result.previous_version and result.previous_version != version:
+        version = f"{result.previous_version} -> {version}"
+    click.echo(f"{result.tag}: {state} (Claude Code {version})")
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -113,12 +174,14 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
 @click.option("-d", "--detach", is_flag=True, help="Start in the background; see `ps`, `logs`, `shell`, `down`.")
 @click.option("--keep", is_flag=True, help="Keep the container after it exits (default: removed).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log if the image is built.")
+@click.option("--dry-run", is_flag=True, help="Show what the container would get (image, capabilities, mounts, "
+              "environment names, limits); start nothing.")
 @trust_option
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def up(
-    ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, approve: bool,
-    claude_args: tuple[str, ...],
+    ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, dry_run: bool,
+    approve: bool, claude_args: tuple[str, ...],
 ) -> None:
     """Start Claude Code in a new session container (builds the image if needed).
 
@@ -130,6 +193,7 @@ def up(
       claude-docker up -- -p "fix the failing test"     # headless
       claude-docker up --detach                         # background session
       claude-docker up --trust                          # approve the config files first
+      claude-docker up --dry-run                        # what the container would get
 
     Config files in the workspace (claude-docker.yaml, profiles it extends) must be approved
     once, and again after each change: `claude-docker trust` shows them, `--trust` approves.
@@ -137,7 +201,19 @@ def up(
     from .. import lifecycle
 
     cfg = _load_trusted(config_file, approve)
-    progress = BuildProgress(verbose)
+    if dry_run:
+        from ..planview import describe, preview
+
+        interactive = not (detach or lifecycle.is_headless(claude_args, sys.stdin.isatty()))
+        from ..persistence import missing_credential
+
+        for line in describe(preview(cfg, tuple(claude_args), interactive=interactive)):
+            click.echo(line)
+        problem = missing_credential(cfg)
+        if problem:
+            click.echo(f"warning: {problem}")
+        return
+    progress = BuildProgress(verbose, log_path=build_log_path())
     options = lifecycle.UpOptions(
         extra_args=tuple(claude_args),
         detach=detach,
@@ -153,6 +229,9 @@ def up(
 
     try:
         code = lifecycle.up(cfg, options, echo=echo)
+    except ClaudeDockerError as error:
+        progress.finish()
+        raise progress.failed(error) from None
     finally:
         progress.finish()
     ctx.exit(code)
@@ -169,10 +248,13 @@ def _project_or_all(config_file: str | None, all_projects: bool) -> str | None:
 def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ...]) -> None:
     """Stop and remove this project's sessions (or only the SESSION_IDS given).
 
+    A SESSION_ID may be a prefix of the id, as long as only one session starts with it; an
+    unknown or ambiguous one is an error and nothing is removed.
+
     \b
     Examples:
       claude-docker down                # every session of this project
-      claude-docker down 3f9a1c2e       # one session (ids from `claude-docker ps`)
+      claude-docker down 3f9a           # one session (ids from `claude-docker ps`)
       claude-docker down --all          # every claude-docker session on this engine
     """
     from .. import lifecycle
@@ -194,7 +276,7 @@ def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ..
 @file_option
 @click.option("--all", "all_projects", is_flag=True, help="Sessions of every project (default when no config is found).")
 def ps(config_file: str | None, all_projects: bool) -> None:
-    """List sessions: project, session, status, age, image.
+    """List sessions: project, session, status (with the exit code of ended ones), age, image.
 
     \b
     Examples:
@@ -219,18 +301,19 @@ def ps(config_file: str | None, all_projects: bool) -> None:
 
 
 @click.command()
-@click.option("--file", "config_file", type=click.Path(dir_okay=False, path_type=str), default=None,
-              help="Config file (default: claude-docker.yaml here or in the nearest parent).")
-@click.option("-f", "--follow", is_flag=True, help="Keep streaming new output.")
+@file_option
+@click.option("--follow", is_flag=True, help="Keep streaming new output until the session ends (Ctrl-C stops).")
 @click.argument("session_id", required=False)
 def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
     """Show a session's output (the project's only session unless SESSION_ID is given).
 
+    SESSION_ID may be a prefix of the id, as long as only one session starts with it.
+
     \b
     Examples:
       claude-docker logs
-      claude-docker logs -f 3f9a1c2e
-      claude-docker logs --file ci.yaml
+      claude-docker logs --follow 3f9a
+      claude-docker logs -f ci.yaml
     """
     from .. import lifecycle
     from ..engine import Engine
@@ -245,7 +328,7 @@ def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @file_option
-@click.option("-s", "--session", "session_id", help="Session id (default: the project's only running session).")
+@click.option("-s", "--session", "session_id", help="Session id or a prefix of it (default: the project's only running session).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def shell(ctx: click.Context, config_file: str | None, session_id: str | None, command: tuple[str, ...]) -> None:

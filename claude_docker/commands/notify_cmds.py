@@ -148,7 +148,8 @@ def notify_status(config_file: str | None, lines: int) -> None:
             waiting += pending
     if not waiting:
         click.echo("no events waiting")
-    logs = sorted((d / LOG_FILE for d in session_dirs if (d / LOG_FILE).exists()), key=lambda p: p.stat().st_mtime)
+    # A session that delivered everything keeps only its log (no outbox): it still counts here.
+    logs = sorted(project_state_dir(cfg.project_name).glob(f"sessions/*/{LOG_FILE}"), key=lambda p: p.stat().st_mtime)
     if logs and lines > 0:
         click.echo(f"--- {logs[-1]}")
         for line in logs[-1].read_text(errors="replace").splitlines()[-lines:]:

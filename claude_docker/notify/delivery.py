@@ -6,10 +6,12 @@ agent cannot tamper with it and a retry never repeats a delivery that worked. Ev
 goes to `notify.log` in the session directory (what `claude-docker logs` shows) and failures
 also go to the `report` callback (stderr in the CLI).
 
-Debounce (`notifier.min_interval_seconds`, per session): `stop`, `notification` and `message`
-events are held while the last message of their lane is younger than the interval; when several
-are held, only the newest is sent (the older ones are logged as superseded). `failure` events
-are debounced the same way in a lane of their own. `session_end` is sent by the final flush at
+Debounce (`notifier.min_interval_seconds`, per session): `stop` and `notification` events are
+held while the last message of their lane is younger than the interval; when several are held,
+only the newest is sent (the older ones are logged as superseded). `failure` events are
+debounced the same way in a lane of their own. `message` (the in-container `notify "text"`, an
+explicit request), `test` and `session_end` are never held back by the interval. A failure goes
+to `report` once per event and error; retries only add to the log. `session_end` is sent by the final flush at
 the end of the session (it comes last anyway, and then the container's exit code is known),
 which also sends the newest held event without waiting.
 
@@ -111,6 +113,7 @@ class SessionDelivery:
         self._thread_lock = threading.Lock()
         self._retry_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._reported: set[tuple[str, str]] = set()  # (event, error) already on stderr
 
     # --- state -----------------------------------------------------------------------------
 
@@ -161,7 +164,8 @@ class SessionDelivery:
         if rotate:  # one older generation is kept
             with contextlib.suppress(OSError):
                 os.replace(path, path.with_name(LOG_FILE + ".1"))
-        if level == "ERROR":
+        if level == "ERROR" and (event, text) not in self._reported:
+            self._reported.add((event, text))
             self.report(f"notify: {text}")
 
     @contextlib.contextmanager

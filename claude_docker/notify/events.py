@@ -42,8 +42,9 @@ MESSAGE_EVENT = "message"  # text sent with the in-container `notify` command
 TEST_EVENT = "test"  # `claude-docker notify test`
 # Debounce lanes (notifier.min_interval_seconds): within a lane a newer event supersedes an older
 # one. A failure is not superseded by a later `stop`, but failures are debounced all the same:
-# the agent can write any number of them. session_end and test are in no lane (see delivery).
-DEBOUNCE_LANES = {"stop": "turn", "notification": "turn", MESSAGE_EVENT: "turn", "failure": "failure"}
+# the agent can write any number of them. session_end, test and `notify "text"` (an explicit
+# request, not a chatty hook) are in no lane: only the caps hold them back (see delivery).
+DEBOUNCE_LANES = {"stop": "turn", "notification": "turn", "failure": "failure"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,11 @@ def read_event(outbox: Path, name: str) -> Event:
 
 
 def _hook_text(hook: dict) -> str:
-    for key in ("last_assistant_message", "message", "error", "reason"):
+    # SessionEnd's `reason` (clear, logout, prompt_input_exit, other) is a code, not a message.
+    keys: tuple[str, ...] = ("last_assistant_message", "message", "error")
+    if hook.get("hook_event_name") != "SessionEnd":
+        keys += ("reason",)
+    for key in keys:
         value = hook.get(key)
         if isinstance(value, str) and value.strip():
             return clean_text(value).strip()

@@ -24,6 +24,7 @@ readonly DNSMASQ_USER=dnsmasq
 readonly SELFTEST_REFUSED=claude-docker-selftest.invalid
 readonly EMBEDDED_DNS=127.0.0.11
 HOST_ADDRESSES="${CLAUDE_DOCKER_HOST_ADDRESSES:-}"  # set by the host: its own addresses
+UNRESOLVED_SEEN="${CLAUDE_DOCKER_UNRESOLVED_SEEN:-0}"  # set by the host: the warning below was shown once
 
 step="start"
 fail() {
@@ -223,7 +224,11 @@ for name in "${SELFTEST_NAMES[@]}"; do
     break
 done
 if [ -z "$resolved" ] && [ -n "${SELFTEST_NAMES[*]}" ]; then
-    printf 'claude-docker firewall: warning: none of %s resolved through upstream %s; allowlisted names may not work\n' \
-        "${SELFTEST_NAMES[*]}" "${upstreams[*]}" >&2
+    # Once per project: on a network where only a proxy reaches the internet this is expected.
+    : >"$LOG_DIR/unresolved"
+    if [ "$UNRESOLVED_SEEN" != 1 ]; then
+        printf 'claude-docker firewall: warning: none of %s resolved through upstream %s; allowlisted names may not work (shown once per project)\n' \
+            "${SELFTEST_NAMES[*]}" "${upstreams[*]}" >&2
+    fi
 fi
 trap - ERR
