@@ -97,3 +97,27 @@ def base_image_yaml(extra: str = "") -> str:
         f"  extra_ca_certificates: [{HOST_CA_BUNDLE}]\n"
         f"{extra}"
     )
+
+
+def rootful_podman() -> str:
+    """The podman binary for tests that drive Podman directly (as root); skip, or fail under CI."""
+    import shutil
+
+    binary = shutil.which("podman")
+    if binary is None or os.getuid() != 0:
+        message = "rootful podman is needed (scripts/test-env.sh installs it)"
+        if engine_required():
+            pytest.fail(message)
+        pytest.skip(message)
+    return binary
+
+
+def copy_into_podman(binary: str, image: str, podman_image: str, env: dict[str, str] | None = None) -> None:
+    """`docker save IMAGE | podman load`, unless Podman's store has it already (as PODMAN_IMAGE)."""
+    import subprocess
+
+    if subprocess.run([binary, "image", "exists", podman_image], env=env).returncode == 0:
+        return
+    save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+    subprocess.run([binary, "load"], stdin=save.stdout, env=env, check=True, capture_output=True, timeout=600)
+    assert save.wait(timeout=60) == 0

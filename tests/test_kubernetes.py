@@ -35,7 +35,7 @@ from claude_docker.engine import _hard_limits
 from claude_docker.image import build_context, image_tag
 from claude_docker.kubernetes import FIREWALL_SCRIPT, READY_DIR
 from claude_docker.model import ImageConfig
-from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, engine_required
+from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.http import SERVER_JS
 
@@ -364,12 +364,7 @@ def adapt_for_podman(document: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def podman(docker_client, tmp_path_factory) -> dict[str, Any]:
     """Rootful podman with the standard product image in its store; the environment for its CLI."""
-    binary = shutil.which("podman")
-    if binary is None or os.getuid() != 0:
-        message = "rootful podman is needed to play the rendered Pod (scripts/test-env.sh installs it)"
-        if engine_required():
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = rootful_podman()
     conf = tmp_path_factory.mktemp("podman") / "containers.conf"
     nofile, nproc = _hard_limits()
     conf.write_text(f'[containers]\ndefault_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n')
@@ -377,10 +372,7 @@ def podman(docker_client, tmp_path_factory) -> dict[str, Any]:
     env.pop("DOCKER_HOST", None)
     tag = image_tag(build_context(ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))))
     image = f"localhost/{tag}"
-    if subprocess.run([binary, "image", "exists", image], env=env).returncode != 0:
-        save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
-        subprocess.run([binary, "load"], stdin=save.stdout, env=env, check=True, capture_output=True, timeout=600)
-        assert save.wait(timeout=60) == 0
+    copy_into_podman(binary, tag, image, env)
     return {"binary": binary, "env": env, "image": image}
 
 

@@ -7,7 +7,6 @@ under test, so the refusals are Podman's own, not simulated.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ import docker
 import pytest
 
 from claude_docker.engine import _hard_limits, _translate
-from tests.conftest import TEST_BASE_IMAGE, engine_required
+from tests.conftest import TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.projects import make_project, run_cli
 
 pytestmark = pytest.mark.docker
@@ -33,17 +32,8 @@ def _fits_this_host() -> str:
 
 @pytest.fixture(scope="module")
 def podman() -> str:
-    binary = shutil.which("podman")
-    if binary is None or os.getuid() != 0:
-        message = "rootful podman is needed (scripts/test-env.sh installs it)"
-        if engine_required():
-            pytest.fail(message)
-        pytest.skip(message)
-    podman_base = _podman_name(TEST_BASE_IMAGE)
-    if subprocess.run([binary, "image", "exists", podman_base]).returncode != 0:
-        save = subprocess.Popen(["docker", "save", TEST_BASE_IMAGE], stdout=subprocess.PIPE)
-        subprocess.run([binary, "load"], stdin=save.stdout, check=True, capture_output=True)
-        save.wait()
+    binary = rootful_podman()
+    copy_into_podman(binary, TEST_BASE_IMAGE, _podman_name(TEST_BASE_IMAGE))
     return binary
 
 

@@ -16,7 +16,7 @@ import click
 
 from ..errors import ClaudeDockerError, ConfigError
 from ..model import Config
-from .options import file_option
+from .options import file_option, output_dir_option
 
 MASK = "********"
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|PASS|KEY|AUTH|CREDENTIAL|COOKIE|SESSION)", re.I)
@@ -265,14 +265,7 @@ def mask_secrets(document: dict) -> dict:
 
 @click.command()
 @file_option
-@click.option(
-    "-o",
-    "--output",
-    "output_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to write into (created if missing).",
-)
+@output_dir_option("Directory to write into (created if missing).")
 def render(config_file: str | None, output_dir: Path) -> None:
     """Write the rendered container files to a directory, for review.
 

@@ -6,19 +6,12 @@ from pathlib import Path
 
 import click
 
-from .options import file_option
+from .options import file_option, output_dir_option
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @file_option
-@click.option(
-    "-o",
-    "--output",
-    "output_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to write the manifests into (created if missing).",
-)
+@output_dir_option("Directory to write the manifests into (created if missing).")
 @click.option("--name", default=None, help="Name of the Pod or Job (default: claude-docker-<project>).")
 @click.option("-n", "--namespace", default=None, help="Namespace to put in the manifests (default: none, kubectl's current).")
 @click.option("--secret", default="claude-docker", show_default=True,
