@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jinja2
 
+from .atomicfile import write_atomic
 from .model import Config
 from .resources import container_dir
 from .session import Session
@@ -83,7 +84,6 @@ def write_artifacts(artifacts: dict[str, Artifact], directory: Path) -> list[Pat
     for name, artifact in artifacts.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(artifact.content)
-        path.chmod(artifact.mode)
+        write_atomic(path, artifact.content, mode=artifact.mode)
         written.append(path)
     return written

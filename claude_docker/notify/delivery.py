@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..atomicfile import set_aside, write_atomic
 from ..errors import ClaudeDockerError, NotifyError
 from ..model import NotifierConfig
 from .backends import Backend, backends_for
@@ -91,18 +92,22 @@ class SessionDelivery:
     # --- state -----------------------------------------------------------------------------
 
     def _load_state(self) -> dict:
+        path = self.session_dir / STATE_FILE
         try:
-            state = json.loads((self.session_dir / STATE_FILE).read_text())
-        except (FileNotFoundError, ValueError):
+            state = json.loads(path.read_text())
+            if not isinstance(state, dict):
+                raise ValueError("not a JSON object")
+        except FileNotFoundError:
+            state = {}
+        except ValueError as error:  # cut short (a crash before writes were atomic) or edited by hand
+            kept = set_aside(path)
+            self.log("-", "ERROR", f"{path} is damaged ({error}); kept it as {kept} and started afresh")
             state = {}
         state.setdefault("delivered", {})
         return state
 
     def _save_state(self, state: dict) -> None:
-        path = self.session_dir / STATE_FILE
-        tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(state, sort_keys=True))
-        os.replace(tmp, path)
+        write_atomic(self.session_dir / STATE_FILE, json.dumps(state, sort_keys=True).encode())
 
     def mark_started(self, started_at: float | None = None) -> None:
         with self._locked(wait=True):
