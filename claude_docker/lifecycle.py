@@ -98,7 +98,10 @@ def up(
         return 0
 
     keep = options.keep
-    with notify.session_notifier(cfg, session) as notifier:
+    # A watcher stands by outside this terminal: should this process end before the session
+    # does (a closed terminal, a dropped connection, SIGKILL), it delivers in its place.
+    with notify.session_notifier(cfg, session, standby_for=session.container_name, remove_when_done=not keep) as notifier:
+        detached = False
         try:
             if options.headless:
                 code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, options.stdin)
@@ -106,7 +109,7 @@ def up(
                 code = _run_interactive(engine, container, session)
                 if code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
                     echo(f"detached; session {session.session_id} keeps running (`claude-docker ps`, `down`)")
-                    keep, code = True, 0
+                    keep, code, detached = True, 0, True
         except KeyboardInterrupt:
             engine.stop(container, timeout=5)
             code = 130
@@ -114,7 +117,10 @@ def up(
             if not keep:
                 engine.remove(container)
         if notifier is not None:
-            notifier.set_exit_code(code)
+            if detached:
+                notifier.hand_over()  # the standby watcher delivers until the container ends
+            else:
+                notifier.set_exit_code(code)
     if not keep:
         tidy_session(session)
     if cfg.workspace.protect_git:  # what the agent planted must not wait for the next `up`

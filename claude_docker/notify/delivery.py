@@ -122,6 +122,23 @@ class SessionDelivery:
             state["exit_code"] = exit_code
             self._save_state(state)
 
+    def mark_closed(self) -> None:
+        """The session's final flush is done: a watcher standing by has nothing to take over."""
+        with self._locked(wait=True):
+            state = self._load_state()
+            state["closed"] = True
+            self._save_state(state)
+
+    @property
+    def closed(self) -> bool:
+        with self._locked(wait=True):
+            return bool(self._load_state().get("closed"))
+
+    @property
+    def exit_code_known(self) -> bool:
+        with self._locked(wait=True):
+            return self._load_state().get("exit_code") is not None
+
     def log(self, event: str, level: str, text: str) -> None:
         stamp = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         line = f"{stamp} {level} session={self.session_id} event={event} {text}"
@@ -282,11 +299,14 @@ def message_payload(context: MessageContext, text: str) -> dict:
 
 
 @contextlib.contextmanager
-def holding_live_lock(session_dir: Path) -> Iterator[None]:
-    """Marks a session whose notifier is running, so other processes leave its outbox alone."""
+def holding_live_lock(session_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Marks a session whose notifier is running, so other processes leave its outbox alone.
+
+    One owner at a time: `wait=True` blocks until the current owner is gone (it let go, or its
+    process ended in any way: the kernel releases the lock even after SIGKILL)."""
     session_dir.mkdir(parents=True, exist_ok=True)
     with open(session_dir / LIVE_FILE, "a") as live:
-        fcntl.flock(live, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(live, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         try:
             yield
         finally:

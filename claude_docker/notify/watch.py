@@ -58,6 +58,10 @@ def notifier_from_dict(data: dict) -> NotifierConfig:
 
 
 def watch(handoff: dict) -> int:
+    """Deliver until the container ends, then flush. In standby (beside a foreground `up`),
+    first wait for the outbox's live lock: it comes free when that `up` finished the session
+    (then there is nothing to do) or when its process ended early, however it ended (then
+    this process takes over: delivery, the final flush, and removing the container)."""
     from ..engine import Engine
 
     session_dir = Path(handoff["session_dir"])
@@ -68,6 +72,7 @@ def watch(handoff: dict) -> int:
         session_dir,
         report=lambda line: None,  # everything is in notify.log already
     )
+    standby = bool(handoff.get("standby"))
     finished = threading.Event()
     exit_code: list[int | None] = [None]
 
@@ -82,15 +87,42 @@ def watch(handoff: dict) -> int:
         finally:
             finished.set()
 
-    with holding_live_lock(session_dir):
+    with holding_live_lock(session_dir, wait=standby):
+        if standby:
+            if delivery.closed:  # the foreground `up` saw the session to its end
+                return 0
+            delivery.log("-", "INFO", "the `up` that ran this session is gone; its watcher delivers from here on")
         delivery.mark_started(handoff.get("started_at"))
         threading.Thread(target=wait_for_container, daemon=True).start()
         while not finished.is_set():
             delivery.deliver()
             finished.wait(POLL_SECONDS)
-        delivery.set_exit_code(exit_code[0])
+        if exit_code[0] is not None or not delivery.exit_code_known:
+            delivery.set_exit_code(exit_code[0])
         outcome = delivery.deliver(final=True)
+        delivery.mark_closed()
+        if handoff.get("remove_when_done"):
+            _remove_session(handoff, delivery)
     return 1 if outcome.failed else 0
+
+
+def _remove_session(handoff: dict, delivery: SessionDelivery) -> None:
+    """What the foreground `up` does after its container ended, done in its place."""
+    from ..engine import Engine
+    from ..lifecycle import tidy_session
+    from ..session import Session
+
+    try:
+        engine = Engine.connect()
+        container = engine.get(handoff["container_name"])
+        if container is not None:
+            engine.remove(container)
+    except Exception as error:
+        delivery.log("-", "ERROR", f"watcher could not remove {handoff['container_name']}: {error}")
+        return
+    session = Session(handoff["project"], handoff["session_id"])
+    if session.session_dir == Path(handoff["session_dir"]):
+        tidy_session(session)
 
 
 def main() -> int:
