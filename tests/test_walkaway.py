@@ -17,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -236,3 +237,56 @@ def test_watcher_stands_down_when_the_foreground_finishes_the_session(tmp_path, 
         assert "delivers from here on" not in session_logs(session.project)
     finally:
         container.remove(force=True)
+
+
+# --- the engine going away while a watcher waits ---------------------------------------------------
+
+
+def test_watcher_asks_a_vanished_engine_again_and_delivers_meanwhile(tmp_path, cd_home, monkeypatch):
+    """The engine stops answering (restart, upgrade): events keep being delivered, and once it
+    answers again the watcher learns the container's exit code instead of giving up."""
+    from claude_docker import engine as engine_module
+    from claude_docker.errors import EngineError
+    from claude_docker.model import NotifierConfig, WebhookConfig
+    from claude_docker.notify import watch
+    from claude_docker.notify.watch import notifier_to_dict
+    from claude_docker.session import Session
+
+    monkeypatch.setattr(watch, "ENGINE_RETRY_SECONDS", 0.2)
+    engine_back = threading.Event()
+
+    class FakeEngine:
+        def get(self, name):
+            return name
+
+        def wait(self, container):
+            return 9
+
+    def connect():
+        if not engine_back.is_set():
+            raise EngineError("cannot reach the Docker engine (test)", "")
+        return FakeEngine()
+
+    monkeypatch.setattr(engine_module.Engine, "connect", staticmethod(connect))
+    session = Session.new("walkaway-engine")
+    with WebhookReceiver() as hook:
+        notifier = NotifierConfig(on=("stop", "session_end"), min_interval_seconds=0, webhooks=(WebhookConfig(hook.url),))
+        handoff = {
+            "notifier": notifier_to_dict(notifier), "project": session.project, "session_id": session.session_id,
+            "session_dir": str(session.session_dir), "container_name": "gone-for-now", "started_at": time.time(),
+        }
+        result: list[int] = []
+        runner = threading.Thread(target=lambda: result.append(watch.watch(handoff)), daemon=True)
+        runner.start()
+        hook_event(session, "stop", "written while the engine was away")
+        assert hook.wait_for(lambda h: h.events("stop"), 20)  # delivery needs no engine
+        hook_event(session, "session_end", "")
+        time.sleep(1.5)
+        assert runner.is_alive() and hook.events("session_end") == []  # it did not give up
+        engine_back.set()
+        runner.join(timeout=20)
+        assert result == [0]
+    assert [p["exit_code"] for p in hook.events("session_end")] == [9]
+    assert len(hook.events("stop")) == 1
+    log = (session.session_dir / "notify.log").read_text()
+    assert "watcher lost the engine" in log and "watcher reached the engine again" in log

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
 from ..model import CommandNotifierConfig, NotifierConfig, TwilioConfig, WebhookConfig
 from .delivery import SessionDelivery, holding_live_lock
 
 POLL_SECONDS = 1.0
+ENGINE_RETRY_SECONDS = 2.0
+ENGINE_GONE_SECONDS = 3600  # then the session is taken as over: flush and exit
 
 
 def notifier_to_dict(notifier: NotifierConfig) -> dict:
@@ -77,13 +80,28 @@ def watch(handoff: dict) -> int:
     exit_code: list[int | None] = [None]
 
     def wait_for_container() -> None:
+        """Until the container has ended. An engine that goes away (restarted, upgraded) is
+        asked again until it answers; delivery goes on meanwhile, it needs no engine."""
+        lost_at: float | None = None
         try:
-            engine = Engine.connect()
-            container = engine.get(handoff["container_name"])
-            if container is not None:
-                exit_code[0] = engine.wait(container)
-        except Exception as error:  # the engine went away: flush what we have and stop
-            delivery.log("-", "ERROR", f"watcher lost the container: {error}")
+            while True:
+                try:
+                    engine = Engine.connect()
+                    container = engine.get(handoff["container_name"])
+                    if container is not None:
+                        exit_code[0] = engine.wait(container)
+                    if lost_at is not None:
+                        delivery.log("-", "INFO", "watcher reached the engine again")
+                    return
+                except Exception as error:
+                    now = time.monotonic()
+                    if lost_at is None:
+                        lost_at = now
+                        delivery.log("-", "ERROR", f"watcher lost the engine ({error}); asking again every {ENGINE_RETRY_SECONDS:g} s")
+                    elif now - lost_at > ENGINE_GONE_SECONDS:
+                        delivery.log("-", "ERROR", f"the engine did not answer for {ENGINE_GONE_SECONDS // 60} min: final delivery now")
+                        return
+                    time.sleep(ENGINE_RETRY_SECONDS)
         finally:
             finished.set()
 
