@@ -290,3 +290,29 @@ def test_watcher_asks_a_vanished_engine_again_and_delivers_meanwhile(tmp_path, c
     assert len(hook.events("stop")) == 1
     log = (session.session_dir / "notify.log").read_text()
     assert "watcher lost the engine" in log and "watcher reached the engine again" in log
+
+
+@pytest.mark.docker
+def test_ctrl_c_still_stops_the_session_and_the_watcher_stands_down(tmp_path, docker_client, cd_home):
+    with WebhookReceiver() as hook:
+        config = make_project(tmp_path, notifier_yaml(hook.url))
+        project = load_config(str(config)).config.project_name
+        stop = "echo '{\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"first turn\"}' | hook-event stop"
+        up = subprocess.Popen(
+            ["claude-docker", "up", "-f", str(config), "--", "--exec", "bash", "-c", f"{stop}; echo started; sleep 300"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        try:
+            assert up.stdout.readline().strip() == b"started"
+            assert hook.wait_for(lambda h: h.events("stop"), 30), session_logs(project)
+            up.send_signal(signal.SIGINT)
+            assert up.wait(timeout=60) == 130
+        finally:
+            if up.poll() is None:
+                up.kill()
+                up.wait()
+            lifecycle.down(Engine.connect(), project)
+        assert not containers(docker_client, project)  # stopped and removed by `up` itself
+        time.sleep(3)  # time enough for a watcher that wrongly took over to send again
+    assert [p["last_message"] for p in hook.events("stop")] == ["first turn"]
+    assert "delivers from here on" not in session_logs(project)
