@@ -57,17 +57,16 @@ class PrivateEngine:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
-        log = open(self.root / "dockerd.log", "ab")
-        self.process = subprocess.Popen(
-            [
-                "dockerd", "-H", self.host,
-                "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                "--pidfile", str(self.root / "docker.pid"),
-                "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-            ],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-        log.close()
+        with open(self.root / "dockerd.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    "dockerd", "-H", self.host,
+                    "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                    "--pidfile", str(self.root / "docker.pid"),
+                    "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+                ],
+                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
         if not wait_for(lambda: self.docker("info").returncode == 0, 60):
             raise RuntimeError(f"private dockerd did not start: {(self.root / 'dockerd.log').read_text()[-2000:]}")
 
@@ -111,7 +110,7 @@ class PrivateEngine:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def docker(self, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "-H", self.host, *args], capture_output=True, **kwargs)
+        return subprocess.run(["docker", "-H", self.host, *args], capture_output=True, check=False, **kwargs)
 
 
 @pytest.fixture
@@ -134,7 +133,7 @@ def private_engine(docker_client):
     try:
         engine.start()
         save = subprocess.Popen(["docker", "save", tag], stdout=subprocess.PIPE)
-        loaded = subprocess.run(["docker", "-H", engine.host, "load"], stdin=save.stdout, capture_output=True, timeout=600)
+        loaded = subprocess.run(["docker", "-H", engine.host, "load"], stdin=save.stdout, capture_output=True, timeout=600, check=False)
         save.stdout.close()
         assert save.wait() == 0 and loaded.returncode == 0, loaded.stderr
         yield engine
@@ -154,7 +153,7 @@ def diagnose(engine: PrivateEngine, hook: WebhookReceiver) -> str:
 def cli(engine: PrivateEngine, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
         ["claude-docker", *args], env={**os.environ, "DOCKER_HOST": engine.host},
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False,
     )
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from claude_docker import paths, persistence
-from claude_docker.errors import ClaudeDockerError
 from claude_docker.model import Config, GitIdentity, PersistenceConfig, WorkspaceConfig
 from claude_docker.runspec import BindMount, RunSpec
 from claude_docker.session import Session

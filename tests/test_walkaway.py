@@ -34,6 +34,7 @@ from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.projects import bridge_gateway, make_project, run_cli
 from tests.fakes.webhook import WebhookReceiver
 
+
 def wait_for(predicate, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -93,16 +93,18 @@ class SessionDelivery:
 
     def _load_state(self) -> dict:
         path = self.session_dir / STATE_FILE
+        problem = None
         try:
             state = json.loads(path.read_text())
-            if not isinstance(state, dict):
-                raise ValueError("not a JSON object")
         except FileNotFoundError:
             state = {}
         except ValueError as error:  # cut short (a crash before writes were atomic) or edited by hand
+            problem, state = str(error), {}
+        if not isinstance(state, dict):
+            problem, state = "not a JSON object", {}
+        if problem is not None:
             kept = set_aside(path)
-            self.log("-", "ERROR", f"{path} is damaged ({error}); kept it as {kept} and started afresh")
-            state = {}
+            self.log("-", "ERROR", f"{path} is damaged ({problem}); kept it as {kept} and started afresh")
         state.setdefault("delivered", {})
         return state
 

@@ -127,6 +127,7 @@ def watch(handoff: dict) -> int:
 def _remove_session(handoff: dict, delivery: SessionDelivery) -> None:
     """What the foreground `up` does after its container ended, done in its place."""
     from ..engine import Engine
+    from ..errors import EngineError
     from ..lifecycle import tidy_session
     from ..session import Session
 
@@ -135,7 +136,7 @@ def _remove_session(handoff: dict, delivery: SessionDelivery) -> None:
         container = engine.get(handoff["container_name"])
         if container is not None:
             engine.remove(container)
-    except Exception as error:
+    except EngineError as error:
         delivery.log("-", "ERROR", f"watcher could not remove {handoff['container_name']}: {error}")
         return
     session = Session(handoff["project"], handoff["session_id"])
