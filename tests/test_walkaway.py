@@ -317,3 +317,50 @@ def test_ctrl_c_still_stops_the_session_and_the_watcher_stands_down(tmp_path, do
         time.sleep(3)  # time enough for a watcher that wrongly took over to send again
     assert [p["last_message"] for p in hook.events("stop")] == ["first turn"]
     assert "delivers from here on" not in session_logs(project)
+
+
+@pytest.mark.docker
+def test_detaching_from_an_interactive_session_hands_delivery_to_the_watcher(tmp_path, docker_client, cd_home):
+    import pty
+    import select
+
+    with WebhookReceiver() as hook:
+        config = make_project(tmp_path, notifier_yaml(hook.url))
+        project = load_config(str(config)).config.project_name
+        events = (
+            "echo '{\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"after the detach\"}' | hook-event stop; "
+            "echo '{\"hook_event_name\":\"SessionEnd\",\"reason\":\"other\"}' | hook-event session_end"
+        )
+        script = f"echo ready-to-detach; while [ ! -e /workspace/.go ]; do sleep 0.2; done; {events}; exit 4"
+        main_fd, child_fd = pty.openpty()
+        up = subprocess.Popen(
+            ["claude-docker", "up", "-f", str(config), "--", "--exec", "bash", "-c", script],
+            stdin=child_fd, stdout=child_fd, stderr=child_fd, close_fds=True,
+        )
+        os.close(child_fd)
+        output, detached = b"", False
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and up.poll() is None:
+                ready, _, _ = select.select([main_fd], [], [], 0.5)
+                if ready:
+                    try:
+                        output += os.read(main_fd, 4096)
+                    except OSError:
+                        break
+                if not detached and b"ready-to-detach" in output:
+                    os.write(main_fd, b"\x10\x11")  # Ctrl-P Ctrl-Q
+                    detached = True
+            assert up.wait(timeout=60) == 0, output
+            assert any(c.status == "running" for c in containers(docker_client, project)), output
+            (config.parent / ".go").touch()
+            assert hook.wait_for(lambda h: h.events("session_end"), 60), (hook.payloads, session_logs(project))
+            assert wait_for(lambda: not containers(docker_client, project), 60), "the container was left behind"
+        finally:
+            os.close(main_fd)
+            if up.poll() is None:
+                up.kill()
+                up.wait()
+            lifecycle.down(Engine.connect(), project)
+    assert [p["last_message"] for p in hook.events("stop")] == ["after the detach"]
+    assert [p["exit_code"] for p in hook.events("session_end")] == [4]
