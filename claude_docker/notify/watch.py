@@ -88,10 +88,11 @@ def watch(handoff: dict) -> int:
                 try:
                     engine = Engine.connect()
                     container = engine.get(handoff["container_name"])
-                    if container is not None:
-                        exit_code[0] = engine.wait(container)
                     if lost_at is not None:
                         delivery.log("-", "INFO", "watcher reached the engine again")
+                        lost_at = None
+                    if container is not None:
+                        exit_code[0] = engine.wait(container)
                     return
                 except Exception as error:
                     now = time.monotonic()
@@ -113,7 +114,10 @@ def watch(handoff: dict) -> int:
         delivery.mark_started(handoff.get("started_at"))
         threading.Thread(target=wait_for_container, daemon=True).start()
         while not finished.is_set():
-            delivery.deliver()
+            try:
+                delivery.deliver()
+            except Exception as error:  # a bug must not end delivery; the final flush retries
+                delivery.log("-", "ERROR", f"watcher delivery loop error: {error!r}")
             finished.wait(POLL_SECONDS)
         if exit_code[0] is not None or not delivery.exit_code_known:
             delivery.set_exit_code(exit_code[0])
