@@ -1,5 +1,5 @@
-"""The engine going away during a detached session: delivery goes on, and `notify status`, `ps`,
-`logs` and `down` work again once it answers.
+"""The engine going away during a session: delivery goes on, and `notify status`, `ps`, `logs`
+and `down` work again once it answers.
 
 Never the shared engine: the test starts a private dockerd of its own (its own socket,
 --data-root, --exec-root and pidfile under a temp dir, no bridge, no iptables rules), copies the
@@ -56,25 +56,41 @@ class PrivateEngine:
         self.host = f"unix://{self.socket}"
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> None:
-        with open(self.root / "dockerd.log", "ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    "dockerd", "-H", self.host,
-                    "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                    "--pidfile", str(self.root / "docker.pid"),
-                    "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
-                ],
-                stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-        if not wait_for(lambda: self.docker("info").returncode == 0, 60):
-            raise RuntimeError(f"private dockerd did not start: {(self.root / 'dockerd.log').read_text()[-2000:]}")
+    def start(self, attempts: int = 3) -> None:
+        """Start dockerd; like a service manager, try again if it gives up while starting (on a
+        loaded machine its containerd can miss dockerd's start-up deadline after a crash)."""
+        for _ in range(attempts):
+            with open(self.root / "dockerd.log", "ab") as log:
+                self.process = subprocess.Popen(
+                    [
+                        "dockerd", "-H", self.host,
+                        "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+                        "--pidfile", str(self.root / "docker.pid"),
+                        "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false",
+                    ],
+                    stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            process = self.process
+            if wait_for(lambda: process.poll() is not None or self.docker("info").returncode == 0, 90) and process.poll() is None:
+                return
+            self.stop()
+        raise RuntimeError(f"private dockerd did not start: {(self.root / 'dockerd.log').read_text()[-2000:]}")
 
     def crash(self) -> None:
         assert self.process is not None
+        containerd = self._containerd_pid()
         self.process.send_signal(signal.SIGKILL)
         self.process.wait()
         self.process = None
+        if containerd:  # its containerd dies with it (parent-death signal); let it finish dying
+            wait_for(lambda: not alive(containerd), 30)
+
+    def _containerd_pid(self) -> int | None:
+        pidfile = self.root / "exec" / "containerd" / "containerd.pid"
+        try:
+            return int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -86,12 +102,10 @@ class PrivateEngine:
                 self.process.wait()
         self.process = None
         # its own containerd (a child it started under --exec-root), if a crash left it behind
-        pidfile = self.root / "exec" / "containerd" / "containerd.pid"
-        if pidfile.exists():
-            pid = int(pidfile.read_text().strip() or 0)
-            if pid and alive(pid) and str(self.root) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                os.kill(pid, signal.SIGTERM)
-                wait_for(lambda: not alive(pid), 30)
+        pid = self._containerd_pid()
+        if pid and alive(pid) and str(self.root) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+            os.kill(pid, signal.SIGTERM)
+            wait_for(lambda: not alive(pid), 30)
 
     def tear_down(self) -> None:
         """Remove its containers (after a crash: start it again, it cleans up what it left),
@@ -148,6 +162,22 @@ def diagnose(engine: PrivateEngine, hook: WebhookReceiver) -> str:
     containers = engine.docker("ps", "-a", timeout=30).stdout.decode(errors="replace")
     dockerd = (engine.root / "dockerd.log").read_text(errors="replace")[-3000:]
     return f"received: {hook.payloads}\nnotify.log:\n{logs}\ncontainers:\n{containers}\ndockerd:\n{dockerd}"
+
+
+@pytest.fixture(autouse=True)
+def no_watcher_left(cd_home):
+    """A watcher whose engine never came back (a failed test) would keep asking for an hour:
+    end the ones this test's sessions started (found by their CLAUDE_DOCKER_HOME), by pid."""
+    yield
+    marker = f"CLAUDE_DOCKER_HOME={cd_home}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if b"claude_docker.notify.watch" in (proc / "cmdline").read_bytes() and marker in (proc / "environ").read_bytes().split(b"\0"):
+                os.kill(int(proc.name), signal.SIGTERM)
+        except OSError:
+            continue
 
 
 def cli(engine: PrivateEngine, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
@@ -209,3 +239,37 @@ def test_engine_crash_and_restart_during_a_detached_session(tmp_path, cd_home, p
         assert removed.returncode == 0 and "removed " in removed.stdout, removed.stdout + removed.stderr
         time.sleep(2)  # a late duplicate would arrive now
     assert [p["last_message"] for p in hook.events("stop")] == [first, second]  # each once
+
+
+def test_engine_crash_under_a_foreground_session_hands_delivery_to_the_watcher(tmp_path, cd_home, private_engine):
+    first, second = "before the crash " + secrets.token_hex(3), "after up gave up " + secrets.token_hex(3)
+    with WebhookReceiver() as hook:
+        notifier = (
+            "persistence:\n  git_config: false\n"
+            f"notifier:\n  on: [stop, session_end]\n  min_interval_seconds: 0\n  webhooks:\n    - url: {hook.url}\n"
+        )
+        config = make_project(tmp_path, notifier)
+        stop = "echo '{\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"%s\"}' | hook-event stop"
+        script = f"{stop % first}; while [ ! -e /workspace/.go ]; do sleep 0.2; done; {stop % second}; sleep 600"
+        up = subprocess.Popen(
+            ["claude-docker", "up", "-f", str(config), "--", "--exec", "bash", "-c", script],
+            env={**os.environ, "DOCKER_HOST": private_engine.host},
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        try:
+            assert hook.wait_for(lambda h: h.events("stop"), 120), diagnose(private_engine, hook)
+            private_engine.crash()
+            assert up.wait(timeout=60) == 1  # `up` cannot follow its container any more ...
+            assert b"Traceback" not in up.stderr.read()
+            (config.parent / ".go").touch()
+            # ... and the watcher that stood by delivers what the container writes next.
+            assert hook.wait_for(lambda h: len(h.events("stop")) == 2, 60), diagnose(private_engine, hook)
+            private_engine.start()
+            gone = wait_for(lambda: private_engine.docker("ps", "-aq", timeout=30).stdout.strip() == b"", 120)
+            assert gone, diagnose(private_engine, hook)  # removed once it ended, as `up` would have
+        finally:
+            if up.poll() is None:
+                up.kill()
+                up.wait()
+        time.sleep(2)  # a late duplicate would arrive now
+    assert [p["last_message"] for p in hook.events("stop")] == [first, second]

@@ -209,7 +209,8 @@ def session_notifier(
     process ends before the session does (a closed terminal, a dropped SSH connection,
     SIGKILL). Only one of them owns the outbox at a time: the live lock, which the kernel
     releases however this process ends. `remove_when_done`: the watcher removes the container
-    once it has ended, as this process would have.
+    once it has ended, as this process would have. The watcher also takes over when the body
+    raises (the engine stopped answering, say): this process cannot tell how the session ends.
     """
     if not cfg.notifier.configured:
         yield None
@@ -221,6 +222,10 @@ def session_notifier(
         notifier.start()
         try:
             yield notifier
+        except BaseException:
+            if standby_for is not None:  # e.g. the engine went away: the container may run on
+                notifier.hand_over()
+            raise
         finally:
             notifier.close()
 
