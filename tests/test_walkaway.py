@@ -96,10 +96,15 @@ def test_host_process_gone_mid_task_the_stop_message_still_arrives_once(tmp_path
                 assert wait_for(lambda: len(api.agent_requests) >= 1, 180), "the task never started"
             up.send_signal(signum)
             up.wait(timeout=30)
-            # No further command: the message arrives on its own.
-            arrived = hook.wait_for(lambda h: h.events("session_end"), timeout=120)
-            assert arrived, (hook.payloads, session_logs(project))
-            assert wait_for(lambda: not containers(docker_client, project), 60), "the container was left behind"
+            up_stderr = up.stderr.read().decode(errors="replace")
+
+            def explain() -> str:
+                states = [(c.name, c.status) for c in containers(docker_client, project)]
+                return f"received {hook.payloads}\nup stderr: {up_stderr}\ncontainers: {states}\n{session_logs(project)}"
+
+            # No further command: the message arrives on its own (loose bounds: a loaded machine).
+            assert hook.wait_for(lambda h: h.events("session_end"), timeout=300), explain()
+            assert wait_for(lambda: not containers(docker_client, project), 120), "the container was left behind: " + explain()
         finally:
             if up.stdin:
                 up.stdin.close()
