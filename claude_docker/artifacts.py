@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .atomicfile import write_atomic
 from .resources import container_dir
 
 if TYPE_CHECKING:
@@ -66,7 +67,6 @@ def write_artifacts(artifacts: dict[str, Artifact], directory: Path) -> list[Pat
     for name, artifact in artifacts.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(artifact.content)
-        path.chmod(artifact.mode)
+        write_atomic(path, artifact.content, mode=artifact.mode)
         written.append(path)
     return written

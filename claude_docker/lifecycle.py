@@ -107,7 +107,10 @@ def up(
         return 0
 
     keep = options.keep
-    with notify.session_notifier(cfg, session) as notifier:
+    # A watcher stands by outside this terminal: should this process end before the session
+    # does (a closed terminal, a dropped connection, SIGKILL), it delivers in its place.
+    with notify.session_notifier(cfg, session, standby_for=session.container_name, remove_when_done=not keep) as notifier:
+        detached = False
         try:
             if options.headless:
                 code = _run_headless(engine, container, stdout or sys.stdout.buffer, stderr or sys.stderr.buffer, options.stdin)
@@ -116,7 +119,7 @@ def up(
                 exit_code = _run_interactive(engine, container, session)
                 if exit_code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
                     echo(f"detached; session {session.session_id} keeps running (`claude-docker ps`, `down`)")
-                    keep, exit_code = True, 0
+                    keep, exit_code, detached = True, 0, True
                 else:  # Claude's own hint names the command inside the container
                     conversation = persistence.latest_conversation(cfg, session, started)
                     if conversation:
@@ -129,7 +132,10 @@ def up(
             if not keep:
                 engine.remove(container)
         if notifier is not None:
-            notifier.set_exit_code(code)
+            if detached:
+                notifier.hand_over()  # the standby watcher delivers until the container ends
+            else:
+                notifier.set_exit_code(code)
     if not keep:
         tidy_session(session)
     if cfg.workspace.protect_git:  # what the agent planted must not wait for the next `up`

@@ -18,11 +18,11 @@ import json
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 from typing import Mapping
 
 from . import paths
+from .atomicfile import set_aside, write_atomic
 from .claude_settings import auth_env
 from .errors import ClaudeDockerError
 from .model import DEFAULT_AGENT_UID, Config
@@ -115,6 +115,10 @@ def _drop_link(path: Path) -> None:
         path.unlink()
 
 
+class DamagedState(ClaudeDockerError):
+    """A state file that is there but cannot be used as it is (cut short, not JSON, too large)."""
+
+
 def _read_json(path: Path) -> dict:
     _drop_link(path)
     try:
@@ -129,51 +133,87 @@ def _read_json(path: Path) -> dict:
                 raise ValueError("not a regular file")
             raw = handle.read(MAX_STATE_BYTES + 1)  # the agent can grow it (sparse: at no cost)
             if len(raw) > MAX_STATE_BYTES:
-                raise ClaudeDockerError(
+                raise DamagedState(
                     f"{path} is too large (over {MAX_STATE_BYTES // 2**20} MiB)",
                     "delete it (claude-docker reset --auth removes the persisted login)",
                 )
             data = json.loads(raw.decode() or "{}")
     except (OSError, ValueError, RecursionError) as error:  # RecursionError: the agent wrote `[[[[…`
-        raise ClaudeDockerError(
+        raise DamagedState(
             f"{path} is not valid JSON ({error})",
             "fix or delete the file (claude-docker reset --auth removes the persisted login)",
         ) from None
     if not isinstance(data, dict):
-        raise ClaudeDockerError(f"{path} does not hold a JSON object", "fix or delete the file")
+        raise DamagedState(f"{path} does not hold a JSON object", "fix or delete the file")
     return data
 
 
-def _write_private(path: Path, content: bytes, ids: tuple[int, int]) -> None:
-    """Create a fresh 0600 file next to `path` (O_EXCL: never through a planted link) and rename
-    it over `path`, so a crash never leaves half a file either."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    tmp = Path(tmp_name)
+def backups_of(path: Path) -> list[Path]:
+    """Copies Claude Code keeps of a state file, newest first: `backups/<name>.backup.<ms>` in
+    the same directory (current releases) and `<name>.backup` beside it (older ones)."""
+    found = []
+    directory = path.parent / "backups"
+    candidates = [] if directory.is_symlink() else directory.glob(f"{path.name}.backup.*")  # the agent writes here
+    for candidate in candidates:
+        stamp = candidate.name.rsplit(".", 1)[-1]
+        if stamp.isdigit():
+            found.append((int(stamp), candidate))
+    legacy = path.with_name(f"{path.name}.backup")
+    if legacy.exists():
+        found.append((int(legacy.lstat().st_mtime * 1000), legacy))
+    return [candidate for _, candidate in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def read_state_or_recover(path: Path, warnings: list[str] | None = None) -> dict:
+    """Read a JSON state file; a damaged one (a crash cut it short, say) is set aside, never
+    deleted, and replaced by the newest backup that parses, or else by a fresh start. One line
+    in `warnings` says what was kept where, so an unattended `up` goes on instead of stopping."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-        os.chmod(tmp, 0o600)
-        _owned(tmp, ids)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+        return _read_json(path)
+    except DamagedState as damage:
+        kept = set_aside(path)
+        for backup in backups_of(path):
+            if backup.is_symlink():
+                continue
+            try:
+                data = _read_json(backup)
+            except ClaudeDockerError:
+                continue
+            if data:
+                note = f"restored it from Claude Code's backup {backup}"
+                break
+        else:
+            data, note = {}, "started it afresh"
+        reason = damage.message.removeprefix(f"{path} ")
+        if warnings is not None:
+            warnings.append(f"{path} {reason}: kept the damaged copy as {kept} and {note}")
+        return data
+
+
+def _write_private(path: Path, content: bytes, ids: tuple[int, int]) -> None:
+    """Write a 0600 file atomically, created under a fresh name (never through a planted link)."""
+    write_atomic(path, content, mode=0o600, owner=ids if os.geteuid() == 0 else None)
 
 
 def _write_json(path: Path, data: dict, ids: tuple[int, int]) -> None:
     _write_private(path, (json.dumps(data, indent=2) + "\n").encode(), ids)
 
 
-def seed_claude_state(config_dir: Path, mount_path: str, ids: tuple[int, int], api_key: str | None = None) -> None:
+def seed_claude_state(
+    config_dir: Path, mount_path: str, ids: tuple[int, int], api_key: str | None = None, warnings: list[str] | None = None
+) -> None:
     """Mark onboarding done and the workspace trusted in `.claude.json`, and accept the
     bypass-permissions prompt in user settings, keeping every key already there. Without this an
     unattended start stops at a wizard nobody will answer.
 
     With an API key in the environment, interactive Claude Code asks "Do you want to use this
     API key?" once; the answer is remembered as the key's last 20 characters (what Claude Code
-    stores itself), so that is what we pre-approve. The full key never lands in a file."""
+    stores itself), so that is what we pre-approve. The full key never lands in a file.
+
+    A damaged file is set aside and recovered (see `read_state_or_recover`); `warnings` gets
+    one line about it."""
     state_file = config_dir / ".claude.json"
-    state = _read_json(state_file)
+    state = read_state_or_recover(state_file, warnings)
     state["hasCompletedOnboarding"] = True
     state["bypassPermissionsModeAccepted"] = True
     if api_key and api_key.strip():
@@ -191,7 +231,7 @@ def seed_claude_state(config_dir: Path, mount_path: str, ids: tuple[int, int], a
     _write_json(state_file, state, ids)
 
     settings_file = config_dir / "settings.json"
-    settings = _read_json(settings_file)
+    settings = read_state_or_recover(settings_file, warnings)
     settings["skipDangerousModePermissionPrompt"] = True
     _write_json(settings_file, settings, ids)
 
@@ -274,7 +314,7 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     ids = agent_ids(cfg)
 
     config_dir = ensure_dir(auth_dir(cfg, session), ids)
-    seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(cfg))
+    seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(cfg), warnings=spec.warnings)
     if persistence.import_host_login and persistence.auth != "none" and import_host_login(config_dir, ids):
         spec.warnings.append(IMPORT_LOGIN_WARNING)
     spec.bind(str(config_dir), paths.CLAUDE_CONFIG_DIR, read_only=False)

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "claude_docker"
 # Lowest first. A module may import modules of its own stage or of the stages before it.
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("base", (
-        "claude_docker", "claude_docker.errors", "claude_docker.paths", "claude_docker.resources",
+        "claude_docker", "claude_docker.errors", "claude_docker.paths", "claude_docker.resources", "claude_docker.atomicfile",
         "claude_docker.artifacts", "claude_docker.session", "claude_docker.runspec",
     )),
     ("config", (

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from claude_docker import paths, persistence
-from claude_docker.errors import ClaudeDockerError
 from claude_docker.model import Config, GitIdentity, PersistenceConfig, WorkspaceConfig
 from claude_docker.runspec import BindMount, RunSpec
 from claude_docker.session import Session
@@ -153,12 +152,13 @@ def test_links_planted_in_the_config_dir_are_never_followed(cd_home, host_home, 
     assert (config_dir / ".credentials.json").read_text() == '{"token": "host"}'
 
 
-def test_seed_refuses_corrupt_state_with_a_hint(tmp_path):
+def test_seed_sets_corrupt_state_aside_and_goes_on(tmp_path):
     (tmp_path / ".claude.json").write_text("{not json")
-    with pytest.raises(ClaudeDockerError) as raised:
-        persistence.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()))
-    assert str(tmp_path / ".claude.json") in raised.value.message
-    assert "reset --auth" in raised.value.hint
+    warnings: list[str] = []
+    persistence.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()), warnings=warnings)
+    assert [p.read_text() for p in tmp_path.glob(".claude.json.corrupt-*")] == ["{not json"]
+    assert json.loads((tmp_path / ".claude.json").read_text())["hasCompletedOnboarding"] is True
+    assert len(warnings) == 1 and "not valid JSON" in warnings[0]
 
 
 def test_import_host_login_once_with_warning(cd_home, host_home):

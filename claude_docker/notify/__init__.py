@@ -8,8 +8,9 @@ notifier's domains.
 Entry points for the engine:
 - `contribute(cfg, session, spec)`: the outbox mount, and the values of `${VAR}`s that MCP
   servers reference (Claude Code expands them inside the container).
-- `session_notifier(cfg, session)`: wrap a foreground session; yields a handle whose
-  `set_exit_code(code)` puts the container's exit code into the final messages.
+- `session_notifier(cfg, session, standby_for=container)`: wrap a foreground session; yields
+  a handle whose `set_exit_code(code)` puts the container's exit code into the final messages.
+  A watcher process stands by and takes over if this process ends before the session does.
 - `start_detached_watcher(cfg, session, container_name)`: for `up --detach`; a small process
   that delivers until the container ends, then flushes and exits.
 """
@@ -161,6 +162,7 @@ class SessionNotifier:
         self.delivery = delivery_for(cfg, session, report)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._handed_over = False
 
     def set_exit_code(self, exit_code: int | None) -> None:
         self.delivery.set_exit_code(exit_code)
@@ -180,28 +182,62 @@ class SessionNotifier:
                 self.report(f"notify: delivery loop error: {error!r}")
             self._stop.wait(POLL_SECONDS)
 
-    def close(self) -> Outcome:
+    def _stop_loop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
-        return self.delivery.deliver(final=True)
+
+    def hand_over(self) -> None:
+        """The container goes on without us (the user detached): no final flush here; the
+        watcher standing by takes over once this process lets go of the session."""
+        self._handed_over = True
+        self._stop_loop()
+
+    def close(self) -> Outcome:
+        if self._handed_over:
+            return Outcome()
+        self._stop_loop()
+        outcome = self.delivery.deliver(final=True)
+        self.delivery.mark_closed()
+        return outcome
 
 
 @contextlib.contextmanager
-def session_notifier(cfg: Config, session: Session, report: Report = stderr_report) -> Iterator[SessionNotifier | None]:
+def session_notifier(
+    cfg: Config,
+    session: Session,
+    report: Report = stderr_report,
+    *,
+    standby_for: str | None = None,
+    remove_when_done: bool = False,
+) -> Iterator[SessionNotifier | None]:
     """Deliver outbox events while the session runs, and what is left when it ends.
 
     Yields a handle (or None when no notifier is configured); call `handle.set_exit_code(code)`
     once the container has exited so `session_end`/`failure` messages can carry it.
+
+    `standby_for` names the session's container: a watcher process (the one `up --detach`
+    leaves) then stands by, outside this process's terminal, and takes over delivery if this
+    process ends before the session does (a closed terminal, a dropped SSH connection,
+    SIGKILL). Only one of them owns the outbox at a time: the live lock, which the kernel
+    releases however this process ends. `remove_when_done`: the watcher removes the container
+    once it has ended, as this process would have. The watcher also takes over when the body
+    raises (the engine stopped answering, say): this process cannot tell how the session ends.
     """
     if not cfg.notifier.configured:
         yield None
         return
     notifier = SessionNotifier(cfg, session, report)
     with holding_live_lock(session.session_dir):
+        if standby_for is not None:
+            start_detached_watcher(cfg, session, standby_for, standby=True, remove_when_done=remove_when_done)
         notifier.start()
         try:
             yield notifier
+        except BaseException:
+            if standby_for is not None:  # e.g. the engine went away: the container may run on
+                notifier.hand_over()
+            raise
         finally:
             notifier.close()
 
@@ -244,12 +280,16 @@ def flush_project(
 # --- up --detach ---------------------------------------------------------------------------------
 
 
-def start_detached_watcher(cfg: Config, session: Session, container_name: str) -> int | None:
+def start_detached_watcher(
+    cfg: Config, session: Session, container_name: str, *, standby: bool = False, remove_when_done: bool = False
+) -> int | None:
     """Leave a small process delivering this session's events until its container ends.
 
     The notifier config (with its credentials) goes to the child through a pipe, never through
     its argv, environment or a file. Returns the watcher's pid (None: nothing to deliver to).
-    Its own problems land in the session's notify.log.
+    Its own problems land in the session's notify.log. `standby`: it waits until the current
+    owner of the outbox (a foreground `up`) lets go, and delivers only if that owner did not
+    finish the session (see `session_notifier`).
     """
     if not cfg.notifier.configured:
         return None
@@ -261,6 +301,8 @@ def start_detached_watcher(cfg: Config, session: Session, container_name: str) -
         "session_dir": str(session.session_dir),
         "container_name": container_name,
         "started_at": time.time(),
+        "standby": standby,
+        "remove_when_done": remove_when_done,
     }
     with open(session.session_dir / LOG_FILE, "a") as log:
         child = subprocess.Popen(

@@ -36,6 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
+from ..atomicfile import set_aside, write_atomic
 from ..errors import ClaudeDockerError, NotifyError
 from ..model import NotifierConfig
 from .backends import Backend, backends_for
@@ -118,18 +119,24 @@ class SessionDelivery:
     # --- state -----------------------------------------------------------------------------
 
     def _load_state(self) -> dict:
+        path = self.session_dir / STATE_FILE
+        problem = None
         try:
-            state = json.loads((self.session_dir / STATE_FILE).read_text())
-        except (FileNotFoundError, ValueError):
+            state = json.loads(path.read_text())
+        except FileNotFoundError:
             state = {}
+        except ValueError as error:  # cut short (a crash before writes were atomic) or edited by hand
+            problem, state = str(error), {}
+        if not isinstance(state, dict):
+            problem, state = "not a JSON object", {}
+        if problem is not None:
+            kept = set_aside(path)
+            self.log("-", "ERROR", f"{path} is damaged ({problem}); kept it as {kept} and started afresh")
         state.setdefault("delivered", {})
         return state
 
     def _save_state(self, state: dict) -> None:
-        path = self.session_dir / STATE_FILE
-        tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(state, sort_keys=True))
-        os.replace(tmp, path)
+        write_atomic(self.session_dir / STATE_FILE, json.dumps(state, sort_keys=True).encode())
 
     def mark_started(self, started_at: float | None = None) -> None:
         with self._locked(wait=True):
@@ -153,6 +160,23 @@ class SessionDelivery:
             and exit_code not in NOT_A_FAILURE
             and not (self.session_dir / ENDED_BY_DOWN).exists()
         )
+
+    def mark_closed(self) -> None:
+        """The session's final flush is done: a watcher standing by has nothing to take over."""
+        with self._locked(wait=True):
+            state = self._load_state()
+            state["closed"] = True
+            self._save_state(state)
+
+    @property
+    def closed(self) -> bool:
+        with self._locked(wait=True):
+            return bool(self._load_state().get("closed"))
+
+    @property
+    def exit_code_known(self) -> bool:
+        with self._locked(wait=True):
+            return self._load_state().get("exit_code") is not None
 
     def log(self, event: str, level: str, text: str) -> None:
         stamp = datetime.fromtimestamp(self.clock(), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -401,11 +425,14 @@ def message_payload(context: MessageContext, text: str) -> dict:
 
 
 @contextlib.contextmanager
-def holding_live_lock(session_dir: Path) -> Iterator[None]:
-    """Marks a session whose notifier is running, so other processes leave its outbox alone."""
+def holding_live_lock(session_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Marks a session whose notifier is running, so other processes leave its outbox alone.
+
+    One owner at a time: `wait=True` blocks until the current owner is gone (it let go, or its
+    process ended in any way: the kernel releases the lock even after SIGKILL)."""
     session_dir.mkdir(parents=True, exist_ok=True)
     with open(session_dir / LIVE_FILE, "a") as live:
-        fcntl.flock(live, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(live, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         try:
             yield
         finally:

@@ -21,6 +21,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomicfile import write_atomic
 from ..model import NOTIFIER_EVENTS
 
 MAX_EVENT_BYTES = 1024 * 1024  # what the in-container hook writes at most
@@ -219,7 +220,5 @@ def write_event(outbox: Path, kind: str, payload: dict, now_ns: int | None = Non
 
     outbox.mkdir(parents=True, exist_ok=True)
     name = f"{now_ns if now_ns is not None else time.time_ns()}-{kind}-{os.getpid()}-{secrets.token_hex(3)}.json"
-    tmp = outbox / f".tmp-{name}"
-    tmp.write_text(json.dumps(payload))
-    os.replace(tmp, outbox / name)
+    write_atomic(outbox / name, json.dumps(payload).encode())
     return outbox / name
