@@ -87,6 +87,7 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             allowed_domains=tuple(network.get("allowed_domains", ())),
             allowed_cidrs=tuple(network.get("allowed_cidrs", ())),
             allow_host_network=network.get("allow_host_network", False),
+            name_checks=network.get("name_checks", True),
             proxy=ProxyConfig(
                 http=proxy.get("http"), https=proxy.get("https"), no_proxy=tuple(proxy.get("no_proxy", ()))
             ) if isinstance(proxy, dict) else None,

@@ -3,8 +3,15 @@
 DNS is the gate. A dnsmasq inside the container is the only resolver the agent can reach; it
 forwards only allowlisted names and adds every address it resolves for them to an ipset before
 answering, so wildcards and CDN address changes work without a restart. The packet filter then
-admits only that ipset, the allowed CIDRs and loopback. Refused names are logged by dnsmasq to
-the session's log dir, which `claude-docker blocked` reads back (see `read_blocked`).
+admits only that ipset, the allowed CIDRs and loopback.
+
+Names, not addresses, decide: many sites share one address (a CDN edge), so the agent's TCP to
+an admitted address is redirected to a name-checking proxy (HAProxy, `container/haproxy.cfg.j2`)
+which reads the TLS SNI or HTTP Host, checks it against the same allowlist and connects to the
+address *it* resolves for that name. Only the proxy's user may reach admitted addresses itself.
+
+Refused names are logged by dnsmasq and refused connections by the proxy to the session's log
+dir, which `claude-docker blocked` reads back (see `read_blocked`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,12 @@ from .session import Session
 
 SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
+PROXY_CONF = "haproxy.cfg"
+PROXY_USER = "haproxy"  # created by Debian's haproxy package
+PROXY_LOG_NAME = "proxy.log"  # inside the session log dir
+# The proxy's listeners on loopback; the agent's TCP to admitted addresses is redirected there.
+PROXY_TLS_PORT = 15443
+PROXY_HTTP_PORT = 15080
 DNSMASQ_SERVERS = "dnsmasq-servers.tmpl"  # server= lines; the script fills in the upstream(s)
 DNS_LOG_NAME = "dns.log"  # inside the session log dir
 UPSTREAM_PLACEHOLDER = "@UPSTREAM@"
@@ -40,6 +53,11 @@ DISABLED_WARNING = (
     "network.firewall is false: the agent can reach any address on the network, "
     "including your LAN and cloud metadata services"
 )
+NAME_CHECKS_OFF_WARNING = (
+    "network.name_checks is false: every site sharing an address with an allowed name (on a CDN, "
+    "thousands) is reachable on any port and protocol"
+)
+PROXIED_PORTS = (80, 443)  # decided by name through the proxy; other ports by address only
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")
@@ -64,6 +82,16 @@ def normalise_domain(entry: str) -> str:
     return name
 
 
+def split_port(entry: str) -> tuple[str, int | None]:
+    """`github.com:22` -> ("github.com", 22); a name without a port -> (name, None)."""
+    name, colon, port = entry.strip().rpartition(":")
+    if not colon:
+        return entry, None
+    if not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise FirewallError(f"network.allowed_domains: port in {entry!r} is not 1-65535", "e.g. github.com:22")
+    return name, int(port)
+
+
 def plan_dns(domains: Iterable[str]) -> DnsPlan:
     """Turn the allowlist into dnsmasq patterns with exact names kept exact.
 
@@ -71,7 +99,7 @@ def plan_dns(domains: Iterable[str]) -> DnsPlan:
     `local=/*.example.com/` refusal below it, unless a wildcard already allows those.
     An exact name under an allowed wildcard is covered by it and adds nothing.
     """
-    names = sorted({normalise_domain(d) for d in domains})
+    names = sorted({normalise_domain(split_port(d)[0]) for d in domains})
     wildcards = {n[2:] for n in names if n.startswith("*.")}
     exact = [n for n in names if not n.startswith("*.")]
 
@@ -132,6 +160,111 @@ def plan_cidrs(entries: Iterable[str]) -> CidrPlan:
     return CidrPlan(tuple(dict.fromkeys(networks)), tuple(dict.fromkeys(network_ports)))
 
 
+def _zone(pattern: str) -> str:
+    return pattern[2:] if pattern.startswith("*.") else pattern
+
+
+def port_entries(domains: Iterable[str]) -> tuple[tuple[str, int], ...]:
+    """(pattern, port) for every allowlist entry naming a port other than 80 and 443."""
+    found = []
+    for entry in domains:
+        name, port = split_port(entry)
+        if port is not None and port not in PROXIED_PORTS:
+            found.append((normalise_domain(name), port))
+    return tuple(dict.fromkeys(found))
+
+
+def plan_ipsets(dns: DnsPlan, ports: Iterable[tuple[str, int]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(zone, ipsets) for dnsmasq's `ipset=` lines: every answer enters `cd-dns`, and the
+    `cd-port-N` set of each port entry covering the zone.
+
+    dnsmasq uses the longest matching zone only, so a zone's line also lists the ports of the
+    wildcards above it. A port is address-level: it opens to every address resolved in its zone.
+    """
+    ports = tuple(ports)
+    zones = set(dns.ipset_zones) | {_zone(pattern) for pattern, _ in ports}
+    lines = []
+    for zone in sorted(zones):
+        extra = sorted(
+            {
+                port
+                for pattern, port in ports
+                if _zone(pattern) == zone or (pattern.startswith("*.") and zone.endswith("." + _zone(pattern)))
+            }
+        )
+        lines.append((zone, ("cd-dns", *(f"cd-port-{port}" for port in extra))))
+    return tuple(lines)
+
+
+def proxy_port_entries(cfg: Config) -> tuple[str, ...]:
+    """`host:port` of network.proxy when its host is an allowlisted name: the agent's tools talk
+    to it directly, on a port the name-checking proxy does not serve."""
+    from urllib.parse import urlsplit
+
+    proxy = cfg.network.proxy
+    if proxy is None:
+        return ()
+    patterns = [normalise_domain(split_port(d)[0]) for d in cfg.network.allowed_domains]
+    entries = []
+    for url in (proxy.http, proxy.https):
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            host, port = (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        if host and port not in PROXIED_PORTS and any(name_allowed(host, patterns)):
+            entries.append(f"{host}:{port}")
+    return tuple(dict.fromkeys(entries))
+
+
+def name_allowed(name: str, patterns: Iterable[str]) -> Iterable[bool]:
+    for pattern in patterns:
+        yield name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:]))
+
+
+def describe(cfg: Config) -> list[str]:
+    """How egress is decided, in words, for `validate`."""
+    if not cfg.network.firewall:
+        return ["egress: open (network.firewall is false)"]
+    domains = cfg.network.allowed_domains + proxy_port_entries(cfg)
+    dns = plan_dns(domains)
+    names = len(dns.forward)
+    lines = []
+    if cfg.network.name_checks:
+        lines.append(
+            f"egress: {names} allowed name{'s' if names != 1 else ''}, decided by the name asked for on ports 80 and 443 "
+            "(TLS SNI, HTTP Host; no TLS decryption)"
+        )
+        ports = port_entries(domains)
+        if ports:
+            listed = ", ".join(f"{pattern}:{port}" for pattern, port in ports)
+            lines.append(f"egress: by address only (TCP, any site on the same addresses): {listed}")
+    else:
+        lines.append(
+            f"egress: {names} allowed name{'s' if names != 1 else ''}, by address only (network.name_checks is false): "
+            "every port and protocol of any address they resolve to"
+        )
+    if cfg.network.allowed_cidrs:
+        lines.append(f"egress: by address: {', '.join(cfg.network.allowed_cidrs)}")
+    return lines
+
+
+@dataclass(frozen=True)
+class ProxyNames:
+    """The allowlist as the proxy matches it: whole names, and `.zone` suffixes for wildcards."""
+
+    exact: tuple[str, ...]  # "example.com": only itself
+    suffixes: tuple[str, ...]  # ".example.com" from "*.example.com": any depth, never the apex
+
+
+def proxy_names(dns: DnsPlan) -> ProxyNames:
+    exact = tuple(p for p in dns.forward if not p.startswith("*."))
+    suffixes = tuple(p[1:] for p in dns.forward if p.startswith("*."))
+    return ProxyNames(exact, suffixes)
+
+
 def selftest_names(forward: Iterable[str], limit: int = 3) -> list[str]:
     """Exact allowlisted names the script resolves to prove the allow path works."""
     exact = [p for p in forward if not p.startswith("*.")]
@@ -144,11 +277,24 @@ def selftest_names(forward: Iterable[str], limit: int = 3) -> list[str]:
 def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
     if not cfg.network.firewall:
         return {}
-    dns = plan_dns(cfg.network.allowed_domains)
+    domains = cfg.network.allowed_domains + proxy_port_entries(cfg)
+    dns = plan_dns(domains)
     cidrs = plan_cidrs(cfg.network.allowed_cidrs)
+    ports = port_entries(domains)
     context = dict(
         dns=dns,
+        ipsets=plan_ipsets(dns, ports),
+        extra_ports=sorted({port for _, port in ports}),
         cidrs=cidrs,
+        names=proxy_names(dns),
+        domain_exact=cfg.network.name_checks,
+        proxy_conf=PROXY_CONF,
+        proxy_user=PROXY_USER,
+        proxy_group=PROXY_USER,
+        proxy_log=f"{paths.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
+        tls_listen_port=PROXY_TLS_PORT,
+        http_listen_port=PROXY_HTTP_PORT,
+        resolver="127.0.0.1:53",
         allow_host_network=cfg.network.allow_host_network,
         selftest_names=selftest_names(dns.forward),
         runtime_dir=paths.CONTAINER_RUNTIME,
@@ -165,6 +311,7 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         SCRIPT: Artifact(render_template("init-firewall.sh.j2", **context).encode(), 0o755),
         DNSMASQ_CONF: Artifact(render_template("dnsmasq.conf.j2", **context).encode()),
         DNSMASQ_SERVERS: Artifact(servers.encode()),
+        PROXY_CONF: Artifact(render_template("haproxy.cfg.j2", **context).encode()),
     }
 
 
@@ -179,6 +326,8 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
         return
     spec.env[ENV_FLAG] = "1"
     spec.cap_add |= CAPABILITIES
+    if not cfg.network.name_checks:
+        spec.warnings.append(NAME_CHECKS_OFF_WARNING)
     addresses = host_addresses()  # rejected, or accepted with allow_host_network
     if addresses:
         spec.env[ENV_HOST_ADDRESSES] = " ".join(addresses)

@@ -100,7 +100,7 @@ def test_runtime_artifacts_render_the_allowlist(tmp_path):
         tmp_path, allowed_domains=("api.anthropic.com", "*.github.com", "pypi.org"), allowed_cidrs=("10.9.0.0/16", "10.8.0.1:22")
     )
     artifacts = firewall.runtime_artifacts(cfg, Session("p", "s"))
-    assert set(artifacts) == {"init-firewall.sh", "dnsmasq.conf", "dnsmasq-servers.tmpl"}
+    assert set(artifacts) == {"init-firewall.sh", "dnsmasq.conf", "dnsmasq-servers.tmpl", "haproxy.cfg"}
     assert artifacts["init-firewall.sh"].mode == 0o755
     conf = artifacts["dnsmasq.conf"].content.decode()
     assert "local=/#/" in conf.splitlines()
@@ -113,7 +113,27 @@ def test_runtime_artifacts_render_the_allowlist(tmp_path):
     assert "add cd-netport 10.8.0.1/32,tcp:22" in script
     assert "readonly SELFTEST_NAMES=(api.anthropic.com pypi.org )" in script
     assert "readonly ALLOW_HOST_NETWORK=0" in script
-    assert "*nat" not in script and "-t nat" not in script  # Docker's embedded DNS lives there
+    # Docker's embedded DNS lives in nat: only our own chain is added there, nothing flushed.
+    assert "iptables-restore --noflush" in script and ":CD-PROXY - [0:0]" in script
+    assert "-t nat -F" not in script and "-t nat" not in script.replace("iptables -t nat -C", "")
+    proxy = artifacts["haproxy.cfg"].content.decode().splitlines()
+    assert "    acl name_allowed var(txn.name) -m str api.anthropic.com pypi.org" in proxy
+    assert "    acl name_allowed var(txn.name) -m end .github.com" in proxy
+
+
+def test_proxy_config_is_valid_for_haproxy(tmp_path):
+    """The rendered config passes HAProxy's own check (where HAProxy is installed)."""
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    if haproxy is None:
+        pytest.skip("haproxy is not installed")
+    names = tuple(f"host{i}.example.com" for i in range(100)) + ("*.example.org",)
+    cfg = make_config(tmp_path, allowed_domains=names)
+    conf = tmp_path / "haproxy.cfg"
+    conf.write_bytes(firewall.runtime_artifacts(cfg, Session("p", "s"))["haproxy.cfg"].content)
+    text = conf.read_text().replace("user haproxy", "").replace("group haproxy", "")
+    conf.write_text(text)
+    result = subprocess.run([haproxy, "-c", "-f", str(conf)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_no_artifacts_when_the_firewall_is_off(tmp_path):
@@ -247,3 +267,71 @@ def test_blocked_command_reads_the_latest_session_of_the_project(tmp_path, cd_ho
     missing = runner.invoke(main, ["blocked", "--session", "nope"])
     assert missing.exit_code == 1
     assert "no firewall log for session nope" in missing.output
+
+
+# --- ports and the name-checking proxy --------------------------------------------------------
+
+
+def test_a_port_adds_an_address_level_set_to_its_zone():
+    domains = ["github.com", "github.com:22", "*.corp.example:8443", "a.b.corp.example", "example.org:443", "x.example.org"]
+    dns = firewall.plan_dns(domains)
+    assert dns.forward == ("*.corp.example", "example.org", "github.com", "x.example.org")
+    ports = firewall.port_entries(domains)
+    assert ports == (("github.com", 22), ("*.corp.example", 8443))  # 443 is always there, by name
+    assert firewall.plan_ipsets(dns, ports) == (
+        ("corp.example", ("cd-dns", "cd-port-8443")),
+        ("example.org", ("cd-dns",)),
+        ("github.com", ("cd-dns", "cd-port-22")),
+        ("x.example.org", ("cd-dns",)),
+    )
+
+
+def test_a_port_under_a_wildcard_keeps_the_wildcards_ports():
+    domains = ["*.example.com:8443", "api.example.com:22"]
+    dns = firewall.plan_dns(domains)
+    assert dns.forward == ("*.example.com",)  # the name itself is covered by the wildcard
+    assert firewall.plan_ipsets(dns, firewall.port_entries(domains)) == (
+        ("api.example.com", ("cd-dns", "cd-port-22", "cd-port-8443")),  # dnsmasq: longest zone only
+        ("example.com", ("cd-dns", "cd-port-8443")),
+    )
+
+
+@pytest.mark.parametrize("bad", ["github.com:0", "github.com:65536", "github.com:", "github.com:ssh"])
+def test_bad_domain_ports_are_refused(bad):
+    with pytest.raises(FirewallError):
+        firewall.plan_dns([bad])
+
+
+def test_rendered_ports_open_by_address_and_names_go_to_the_proxy(tmp_path):
+    cfg = make_config(tmp_path, allowed_domains=("github.com:22", "*.example.org"))
+    artifacts = firewall.runtime_artifacts(cfg, Session("p", "s"))
+    conf = artifacts["dnsmasq.conf"].content.decode().splitlines()
+    assert "ipset=/github.com/cd-dns,cd-port-22" in conf and "ipset=/example.org/cd-dns" in conf
+    script = artifacts["init-firewall.sh"].content.decode()
+    assert "create cd-port-22 hash:ip family inet" in script
+    assert "echo '-A OUTPUT -p tcp --dport 22 -m set --match-set cd-port-22 dst -j ACCEPT'" in script
+    assert "readonly DOMAIN_EXACT=1" in script
+    proxy = artifacts["haproxy.cfg"].content.decode()
+    assert "-m str github.com\n" in proxy and "-m end .example.org\n" in proxy
+
+
+def test_name_checks_off_renders_address_level_rules_and_warns(tmp_path, cd_home):
+    cfg = make_config(tmp_path, allowed_domains=("example.com",), name_checks=False)
+    script = firewall.runtime_artifacts(cfg, Session("p", "s"))["init-firewall.sh"].content.decode()
+    assert "readonly DOMAIN_EXACT=0" in script
+    spec = RunSpec()
+    firewall.contribute(cfg, Session("proj", "s2"), spec)
+    assert spec.warnings == [firewall.NAME_CHECKS_OFF_WARNING]
+    assert "network.name_checks is false" in spec.warnings[0]
+
+
+def test_a_corporate_proxy_on_an_allowlisted_name_gets_its_port(tmp_path):
+    from claude_docker.model import ProxyConfig
+
+    proxy = ProxyConfig(http="http://proxy.corp.example:3128", https="http://user:pw@proxy.corp.example:3128")
+    cfg = make_config(tmp_path, allowed_domains=("*.corp.example",), proxy=proxy)
+    assert firewall.proxy_port_entries(cfg) == ("proxy.corp.example:3128",)
+    conf = firewall.runtime_artifacts(cfg, Session("p", "s"))["dnsmasq.conf"].content.decode().splitlines()
+    assert "ipset=/proxy.corp.example/cd-dns,cd-port-3128" in conf
+    elsewhere = make_config(tmp_path, allowed_domains=("example.com",), proxy=proxy)
+    assert firewall.proxy_port_entries(elsewhere) == ()  # not allowlisted: nothing opens

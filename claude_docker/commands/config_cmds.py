@@ -71,6 +71,10 @@ def validate(config_file: str | None, output_format: str) -> None:
     else:
         click.echo("no claude-docker.yaml found here or above; the defaults are valid")
     click.echo(f"profile chain: {' -> '.join(loaded.chain)}")
+    from ..firewall import describe
+
+    for line in describe(loaded.config):
+        click.echo(line)
 
 
 # --- config ----------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """A test "CDN edge": several HTTPS names served from ONE address, with a CA of its own.
 
 Like a CDN or a shared host, the server answers whichever name the client asks for: every reply
-is `<TLS server name or -> <Host header or ->`, so a test sees which name got through. It listens
+is `served <TLS server name or -> <Host header or ->`, so a test sees which name got through. It listens
 for TLS on 443 and 8443 and for plain HTTP on 80, where it also accepts `CONNECT` (an open
 proxy on an allowlisted address, tunnelling to its own 443). Runs the product image with Node,
 so no extra image is needed. The CA never leaves the test: the sandbox trusts it per request.
@@ -21,7 +21,7 @@ from cryptography.x509.oid import NameOID
 SERVER_JS = r"""
 const http = require('http'), https = require('https'), net = require('net');
 const tls = {key: process.env.TLS_KEY, cert: process.env.TLS_CERT};
-const answer = (req, res) => res.end(`${req.socket.servername || '-'} ${req.headers.host || '-'}`);
+const answer = (req, res) => res.end(`served ${req.socket.servername || '-'} ${req.headers.host || '-'}`);
 for (const port of [443, 8443]) https.createServer(tls, answer).listen(port);
 const plain = http.createServer(answer);
 plain.on('connect', (req, client, head) => {

@@ -7,7 +7,12 @@
 #     engine gave us and refuses the rest, adding every answer to the ipset `cd-dns`.
 #  2. The filter table (never nat: Docker's embedded DNS lives there) drops all output except
 #     loopback, replies, the ipsets and dnsmasq's own queries to the upstream. IPv6 is closed.
-#  3. A self-test proves an allowlisted name is admitted and anything else is refused.
+#  3. Names, not addresses, decide: the agent's TCP to admitted addresses (ports 80, 443) is
+#     redirected (our own nat chain; Docker's nat rules stay) to HAProxy, which checks the TLS SNI
+#     or HTTP Host against the allowlist and connects to the address it resolves itself. Only
+#     the proxy's user may reach admitted addresses directly.
+#  4. A self-test proves an allowlisted name is admitted and anything else is refused, by DNS
+#     and by the proxy.
 set -euo pipefail
 umask 022
 
@@ -23,6 +28,12 @@ readonly ALLOW_HOST_NETWORK=0
 readonly DNSMASQ_USER=dnsmasq
 readonly SELFTEST_REFUSED=claude-docker-selftest.invalid
 readonly EMBEDDED_DNS=127.0.0.11
+readonly DOMAIN_EXACT=1
+readonly PROXY_CONF="$RUNTIME"/haproxy.cfg
+readonly PROXY_USER=haproxy
+readonly PROXY_LOG=/run/claude-docker/log/proxy.log
+readonly PROXY_TLS_PORT=15443
+readonly PROXY_HTTP_PORT=15080
 HOST_ADDRESSES="${CLAUDE_DOCKER_HOST_ADDRESSES:-}"  # set by the host: its own addresses
 
 step="start"
@@ -37,7 +48,7 @@ is_ipv4() {
 }
 
 step="check the tools"
-for tool in iptables-restore ip6tables-restore ipset dnsmasq ip getent; do
+for tool in iptables-restore ip6tables-restore ipset dnsmasq ip getent haproxy curl; do
     tool_path="$(command -v "$tool" || true)"
     if [ ! -f "$tool_path" ] || [ ! -x "$tool_path" ]; then
         fail "'$tool' is missing from the image; the firewall cannot start"
@@ -47,6 +58,11 @@ getent passwd "$DNSMASQ_USER" >/dev/null || fail "the image has no '$DNSMASQ_USE
 dnsmasq_uid="$(id -u "$DNSMASQ_USER")"
 if [ -n "${AGENT_UID:-}" ] && [ "$AGENT_UID" = "$dnsmasq_uid" ]; then
     fail "the agent's uid $AGENT_UID is the DNS forwarder's uid; choose another claude.uid"
+fi
+getent passwd "$PROXY_USER" >/dev/null || fail "the image has no '$PROXY_USER' user for the name-checking proxy"
+proxy_uid="$(id -u "$PROXY_USER")"
+if [ -n "${AGENT_UID:-}" ] && [ "$AGENT_UID" = "$proxy_uid" ]; then
+    fail "the agent's uid $AGENT_UID is the proxy's uid; choose another claude.uid"
 fi
 
 step="read the upstream resolver"
@@ -116,7 +132,15 @@ rules="$(
             echo "-A OUTPUT -d $address/32 -j REJECT --reject-with icmp-admin-prohibited"
         fi
     done
-    echo '-A OUTPUT -m set --match-set cd-dns dst -j ACCEPT'
+    if [ "$DOMAIN_EXACT" = 1 ]; then
+        # Redirected to the proxy (the filter still sees the interface the packet was routed to
+        # before nat moved it to loopback). Admitted addresses: through the proxy only, ICMP aside.
+        echo "-A OUTPUT -d 127.0.0.1/32 -p tcp -m multiport --dports $PROXY_TLS_PORT,$PROXY_HTTP_PORT -j ACCEPT"
+        echo "-A OUTPUT -m set --match-set cd-dns dst -m owner --uid-owner $proxy_uid -j ACCEPT"
+        echo '-A OUTPUT -p icmp -m set --match-set cd-dns dst -j ACCEPT'
+    else
+        echo '-A OUTPUT -m set --match-set cd-dns dst -j ACCEPT'
+    fi
     echo '-A OUTPUT -m set --match-set cd-net dst -j ACCEPT'
     echo '-A OUTPUT -m set --match-set cd-netport dst,dst -j ACCEPT'
     # Reject rather than drop, so tools fail at once instead of hanging.
@@ -127,6 +151,28 @@ rules="$(
 
 step="load the IPv4 rules"
 printf '%s\n' "$rules" | iptables-restore
+
+step="redirect to the proxy"
+if [ "$DOMAIN_EXACT" = 1 ]; then
+    # Only our own chain: Docker's embedded DNS lives in nat (DOCKER_OUTPUT), never flushed.
+    {
+        echo '*nat'
+        echo ':CD-PROXY - [0:0]'
+        echo "-A CD-PROXY -m owner --uid-owner $proxy_uid -j RETURN"
+        echo '-A CD-PROXY -m set ! --match-set cd-dns dst -j RETURN'
+        echo '-A CD-PROXY -m set --match-set cd-net dst -j RETURN'
+        echo '-A CD-PROXY -m set --match-set cd-netport dst,dst -j RETURN'
+        if [ "$ALLOW_HOST_NETWORK" = 1 ]; then
+            for address in "${host_targets[@]}"; do
+                echo "-A CD-PROXY -d $address/32 -j RETURN"
+            done
+        fi
+        echo "-A CD-PROXY -p tcp --dport 443 -j REDIRECT --to-ports $PROXY_TLS_PORT"
+        echo "-A CD-PROXY -p tcp --dport 80 -j REDIRECT --to-ports $PROXY_HTTP_PORT"
+        echo '-A OUTPUT -p tcp -j CD-PROXY'
+        echo 'COMMIT'
+    } | iptables-restore --noflush
+fi
 
 step="close IPv6"
 if [ -d /proc/sys/net/ipv6 ]; then
@@ -161,6 +207,24 @@ dnsmasq --conf-file="$DNSMASQ_CONF" --servers-file="$STATE_DIR/servers.conf" \
 chown root:root "$DNS_LOG"
 chmod 0644 "$DNS_LOG"
 
+step="start the proxy"
+if [ "$DOMAIN_EXACT" = 1 ]; then
+    touch "$PROXY_LOG"
+    chmod 0644 "$PROXY_LOG"
+    # Started as root, it binds and becomes its own user; it logs refusals to the descriptor
+    # root opened, so neither it nor the agent can rewrite the log.
+    haproxy -db -f "$PROXY_CONF" </dev/null >>"$PROXY_LOG" 2>&1 &
+    proxy_pid=$!
+    echo "$proxy_pid" >"$STATE_DIR/proxy.pid"
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_HTTP_PORT") 2>/dev/null; then
+            break
+        fi
+        [ -d "/proc/$proxy_pid" ] || fail "the proxy did not start: $(tail -n 3 "$PROXY_LOG")"
+        sleep 0.02
+    done
+fi
+
 step="point the resolver at dnsmasq"
 printf 'nameserver 127.0.0.1\noptions timeout:2 attempts:2\n' >/etc/resolv.conf
 chown root:root /etc/resolv.conf
@@ -186,5 +250,56 @@ done
 if [ -z "$resolved" ] && [ -n "${SELFTEST_NAMES[*]}" ]; then
     printf 'claude-docker firewall: warning: none of %s resolved through upstream %s; allowlisted names may not work\n' \
         "${SELFTEST_NAMES[*]}" "${upstreams[*]}" >&2
+fi
+
+# The proxy: running as its own user, and refusing a forbidden name sent to an address that is
+# admitted (an allowlisted name's), over TLS and plain HTTP.
+proxy_refused() { # port: the refusal of SELFTEST_REFUSED on that port is in the proxy's log
+    for _ in $(seq 50); do
+        grep -q "refused port=$1 name=$SELFTEST_REFUSED reason=not-allowed" "$PROXY_LOG" && return 0
+        sleep 0.02
+    done
+    return 1
+}
+if [ "$DOMAIN_EXACT" = 1 ]; then
+    step="self-test the proxy"
+    [ -d "/proc/$proxy_pid" ] || fail "self-test: the proxy is not running"
+    proxy_runs_as="$(awk '/^Uid:/ { print $3; exit }' "/proc/$proxy_pid/status")"
+    [ "$proxy_runs_as" = "$proxy_uid" ] || fail "self-test: the proxy runs as uid $proxy_runs_as, not $PROXY_USER"
+    # Sent to the address an allowlisted name resolved to (through the redirect), unless that
+    # address is open at address level anyway; then straight to the listeners.
+    where="the proxy"
+    http_to="127.0.0.1:$PROXY_HTTP_PORT"
+    tls_to="127.0.0.1:$PROXY_TLS_PORT"
+    if [ -n "$resolved" ] && ! ipset test cd-net "$answer" 2>/dev/null \
+        && ! { [ "$ALLOW_HOST_NETWORK" = 1 ] && [[ " ${host_targets[*]} " == *" $answer "* ]]; }; then
+        where="$answer (the address of $resolved)"
+        http_to="$answer:80"
+        tls_to="$answer:443"
+    fi
+    body="$(curl -s --max-time 3 -H "Host: $SELFTEST_REFUSED" "http://$http_to/" || true)"
+    if [[ "$body" != "claude-docker: "* ]] || ! proxy_refused 80; then
+        fail "self-test: a forbidden name sent to $where over HTTP was not refused by the proxy"
+    fi
+    if curl -s -k --max-time 3 --connect-to "::$tls_to" "https://$SELFTEST_REFUSED/" >/dev/null 2>&1 \
+        || ! proxy_refused 443; then
+        fail "self-test: a forbidden name sent to $where over TLS was not refused by the proxy"
+    fi
+    if [ -n "$resolved" ]; then
+        # The allow path: the proxy lets the allowlisted name through to its upstream. Proof is
+        # an answer, or the proxy's note that it went on to the upstream (which may be silent).
+        code="$(curl -s -k -o /dev/null -w '%{http_code}' --max-time 1 "https://$resolved/" || true)"
+        passed=0
+        for _ in $(seq 25); do
+            grep -q "name=$resolved reason=upstream-failed" "$PROXY_LOG" && { passed=1; break; }
+            grep -Eq "name=$resolved reason=(not-allowed|no-name|no-address)" "$PROXY_LOG" \
+                && fail "self-test: the proxy refused the allowlisted name $resolved"
+            [ -n "$code" ] && [ "$code" != 000 ] && { passed=1; break; }
+            sleep 0.02
+        done
+        if [ "$passed" = 0 ]; then
+            printf 'claude-docker firewall: warning: %s did not answer through the proxy\n' "$resolved" >&2
+        fi
+    fi
 fi
 trap - ERR
