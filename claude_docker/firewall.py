@@ -401,6 +401,66 @@ def parse_blocked(lines: Iterable[str], now: datetime | None = None) -> list[Blo
     return list(seen.values())
 
 
+# The proxy's refusals (haproxy.cfg.j2's log-format); `upstream-failed` lines are not refusals.
+_REFUSED_LINE = re.compile(
+    r"^(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)[+-]\d{4} claude-docker-proxy refused "
+    r"port=(?P<port>\d+|-) name=(?P<name>.*) reason=(?P<reason>[a-z-]+)$"
+)
+REFUSAL_REASONS = {
+    "not-allowed": "name not allowed",
+    "no-name": "no name",  # no SNI, no Host, or a bare address
+    "no-address": "name does not resolve",
+    "proxy-request": "CONNECT or absolute URI",
+}
+NO_NAME = {"443": "no SNI", "80": "no Host"}
+
+
+@dataclass(frozen=True)
+class RefusedConnection:
+    name: str  # lower case; "no SNI" / "no Host" when the client named nothing
+    port: str
+    reason: str  # REFUSAL_REASONS' words
+    first: datetime
+    last: datetime
+    count: int
+
+
+def parse_refused(lines: Iterable[str]) -> list[RefusedConnection]:
+    """Connections the proxy refused, grouped by (name, port, reason), in order of last refusal."""
+    seen: dict[tuple[str, str, str], RefusedConnection] = {}
+    for line in lines:
+        match = _REFUSED_LINE.match(line.rstrip("\n"))
+        if not match or match["reason"] not in REFUSAL_REASONS:
+            continue
+        try:
+            stamp = datetime.strptime(match["stamp"], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            continue
+        name = match["name"].lower()
+        if name == SELFTEST_REFUSED:
+            continue
+        if name in ("", "-"):
+            name = NO_NAME.get(match["port"], "no name")
+        name = "".join(c if c.isprintable() else "?" for c in name)[:255]
+        key = (name, match["port"], REFUSAL_REASONS[match["reason"]])
+        old = seen.pop(key, None)
+        if old is None:
+            seen[key] = RefusedConnection(*key, stamp, stamp, 1)
+        else:
+            seen[key] = RefusedConnection(*key, old.first, stamp, old.count + 1)
+    return list(seen.values())
+
+
+def read_refused(log_file: Path) -> list[RefusedConnection]:
+    try:
+        with log_file.open(encoding="utf-8", errors="replace") as handle:
+            return parse_refused(handle)
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise FirewallError(f"cannot read {log_file}: {error.strerror}", "check the file's permissions") from None
+
+
 def read_blocked(log_file: Path, now: datetime | None = None) -> list[BlockedName]:
     try:
         with log_file.open(encoding="utf-8", errors="replace") as handle:

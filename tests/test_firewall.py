@@ -269,6 +269,66 @@ def test_blocked_command_reads_the_latest_session_of_the_project(tmp_path, cd_ho
     assert "no firewall log for session nope" in missing.output
 
 
+PROXY_LOG = """\
+[NOTICE]   (45) : haproxy version is 2.6.12-1+deb12u4
+2026-11-27T04:24:42+0000 claude-docker-proxy refused port=- name=- reason=-
+2026-11-27T04:24:42+0000 claude-docker-proxy refused port=80 name=claude-docker-selftest.invalid reason=not-allowed
+2026-11-27T04:24:50+0000 claude-docker-proxy refused port=443 name=pypi.org reason=not-allowed
+2026-11-27T04:24:51+0000 claude-docker-proxy refused port=443 name=- reason=no-name
+2026-11-27T04:24:52+0000 claude-docker-proxy refused port=80 name=172.17.0.3 reason=no-name
+2026-11-27T04:24:53+0000 claude-docker-proxy refused port=80 name=api.example reason=upstream-failed
+2026-11-27T04:24:59+0000 claude-docker-proxy refused port=443 name=PyPI.org reason=not-allowed
+2026-11-27T04:25:00+0000 claude-docker-proxy refused port=80 name=files.pythonhosted.org reason=proxy-request
+"""
+
+
+def test_parse_refused_groups_connections_by_name_port_and_reason():
+    entries = firewall.parse_refused(PROXY_LOG.splitlines())
+    assert [(e.name, e.port, e.reason, e.count) for e in entries] == [
+        ("no SNI", "443", "no name", 1),
+        ("172.17.0.3", "80", "no name", 1),
+        ("pypi.org", "443", "name not allowed", 2),
+        ("files.pythonhosted.org", "80", "CONNECT or absolute URI", 1),
+    ]
+    assert entries[2].first == datetime(2026, 11, 27, 4, 24, 50)
+    assert entries[2].last == datetime(2026, 11, 27, 4, 24, 59)
+
+
+def test_blocked_command_shows_refused_connections_beside_names(tmp_path):
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    (log_dir / "proxy.log").write_text(PROXY_LOG)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["blocked", "--log", str(log_dir / "proxy.log")])
+    assert listed.exit_code == 0, listed.output
+    assert "4 refused connections" in listed.output
+    assert "2026-11-27 04:24:59  pypi.org port 443: name not allowed (2x, first 04:24:50)" in listed.output
+    assert "no SNI port 443: no name" in listed.output
+    assert "selftest" not in listed.output and "api.example" not in listed.output
+    suggested = runner.invoke(main, ["blocked", "--log", str(log_dir / "proxy.log"), "--suggest"])
+    assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", "    - pypi.org"]
+
+
+def test_blocked_command_reads_both_logs_of_a_session(tmp_path, cd_home, monkeypatch):
+    project_dir = tmp_path / "proj"
+    project_dir.mkdir()
+    (project_dir / "claude-docker.yaml").write_text("version: 1\n")
+    monkeypatch.chdir(project_dir)
+    from claude_docker.pipeline import load_config
+
+    project = load_config(str(project_dir / "claude-docker.yaml")).config.project_name
+    log_dir = Session(project, "s0000001").log_dir
+    log_dir.mkdir(parents=True)
+    (log_dir / "dns.log").write_text(LOG)
+    (log_dir / "proxy.log").write_text(PROXY_LOG)
+    result = CliRunner().invoke(main, ["blocked"])
+    assert "session s0000001: 4 refused names" in result.output
+    assert "session s0000001: 4 refused connections" in result.output
+    suggested = CliRunner().invoke(main, ["blocked", "--suggest"])
+    # a name refused by both DNS and the proxy is suggested once
+    assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", "    - pypi.org", "    - evil.example"]
+
+
 # --- ports and the name-checking proxy --------------------------------------------------------
 
 

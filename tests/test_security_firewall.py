@@ -215,3 +215,27 @@ def test_the_agent_cannot_stop_or_reconfigure_the_proxy(sandbox, internet, share
     assert box.sh("grep -q '^State:.*[RS]' /proc/$(cat /run/claude-docker-firewall/proxy.pid)/status")[0] == 0
     assert fetch(box, f"https://{SHOP}/") == (0, f"served {SHOP} {SHOP}")
     assert_refused(fetch(box, f"https://{NEIGHBOUR}/", "--resolve", f"{NEIGHBOUR}:443:{address}"), "after the attempts")
+
+
+def test_refused_connections_are_logged_for_blocked(sandbox, internet, shared_host):
+    """Each refusal is logged with time, name (or no SNI), port and reason, where `blocked` reads it."""
+    from click.testing import CliRunner
+
+    from claude_docker.cli import main
+
+    box, address = edge_sandbox(sandbox, internet, shared_host, [SHOP])
+    fetch(box, f"https://{NEIGHBOUR}/", "--resolve", f"{NEIGHBOUR}:443:{address}")
+    fetch(box, f"http://{SHOP}/", "-H", f"Host: {NEIGHBOUR}")
+    fetch(box, f"https://{address}/", "-k")
+    log = box.session.log_dir / "proxy.log"
+    deadline = time.time() + 5
+    while log.read_text().count("reason=no-name") < 1 and time.time() < deadline:  # the last one, written at close
+        time.sleep(0.1)
+    listed = CliRunner().invoke(main, ["blocked", "--log", str(log)])
+    assert listed.exit_code == 0, listed.output
+    assert f"{NEIGHBOUR} port 443: name not allowed" in listed.output
+    assert f"{NEIGHBOUR} port 80: name not allowed" in listed.output
+    assert "no SNI port 443: no name" in listed.output
+    assert "selftest" not in listed.output
+    suggested = CliRunner().invoke(main, ["blocked", "--log", str(log), "--suggest"])
+    assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", f"    - {NEIGHBOUR}"]
