@@ -38,6 +38,7 @@ PROXY_LOG_NAME = "proxy.log"  # inside the session log dir
 # The proxy's listeners on loopback; the agent's TCP to admitted addresses is redirected there.
 PROXY_TLS_PORT = 15443
 PROXY_HTTP_PORT = 15080
+PROXY_CHAIN_PORT = 15128  # HTTP(S)_PROXY of the session when it chains to network.proxy
 DNSMASQ_SERVERS = "dnsmasq-servers.tmpl"  # server= lines; the script fills in the upstream(s)
 DNS_LOG_NAME = "dns.log"  # inside the session log dir
 UPSTREAM_PLACEHOLDER = "@UPSTREAM@"
@@ -196,13 +197,76 @@ def plan_ipsets(dns: DnsPlan, ports: Iterable[tuple[str, int]]) -> tuple[tuple[s
     return tuple(lines)
 
 
-def proxy_port_entries(cfg: Config) -> tuple[str, ...]:
-    """`host:port` of network.proxy when its host is an allowlisted name: the agent's tools talk
-    to it directly, on a port the name-checking proxy does not serve."""
+@dataclass(frozen=True)
+class UpstreamProxy:
+    """network.proxy as the sandbox proxy's own upstream."""
+
+    host: str  # a name (resolved through dnsmasq) or an IPv4 address
+    port: int
+    is_address: bool
+
+
+def upstream_proxy(cfg: Config) -> UpstreamProxy | None:
+    """The proxy the sandbox proxy chains to: network.proxy, when names are checked and it is
+    an http:// URL. The session's HTTP(S)_PROXY then point at the sandbox proxy, which checks the
+    `CONNECT` target or request URI against the allowlist before passing the request on."""
     from urllib.parse import urlsplit
 
     proxy = cfg.network.proxy
-    if proxy is None:
+    if proxy is None or not (cfg.network.firewall and cfg.network.name_checks):
+        return None
+    found: set[tuple[str, int]] = set()
+    for url in (proxy.http, proxy.https):
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme != "http":
+            return None  # a TLS connection to the proxy itself: reached directly, by address
+        try:
+            found.add(((parts.hostname or "").lower(), parts.port or 80))
+        except ValueError:
+            return None
+    if not found:
+        return None
+    if len(found) > 1:
+        raise FirewallError(
+            "network.proxy: http and https name different proxies, but the sandbox proxy chains to one",
+            "use the same proxy URL for both",
+        )
+    ((host, port),) = found
+    try:
+        ipaddress.IPv4Address(host)
+        return UpstreamProxy(host, port, True)
+    except ValueError:
+        return UpstreamProxy(normalise_domain(host), port, False)
+
+
+def session_proxy_env(cfg: Config) -> dict[str, str]:
+    """HTTP(S)_PROXY for the session: network.proxy's values, pointed at the sandbox proxy's
+    chaining listener when it chains (credentials kept, so they reach the upstream proxy)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from .image import proxy_build_args
+
+    env = proxy_build_args(cfg.network.proxy)
+    if upstream_proxy(cfg) is None:
+        return env
+    for name, value in env.items():
+        if name.lower() in ("http_proxy", "https_proxy"):
+            parts = urlsplit(value)
+            userinfo = parts.netloc.rpartition("@")[0]
+            netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{PROXY_CHAIN_PORT}"
+            env[name] = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return env
+
+
+def proxy_port_entries(cfg: Config) -> tuple[str, ...]:
+    """`host:port` of network.proxy when its host is an allowlisted name and the agent's tools
+    talk to it directly (no chaining), on a port the name-checking proxy does not serve."""
+    from urllib.parse import urlsplit
+
+    proxy = cfg.network.proxy
+    if proxy is None or upstream_proxy(cfg) is not None:
         return ()
     patterns = [normalise_domain(split_port(d)[0]) for d in cfg.network.allowed_domains]
     entries = []
@@ -274,6 +338,38 @@ def selftest_names(forward: Iterable[str], limit: int = 3) -> list[str]:
     return exact[:limit]
 
 
+def client_hello(name: str) -> bytes:
+    """A TLS 1.2 ClientHello naming `name` (SNI), for the self-test's probes of the proxy.
+
+    Deterministic (its "random" is a hash of the name), so the rendered script is too. It offers
+    the common ECDHE-GCM suites, so a real server answers it with a ServerHello.
+    """
+    import hashlib
+
+    def sized(data: bytes, width: int = 2) -> bytes:
+        return len(data).to_bytes(width, "big") + data
+
+    def extension(kind: int, data: bytes) -> bytes:
+        return kind.to_bytes(2, "big") + sized(data)
+
+    extensions = (
+        extension(0, sized(b"\x00" + sized(name.encode())))  # server_name: host_name
+        + extension(10, sized(bytes.fromhex("001d00170018")))  # supported_groups: x25519, P-256, P-384
+        + extension(11, sized(b"\x00", 1))  # ec_point_formats: uncompressed
+        + extension(13, sized(bytes.fromhex("040308040401050308050501")))  # signature_algorithms
+    )
+    suites = bytes.fromhex("c02bc02fc02cc030009c009d")
+    body = (
+        b"\x03\x03" + hashlib.sha256(name.encode()).digest() + b"\x00" + sized(suites) + b"\x01\x00" + sized(extensions)
+    )
+    handshake = b"\x01" + sized(body, 3)
+    return b"\x16\x03\x01" + sized(handshake)
+
+
+def printf_escaped(data: bytes) -> str:
+    return "".join(f"\\x{byte:02x}" for byte in data)
+
+
 def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
     if not cfg.network.firewall:
         return {}
@@ -294,9 +390,13 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         proxy_log=f"{paths.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
         tls_listen_port=PROXY_TLS_PORT,
         http_listen_port=PROXY_HTTP_PORT,
+        chain_listen_port=PROXY_CHAIN_PORT,
+        upstream_proxy=upstream_proxy(cfg),
         resolver="127.0.0.1:53",
         allow_host_network=cfg.network.allow_host_network,
         selftest_names=selftest_names(dns.forward),
+        selftest_hellos=[printf_escaped(client_hello(name)) for name in selftest_names(dns.forward)],
+        selftest_refused_hello=printf_escaped(client_hello(SELFTEST_REFUSED)),
         runtime_dir=paths.CONTAINER_RUNTIME,
         log_dir=paths.CONTAINER_LOG_DIR,
         dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
@@ -411,6 +511,7 @@ REFUSAL_REASONS = {
     "no-name": "no name",  # no SNI, no Host, or a bare address
     "no-address": "name does not resolve",
     "proxy-request": "CONNECT or absolute URI",
+    "names-disagree": "Host and request target disagree",
 }
 NO_NAME = {"443": "no SNI", "80": "no Host"}
 

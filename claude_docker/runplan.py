@@ -14,7 +14,6 @@ from typing import Mapping
 from . import filesystem, firewall, notify, paths, persistence
 from .engine import ContainerPlan
 from .errors import ClaudeDockerError
-from .image import proxy_build_args
 from .interpolate import read_env_file
 from .model import DEFAULT_AGENT_UID, Config
 from .render import Artifact, context_hash, render_runtime, write_artifacts
@@ -111,8 +110,9 @@ def _refuse_notifier_secrets(cfg: Config) -> None:
 
 
 def proxy_env(cfg: Config) -> dict[str, str]:
-    """The proxy reaches the session through the same variables as the build."""
-    return proxy_build_args(cfg.network.proxy)
+    """The proxy reaches the session through the same variables as the build; when the sandbox
+    proxy chains to it, they point at the sandbox proxy."""
+    return firewall.session_proxy_env(cfg)
 
 
 def config_hash(image_tag: str, runtime: dict[str, Artifact]) -> str:

@@ -126,14 +126,17 @@ def test_proxy_config_is_valid_for_haproxy(tmp_path):
     haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
     if haproxy is None:
         pytest.skip("haproxy is not installed")
-    names = tuple(f"host{i}.example.com" for i in range(100)) + ("*.example.org",)
-    cfg = make_config(tmp_path, allowed_domains=names)
-    conf = tmp_path / "haproxy.cfg"
-    conf.write_bytes(firewall.runtime_artifacts(cfg, Session("p", "s"))["haproxy.cfg"].content)
-    text = conf.read_text().replace("user haproxy", "").replace("group haproxy", "")
-    conf.write_text(text)
-    result = subprocess.run([haproxy, "-c", "-f", str(conf)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    from claude_docker.model import ProxyConfig
+
+    names = tuple(f"host{i}.example.com" for i in range(100)) + ("*.example.org", "proxy.example.net")
+    for proxy in (None, ProxyConfig(https="http://proxy.example.net:3128"), ProxyConfig(http="http://10.0.0.1:8080")):
+        cfg = make_config(tmp_path, allowed_domains=names, proxy=proxy)
+        conf = tmp_path / "haproxy.cfg"
+        conf.write_bytes(firewall.runtime_artifacts(cfg, Session("p", "s"))["haproxy.cfg"].content)
+        text = conf.read_text().replace("user haproxy", "").replace("group haproxy", "")
+        conf.write_text(text)
+        result = subprocess.run([haproxy, "-c", "-f", str(conf)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_no_artifacts_when_the_firewall_is_off(tmp_path):
@@ -385,13 +388,82 @@ def test_name_checks_off_renders_address_level_rules_and_warns(tmp_path, cd_home
     assert "network.name_checks is false" in spec.warnings[0]
 
 
-def test_a_corporate_proxy_on_an_allowlisted_name_gets_its_port(tmp_path):
+def test_a_tls_network_proxy_on_an_allowlisted_name_gets_its_port(tmp_path):
+    """A proxy reached over TLS is not chained: the agent's tools reach it directly, by address."""
     from claude_docker.model import ProxyConfig
 
-    proxy = ProxyConfig(http="http://proxy.corp.example:3128", https="http://user:pw@proxy.corp.example:3128")
+    proxy = ProxyConfig(http="https://proxy.corp.example:3128", https="https://user:pw@proxy.corp.example:3128")
     cfg = make_config(tmp_path, allowed_domains=("*.corp.example",), proxy=proxy)
     assert firewall.proxy_port_entries(cfg) == ("proxy.corp.example:3128",)
     conf = firewall.runtime_artifacts(cfg, Session("p", "s"))["dnsmasq.conf"].content.decode().splitlines()
     assert "ipset=/proxy.corp.example/cd-dns,cd-port-3128" in conf
     elsewhere = make_config(tmp_path, allowed_domains=("example.com",), proxy=proxy)
     assert firewall.proxy_port_entries(elsewhere) == ()  # not allowlisted: nothing opens
+
+
+def test_the_self_tests_client_hello_names_the_server_and_gets_a_server_hello(tmp_path):
+    """The script's hand-written ClientHello is one a real TLS server answers (and the proxy's
+    SNI parser reads): a ServerHello comes back."""
+    import socket
+    import time
+
+    from tests.fakes.shared_host import make_certificates
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    _, cert, key = make_certificates(("api.example.test",))
+    (tmp_path / "cert.pem").write_text(cert)
+    (tmp_path / "key.pem").write_text(key)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", "cert.pem", "-key", "key.pem", "-servername",
+         "api.example.test", "-cert2", "cert.pem", "-key2", "key.pem", "-quiet"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 5
+        while True:
+            try:
+                connection = socket.create_connection(("127.0.0.1", port), timeout=3)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        with connection:
+            connection.sendall(firewall.client_hello("api.example.test"))
+            reply = connection.recv(16)
+    finally:
+        server.kill()
+        server.wait()
+    assert reply[:1] == b"\x16" and reply[5:6] == b"\x02", reply.hex()  # handshake record: ServerHello
+    assert firewall.client_hello("a.test") == firewall.client_hello("a.test")  # rendering stays deterministic
+    assert firewall.printf_escaped(b"\x16\x03") == "\\x16\\x03"
+
+
+def test_the_session_proxy_chains_to_an_http_network_proxy(tmp_path):
+    from claude_docker.model import ProxyConfig
+
+    proxy = ProxyConfig(http="http://u:pw@proxy.corp.example:3128", https="http://u:pw@proxy.corp.example:3128",
+                        no_proxy=("localhost",))
+    cfg = make_config(tmp_path, allowed_domains=("*.corp.example", "pypi.org"), proxy=proxy)
+    assert firewall.upstream_proxy(cfg) == firewall.UpstreamProxy("proxy.corp.example", 3128, False)
+    env = firewall.session_proxy_env(cfg)
+    assert env["HTTPS_PROXY"] == env["http_proxy"] == "http://u:pw@127.0.0.1:15128"  # credentials go on upstream
+    assert env["NO_PROXY"] == "localhost"
+    assert firewall.proxy_port_entries(cfg) == ()  # the agent does not reach it directly
+    proxy_cfg = firewall.runtime_artifacts(cfg, Session("p", "s"))["haproxy.cfg"].content.decode()
+    assert "bind 127.0.0.1:15128" in proxy_cfg
+    assert "do-resolve(txn.upstream,sandbox,ipv4) str(proxy.corp.example)" in proxy_cfg
+    assert "server upstream 0.0.0.0:3128" in proxy_cfg
+    by_address = make_config(tmp_path, allowed_cidrs=("10.1.2.3/32",), proxy=ProxyConfig(https="http://10.1.2.3:8080"))
+    assert "server upstream 10.1.2.3:8080" in firewall.runtime_artifacts(by_address, Session("p", "s"))["haproxy.cfg"].content.decode()
+    # not chained: names not checked, a TLS proxy URL, no proxy at all
+    assert firewall.upstream_proxy(make_config(tmp_path, proxy=proxy, name_checks=False)) is None
+    assert firewall.upstream_proxy(make_config(tmp_path, proxy=ProxyConfig(https="https://proxy.corp.example:3129"))) is None
+    assert "bind 127.0.0.1:15128" not in firewall.runtime_artifacts(make_config(tmp_path), Session("p", "s"))["haproxy.cfg"].content.decode()
+    with pytest.raises(FirewallError) as caught:
+        firewall.upstream_proxy(make_config(tmp_path, proxy=ProxyConfig(http="http://a.example:1", https="http://b.example:1")))
+    assert "different proxies" in caught.value.message

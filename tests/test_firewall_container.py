@@ -233,6 +233,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
         command=("--exec", "sleep", "infinity"),
         wait: bool = True,
         dns: list[str] | None = None,
+        proxy=None,
     ):
         workspace = tmp_path / f"ws-{len(created)}"
         workspace.mkdir()
@@ -245,6 +246,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
                 allowed_domains=tuple(domains),
                 allowed_cidrs=tuple(cidrs),
                 allow_host_network=allow_host_network,
+                proxy=proxy,
             ),
             persistence=PersistenceConfig(auth="none", shell_history=False, npm_cache=False, pip_cache=False, git_config=False),
         )

@@ -239,3 +239,26 @@ def test_refused_connections_are_logged_for_blocked(sandbox, internet, shared_ho
     assert "selftest" not in listed.output
     suggested = CliRunner().invoke(main, ["blocked", "--log", str(log), "--suggest"])
     assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", f"    - {NEIGHBOUR}"]
+
+
+def test_the_session_proxy_chains_to_network_proxy_by_name(sandbox, internet, shared_host):
+    """With network.proxy set, the session's HTTPS_PROXY is the sandbox proxy: CONNECTs for
+    allowlisted names go on to the upstream proxy (here the shared host's CONNECT service),
+    others are refused before they reach it."""
+    from claude_docker.model import ProxyConfig
+
+    internet.set("corp-proxy.test", shared_host.address())
+    upstream = ProxyConfig(http="http://corp-proxy.test:80", https="http://corp-proxy.test:80")
+    for name in SHARED_NAMES:
+        internet.set(name, shared_host.address())
+    box = sandbox([SHOP, "corp-proxy.test"], proxy=upstream)
+    assert box.sh(f"cat > {CA_FILE} <<'PEM'\n{shared_host.ca_pem}PEM")[0] == 0
+    code, env = box.sh("echo $HTTPS_PROXY $https_proxy")
+    assert env.split() == ["http://127.0.0.1:15128"] * 2, env
+    assert fetch(box, f"https://{SHOP}/") == (0, f"served {SHOP} {SHOP}")  # through the chain
+    assert_refused(fetch(box, f"https://{NEIGHBOUR}/"), "CONNECT for another name")
+    request = f"CONNECT {NEIGHBOUR}:443 HTTP/1.1\\r\\nHost: {SHOP}:443\\r\\n\\r\\n"
+    code, output = box.sh(f"exec 3<>/dev/tcp/127.0.0.1/15128; printf '{request}' >&3; timeout 3 head -c 12 <&3")
+    assert "200" not in output, output
+    # the upstream proxy itself is only for the sandbox proxy
+    assert_refused(fetch(box, f"https://{NEIGHBOUR}/", "-x", "http://corp-proxy.test:80"), "the upstream proxy directly")

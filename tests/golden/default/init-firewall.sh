@@ -34,6 +34,9 @@ readonly PROXY_USER=haproxy
 readonly PROXY_LOG=/run/claude-docker/log/proxy.log
 readonly PROXY_TLS_PORT=15443
 readonly PROXY_HTTP_PORT=15080
+# TLS ClientHellos naming the refused self-test name and each self-test name (printf %b escapes).
+readonly SELFTEST_REFUSED_HELLO='\x16\x03\x01\x00\x84\x01\x00\x00\x80\x03\x03\xe9\xcf\xc0\x81\xed\xde\x2a\x0a\x3f\xd5\x82\xa5\x00\xf5\xc1\x53\x2a\x25\xa7\xa9\xb0\xf8\x19\xf3\x5c\x88\xa5\x63\xe8\xca\x4f\x00\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x4b\x00\x00\x00\x23\x00\x21\x00\x00\x1e\x63\x6c\x61\x75\x64\x65\x2d\x64\x6f\x63\x6b\x65\x72\x2d\x73\x65\x6c\x66\x74\x65\x73\x74\x2e\x69\x6e\x76\x61\x6c\x69\x64\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01'
+readonly SELFTEST_HELLOS=('\x16\x03\x01\x00\x77\x01\x00\x00\x73\x03\x03\x0e\x4a\x7f\x62\x1b\x27\x56\xc6\xd3\x4c\x5f\x40\x9d\x88\x6e\xc7\x62\x24\x82\xdb\x96\xcb\xcf\xae\x01\xe1\x4b\x14\x2c\xe1\x2b\x1d\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x3e\x00\x00\x00\x16\x00\x14\x00\x00\x11\x61\x70\x69\x2e\x61\x6e\x74\x68\x72\x6f\x70\x69\x63\x2e\x63\x6f\x6d\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' '\x16\x03\x01\x00\x6f\x01\x00\x00\x6b\x03\x03\x74\x3e\x48\x3a\xe0\x1f\x1f\xa2\x62\xd2\xb2\x14\x2b\xdd\x11\x8d\x52\x89\xbf\x94\x01\x91\xb1\xf5\xfc\xdf\x82\x0e\xd3\x12\x4e\xba\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x36\x00\x00\x00\x0e\x00\x0c\x00\x00\x09\x63\x6c\x61\x75\x64\x65\x2e\x61\x69\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' '\x16\x03\x01\x00\x79\x01\x00\x00\x75\x03\x03\x59\x1e\xd8\x42\xa1\x66\x37\x66\xec\x7d\xa7\x3c\xb2\x6f\x79\x2b\xab\xc1\x00\xe0\xad\x57\x2b\x0f\x3c\x3c\x50\x8f\x52\x0a\xb0\x50\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x40\x00\x00\x00\x18\x00\x16\x00\x00\x13\x70\x6c\x61\x74\x66\x6f\x72\x6d\x2e\x63\x6c\x61\x75\x64\x65\x2e\x63\x6f\x6d\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' )
 HOST_ADDRESSES="${CLAUDE_DOCKER_HOST_ADDRESSES:-}"  # set by the host: its own addresses
 
 step="start"
@@ -195,6 +198,18 @@ chmod 0755 "$LOG_DIR" "$STATE_DIR"
 touch "$DNS_LOG"  # dnsmasq opens it as root, before it drops to its own user
 chmod 0644 "$DNS_LOG"
 
+step="start the proxy"
+if [ "$DOMAIN_EXACT" = 1 ]; then
+    touch "$PROXY_LOG"
+    chmod 0644 "$PROXY_LOG"
+    # Started as root, it binds and becomes its own user; it logs refusals to the descriptor
+    # root opened, so neither it nor the agent can rewrite the log. Its start overlaps
+    # dnsmasq's; the self-test waits for its listeners.
+    haproxy -db -f "$PROXY_CONF" </dev/null >>"$PROXY_LOG" 2>&1 &
+    proxy_pid=$!
+    echo "$proxy_pid" >"$STATE_DIR/proxy.pid"
+fi
+
 step="start dnsmasq"
 : >"$STATE_DIR/servers.conf"
 for upstream in "${upstreams[@]}"; do
@@ -206,24 +221,6 @@ dnsmasq --conf-file="$DNSMASQ_CONF" --servers-file="$STATE_DIR/servers.conf" \
 # it (dnsmasq keeps writing through its open descriptor).
 chown root:root "$DNS_LOG"
 chmod 0644 "$DNS_LOG"
-
-step="start the proxy"
-if [ "$DOMAIN_EXACT" = 1 ]; then
-    touch "$PROXY_LOG"
-    chmod 0644 "$PROXY_LOG"
-    # Started as root, it binds and becomes its own user; it logs refusals to the descriptor
-    # root opened, so neither it nor the agent can rewrite the log.
-    haproxy -db -f "$PROXY_CONF" </dev/null >>"$PROXY_LOG" 2>&1 &
-    proxy_pid=$!
-    echo "$proxy_pid" >"$STATE_DIR/proxy.pid"
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$PROXY_HTTP_PORT") 2>/dev/null; then
-            break
-        fi
-        [ -d "/proc/$proxy_pid" ] || fail "the proxy did not start: $(tail -n 3 "$PROXY_LOG")"
-        sleep 0.02
-    done
-fi
 
 step="point the resolver at dnsmasq"
 printf 'nameserver 127.0.0.1\noptions timeout:2 attempts:2\n' >/etc/resolv.conf
@@ -239,9 +236,10 @@ fi
 # The allow path: the first allowlisted name that resolves must have entered the allow set.
 # A name the upstream does not know (e.g. behind a proxy-only network) is not our failure.
 resolved=""
+resolved_index=0
 for name in "${SELFTEST_NAMES[@]}"; do
     answer="$(timeout 5 getent ahostsv4 "$name" | awk '{ print $1; exit }' || true)"
-    [ -n "$answer" ] || continue
+    [ -n "$answer" ] || { resolved_index=$((resolved_index + 1)); continue; }
     ipset test cd-dns "$answer" 2>/dev/null \
         || fail "self-test: $name resolved to $answer but was not admitted to the allow set"
     resolved="$name"
@@ -253,52 +251,75 @@ if [ -z "$resolved" ] && [ -n "${SELFTEST_NAMES[*]}" ]; then
 fi
 
 # The proxy: running as its own user, and refusing a forbidden name sent to an address that is
-# admitted (an allowlisted name's), over TLS and plain HTTP.
-proxy_refused() { # port: the refusal of SELFTEST_REFUSED on that port is in the proxy's log
+# admitted (an allowlisted name's), over TLS and plain HTTP. Probes are written by hand (a TLS
+# ClientHello rendered with the script), so no client's start-up adds to the session's.
+proxy_listening() { # port
+    grep -q "^ *[0-9]*: 0100007F:$(printf '%04X' "$1") 00000000:0000 0A" /proc/net/tcp
+}
+proxy_logged() { # pattern: it appears in the proxy's log within a second
     for _ in $(seq 50); do
-        grep -q "refused port=$1 name=$SELFTEST_REFUSED reason=not-allowed" "$PROXY_LOG" && return 0
+        grep -Eq "$1" "$PROXY_LOG" && return 0
         sleep 0.02
     done
     return 1
 }
+http_probe() { # host port name: the reply to a GET for name
+    (
+        exec 3<>"/dev/tcp/$1/$2" || exit 1
+        printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" >&3
+        timeout 2 cat <&3
+    ) 2>/dev/null || true
+}
+tls_probe() { # host port hello: succeeds when anything answers the ClientHello
+    (
+        exec 3<>"/dev/tcp/$1/$2" || exit 1
+        printf '%b' "$3" >&3
+        IFS= read -r -t "${4:-2}" -n 1 _ <&3
+    ) 2>/dev/null
+}
 if [ "$DOMAIN_EXACT" = 1 ]; then
     step="self-test the proxy"
-    [ -d "/proc/$proxy_pid" ] || fail "self-test: the proxy is not running"
+    for _ in $(seq 250); do
+        proxy_listening "$PROXY_TLS_PORT" && proxy_listening "$PROXY_HTTP_PORT" && break
+        [ -d "/proc/$proxy_pid" ] || break
+        sleep 0.01
+    done
+    [ -d "/proc/$proxy_pid" ] || fail "self-test: the proxy is not running: $(tail -n 3 "$PROXY_LOG")"
+    if ! proxy_listening "$PROXY_TLS_PORT" || ! proxy_listening "$PROXY_HTTP_PORT"; then
+        fail "self-test: the proxy does not listen on ports $PROXY_TLS_PORT and $PROXY_HTTP_PORT"
+    fi
     proxy_runs_as="$(awk '/^Uid:/ { print $3; exit }' "/proc/$proxy_pid/status")"
     [ "$proxy_runs_as" = "$proxy_uid" ] || fail "self-test: the proxy runs as uid $proxy_runs_as, not $PROXY_USER"
     # Sent to the address an allowlisted name resolved to (through the redirect), unless that
     # address is open at address level anyway; then straight to the listeners.
     where="the proxy"
-    http_to="127.0.0.1:$PROXY_HTTP_PORT"
-    tls_to="127.0.0.1:$PROXY_TLS_PORT"
+    http_to=(127.0.0.1 "$PROXY_HTTP_PORT")
+    tls_to=(127.0.0.1 "$PROXY_TLS_PORT")
     if [ -n "$resolved" ] && ! ipset test cd-net "$answer" 2>/dev/null \
         && ! { [ "$ALLOW_HOST_NETWORK" = 1 ] && [[ " ${host_targets[*]} " == *" $answer "* ]]; }; then
         where="$answer (the address of $resolved)"
-        http_to="$answer:80"
-        tls_to="$answer:443"
+        http_to=("$answer" 80)
+        tls_to=("$answer" 443)
     fi
-    body="$(curl -s --max-time 3 -H "Host: $SELFTEST_REFUSED" "http://$http_to/" || true)"
-    if [[ "$body" != "claude-docker: "* ]] || ! proxy_refused 80; then
+    body="$(http_probe "${http_to[@]}" "$SELFTEST_REFUSED")"
+    if [[ "$body" != *"claude-docker: "* ]] || ! proxy_logged "refused port=80 name=$SELFTEST_REFUSED reason=not-allowed"; then
         fail "self-test: a forbidden name sent to $where over HTTP was not refused by the proxy"
     fi
-    if curl -s -k --max-time 3 --connect-to "::$tls_to" "https://$SELFTEST_REFUSED/" >/dev/null 2>&1 \
-        || ! proxy_refused 443; then
+    if tls_probe "${tls_to[@]}" "$SELFTEST_REFUSED_HELLO" \
+        || ! proxy_logged "refused port=443 name=$SELFTEST_REFUSED reason=not-allowed"; then
         fail "self-test: a forbidden name sent to $where over TLS was not refused by the proxy"
     fi
     if [ -n "$resolved" ]; then
         # The allow path: the proxy lets the allowlisted name through to its upstream. Proof is
-        # an answer, or the proxy's note that it went on to the upstream (which may be silent).
-        code="$(curl -s -k -o /dev/null -w '%{http_code}' --max-time 1 "https://$resolved/" || true)"
-        passed=0
-        for _ in $(seq 25); do
-            grep -q "name=$resolved reason=upstream-failed" "$PROXY_LOG" && { passed=1; break; }
-            grep -Eq "name=$resolved reason=(not-allowed|no-name|no-address)" "$PROXY_LOG" \
-                && fail "self-test: the proxy refused the allowlisted name $resolved"
-            [ -n "$code" ] && [ "$code" != 000 ] && { passed=1; break; }
-            sleep 0.02
-        done
-        if [ "$passed" = 0 ]; then
-            printf 'claude-docker firewall: warning: %s did not answer through the proxy\n' "$resolved" >&2
+        # an answer (the proxy never answers TLS itself), or the proxy's note that it went on to
+        # an upstream that did not answer.
+        if ! tls_probe "$resolved" 443 "${SELFTEST_HELLOS[$resolved_index]}" 1; then
+            if proxy_logged "name=$resolved reason=(not-allowed|no-name|no-address)"; then
+                fail "self-test: the proxy refused the allowlisted name $resolved"
+            fi
+            if ! proxy_logged "name=$resolved reason=upstream-failed"; then
+                printf 'claude-docker firewall: warning: %s did not answer through the proxy\n' "$resolved" >&2
+            fi
         fi
     fi
 fi
