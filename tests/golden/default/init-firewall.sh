@@ -95,6 +95,26 @@ for address in $HOST_ADDRESSES; do
     fi
 done
 
+step="prepare the log"
+mkdir -p "$LOG_DIR" "$STATE_DIR"
+# The log dir is a host bind mount owned by the host user, who is also the agent's uid.
+chown root:root "$LOG_DIR" "$STATE_DIR"
+chmod 0755 "$LOG_DIR" "$STATE_DIR"
+touch "$DNS_LOG"  # dnsmasq opens it as root, before it drops to its own user
+chmod 0644 "$DNS_LOG"
+
+step="start the proxy"
+if [ "$DOMAIN_EXACT" = 1 ]; then
+    touch "$PROXY_LOG"
+    chmod 0644 "$PROXY_LOG"
+    # Started as root, it binds and becomes its own user; it logs refusals to the descriptor
+    # root opened, so neither it nor the agent can rewrite the log. It starts first, so its
+    # start-up overlaps the rest; it only listens until the self-test waits for its listeners.
+    haproxy -db -f "$PROXY_CONF" </dev/null >>"$PROXY_LOG" 2>&1 &
+    proxy_pid=$!
+    echo "$proxy_pid" >"$STATE_DIR/proxy.pid"
+fi
+
 step="load the ipsets"
 ipset restore -exist <<'IPSETS'
 create cd-dns hash:ip family inet
@@ -190,26 +210,6 @@ COMMIT
 RULES6
 fi
 
-step="prepare the log"
-mkdir -p "$LOG_DIR" "$STATE_DIR"
-# The log dir is a host bind mount owned by the host user, who is also the agent's uid.
-chown root:root "$LOG_DIR" "$STATE_DIR"
-chmod 0755 "$LOG_DIR" "$STATE_DIR"
-touch "$DNS_LOG"  # dnsmasq opens it as root, before it drops to its own user
-chmod 0644 "$DNS_LOG"
-
-step="start the proxy"
-if [ "$DOMAIN_EXACT" = 1 ]; then
-    touch "$PROXY_LOG"
-    chmod 0644 "$PROXY_LOG"
-    # Started as root, it binds and becomes its own user; it logs refusals to the descriptor
-    # root opened, so neither it nor the agent can rewrite the log. Its start overlaps
-    # dnsmasq's; the self-test waits for its listeners.
-    haproxy -db -f "$PROXY_CONF" </dev/null >>"$PROXY_LOG" 2>&1 &
-    proxy_pid=$!
-    echo "$proxy_pid" >"$STATE_DIR/proxy.pid"
-fi
-
 step="start dnsmasq"
 : >"$STATE_DIR/servers.conf"
 for upstream in "${upstreams[@]}"; do
@@ -253,8 +253,11 @@ fi
 # The proxy: running as its own user, and refusing a forbidden name sent to an address that is
 # admitted (an allowlisted name's), over TLS and plain HTTP. Probes are written by hand (a TLS
 # ClientHello rendered with the script), so no client's start-up adds to the session's.
-proxy_listening() { # port
-    grep -q "^ *[0-9]*: 0100007F:$(printf '%04X' "$1") 00000000:0000 0A" /proc/net/tcp
+proxy_listening() { # both listeners are up (127.0.0.1:port, state LISTEN, in /proc/net/tcp)
+    local table
+    table="$(</proc/net/tcp)"
+    [[ "$table" == *" 0100007F:3C53 00000000:0000 0A "* ]] \
+        && [[ "$table" == *" 0100007F:3AE8 00000000:0000 0A "* ]]
 }
 proxy_logged() { # pattern: it appears in the proxy's log within a second
     for _ in $(seq 50); do
@@ -267,7 +270,8 @@ http_probe() { # host port name: the reply to a GET for name
     (
         exec 3<>"/dev/tcp/$1/$2" || exit 1
         printf 'GET / HTTP/1.0\r\nHost: %s\r\n\r\n' "$3" >&3
-        timeout 2 cat <&3
+        IFS= read -r -t 2 -d '' reply <&3 || true  # to the end of the reply
+        printf '%s' "$reply"
     ) 2>/dev/null || true
 }
 tls_probe() { # host port hello: succeeds when anything answers the ClientHello
@@ -280,12 +284,12 @@ tls_probe() { # host port hello: succeeds when anything answers the ClientHello
 if [ "$DOMAIN_EXACT" = 1 ]; then
     step="self-test the proxy"
     for _ in $(seq 250); do
-        proxy_listening "$PROXY_TLS_PORT" && proxy_listening "$PROXY_HTTP_PORT" && break
+        proxy_listening && break
         [ -d "/proc/$proxy_pid" ] || break
         sleep 0.01
     done
     [ -d "/proc/$proxy_pid" ] || fail "self-test: the proxy is not running: $(tail -n 3 "$PROXY_LOG")"
-    if ! proxy_listening "$PROXY_TLS_PORT" || ! proxy_listening "$PROXY_HTTP_PORT"; then
+    if ! proxy_listening; then
         fail "self-test: the proxy does not listen on ports $PROXY_TLS_PORT and $PROXY_HTTP_PORT"
     fi
     proxy_runs_as="$(awk '/^Uid:/ { print $3; exit }' "/proc/$proxy_pid/status")"
