@@ -3,8 +3,15 @@
 DNS is the gate. A dnsmasq inside the container is the only resolver the agent can reach; it
 forwards only allowlisted names and adds every address it resolves for them to an ipset before
 answering, so wildcards and CDN address changes work without a restart. The packet filter then
-admits only that ipset, the allowed CIDRs and loopback. Refused names are logged by dnsmasq to
-the session's log dir, which `claude-docker blocked` reads back (see `read_blocked`).
+admits only that ipset, the allowed CIDRs and loopback.
+
+Names, not addresses, decide: many sites share one address (a CDN edge), so the agent's TCP to
+an admitted address is redirected to a name-checking proxy (HAProxy, `container/haproxy.cfg.j2`)
+which reads the TLS SNI or HTTP Host, checks it against the same allowlist and connects to the
+address *it* resolves for that name. Only the proxy's user may reach admitted addresses itself.
+
+Refused names are logged by dnsmasq and refused connections by the proxy to the session's log
+dir, which `claude-docker blocked` reads back (see `read_blocked`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,13 @@ from .session import Session
 
 SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
+PROXY_CONF = "haproxy.cfg"
+PROXY_USER = "haproxy"  # created by Debian's haproxy package
+PROXY_LOG_NAME = "proxy.log"  # inside the session log dir
+# The proxy's listeners on loopback; the agent's TCP to admitted addresses is redirected there.
+PROXY_TLS_PORT = 15443
+PROXY_HTTP_PORT = 15080
+PROXY_CHAIN_PORT = 15128  # HTTP(S)_PROXY of the session when it chains to network.proxy
 DNSMASQ_SERVERS = "dnsmasq-servers.tmpl"  # server= lines; the script fills in the upstream(s)
 DNS_LOG_NAME = "dns.log"  # inside the session log dir
 # dnsmasq logs every query (~300 bytes), as often as the agent asks. Inside the container a root
@@ -56,6 +70,11 @@ DISABLED_WARNING = (
     "network.firewall is false: the agent can reach any address on the network, "
     "including your LAN and cloud metadata services"
 )
+NAME_CHECKS_OFF_WARNING = (
+    "network.name_checks is false: every site sharing an address with an allowed name (on a CDN, "
+    "thousands) is reachable on any port and protocol"
+)
+PROXIED_PORTS = (80, 443)  # decided by name through the proxy; other ports by address only
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")
@@ -80,6 +99,16 @@ def normalise_domain(entry: str) -> str:
     return name
 
 
+def split_port(entry: str) -> tuple[str, int | None]:
+    """`github.com:22` -> ("github.com", 22); a name without a port -> (name, None)."""
+    name, colon, port = entry.strip().rpartition(":")
+    if not colon:
+        return entry, None
+    if not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise FirewallError(f"network.allowed_domains: port in {entry!r} is not 1-65535", "e.g. github.com:22")
+    return name, int(port)
+
+
 def plan_dns(domains: Iterable[str]) -> DnsPlan:
     """Turn the allowlist into dnsmasq patterns with exact names kept exact.
 
@@ -87,7 +116,7 @@ def plan_dns(domains: Iterable[str]) -> DnsPlan:
     `local=/*.example.com/` refusal below it, unless a wildcard already allows those.
     An exact name under an allowed wildcard is covered by it and adds nothing.
     """
-    names = sorted({normalise_domain(d) for d in domains})
+    names = sorted({normalise_domain(split_port(d)[0]) for d in domains})
     wildcards = {n[2:] for n in names if n.startswith("*.")}
     exact = [n for n in names if not n.startswith("*.")]
 
@@ -165,6 +194,174 @@ def refused_answers(cidrs: CidrPlan, allow_private_answers: bool = False) -> tup
     return tuple(str(network) for network in ipaddress.collapse_addresses(remaining))
 
 
+def _zone(pattern: str) -> str:
+    return pattern[2:] if pattern.startswith("*.") else pattern
+
+
+def port_entries(domains: Iterable[str]) -> tuple[tuple[str, int], ...]:
+    """(pattern, port) for every allowlist entry naming a port other than 80 and 443."""
+    found = []
+    for entry in domains:
+        name, port = split_port(entry)
+        if port is not None and port not in PROXIED_PORTS:
+            found.append((normalise_domain(name), port))
+    return tuple(dict.fromkeys(found))
+
+
+def plan_ipsets(dns: DnsPlan, ports: Iterable[tuple[str, int]]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(zone, ipsets) for dnsmasq's `ipset=` lines: every answer enters `cd-dns`, and the
+    `cd-port-N` set of each port entry covering the zone.
+
+    dnsmasq uses the longest matching zone only, so a zone's line also lists the ports of the
+    wildcards above it. A port is address-level: it opens to every address resolved in its zone.
+    """
+    ports = tuple(ports)
+    zones = set(dns.ipset_zones) | {_zone(pattern) for pattern, _ in ports}
+    lines = []
+    for zone in sorted(zones):
+        extra = sorted(
+            {
+                port
+                for pattern, port in ports
+                if _zone(pattern) == zone or (pattern.startswith("*.") and zone.endswith("." + _zone(pattern)))
+            }
+        )
+        lines.append((zone, ("cd-dns", *(f"cd-port-{port}" for port in extra))))
+    return tuple(lines)
+
+
+@dataclass(frozen=True)
+class UpstreamProxy:
+    """network.proxy as the sandbox proxy's own upstream."""
+
+    host: str  # a name (resolved through dnsmasq) or an IPv4 address
+    port: int
+    is_address: bool
+
+
+def upstream_proxy(cfg: Config) -> UpstreamProxy | None:
+    """The proxy the sandbox proxy chains to: network.proxy, when names are checked and it is
+    an http:// URL. The session's HTTP(S)_PROXY then point at the sandbox proxy, which checks the
+    `CONNECT` target or request URI against the allowlist before passing the request on."""
+    from urllib.parse import urlsplit
+
+    proxy = cfg.network.proxy
+    if proxy is None or not (cfg.network.firewall and cfg.network.name_checks):
+        return None
+    found: set[tuple[str, int]] = set()
+    for url in (proxy.http, proxy.https):
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme != "http":
+            return None  # a TLS connection to the proxy itself: reached directly, by address
+        try:
+            found.add(((parts.hostname or "").lower(), parts.port or 80))
+        except ValueError:
+            return None
+    if not found:
+        return None
+    if len(found) > 1:
+        raise FirewallError(
+            "network.proxy: http and https name different proxies, but the sandbox proxy chains to one",
+            "use the same proxy URL for both",
+        )
+    ((host, port),) = found
+    try:
+        ipaddress.IPv4Address(host)
+        return UpstreamProxy(host, port, True)
+    except ValueError:
+        return UpstreamProxy(normalise_domain(host), port, False)
+
+
+def session_proxy_env(cfg: Config) -> dict[str, str]:
+    """HTTP(S)_PROXY for the session: network.proxy's values, pointed at the sandbox proxy's
+    chaining listener when it chains (credentials kept, so they reach the upstream proxy)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from .image import proxy_build_args
+
+    env = proxy_build_args(cfg.network.proxy)
+    if upstream_proxy(cfg) is None:
+        return env
+    for name, value in env.items():
+        if name.lower() in ("http_proxy", "https_proxy"):
+            parts = urlsplit(value)
+            userinfo = parts.netloc.rpartition("@")[0]
+            netloc = (userinfo + "@" if userinfo else "") + f"127.0.0.1:{PROXY_CHAIN_PORT}"
+            env[name] = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return env
+
+
+def proxy_port_entries(cfg: Config) -> tuple[str, ...]:
+    """`host:port` of network.proxy when its host is an allowlisted name and the agent's tools
+    talk to it directly (no chaining), on a port the name-checking proxy does not serve."""
+    from urllib.parse import urlsplit
+
+    proxy = cfg.network.proxy
+    if proxy is None or upstream_proxy(cfg) is not None:
+        return ()
+    patterns = [normalise_domain(split_port(d)[0]) for d in cfg.network.allowed_domains]
+    entries = []
+    for url in (proxy.http, proxy.https):
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            host, port = (parts.hostname or "").lower(), parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            continue
+        if host and port not in PROXIED_PORTS and any(name_allowed(host, patterns)):
+            entries.append(f"{host}:{port}")
+    return tuple(dict.fromkeys(entries))
+
+
+def name_allowed(name: str, patterns: Iterable[str]) -> Iterable[bool]:
+    for pattern in patterns:
+        yield name == pattern or (pattern.startswith("*.") and name.endswith(pattern[1:]))
+
+
+def describe(cfg: Config) -> list[str]:
+    """How egress is decided, in words, for `validate`."""
+    if not cfg.network.firewall:
+        return ["egress: open (network.firewall is false)"]
+    domains = cfg.network.allowed_domains + proxy_port_entries(cfg)
+    dns = plan_dns(domains)
+    names = len(dns.forward)
+    lines = []
+    if cfg.network.name_checks:
+        lines.append(
+            f"egress: {names} allowed name{'s' if names != 1 else ''}, decided by the name asked for on ports 80 and 443 "
+            "(TLS SNI, HTTP Host; no TLS decryption)"
+        )
+        ports = port_entries(domains)
+        if ports:
+            listed = ", ".join(f"{pattern}:{port}" for pattern, port in ports)
+            lines.append(f"egress: by address only (TCP, any site on the same addresses): {listed}")
+    else:
+        lines.append(
+            f"egress: {names} allowed name{'s' if names != 1 else ''}, by address only (network.name_checks is false): "
+            "every port and protocol of any address they resolve to"
+        )
+    if cfg.network.allowed_cidrs:
+        lines.append(f"egress: by address: {', '.join(cfg.network.allowed_cidrs)}")
+    return lines
+
+
+@dataclass(frozen=True)
+class ProxyNames:
+    """The allowlist as the proxy matches it: whole names, and `.zone` suffixes for wildcards."""
+
+    exact: tuple[str, ...]  # "example.com": only itself
+    suffixes: tuple[str, ...]  # ".example.com" from "*.example.com": any depth, never the apex
+
+
+def proxy_names(dns: DnsPlan) -> ProxyNames:
+    exact = tuple(p for p in dns.forward if not p.startswith("*."))
+    suffixes = tuple(p[1:] for p in dns.forward if p.startswith("*."))
+    return ProxyNames(exact, suffixes)
+
+
 def selftest_names(forward: Iterable[str], limit: int = 3) -> list[str]:
     """Exact allowlisted names the script resolves to prove the allow path works."""
     exact = [p for p in forward if not p.startswith("*.")]
@@ -174,19 +371,68 @@ def selftest_names(forward: Iterable[str], limit: int = 3) -> list[str]:
     return exact[:limit]
 
 
+def client_hello(name: str) -> bytes:
+    """A TLS 1.2 ClientHello naming `name` (SNI), for the self-test's probes of the proxy.
+
+    Deterministic (its "random" is a hash of the name), so the rendered script is too. It offers
+    the common ECDHE-GCM suites, so a real server answers it with a ServerHello.
+    """
+    import hashlib
+
+    def sized(data: bytes, width: int = 2) -> bytes:
+        return len(data).to_bytes(width, "big") + data
+
+    def extension(kind: int, data: bytes) -> bytes:
+        return kind.to_bytes(2, "big") + sized(data)
+
+    extensions = (
+        extension(0, sized(b"\x00" + sized(name.encode())))  # server_name: host_name
+        + extension(10, sized(bytes.fromhex("001d00170018")))  # supported_groups: x25519, P-256, P-384
+        + extension(11, sized(b"\x00", 1))  # ec_point_formats: uncompressed
+        + extension(13, sized(bytes.fromhex("040308040401050308050501")))  # signature_algorithms
+    )
+    suites = bytes.fromhex("c02bc02fc02cc030009c009d")
+    body = (
+        b"\x03\x03" + hashlib.sha256(name.encode()).digest() + b"\x00" + sized(suites) + b"\x01\x00" + sized(extensions)
+    )
+    handshake = b"\x01" + sized(body, 3)
+    return b"\x16\x03\x01" + sized(handshake)
+
+
+def printf_escaped(data: bytes) -> str:
+    return "".join(f"\\x{byte:02x}" for byte in data)
+
+
 def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
     if not cfg.network.firewall:
         return {}
-    dns = plan_dns(cfg.network.allowed_domains)
+    domains = cfg.network.allowed_domains + proxy_port_entries(cfg)
+    dns = plan_dns(domains)
     cidrs = plan_cidrs(cfg.network.allowed_cidrs)
     allow_private = cfg.network.allow_private_answers
+    ports = port_entries(domains)
     context = dict(
         dns=dns,
+        ipsets=plan_ipsets(dns, ports),
+        extra_ports=sorted({port for _, port in ports}),
         cidrs=cidrs,
         refused_answers=refused_answers(cidrs, allow_private),
         private_networks=refused_networks(allow_private),
+        names=proxy_names(dns),
+        domain_exact=cfg.network.name_checks,
+        proxy_conf=PROXY_CONF,
+        proxy_user=PROXY_USER,
+        proxy_group=PROXY_USER,
+        proxy_log=f"{paths.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
+        tls_listen_port=PROXY_TLS_PORT,
+        http_listen_port=PROXY_HTTP_PORT,
+        chain_listen_port=PROXY_CHAIN_PORT,
+        upstream_proxy=upstream_proxy(cfg),
+        resolver="127.0.0.1:53",
         allow_host_network=cfg.network.allow_host_network,
         selftest_names=selftest_names(dns.forward),
+        selftest_hellos=[printf_escaped(client_hello(name)) for name in selftest_names(dns.forward)],
+        selftest_refused_hello=printf_escaped(client_hello(SELFTEST_REFUSED)),
         runtime_dir=paths.CONTAINER_RUNTIME,
         log_dir=paths.CONTAINER_LOG_DIR,
         dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
@@ -205,6 +451,7 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         SCRIPT: Artifact(render_template("init-firewall.sh.j2", **context).encode(), 0o755),
         DNSMASQ_CONF: Artifact(render_template("dnsmasq.conf.j2", **context).encode()),
         DNSMASQ_SERVERS: Artifact(servers.encode()),
+        PROXY_CONF: Artifact(render_template("haproxy.cfg.j2", **context).encode()),
     }
 
 
@@ -220,6 +467,8 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     spec.env[ENV_FLAG] = "1"
     spec.cap_add |= CAPABILITIES
     spec.sysctls.update(SYSCTLS)
+    if not cfg.network.name_checks:
+        spec.warnings.append(NAME_CHECKS_OFF_WARNING)
     addresses = host_addresses()  # rejected, or accepted with allow_host_network
     if addresses:
         spec.env[ENV_HOST_ADDRESSES] = " ".join(addresses)
@@ -360,6 +609,65 @@ def parse_blocked(lines: Iterable[str], now: datetime | None = None) -> list[Blo
         else:
             seen[name] = BlockedName(name, old.first, stamp, old.count + 1, private or old.private_answer)
     return list(seen.values())
+
+
+# The proxy's refusals (haproxy.cfg.j2's log-format); `upstream-failed` lines are not refusals.
+_REFUSED_LINE = re.compile(
+    r"^(?P<stamp>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)[+-]\d{4} claude-docker-proxy refused "
+    r"port=(?P<port>\d+|-) name=(?P<name>.*) reason=(?P<reason>[a-z-]+)$"
+)
+REFUSAL_REASONS = {
+    "not-allowed": "name not allowed",
+    "no-name": "no name",  # no SNI, no Host, or a bare address
+    "no-address": "name does not resolve",
+    "proxy-request": "CONNECT or absolute URI",
+    "names-disagree": "Host and request target disagree",
+}
+NO_NAME = {"443": "no SNI", "80": "no Host"}
+
+
+@dataclass(frozen=True)
+class RefusedConnection:
+    name: str  # lower case; "no SNI" / "no Host" when the client named nothing
+    port: str
+    reason: str  # REFUSAL_REASONS' words
+    first: datetime
+    last: datetime
+    count: int
+
+
+def parse_refused(lines: Iterable[str]) -> list[RefusedConnection]:
+    """Connections the proxy refused, grouped by (name, port, reason), in order of last refusal."""
+    seen: dict[tuple[str, str, str], RefusedConnection] = {}
+    for line in lines:
+        match = _REFUSED_LINE.match(line.rstrip("\n"))
+        if not match or match["reason"] not in REFUSAL_REASONS:
+            continue
+        try:
+            stamp = datetime.strptime(match["stamp"], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            continue
+        name = match["name"].lower()
+        if name == SELFTEST_REFUSED:
+            continue
+        if name in ("", "-"):
+            name = NO_NAME.get(match["port"], "no name")
+        name = "".join(c if c.isprintable() else "?" for c in name)[:255]
+        key = (name, match["port"], REFUSAL_REASONS[match["reason"]])
+        old = seen.pop(key, None)
+        if old is None:
+            seen[key] = RefusedConnection(*key, stamp, stamp, 1)
+        else:
+            seen[key] = RefusedConnection(*key, old.first, stamp, old.count + 1)
+    return list(seen.values())
+
+
+def read_refused(log_file: Path) -> list[RefusedConnection]:
+    """The proxy's refusals in proxy.log and its previous generation, capped like the DNS log."""
+    lines: list[str] = []
+    for path in (log_file.with_name(log_file.name + ".1"), log_file):
+        lines += _log_tail(path, MAX_DNS_LOG_READ)
+    return parse_refused(lines)
 
 
 def read_blocked(log_file: Path, now: datetime | None = None) -> list[BlockedName]:

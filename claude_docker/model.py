@@ -75,11 +75,12 @@ class ProxyConfig:
 @dataclass(frozen=True)
 class NetworkConfig:
     firewall: bool = True
-    allowed_domains: tuple[str, ...] = ()  # "example.com" or "*.example.com"
+    allowed_domains: tuple[str, ...] = ()  # "example.com", "*.example.com", "github.com:22"
     allowed_cidrs: tuple[str, ...] = ()  # "10.0.0.0/8" or "10.0.0.0/8:443"
     allow_host_network: bool = False
     allow_private_answers: bool = False  # admit DNS answers in RFC 1918 / 100.64.0.0/10 outside allowed_cidrs
     proxy: ProxyConfig | None = None
+    name_checks: bool = True  # the name-checking proxy; False: address-level, as admitted by DNS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from . import filesystem, firewall, notify, paths, persistence
 from .artifacts import Artifact, context_hash, write_artifacts
 from .claude_settings import auth_env
 from .errors import ClaudeDockerError
-from .image import proxy_build_args
 from .model import Config
 from .persistence import agent_ids
 from .render import render_runtime
@@ -83,8 +82,9 @@ def _refuse_notifier_secrets(cfg: Config) -> None:
 
 
 def proxy_env(cfg: Config) -> dict[str, str]:
-    """The proxy reaches the session through the same variables as the build."""
-    return proxy_build_args(cfg.network.proxy)
+    """The proxy reaches the session through the same variables as the build; when the sandbox
+    proxy chains to it, they point at the sandbox proxy."""
+    return firewall.session_proxy_env(cfg)
 
 
 def config_hash(image_tag: str, runtime: dict[str, Artifact]) -> str:

@@ -51,10 +51,30 @@ def test_validate_ok_prints_chain(project):
     assert result.output == (
         f"{project}/claude-docker.yaml is valid\n"
         f"profile chain: default -> python -> {project}/claude-docker.yaml\n"
+        "egress: 6 allowed names, decided by the name asked for on ports 80 and 443 (TLS SNI, HTTP Host; no TLS decryption)\n"
         "trust: claude-docker.yaml is not trusted yet — run `claude-docker trust`\n"
     )
     assert run("trust", "--yes").exit_code == 0
-    assert run("validate").output.splitlines()[-1] == f"profile chain: default -> python -> {project}/claude-docker.yaml"
+    assert not [line for line in run("validate").output.splitlines() if line.startswith("trust:")]
+
+
+def test_validate_says_what_is_checked_by_name_and_what_by_address(project):
+    (project / "claude-docker.yaml").write_text(
+        "network:\n  allowed_domains: [github.com, 'github.com:22', '*.corp.example:8443']\n  allowed_cidrs: [10.1.2.3/32:5432]\n"
+    )
+    assert run("trust", "--yes").exit_code == 0
+    lines = run("validate").output.splitlines()[2:]
+    assert lines == [
+        "egress: 6 allowed names, decided by the name asked for on ports 80 and 443 (TLS SNI, HTTP Host; no TLS decryption)",
+        "egress: by address only (TCP, any site on the same addresses): github.com:22, *.corp.example:8443",
+        "egress: by address: 10.1.2.3/32:5432",
+    ]
+    (project / "claude-docker.yaml").write_text("network:\n  name_checks: false\n")
+    assert run("trust", "--yes").exit_code == 0
+    assert run("validate").output.splitlines()[2:] == [
+        "egress: 4 allowed names, by address only (network.name_checks is false): "
+        "every port and protocol of any address they resolve to"
+    ]
 
 
 def test_validate_errors_exit_1_with_every_problem(project):
@@ -88,7 +108,10 @@ def test_validate_json(project):
 def test_validate_without_any_file(project):
     result = run("validate")
     assert result.exit_code == 0
-    assert result.output == "no claude-docker.yaml found here or above; the defaults are valid\nprofile chain: default\n"
+    assert result.output == (
+        "no claude-docker.yaml found here or above; the defaults are valid\nprofile chain: default\n"
+        "egress: 4 allowed names, decided by the name asked for on ports 80 and 443 (TLS SNI, HTTP Host; no TLS decryption)\n"
+    )
 
 
 def test_config_prints_merged_yaml_with_secrets_masked(project, monkeypatch):
@@ -210,6 +233,7 @@ def test_validate_with_only_the_user_file(project, cd_home):
     assert result.output == (
         f"no claude-docker.yaml found here or above; {cd_home}/config.yaml is valid\n"
         f"profile chain: default -> {cd_home}/config.yaml\n"
+        "egress: 4 allowed names, decided by the name asked for on ports 80 and 443 (TLS SNI, HTTP Host; no TLS decryption)\n"
     )
 
 

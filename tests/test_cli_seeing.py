@@ -42,20 +42,21 @@ def test_validate_warns_when_the_firewall_is_off(tmp_path, cd_home, monkeypatch)
 
 def test_validate_warns_about_a_proxy_the_allowlist_does_not_admit(tmp_path, cd_home, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = validate(tmp_path, "network:\n  proxy: {http: 'http://proxy.corp:3128', https: 'http://10.1.2.3:3128'}\n")
-    assert result.exit_code == 0
-    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
-    assert warnings == [
-        "warning: network.proxy.http: the firewall does not admit the proxy host proxy.corp; add it to "
-        "network.allowed_domains (a name) or network.allowed_cidrs (an address), or the container cannot reach it",
-        "warning: network.proxy.https: the firewall does not admit the proxy host 10.1.2.3; add it to "
-        "network.allowed_domains (a name) or network.allowed_cidrs (an address), or the container cannot reach it",
-    ]
-    admitted = validate(tmp_path, (
-        "network:\n  proxy: {http: 'http://proxy.corp:3128', https: 'http://10.1.2.3:3128'}\n"
-        "  allowed_domains: ['*.corp']\n  allowed_cidrs: ['10.1.0.0/16:3128']\n"
-    ))
-    assert "warning:" not in admitted.output
+    for host in ("proxy.corp", "10.1.2.3"):
+        url = f"http://{host}:3128"
+        result = validate(tmp_path, f"network:\n  proxy: {{http: '{url}', https: '{url}'}}\n")
+        assert result.exit_code == 0, result.output
+        warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+        assert warnings == [
+            f"warning: network.proxy.{key}: the firewall does not admit the proxy host {host}; add it to "
+            "network.allowed_domains (a name) or network.allowed_cidrs (an address), or the container cannot reach it"
+            for key in ("http", "https")
+        ]
+    for allowed in ("  allowed_domains: ['*.corp']\n", "  allowed_cidrs: ['10.1.0.0/16:3128']\n"):
+        host = "proxy.corp" if "domains" in allowed else "10.1.2.3"
+        url = f"http://{host}:3128"
+        admitted = validate(tmp_path, f"network:\n  proxy: {{http: '{url}', https: '{url}'}}\n{allowed}")
+        assert admitted.exit_code == 0 and "warning:" not in admitted.output, admitted.output
 
 
 def test_proxy_port_must_match_a_cidr_with_a_port():

@@ -46,13 +46,13 @@ INVALID = [
     pytest.param(
         "network:\n  allowed_domains: [github.com, ok.org, \"bad domain\"]\n",
         ["claude-docker.yaml:2: network.allowed_domains[2]: \"bad domain\" is not a valid domain name: expected "
-         "letters, digits, '-' and '.', optionally starting with '*.' (e.g. github.com or *.githubusercontent.com)"],
+         "letters, digits, '-' and '.', optionally starting with '*.' and ending with :port (e.g. github.com, *.githubusercontent.com or github.com:22)"],
         id="domain-with-space",
     ),
     pytest.param(
         "network:\n  allowed_domains:\n    - github.com\n    - \"$$(curl evil)\"\n",
         ["claude-docker.yaml:4: network.allowed_domains[1]: \"$(curl evil)\" is not a valid domain name: expected "
-         "letters, digits, '-' and '.', optionally starting with '*.' (e.g. github.com or *.githubusercontent.com)"],
+         "letters, digits, '-' and '.', optionally starting with '*.' and ending with :port (e.g. github.com, *.githubusercontent.com or github.com:22)"],
         id="domain-command-substitution",
     ),
     pytest.param(

@@ -242,6 +242,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
         wait: bool = True,
         dns: list[str] | None = None,
         host_options: dict | None = None,
+        proxy=None,
     ):
         workspace = tmp_path / f"ws-{len(created)}"
         workspace.mkdir()
@@ -255,6 +256,7 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
                 allowed_cidrs=tuple(cidrs),
                 allow_host_network=allow_host_network,
                 allow_private_answers=allow_private_answers,
+                proxy=proxy,
             ),
             persistence=PersistenceConfig(auth="none", shell_history=False, npm_cache=False, pip_cache=False, git_config=False),
         )

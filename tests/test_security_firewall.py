@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from claude_docker import paths
 from tests.test_firewall_container import (  # noqa: F401 (fixtures are found by name)
     PING_PL,
     fake_dns,
@@ -225,3 +226,211 @@ def test_allowing_private_answers_still_refuses_loopback_and_metadata(sandbox, i
         assert not box.resolves(name), name
         assert box.run(["ipset", "test", "cd-dns", address], as_agent=False)[0] != 0, f"{address} admitted"
         assert internet.asked(name)
+
+
+# --- many names on one address (a CDN edge, a shared host) ---------------------------------------
+
+SHOP = "shop.cdn.test"  # allowlisted
+NEIGHBOUR = "pypi.cdn.test"  # same address, never allowlisted
+SHARED_NAMES = (SHOP, NEIGHBOUR, "wild.test", "a.wild.test", "a.b.wild.test", "xwild.test")
+CA_FILE = "/tmp/shared-ca.pem"
+
+
+@pytest.fixture(scope="module")
+def shared_host(docker_client, product_image):
+    from tests.fakes.shared_host import start_shared_host
+    from tests.test_firewall_container import LABELS
+
+    host = start_shared_host(docker_client, product_image, SHARED_NAMES, LABELS)
+    yield host
+    host.container.remove(force=True)
+
+
+def edge_sandbox(sandbox, internet, shared_host, domains):
+    """A sandbox allowing `domains`, every shared name pointing at the one edge address, the
+    edge's CA trusted by the agent's curl."""
+    address = shared_host.address()
+    for name in SHARED_NAMES:
+        internet.set(name, address)
+    box = sandbox(domains)
+    code, output = box.sh(f"cat > {CA_FILE} <<'PEM'\n{shared_host.ca_pem}PEM")
+    assert code == 0, output
+    return box, address
+
+
+def fetch(box, url: str, *options: str) -> tuple[int, str]:
+    """curl as the agent: (exit code, body); HTTP errors count as failures (-f)."""
+    return box.run(["curl", "-sSf", "--max-time", "5", "--cacert", CA_FILE, *options, url])
+
+
+def assert_refused(result: tuple[int, str], what: str) -> None:
+    code, body = result
+    assert code != 0 and "served" not in body, f"{what} got through: {result}"
+
+
+def test_a_neighbour_on_an_allowlisted_address_stays_closed(sandbox, internet, shared_host):
+    """The allowlisted name works; every way of asking the same address for another name fails."""
+    box, address = edge_sandbox(sandbox, internet, shared_host, [SHOP])
+    assert fetch(box, f"https://{SHOP}/") == (0, f"served {SHOP} {SHOP}")
+    assert fetch(box, f"http://{SHOP}/") == (0, f"served - {SHOP}")
+    resolve = lambda port: ("--resolve", f"{NEIGHBOUR}:{port}:{address}")  # noqa: E731
+    assert_refused(fetch(box, f"https://{NEIGHBOUR}/", *resolve(443)), "TLS SNI")
+    assert_refused(fetch(box, f"http://{NEIGHBOUR}/", *resolve(80)), "plaintext Host")
+    assert_refused(fetch(box, f"http://{SHOP}/", "-H", f"Host: {NEIGHBOUR}"), "Host on the allowed name's connection")
+    assert_refused(fetch(box, f"http://{NEIGHBOUR}/", "-x", f"http://{SHOP}:80"), "absolute URI via HTTP_PROXY")
+    assert_refused(fetch(box, f"http://{NEIGHBOUR}/", "-x", f"http://{SHOP}:80", "-H", f"Host: {SHOP}"), "absolute URI, allowed Host")
+    assert_refused(fetch(box, f"https://{NEIGHBOUR}/", "-x", f"http://{SHOP}:80"), "CONNECT via HTTPS_PROXY")
+    curl = ["curl", "-sSf", "--max-time", "5", "--cacert", CA_FILE, f"https://{NEIGHBOUR}/"]
+    assert_refused(box.run(["env", f"https_proxy=http://{SHOP}:80", *curl]), "CONNECT via the https_proxy variable")
+    assert_refused(fetch(box, f"https://{NEIGHBOUR}/", *resolve(443), "-H", f"Host: {SHOP}"), "SNI/Host mismatch")
+    assert_refused(fetch(box, f"https://{address}/", "-k", "-H", f"Host: {NEIGHBOUR}"), "no SNI (IP literal)")
+    assert_refused(fetch(box, f"http://{address}/", "-H", f"Host: {NEIGHBOUR}"), "IP literal, plaintext")
+    request = f"GET / HTTP/1.0\\r\\nHost: {NEIGHBOUR}\\r\\n\\r\\n"
+    code, output = box.sh(f"printf '{request}' | timeout 5 openssl s_client -quiet -noservername -connect {SHOP}:443 2>/dev/null")
+    assert "served" not in output, f"no SNI got through: {output}"
+
+
+def test_name_checks_keep_the_allowlist_semantics(sandbox, internet, shared_host):
+    """Wildcards at any depth but never the apex, no look-alikes, case and trailing dot ignored,
+    and only the allowlisted ports."""
+    box, address = edge_sandbox(sandbox, internet, shared_host, [SHOP, "*.wild.test"])
+    assert fetch(box, "https://a.wild.test/") == (0, "served a.wild.test a.wild.test")
+    assert fetch(box, "https://a.b.wild.test/") == (0, "served a.b.wild.test a.b.wild.test")
+    assert fetch(box, f"https://{SHOP.upper()}/")[0] == 0
+    assert fetch(box, f"http://{SHOP}/", "-H", f"Host: {SHOP.upper()}.:80") == (0, f"served - {SHOP.upper()}.:80")
+    for name in ("wild.test", "xwild.test"):
+        assert_refused(fetch(box, f"https://{name}/", "--resolve", f"{name}:443:{address}"), name)
+        assert_refused(fetch(box, f"http://{name}/", "--resolve", f"{name}:80:{address}"), name)
+    assert_refused(fetch(box, f"https://{SHOP}:8443/", "-H", f"Host: {NEIGHBOUR}"), "a port not allowlisted")
+
+
+# --- around the proxy ----------------------------------------------------------------------------
+
+# Reuse a local port the proxy holds towards an admitted address: bind it (SO_REUSEADDR) and
+# connect to that address on another port, then ask for the neighbour in plain HTTP.
+REUSE_PORT_PL = r"""
+use strict; use Socket;
+my ($port, $host, $dport, $name) = @ARGV;
+socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!\n";
+setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1);
+bind($s, sockaddr_in($port, INADDR_ANY)) or do { print "bind: $!\n"; exit 2 };
+connect($s, sockaddr_in($dport, inet_aton($host))) or do { print "connect: $!\n"; exit 2 };
+send($s, "GET / HTTP/1.0\r\nHost: $name\r\n\r\n", 0);
+my $buf = ""; my $all = "";
+while (recv($s, $buf, 4096, 0) && length $buf) { $all .= $buf }
+print $all; exit 0;
+"""
+
+
+def proxy_upstream_ports(box, address: str, port: int) -> list[int]:
+    """Local ports of the proxy's open connections to address:port, read as the agent can."""
+    code, table = box.run(["cat", "/proc/net/tcp"])
+    assert code == 0
+    wanted = f"{int.from_bytes(bytes(map(int, address.split('.')))[::-1], 'big'):08X}:{port:04X}"
+    return [int(fields[1].split(":")[1], 16) for fields in (line.split() for line in table.splitlines()[1:]) if fields[2] == wanted]
+
+
+def test_the_agent_cannot_reach_admitted_addresses_around_the_proxy(sandbox, internet, shared_host, servers):
+    """Other ports, UDP (QUIC), IPv4-mapped IPv6, the listeners themselves, and the proxy's own
+    source ports: every path to an admitted address goes through the name check or nowhere."""
+    internet.set("exact.test", servers["alpha"].address())
+    box, address = edge_sandbox(sandbox, internet, shared_host, [SHOP, "exact.test"])
+    assert box.curl("http://exact.test/") == (0, "alpha")
+    # other ports and UDP (QUIC) to admitted addresses: closed for the agent
+    assert_refused(fetch(box, f"https://{SHOP}:8443/", "-H", f"Host: {NEIGHBOUR}"), "another TCP port")
+    alpha = servers["alpha"]
+    before = alpha.udp_count()
+    assert box.probe(alpha.address(), 9999).startswith(("blocked", "noreply"))
+    assert box.probe(address, 443).startswith(("blocked", "noreply"))
+    time.sleep(0.5)
+    assert alpha.udp_count() == before
+    # IPv4-mapped IPv6 addresses leave as IPv4 and meet the same rules
+    assert_refused(fetch(box, f"http://[::ffff:{address}]/", "-H", f"Host: {NEIGHBOUR}"), "IPv4-mapped IPv6, HTTP")
+    assert_refused(fetch(box, f"https://[::ffff:{address}]/", "-k", "-H", f"Host: {NEIGHBOUR}"), "IPv4-mapped IPv6, TLS")
+    # the listeners themselves apply the same checks
+    for port in (15443, 15080):
+        scheme = "https" if port == 15443 else "http"
+        assert_refused(fetch(box, f"{scheme}://{NEIGHBOUR}/", "--connect-to", f"::127.0.0.1:{port}"), f"listener {port}")
+    # the proxy's own source port towards the shared address, held open by an allowed connection
+    hold = f"sleep 8 | openssl s_client -quiet -connect {SHOP}:443 -servername {SHOP} >/dev/null 2>&1 &"
+    assert box.sh(hold)[0] == 0
+    deadline = time.time() + 5
+    ports: list[int] = []
+    while not ports and time.time() < deadline:
+        ports = proxy_upstream_ports(box, address, 443)
+        time.sleep(0.1)
+    assert ports, "the proxy's upstream connection was not found"
+    for dport in (80, 443, 8443):
+        code, output = box.run(["perl", "-e", REUSE_PORT_PL, str(ports[0]), address, str(dport), NEIGHBOUR])
+        assert "served" not in output, (dport, output)
+
+
+def test_the_agent_cannot_stop_or_reconfigure_the_proxy(sandbox, internet, shared_host):
+    box, address = edge_sandbox(sandbox, internet, shared_host, [SHOP])
+    runtime = paths.CONTAINER_RUNTIME
+    attempts = {
+        "kill": "kill -9 $(cat /run/claude-docker-firewall/proxy.pid)",
+        "stop": "kill -STOP $(cat /run/claude-docker-firewall/proxy.pid)",
+        "reload signal": "kill -USR2 $(pgrep -x haproxy)",
+        "pkill": "pkill -x haproxy",
+        "rewrite the config": f"echo 'frontend x' >> {runtime}/haproxy.cfg",
+        "replace the config": f"cp /dev/null {runtime}/haproxy.cfg",
+        "drop the nat redirect": "iptables -t nat -F CD-PROXY",
+        "bind a listener port": "perl -MSocket -e 'socket(S,PF_INET,SOCK_STREAM,0); setsockopt(S,SOL_SOCKET,SO_REUSEADDR,1);"
+        " bind(S,sockaddr_in(15443,INADDR_LOOPBACK)) or exit 1; listen(S,1) or exit 1'",
+        "write the proxy log": "echo forged >> /run/claude-docker/log/proxy.log",
+    }
+    for what, command in attempts.items():
+        code, output = box.sh(command)
+        assert code != 0, f"the agent could {what}: {output}"
+    assert box.sh("pgrep -u haproxy -x haproxy")[0] == 0
+    assert box.sh("grep -q '^State:.*[RS]' /proc/$(cat /run/claude-docker-firewall/proxy.pid)/status")[0] == 0
+    assert fetch(box, f"https://{SHOP}/") == (0, f"served {SHOP} {SHOP}")
+    assert_refused(fetch(box, f"https://{NEIGHBOUR}/", "--resolve", f"{NEIGHBOUR}:443:{address}"), "after the attempts")
+
+
+def test_refused_connections_are_logged_for_blocked(sandbox, internet, shared_host):
+    """Each refusal is logged with time, name (or no SNI), port and reason, where `blocked` reads it."""
+    from click.testing import CliRunner
+
+    from claude_docker.cli import main
+
+    box, address = edge_sandbox(sandbox, internet, shared_host, [SHOP])
+    fetch(box, f"https://{NEIGHBOUR}/", "--resolve", f"{NEIGHBOUR}:443:{address}")
+    fetch(box, f"http://{SHOP}/", "-H", f"Host: {NEIGHBOUR}")
+    fetch(box, f"https://{address}/", "-k")
+    log = box.session.log_dir / "proxy.log"
+    deadline = time.time() + 5
+    while log.read_text().count("reason=no-name") < 1 and time.time() < deadline:  # the last one, written at close
+        time.sleep(0.1)
+    listed = CliRunner().invoke(main, ["blocked", "--log", str(log)])
+    assert listed.exit_code == 0, listed.output
+    assert f"{NEIGHBOUR} port 443: name not allowed" in listed.output
+    assert f"{NEIGHBOUR} port 80: name not allowed" in listed.output
+    assert "no SNI port 443: no name" in listed.output
+    assert "selftest" not in listed.output
+    suggested = CliRunner().invoke(main, ["blocked", "--log", str(log), "--suggest"])
+    assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", f"    - {NEIGHBOUR}"]
+
+
+def test_the_session_proxy_chains_to_network_proxy_by_name(sandbox, internet, shared_host):
+    """With network.proxy set, the session's HTTPS_PROXY is the sandbox proxy: CONNECTs for
+    allowlisted names go on to the upstream proxy (here the shared host's CONNECT service),
+    others are refused before they reach it."""
+    from claude_docker.model import ProxyConfig
+
+    internet.set("corp-proxy.test", shared_host.address())
+    upstream = ProxyConfig(http="http://corp-proxy.test:80", https="http://corp-proxy.test:80")
+    for name in SHARED_NAMES:
+        internet.set(name, shared_host.address())
+    box = sandbox([SHOP, "corp-proxy.test"], proxy=upstream)
+    assert box.sh(f"cat > {CA_FILE} <<'PEM'\n{shared_host.ca_pem}PEM")[0] == 0
+    code, env = box.sh("echo $HTTPS_PROXY $https_proxy")
+    assert env.split() == ["http://127.0.0.1:15128"] * 2, env
+    assert fetch(box, f"https://{SHOP}/") == (0, f"served {SHOP} {SHOP}")  # through the chain
+    assert_refused(fetch(box, f"https://{NEIGHBOUR}/"), "CONNECT for another name")
+    request = f"CONNECT {NEIGHBOUR}:443 HTTP/1.1\\r\\nHost: {SHOP}:443\\r\\n\\r\\n"
+    code, output = box.sh(f"exec 3<>/dev/tcp/127.0.0.1/15128; printf '{request}' >&3; timeout 3 head -c 12 <&3")
+    assert "200" not in output, output
+    # the upstream proxy itself is only for the sandbox proxy
+    assert_refused(fetch(box, f"https://{NEIGHBOUR}/", "-x", "http://corp-proxy.test:80"), "the upstream proxy directly")

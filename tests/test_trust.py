@@ -79,7 +79,7 @@ def test_files_outside_the_workspace_are_the_users_own(project, cd_home, tmp_pat
     (tmp_path / "mine.yaml").write_text("network:\n  allowed_domains: [example.com]\n")
     (cd_home / "config.yaml").write_text(f"extends: [{tmp_path / 'mine.yaml'}]\n")
     assert trust.check(load_config().config) == []
-    assert run("validate").output.splitlines()[-1].startswith("profile chain:")
+    assert not [line for line in run("validate").output.splitlines() if line.startswith("trust:")]
 
 
 def test_a_planted_file_pointing_its_workspace_elsewhere_still_needs_trust(project, tmp_path):

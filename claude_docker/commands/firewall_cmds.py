@@ -1,4 +1,5 @@
-"""`claude-docker blocked`: the names the firewall refused, per session, and how to allow them."""
+"""`claude-docker blocked`: the names and connections the firewall refused, per session, and how
+to allow them. DNS refusals come from dnsmasq's log, refused connections from the proxy's."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ from .options import file_option
 
 
 def session_logs(project: str) -> list[tuple[str, Path]]:
-    """(session id, dns log) for every session of the project that left a log, oldest first."""
+    """(session id, dns log) for every session of the project that left a log, oldest first.
+
+    The proxy's log lies next to the dns log (`proxy_log`)."""
     sessions = project_state_dir(project) / "sessions"
     logs = [(d.name, d / "log" / firewall.DNS_LOG_NAME) for d in sessions.glob("*") if d.is_dir()]
     logs = [(sid, log) for sid, log in logs if log.is_file()]
     return sorted(logs, key=lambda item: item[1].stat().st_mtime)
+
+
+def proxy_log(dns_log: Path) -> Path:
+    return dns_log.with_name(firewall.PROXY_LOG_NAME)
 
 
 @click.command()
@@ -30,11 +37,12 @@ def session_logs(project: str) -> list[tuple[str, Path]]:
     "log_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="Read this dns.log instead of the project's sessions (no config needed).",
+    help="Read this dns.log or proxy.log instead of the project's sessions (no config needed).",
 )
-@click.option("--suggest", is_flag=True, help="Print the YAML lines that would allow the refused names.")
+@click.option("--suggest", is_flag=True, help="Print the YAML lines that would allow the refused names and connections.")
 def blocked(config_file: str | None, session_id: str | None, all_sessions: bool, log_file: Path | None, suggest: bool) -> None:
-    """List the names the firewall refused to resolve, with the time of the last refusal.
+    """List the names the firewall refused to resolve and the connections its proxy refused
+    (name, port, reason), with the time of the last refusal.
 
     \b
     Examples:
@@ -43,7 +51,7 @@ def blocked(config_file: str | None, session_id: str | None, all_sessions: bool,
       claude-docker blocked --suggest     # YAML to paste under network.allowed_domains
     """
     if log_file is not None:
-        logs = [(log_file.name, log_file)]
+        logs = [(log_file.name, log_file)]  # either kind: each parser skips the other's lines
     else:
         project = load_config(config_file).config.project_name
         logs = session_logs(project)
@@ -63,14 +71,24 @@ def blocked(config_file: str | None, session_id: str | None, all_sessions: bool,
     refused: list[str] = []
     for sid, log in logs:
         names = firewall.read_blocked(log)
+        connection_log = log if log_file is not None else proxy_log(log)
+        connections = firewall.read_refused(connection_log)
         if suggest:
             refused.extend(entry.name for entry in names if not entry.private_answer)
+            refused.extend(entry.name for entry in connections if entry.reason == "name not allowed")
             continue
-        click.echo(f"session {sid}: {len(names)} refused name{'s' if len(names) != 1 else ''} ({log})")
+        if log_file is None or names or not connections:
+            click.echo(f"session {sid}: {len(names)} refused name{'s' if len(names) != 1 else ''} ({log})")
         for entry in names:
             times = f" ({entry.count}x, first {entry.first:%H:%M:%S})" if entry.count > 1 else ""
             why = "  (allowed, but it resolved to a private address: see allowed_cidrs)" if entry.private_answer else ""
             click.echo(f"  {entry.last:%Y-%m-%d %H:%M:%S}  {entry.name}{times}{why}")
+        if connections:
+            plural = "s" if len(connections) != 1 else ""
+            click.echo(f"session {sid}: {len(connections)} refused connection{plural} ({connection_log})")
+        for conn in connections:
+            times = f" ({conn.count}x, first {conn.first:%H:%M:%S})" if conn.count > 1 else ""
+            click.echo(f"  {conn.last:%Y-%m-%d %H:%M:%S}  {conn.name} port {conn.port}: {conn.reason}{times}")
     if suggest:
         yaml_lines = firewall.suggest_yaml(refused)
         if yaml_lines:

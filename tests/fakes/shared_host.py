@@ -1,0 +1,106 @@
+"""A test "CDN edge": several HTTPS names served from ONE address, with a CA of its own.
+
+Like a CDN or a shared host, the server answers whichever name the client asks for: every reply
+is `served <TLS server name or -> <Host header or ->`, so a test sees which name got through. It listens
+for TLS on 443 and 8443 and for plain HTTP on 80, where it also accepts `CONNECT` (an open
+proxy on an allowlisted address, tunnelling to its own 443). Runs the product image with Node,
+so no extra image is needed. The CA never leaves the test: the sandbox trusts it per request.
+"""
+
+from __future__ import annotations
+
+import datetime
+import time
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+SERVER_JS = r"""
+const http = require('http'), https = require('https'), net = require('net');
+const tls = {key: process.env.TLS_KEY, cert: process.env.TLS_CERT};
+const answer = (req, res) => res.end(`served ${req.socket.servername || '-'} ${req.headers.host || '-'}`);
+for (const port of [443, 8443]) https.createServer(tls, answer).listen(port);
+const plain = http.createServer(answer);
+plain.on('connect', (req, client, head) => {
+  const tunnel = net.connect(443, '127.0.0.1', () => {
+    client.write('HTTP/1.1 200 Connection established\r\n\r\n');
+    tunnel.write(head); tunnel.pipe(client); client.pipe(tunnel);
+  });
+  tunnel.on('error', () => client.destroy()); client.on('error', () => tunnel.destroy());
+});
+plain.listen(80, () => console.log('listening'));
+"""
+
+
+@dataclass
+class SharedHost:
+    container: object
+    ca_pem: str
+    names: tuple[str, ...]
+
+    def address(self, network: str = "bridge") -> str:
+        self.container.reload()
+        return self.container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def make_certificates(names: tuple[str, ...]) -> tuple[str, str, str]:
+    """(CA PEM, leaf certificate PEM, leaf key PEM): one leaf for every name."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name("claude-docker test CA"))
+        .issuer_name(_name("claude-docker test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(_name(names[0]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return (
+        ca.public_bytes(pem).decode(),
+        leaf.public_bytes(pem).decode(),
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
+    )
+
+
+def start_shared_host(client, image: str, names: tuple[str, ...], labels: dict[str, str]) -> SharedHost:
+    ca_pem, cert_pem, key_pem = make_certificates(names)
+    container = client.containers.run(
+        image,
+        entrypoint=["node", "-e", SERVER_JS],
+        command=[],
+        environment={"TLS_KEY": key_pem, "TLS_CERT": cert_pem},
+        labels=labels,
+        detach=True,
+    )
+    deadline = time.time() + 20
+    while b"listening" not in container.logs():
+        if time.time() > deadline:
+            container.remove(force=True)
+            raise RuntimeError(f"shared test host did not start: {container.logs()[-500:]!r}")
+        time.sleep(0.1)
+    return SharedHost(container, ca_pem, names)
