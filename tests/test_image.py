@@ -135,9 +135,12 @@ def test_build_then_no_rebuild_and_labels():
     assert first.claude_code_version[0].isdigit(), first.claude_code_version
     assert labels[image_mod.LABEL_CONTEXT_HASH] == first.tag.split(":", 1)[1]
     # what the image must hold
-    script = "command -v bash node npm claude iptables ipset dnsmasq ip setpriv ps git curl update-ca-certificates; ! command -v sudo; id dnsmasq"
+    script = "command -v bash claude iptables ipset dnsmasq ip setpriv ps git curl update-ca-certificates; ! command -v sudo; id dnsmasq"
     output = engine.client.containers.run(first.tag, entrypoint=["bash", "-c", script], remove=True, network_disabled=True)
     assert b"/claude" in output and b"setpriv" in output and b"dnsmasq" in output
+    # ... and what it need not: Claude Code is a native binary, Node a build tool of its stage
+    leftovers = "command -v node npm; ls /usr/local/lib/node_modules 2>/dev/null; true"
+    assert engine.client.containers.run(first.tag, entrypoint=["bash", "-c", leftovers], remove=True, network_disabled=True) == b""
 
 
 @pytest.mark.docker
