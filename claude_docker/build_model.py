@@ -78,6 +78,7 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
         image=ImageConfig(
             base=image.get("base", ImageConfig.base),
             claude_code_version=image.get("claude_code_version", ImageConfig.claude_code_version),
+            node=image.get("node", ImageConfig.node),
             apt_packages=tuple(image.get("apt_packages", ())),
             npm_packages=tuple(image.get("npm_packages", ())),
             pip_packages=tuple(image.get("pip_packages", ())),

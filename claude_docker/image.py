@@ -16,7 +16,7 @@ from . import paths
 from .artifacts import Artifact, context_hash, render_template
 from .config_values import ValueProblem, read_ca_certificate
 from .errors import ClaudeDockerError, EngineError
-from .model import ImageConfig, ProxyConfig
+from .model import Config, ImageConfig, ProxyConfig
 from .resources import container_dir
 
 IMAGE_REPOSITORY = "claude-docker"
@@ -43,6 +43,7 @@ def build_context(image: ImageConfig) -> dict[str, Artifact]:
             "Dockerfile.j2",
             base=image.base,
             claude_code_version=image.claude_code_version,
+            node=image.node or bool(image.npm_packages),
             apt_packages=image.apt_packages,
             npm_packages=image.npm_packages,
             pip_packages=image.pip_packages,
@@ -209,3 +210,19 @@ def ensure_image(
         },
     )
     return ImageResult(tag, True, version, previous_version=previous)
+
+
+NODE_PROGRAMS = ("node", "npm", "npx")
+
+
+def config_warnings(cfg: Config) -> list[str]:
+    """What `validate` says about the image: an MCP server that needs Node in an image without it
+    (Claude Code itself is a native binary; Node is in the image only when asked for)."""
+    if cfg.image.node or cfg.image.npm_packages:
+        return []
+    return [
+        f"claude.mcp_servers.{server.name} runs {server.command}, but image.node is false: unless "
+        f"image.base brings its own Node, set image.node: true (or extend the node profile)"
+        for server in cfg.claude.mcp_servers
+        if server.command and server.command.rsplit("/", 1)[-1] in NODE_PROGRAMS
+    ]

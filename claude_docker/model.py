@@ -38,6 +38,7 @@ def frozen_map(data: Mapping[str, _V] | None = None) -> Mapping[str, _V]:
 class ImageConfig:
     base: str = DEFAULT_BASE_IMAGE
     claude_code_version: str = "latest"
+    node: bool = False  # Node.js and npm in the final image (npm_packages imply it)
     apt_packages: tuple[str, ...] = ()
     npm_packages: tuple[str, ...] = ()
     pip_packages: tuple[str, ...] = ()

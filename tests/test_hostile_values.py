@@ -205,11 +205,11 @@ def check_dockerfile(text: str, value: str, baseline: str) -> None:
     if not value or text.count(value) <= baseline.count(value):
         return
     assert "\n" not in value and "\r" not in value, f"Dockerfile: {value!r} would start a new instruction"
-    def from_line(dockerfile: str) -> str:
-        return next((line for line in dockerfile.splitlines() if line.startswith("FROM ")), "")
+    def from_lines(dockerfile: str) -> list[str]:  # every stage's FROM, without its stage name
+        return [line.split(" AS ")[0] for line in dockerfile.splitlines() if line.startswith("FROM ")]
 
-    if from_line(text) != from_line(baseline):  # the value is the base image
-        assert from_line(text) == f"FROM {value}" and shlex.quote(value) == value, f"Dockerfile: FROM {value!r}"
+    if from_lines(text) != from_lines(baseline):  # the value is the base image
+        assert set(from_lines(text)) == {f"FROM {value}"} and shlex.quote(value) == value, f"Dockerfile: FROM {value!r}"
         return
     if shlex.quote(value) != value:
         assert shlex.quote(value) in text, f"Dockerfile: {value!r} appears without shell quoting"

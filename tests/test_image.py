@@ -99,9 +99,20 @@ def test_optional_layers_only_when_asked():
 
 def test_heavy_common_layers_come_before_per_config_ones():
     text = dockerfile(ImageConfig(apt_packages=("jq",), npm_packages=("typescript",)))
-    assert text.index("iptables") < text.index("@anthropic-ai/claude-code") < text.index("recommends jq ") < text.index("error typescript ")
+    # Claude Code comes from a stage of its own that no project package can invalidate ...
+    builder, final = text.split("\nFROM ", 2)[1:]
+    assert "@anthropic-ai/claude-code" in builder and "jq" not in builder and "typescript" not in builder
+    # ... and the final image takes the shared layers first, the project's packages last.
+    assert final.index("iptables") < final.index("COPY --from=claude-code") < final.index("recommends jq ") < final.index("error typescript ")
     # never strip the native binary Claude Code installs through optional dependencies
     assert "--omit=optional" not in text and "--ignore-scripts" not in text
+
+
+def test_node_is_in_the_final_image_only_when_asked_for():
+    """Claude Code is a native binary: Node and npm are build tools unless the config needs them."""
+    assert "nodejs npm" not in dockerfile(ImageConfig()).split("\nFROM ")[2]
+    for asked in (ImageConfig(node=True), ImageConfig(npm_packages=("typescript",))):
+        assert "nodejs npm" in dockerfile(asked).split("\nFROM ")[2]
 
 
 def test_proxy_goes_to_predefined_build_args_not_the_context():
@@ -124,9 +135,12 @@ def test_build_then_no_rebuild_and_labels():
     assert first.claude_code_version[0].isdigit(), first.claude_code_version
     assert labels[image_mod.LABEL_CONTEXT_HASH] == first.tag.split(":", 1)[1]
     # what the image must hold
-    script = "command -v bash node npm claude iptables ipset dnsmasq ip setpriv ps git curl update-ca-certificates; ! command -v sudo; id dnsmasq"
+    script = "command -v bash claude iptables ipset dnsmasq ip setpriv ps git curl update-ca-certificates; ! command -v sudo; id dnsmasq"
     output = engine.client.containers.run(first.tag, entrypoint=["bash", "-c", script], remove=True, network_disabled=True)
     assert b"/claude" in output and b"setpriv" in output and b"dnsmasq" in output
+    # ... and what it need not: Claude Code is a native binary, Node a build tool of its stage
+    leftovers = "command -v node npm; ls /usr/local/lib/node_modules 2>/dev/null; true"
+    assert engine.client.containers.run(first.tag, entrypoint=["bash", "-c", leftovers], remove=True, network_disabled=True) == b""
 
 
 @pytest.mark.docker

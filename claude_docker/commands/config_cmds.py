@@ -59,10 +59,10 @@ def validate(config_file: str | None, output_format: str) -> None:
         ]
         click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
         sys.exit(1)
-    from .. import firewall, trust
+    from .. import firewall, image, trust
 
     pending = trust.untrusted(loaded.config)
-    warnings = firewall.config_warnings(loaded.config)
+    warnings = firewall.config_warnings(loaded.config) + image.config_warnings(loaded.config)
     if output_format == "json":
         approvals = [{"file": entry.path, "state": entry.state} for entry in pending]
         click.echo(json.dumps(
