@@ -97,6 +97,7 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             allowed_cidrs=tuple(network.get("allowed_cidrs", ())),
             allow_host_network=network.get("allow_host_network", NetworkConfig.allow_host_network),
             allow_private_answers=network.get("allow_private_answers", NetworkConfig.allow_private_answers),
+            host_ports=tuple(dict.fromkeys(network.get("host_ports", ()))),
             proxy=ProxyConfig(
                 http=proxy.get("http"), https=proxy.get("https"), no_proxy=tuple(proxy.get("no_proxy", ()))
             ) if isinstance(proxy, dict) else None,

@@ -23,6 +23,10 @@ readonly ALLOW_HOST_NETWORK=0
 readonly DNSMASQ_USER=dnsmasq
 readonly SELFTEST_REFUSED=claude-docker-selftest.invalid
 readonly EMBEDDED_DNS=127.0.0.11
+# The model endpoint and host ports: one address and TCP port each (firewall.exact_openings).
+readonly ENDPOINT_HOST=''
+readonly ENDPOINT_PORT=0
+readonly HOST_PORTS=()
 HOST_ADDRESSES="${CLAUDE_DOCKER_HOST_ADDRESSES:-}"  # set by the host: its own addresses
 UNRESOLVED_SEEN="${CLAUDE_DOCKER_UNRESOLVED_SEEN:-0}"  # set by the host: the warning below was shown once
 
@@ -83,6 +87,7 @@ create cd-dns hash:ip family inet
 create cd-net hash:net family inet
 create cd-netport hash:net,port family inet
 create cd-private hash:net family inet
+create cd-exact hash:ip,port family inet
 add cd-private 0.0.0.0/8
 add cd-private 127.0.0.0/8
 add cd-private 169.254.0.0/16
@@ -91,6 +96,37 @@ add cd-private 100.64.0.0/10
 add cd-private 172.16.0.0/12
 add cd-private 192.168.0.0/16
 IPSETS
+
+step="open the model endpoint and host ports"
+# Exactly one address and TCP port each, accepted before the host and private-range refusals.
+# An endpoint name that resolves (now, through the engine's resolver) to the Docker host or a
+# private address is pinned to that answer in dnsmasq: the rebinding refusal stays on for every
+# other name, and this one opens its own port only. Loopback and link-local answers never count.
+endpoint_pins=()
+if [ -n "$ENDPOINT_HOST" ]; then
+    if is_ipv4 "$ENDPOINT_HOST"; then
+        ipset add -exist cd-exact "$ENDPOINT_HOST,tcp:$ENDPOINT_PORT"
+    else
+        for address in $(timeout 5 getent ahostsv4 "$ENDPOINT_HOST" | awk '{ print $1 }' | sort -u || true); do
+            is_ipv4 "$address" || continue
+            case "$address" in 0.* | 127.* | 169.254.*) continue ;; esac
+            pinned=0
+            for target in "${host_targets[@]}"; do
+                [ "$address" = "$target" ] && pinned=1
+            done
+            ipset test cd-private "$address" 2>/dev/null && pinned=1
+            if [ "$pinned" = 1 ]; then
+                ipset add -exist cd-exact "$address,tcp:$ENDPOINT_PORT"
+                endpoint_pins+=("--address=/$ENDPOINT_HOST/$address")
+            fi
+        done
+    fi
+fi
+for address in "${host_targets[@]}"; do
+    for port in "${HOST_PORTS[@]}"; do
+        ipset add -exist cd-exact "$address,tcp:$port"
+    done
+done
 
 step="build the IPv4 rules"
 rules="$(
@@ -125,6 +161,7 @@ rules="$(
     # sockets (net.ipv4.ping_group_range), this holds where an engine leaves them open.
     echo '-A OUTPUT -p icmp --icmp-type echo-request -m owner ! --uid-owner 0 -j REJECT --reject-with icmp-admin-prohibited'
     echo '-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
+    echo '-A OUTPUT -m set --match-set cd-exact dst,dst -j ACCEPT'  # the model endpoint, host ports
     for address in "${host_targets[@]}"; do
         if [ "$ALLOW_HOST_NETWORK" = 1 ]; then
             echo "-A OUTPUT -d $address/32 -j ACCEPT"
@@ -176,7 +213,7 @@ for upstream in "${upstreams[@]}"; do
     sed "s/$UPSTREAM_PLACEHOLDER/$upstream/" "$SERVERS_TEMPLATE" >>"$STATE_DIR/servers.conf"
 done
 dnsmasq --conf-file="$DNSMASQ_CONF" --servers-file="$STATE_DIR/servers.conf" \
-    --pid-file="$STATE_DIR/dnsmasq.pid" --log-facility="$DNS_LOG"
+    --pid-file="$STATE_DIR/dnsmasq.pid" --log-facility="$DNS_LOG" "${endpoint_pins[@]}"
 # dnsmasq hands its open log to its own user, mode 0660; give it back so the host user can read
 # it (dnsmasq keeps writing through its open descriptor).
 chown root:root "$DNS_LOG"
