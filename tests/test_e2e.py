@@ -104,6 +104,15 @@ class _HostListener:
         self._socket.close()
 
 
+def _unused_port(host: str) -> int:
+    """A port nothing listens on: bound without listening, then released."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
 def _tool_output(api: FakeAnthropic) -> str:
     [block] = api.tool_results()
     content = block.get("content")
@@ -138,9 +147,8 @@ def test_a_blocked_endpoint_stops_the_session_within_seconds(tmp_path, cd_home, 
     """Nothing listens at the endpoint: `up` says so and which endpoint, not after Claude's retries."""
     gateway = bridge_gateway(docker_client)
     config = make_project(tmp_path, firewall=True)
-    closed = _HostListener(gateway)
-    closed.close()  # a port on the host where nothing listens any more
-    env = {"ANTHROPIC_BASE_URL": f"http://{gateway}:{closed.port}", "ANTHROPIC_API_KEY": "sk-test"}
+    port = _unused_port(gateway)  # a port on the host where nothing listens
+    env = {"ANTHROPIC_BASE_URL": f"http://{gateway}:{port}", "ANTHROPIC_API_KEY": "sk-test"}
     started = time.monotonic()
     try:
         result = run_cli("up", "-f", str(config), "--", "-p", "hello", env=env, timeout=240)
@@ -149,7 +157,7 @@ def test_a_blocked_endpoint_stops_the_session_within_seconds(tmp_path, cd_home, 
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode == 72, output
-    assert f"cannot reach the model endpoint {gateway}:{closed.port}" in output
+    assert f"cannot reach the model endpoint {gateway}:{port}" in output
     assert "ANTHROPIC_BASE_URL in the environment" in output
     assert "did not answer" in output and "listening on port" in output
     assert elapsed < 90, elapsed  # the image is built already; Claude's own retries take minutes
