@@ -218,6 +218,11 @@ FIREWALL_STATE_DIR = "/run/claude-docker-firewall"  # in-container, root-owned: 
 def endpoint_domains(cfg: Config) -> list[str]:
     """The model endpoint's name joins the allowlist; an address is opened by `exact_openings`."""
     found = cfg.network.model_endpoint
+    if found and ":" in found.host:
+        raise FirewallError(
+            f"the model endpoint {found.host} ({found.source}) is an IPv6 address, and the firewall closes IPv6",
+            "point it at an IPv4 address or a name",
+        )
     return [found.host] if found and not found.is_address else []
 
 

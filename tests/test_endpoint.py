@@ -195,3 +195,11 @@ def test_provider_profiles_allow_exact_region_names(project, profile, environ, d
     assert cfg.claude.env[variable] == "1"
     found = endpoint.derive(cfg, environ)
     assert found.host.endswith(("amazonaws.com", "googleapis.com")) and found.port == 443
+
+
+def test_an_ipv6_endpoint_is_refused_in_words(tmp_path):
+    from claude_docker.errors import FirewallError
+
+    cfg = config(tmp_path, NetworkConfig(model_endpoint=endpoint.derive(config(tmp_path), {"ANTHROPIC_BASE_URL": "http://[::1]:4000"})))
+    with pytest.raises(FirewallError, match="IPv6"):
+        render(cfg)
