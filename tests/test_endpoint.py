@@ -159,9 +159,10 @@ def test_validate_and_config_show_the_endpoint_and_its_source(project):
         "model endpoint: 172.17.0.1:4000 (ANTHROPIC_BASE_URL in the environment); "
         "the firewall opens this address and TCP port only"
     ) in result.output
+    assert "model endpoint" not in run("validate").output  # the usual one goes without saying
     shown = json.loads(run("validate", "--format", "json").output)["model_endpoint"]
     assert shown == {"host": "api.anthropic.com", "port": 443, "source": "the default: no ANTHROPIC_BASE_URL or provider set"}
-    assert "# model endpoint: gw.example:8443 (ANTHROPIC_BASE_URL in the environment)" in run(
+    assert "# model endpoint: gw.example:8443 (ANTHROPIC_BASE_URL in the environment); the firewall allows this name" in run(
         "config", env={"ANTHROPIC_BASE_URL": "https://gw.example:8443"}
     ).output
 
@@ -183,18 +184,19 @@ def test_validate_warns_about_cidrs_covering_the_docker_host(project, monkeypatc
 @pytest.mark.parametrize(
     ("profile", "environ", "domain", "variable"),
     [
-        ("bedrock", {"AWS_REGION": "eu-central-1"}, "bedrock.eu-central-1.amazonaws.com", "CLAUDE_CODE_USE_BEDROCK"),
+        ("bedrock", {"AWS_REGION": "eu-central-1"}, None, "CLAUDE_CODE_USE_BEDROCK"),
         ("vertex", {}, "oauth2.googleapis.com", "CLAUDE_CODE_USE_VERTEX"),
     ],
 )
 def test_provider_profiles_allow_exact_region_names(project, profile, environ, domain, variable):
     (project / "claude-docker.yaml").write_text(f"extends: [{profile}]\n")
     cfg = load_config(cwd=project, environ=environ).config
-    assert domain in cfg.network.allowed_domains
+    assert domain is None or domain in cfg.network.allowed_domains
     assert not any(name.startswith("*.") for name in cfg.network.allowed_domains)
     assert cfg.claude.env[variable] == "1"
     found = endpoint.derive(cfg, environ)
-    assert found.host.endswith(("amazonaws.com", "googleapis.com")) and found.port == 443
+    expected = "bedrock-runtime.eu-central-1.amazonaws.com" if profile == "bedrock" else "us-east5-aiplatform.googleapis.com"
+    assert (found.host, found.port) == (expected, 443)
 
 
 def test_an_ipv6_endpoint_is_refused_in_words(tmp_path):

@@ -60,7 +60,7 @@ def validate(config_file: str | None, output_format: str) -> None:
         click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
         sys.exit(1)
     from .. import trust
-    from ..endpoint import CREDENTIAL_FILE_HINT, credential_file_problems
+    from ..endpoint import CREDENTIAL_FILE_HINT, DEFAULT_HOST, credential_file_problems
     from ..firewall import config_warnings
 
     credential_problems = credential_file_problems(loaded.config, os.environ)
@@ -88,7 +88,8 @@ def validate(config_file: str | None, output_format: str) -> None:
     else:
         click.echo("no claude-docker.yaml found here or above; the defaults are valid")
     click.echo(f"profile chain: {' -> '.join(loaded.chain)}")
-    click.echo(f"model endpoint: {_describe_endpoint(loaded.config, model_endpoint)}")
+    if model_endpoint.host != DEFAULT_HOST or model_endpoint.port != 443:  # said when it is not the usual one
+        click.echo(f"model endpoint: {_describe_endpoint(loaded.config, model_endpoint)}")
     for warning in warnings:
         click.echo(f"warning: {warning}")
     for line in trust.status_lines(loaded.config):
@@ -176,7 +177,7 @@ def _describe_endpoint(cfg: Config, found: ModelEndpoint) -> str:
     elif found.is_address:
         opened = "the firewall opens this address and TCP port only"
     else:
-        opened = "the firewall allows this name (a Docker host or private address it resolves to: this port only)"
+        opened = "the firewall allows this name"
     return f"{found} ({found.source}); {opened}"
 
 
