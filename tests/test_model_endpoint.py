@@ -185,3 +185,17 @@ def test_an_endpoint_name_that_does_not_resolve_stops_the_session_at_once(sessio
     assert "cannot reach the model endpoint llm-gateway.missing.test:443" in logs
     assert "did not resolve" in logs and "hint:" in logs
     assert elapsed < 60, elapsed
+
+
+@pytest.mark.e2e
+def test_an_endpoint_name_answered_with_loopback_is_refused_in_words(session_with, dns):
+    """The rebinding refusal holds for the endpoint's own name too (loopback is never pinned),
+    and the session says that the answer was refused, not that the name is unknown."""
+    dns.set("loop-gateway.test", "127.0.0.1")
+    environ = {"ANTHROPIC_BASE_URL": "http://loop-gateway.test:4000", "ANTHROPIC_API_KEY": "sk-test"}
+    box = session_with(NetworkConfig(), command=("-p", "hello"), environ=environ, wait=False)
+    status = box.container.wait(timeout=120)
+    logs = box.container.logs().decode(errors="replace")
+    assert status["StatusCode"] == 72, logs
+    assert "the firewall refused the answer for loop-gateway.test (DNS)" in logs
+    assert "network.allowed_cidrs" in logs
