@@ -99,6 +99,7 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             allow_host_network=network.get("allow_host_network", NetworkConfig.allow_host_network),
             allow_private_answers=network.get("allow_private_answers", NetworkConfig.allow_private_answers),
             name_checks=network.get("name_checks", NetworkConfig.name_checks),
+            host_ports=tuple(dict.fromkeys(network.get("host_ports", ()))),
             proxy=ProxyConfig(
                 http=proxy.get("http"), https=proxy.get("https"), no_proxy=tuple(proxy.get("no_proxy", ()))
             ) if isinstance(proxy, dict) else None,

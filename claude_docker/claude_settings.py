@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping
 
 from .artifacts import Artifact
+from .endpoint import PROVIDER_VARIABLES
 from .interpolate import read_env_file
 from .model import Config, McpServer
 from .paths import CONTAINER_BIN
@@ -22,6 +23,8 @@ SETTINGS_FILE = "settings.json"
 
 # Credentials passed at run time only: never in an image layer or a rendered file.
 AUTH_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL")
+# ... and with them what Claude Code reads for its provider and model (endpoint.PROVIDER_VARIABLES).
+RUNTIME_VARIABLES = AUTH_VARIABLES + PROVIDER_VARIABLES
 MCP_CONFIG_FILE = "mcp.json"
 
 HOOK_EVENT_COMMAND = f"{CONTAINER_BIN}/hook-event"
@@ -89,7 +92,8 @@ def _dump(document: dict) -> bytes:
 
 
 def auth_env(cfg: Config, environ: Mapping[str, str]) -> dict[str, str]:
-    """API key / OAuth token / base URL: the process environment over the env file."""
+    """API key / OAuth token / base URL and the provider's variables: the process environment
+    over the env file."""
     from_file = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
     merged = {**from_file, **environ}
-    return {name: merged[name] for name in AUTH_VARIABLES if merged.get(name)}
+    return {name: merged[name] for name in RUNTIME_VARIABLES if merged.get(name)}

@@ -406,8 +406,10 @@ def printf_escaped(data: bytes) -> str:
 def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
     if not cfg.network.firewall:
         return {}
-    domains = cfg.network.allowed_domains + proxy_port_entries(cfg)
+    domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *endpoint_domains(cfg))
     dns = plan_dns(domains)
+    # The model endpoint is checked before Claude starts, on its own: the self-test proves the allowlist.
+    selftest = selftest_names(plan_dns(cfg.network.allowed_domains).forward)
     cidrs = plan_cidrs(cfg.network.allowed_cidrs)
     allow_private = cfg.network.allow_private_answers
     ports = port_entries(domains)
@@ -430,9 +432,10 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         upstream_proxy=upstream_proxy(cfg),
         resolver="127.0.0.1:53",
         allow_host_network=cfg.network.allow_host_network,
-        selftest_names=selftest_names(dns.forward),
-        selftest_hellos=[printf_escaped(client_hello(name)) for name in selftest_names(dns.forward)],
+        selftest_names=selftest,
+        selftest_hellos=[printf_escaped(client_hello(name)) for name in selftest],
         selftest_refused_hello=printf_escaped(client_hello(SELFTEST_REFUSED)),
+        **exact_openings(cfg),
         runtime_dir=paths.CONTAINER_RUNTIME,
         log_dir=paths.CONTAINER_LOG_DIR,
         dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
@@ -456,6 +459,68 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
 
 
 FIREWALL_STATE_DIR = "/run/claude-docker-firewall"  # in-container, root-owned: pid, servers file
+
+
+# --- the model endpoint and host ports: one address and TCP port each (see endpoint.py) -------
+
+
+def endpoint_domains(cfg: Config) -> list[str]:
+    """The model endpoint's name joins the allowlist; an address is opened by `exact_openings`."""
+    found = cfg.network.model_endpoint
+    if found and ":" in found.host:
+        raise FirewallError(
+            f"the model endpoint {found.host} ({found.source}) is an IPv6 address, and the firewall closes IPv6",
+            "point it at an IPv4 address or a name",
+        )
+    if not found or found.is_address:
+        return []
+    # Ports other than 80 and 443 are opened by address for that name, like a `name:PORT` entry.
+    return [found.host if found.port in PROXIED_PORTS else f"{found.host}:{found.port}"]
+
+
+def exact_openings(cfg: Config) -> dict[str, object]:
+    """What init-firewall.sh opens for one address and port, before it refuses the Docker host
+    and private ranges: the model endpoint (an address, or what its name resolves to at start if
+    that is a host or private address), `host_ports` on every host address, and `allowed_cidrs`
+    entries naming a single address with a port."""
+    found = cfg.network.model_endpoint
+    single = []
+    for entry in cfg.network.allowed_cidrs:
+        try:
+            cidr = parse_cidr(entry)
+        except ValueProblem:
+            continue  # plan_cidrs reports it
+        if cidr.port is not None and cidr.network.endswith("/32"):
+            address = cidr.network[: -len("/32")]
+            single += [f"{address},tcp:{cidr.port}", f"{address},udp:{cidr.port}"]
+    return dict(
+        endpoint_host=found.host if found else "",
+        endpoint_port=found.port if found else 0,
+        host_ports=list(cfg.network.host_ports),
+        exact_entries=list(dict.fromkeys(single)),
+    )
+
+
+def host_address_warnings(cfg: Config, addresses: Iterable[str]) -> list[str]:
+    """`allowed_cidrs` entries that cover a Docker host address, which stays closed anyway."""
+    if not cfg.network.firewall or cfg.network.allow_host_network:
+        return []
+    warnings = []
+    for entry in cfg.network.allowed_cidrs:
+        try:
+            cidr = parse_cidr(entry)
+        except ValueProblem:
+            continue
+        network = ipaddress.ip_network(cidr.network)
+        covered = [a for a in addresses if ipaddress.ip_address(a) in network]
+        if not covered or (cidr.port is not None and network.prefixlen == 32):
+            continue  # a single host address with a port is opened exactly
+        port = f"[{cidr.port}]" if cidr.port else "[PORT, ...]"
+        warnings.append(
+            f"network.allowed_cidrs: {entry} covers the Docker host ({', '.join(covered)}), which stays closed; "
+            f"open single ports with network.host_ports: {port}, or everything with allow_host_network: true"
+        )
+    return warnings
 
 
 def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
@@ -492,6 +557,7 @@ def config_warnings(cfg: Config) -> list[str]:
                 f"network.proxy.{key}: the firewall does not admit the proxy host {host}; add it to "
                 "network.allowed_domains (a name) or network.allowed_cidrs (an address), or the container cannot reach it"
             )
+    warnings += host_address_warnings(cfg, host_addresses())
     return warnings
 
 

@@ -65,6 +65,7 @@ def _render_entrypoint() -> str:
         agent_home=paths.AGENT_HOME,
         exit_firewall_failed=paths.EXIT_FIREWALL_FAILED,
         exit_setup_failed=paths.EXIT_SETUP_FAILED,
+        exit_endpoint_unreachable=paths.EXIT_ENDPOINT_UNREACHABLE,
     )
 
 

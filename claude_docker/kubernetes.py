@@ -122,6 +122,7 @@ def runtime_files(cfg: Config, wait_seconds: int = FIREWALL_WAIT_SECONDS) -> dic
         wait_seconds=wait_seconds,
         exit_firewall_failed=paths.EXIT_FIREWALL_FAILED,
         exit_setup_failed=paths.EXIT_SETUP_FAILED,
+        exit_endpoint_unreachable=paths.EXIT_ENDPOINT_UNREACHABLE,
     )
     files[AGENT_SCRIPT] = Artifact(render_template(f"{AGENT_SCRIPT}.j2", **context).encode(), 0o755)
     if cfg.network.firewall:

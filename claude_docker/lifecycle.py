@@ -145,6 +145,8 @@ def up(
         echo("the firewall could not be set up; the session did not start (see the container output above)")
     elif code == paths.EXIT_SETUP_FAILED:
         echo("the container setup failed before Claude Code started (see the output above)")
+    elif code == paths.EXIT_ENDPOINT_UNREACHABLE:
+        echo("the model endpoint did not accept a connection; Claude Code did not start (see the reason above)")
     if options.keep:
         echo(f"kept container {session.container_name}; remove it with `claude-docker down`")
     return code

@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import hashlib
+import ipaddress
 import re
 import types
 import typing
@@ -74,6 +75,26 @@ class ProxyConfig:
 
 
 @dataclass(frozen=True)
+class ModelEndpoint:
+    """Where Claude sends its model requests (endpoint.derive), opened by the firewall exactly."""
+
+    host: str  # lower-case name or IPv4 address
+    port: int
+    source: str  # where it came from, in words
+
+    @property
+    def is_address(self) -> bool:
+        try:
+            ipaddress.IPv4Address(self.host)
+        except ValueError:
+            return False
+        return True
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     firewall: bool = True
     allowed_domains: tuple[str, ...] = ()  # "example.com", "*.example.com", "github.com:22"
@@ -82,6 +103,8 @@ class NetworkConfig:
     allow_private_answers: bool = False  # admit DNS answers in RFC 1918 / 100.64.0.0/10 outside allowed_cidrs
     proxy: ProxyConfig | None = None
     name_checks: bool = True  # the name-checking proxy; False: address-level, as admitted by DNS
+    host_ports: tuple[int, ...] = ()  # TCP ports of the Docker host the container may reach
+    model_endpoint: ModelEndpoint | None = None  # set by runplan from what Claude will use
 
 
 @dataclass(frozen=True)

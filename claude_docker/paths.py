@@ -57,3 +57,4 @@ CLAUDE_CONFIG_DIR = "/home/agent/.claude"  # persisted login + .claude.json (CLA
 # Exit codes the entrypoint uses before Claude starts (distinct from anything Claude returns).
 EXIT_FIREWALL_FAILED = 70
 EXIT_SETUP_FAILED = 71
+EXIT_ENDPOINT_UNREACHABLE = 72  # the model endpoint refused or did not answer a TCP connection

@@ -260,7 +260,9 @@ def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | 
 
 # --- what a newcomer needs to hear ---------------------------------------------------------
 
-CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+CREDENTIAL_VARIABLES = (
+    "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+)
 
 
 def missing_credential(cfg: Config, environ: Mapping[str, str] | None = None) -> str | None:

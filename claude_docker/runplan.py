@@ -8,9 +8,10 @@ runtime artifacts and mounts them read-only.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Mapping
 
-from . import filesystem, firewall, notify, paths, persistence
+from . import endpoint, filesystem, firewall, notify, paths, persistence
 from .artifacts import Artifact, context_hash, write_artifacts
 from .claude_settings import auth_env
 from .errors import ClaudeDockerError
@@ -120,6 +121,11 @@ def plan(
     """
     environ = os.environ if environ is None else environ
     _refuse_notifier_secrets(cfg)  # before anything is prepared on the host
+    credential_problems = endpoint.credential_file_problems(cfg, environ)
+    if credential_problems:
+        raise ClaudeDockerError(credential_problems[0], endpoint.CREDENTIAL_FILE_HINT)
+    model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, environ)
+    cfg = replace(cfg, network=replace(cfg.network, model_endpoint=model_endpoint))  # the firewall opens it
     spec = collect_spec(cfg, session)
 
     runtime = render_runtime(cfg, session)
@@ -148,6 +154,10 @@ def plan(
         }
     )
     env.update(auth_env(cfg, environ))
+    env.update(endpoint.container_env(model_endpoint))  # checked by the entrypoint before Claude starts
+    for credential in endpoint.credential_files(cfg, environ):  # the file alone, read-only
+        spec.bind(credential.host_path, credential.container_path, read_only=True)
+        env[credential.variable] = credential.container_path
 
     labels = {
         **spec.labels,

@@ -27,6 +27,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("features", (
         "claude_docker.filesystem", "claude_docker.persistence", "claude_docker.firewall", "claude_docker.image",
+        "claude_docker.endpoint",
         "claude_docker.claude_settings", "claude_docker.trust", "claude_docker.notify", "claude_docker.notify.events",
         "claude_docker.notify.message", "claude_docker.notify.delivery", "claude_docker.notify.backends",
         "claude_docker.notify.twilio", "claude_docker.notify.webhook", "claude_docker.notify.command",

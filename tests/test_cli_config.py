@@ -102,6 +102,7 @@ def test_validate_json(project):
     assert json.loads(result.output) == {
         "valid": True, "chain": ["default", f"{project}/claude-docker.yaml"], "problems": [], "warnings": [],
         "untrusted": [{"file": f"{project}/claude-docker.yaml", "state": "new"}],
+        "model_endpoint": {"host": "api.anthropic.com", "port": 443, "source": "the default: no ANTHROPIC_BASE_URL or provider set"},
     }
 
 

@@ -112,4 +112,4 @@ def test_wheel_validates_and_renders_from_an_unrelated_directory(installed, tmp_
     assert json.loads((out / "mcp.json").read_text())["mcpServers"]["docs"]["env"] == {"TOKEN": "${DOCS_TOKEN}"}
 
     result = _run(installed, project, "profiles")
-    assert result.returncode == 0 and result.stdout.startswith("default")
+    assert result.returncode == 0 and any(line.split()[0] == "default" for line in result.stdout.splitlines())

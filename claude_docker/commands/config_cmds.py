@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from ..errors import ClaudeDockerError, ConfigError
-from ..model import Config
+from ..model import Config, ModelEndpoint
 from .options import file_option, output_dir_option
 
 MASK = "********"
@@ -60,13 +60,19 @@ def validate(config_file: str | None, output_format: str) -> None:
         click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
         sys.exit(1)
     from .. import firewall, image, trust
+    from ..endpoint import CREDENTIAL_FILE_HINT, DEFAULT_HOST, credential_file_problems
 
+    credential_problems = credential_file_problems(loaded.config, os.environ)
+    if credential_problems:
+        raise ClaudeDockerError(credential_problems[0], CREDENTIAL_FILE_HINT)
     pending = trust.untrusted(loaded.config)
     warnings = firewall.config_warnings(loaded.config) + image.config_warnings(loaded.config)
+    model_endpoint = _model_endpoint(loaded.config)
     if output_format == "json":
         approvals = [{"file": entry.path, "state": entry.state} for entry in pending]
         click.echo(json.dumps(
-            {"valid": True, "chain": list(loaded.chain), "problems": [], "warnings": warnings, "untrusted": approvals},
+            {"valid": True, "chain": list(loaded.chain), "problems": [], "warnings": warnings, "untrusted": approvals,
+             "model_endpoint": {"host": model_endpoint.host, "port": model_endpoint.port, "source": model_endpoint.source}},
             indent=2,
         ))
         return
@@ -81,6 +87,8 @@ def validate(config_file: str | None, output_format: str) -> None:
     else:
         click.echo("no claude-docker.yaml found here or above; the defaults are valid")
     click.echo(f"profile chain: {' -> '.join(loaded.chain)}")
+    if model_endpoint.host != DEFAULT_HOST or model_endpoint.port != 443:  # said when it is not the usual one
+        click.echo(f"model endpoint: {_describe_endpoint(loaded.config, model_endpoint)}")
     for warning in warnings:
         click.echo(f"warning: {warning}")
     for line in firewall.describe(loaded.config):
@@ -152,8 +160,26 @@ def show_config(config_file: str | None, show_secrets: bool) -> None:
     document = effective if show_secrets else mask_secrets(effective)
     click.echo(f"# profile chain: {' -> '.join(loaded.chain)}")
     click.echo(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False), nl=False)
+    click.echo(f"# model endpoint: {_describe_endpoint(loaded.config, _model_endpoint(loaded.config))}")
     if (loaded.merged.get("resources") or {}).get("memory") == "auto":
         click.echo(f"# resources.memory: auto = half the Docker host's memory ({_half_local_memory()} on this machine)")
+
+
+def _model_endpoint(cfg: Config) -> ModelEndpoint:
+    from ..endpoint import derive
+
+    return derive(cfg, os.environ)
+
+
+def _describe_endpoint(cfg: Config, found: ModelEndpoint) -> str:
+    """Where Claude will send its requests, where that came from and what the firewall opens."""
+    if not cfg.network.firewall:
+        opened = "the firewall is off"
+    elif found.is_address:
+        opened = "the firewall opens this address and TCP port only"
+    else:
+        opened = "the firewall allows this name"
+    return f"{found} ({found.source}); {opened}"
 
 
 def _half_local_memory() -> str:

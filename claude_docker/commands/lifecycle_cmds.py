@@ -191,7 +191,7 @@ def up(
     \b
       claude-docker up                                  # interactive
       claude-docker up -- -p "fix the failing test"     # headless
-      claude-docker up --detach                         # background session
+      claude-docker up --detach -- -p "long task"       # background session (needs a task)
       claude-docker up --trust                          # approve the config files first
       claude-docker up --dry-run                        # what the container would get
 
@@ -200,6 +200,12 @@ def up(
     """
     from .. import lifecycle
 
+    if detach and not (lifecycle.is_headless(claude_args, True) or claude_args[:1] == ("--exec",)):
+        # Claude Code without a task and without a terminal ends at once: never "started" and gone.
+        raise ClaudeDockerError(
+            "up --detach needs a task: without one, Claude Code has no terminal to talk to and would end at once",
+            'run `claude-docker up --detach -- -p "your task"`, or `claude-docker up` for an interactive session',
+        )
     cfg = _load_trusted(config_file, approve)
     if dry_run:
         from ..planview import describe, preview

@@ -13,6 +13,7 @@ AGENT_USER=agent
 AGENT_HOME=/home/agent
 EXIT_FIREWALL_FAILED=70
 EXIT_SETUP_FAILED=71
+EXIT_ENDPOINT_UNREACHABLE=72
 
 fail() { # exit-code message
     local code="$1"
@@ -106,6 +107,12 @@ if [ "${1:-}" = "--exec" ]; then
     shift
     [ "$#" -gt 0 ] || fail "$EXIT_SETUP_FAILED" "--exec needs a command"
     exec "${drop[@]}" "$@"
+fi
+
+# 5. The model endpoint must accept a connection through the firewall before Claude starts, so
+#    a blocked endpoint stops the session in seconds (see bin/check-endpoint).
+if [ -n "${CLAUDE_DOCKER_ENDPOINT_HOST:-}" ] && ! "$BIN/check-endpoint"; then
+    fail "$EXIT_ENDPOINT_UNREACHABLE" "the model endpoint is not reachable; the session did not start"
 fi
 
 claude=(claude)

@@ -37,6 +37,10 @@ readonly PROXY_HTTP_PORT=15080
 # TLS ClientHellos naming the refused self-test name and each self-test name (printf %b escapes).
 readonly SELFTEST_REFUSED_HELLO='\x16\x03\x01\x00\x84\x01\x00\x00\x80\x03\x03\xe9\xcf\xc0\x81\xed\xde\x2a\x0a\x3f\xd5\x82\xa5\x00\xf5\xc1\x53\x2a\x25\xa7\xa9\xb0\xf8\x19\xf3\x5c\x88\xa5\x63\xe8\xca\x4f\x00\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x4b\x00\x00\x00\x23\x00\x21\x00\x00\x1e\x63\x6c\x61\x75\x64\x65\x2d\x64\x6f\x63\x6b\x65\x72\x2d\x73\x65\x6c\x66\x74\x65\x73\x74\x2e\x69\x6e\x76\x61\x6c\x69\x64\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01'
 readonly SELFTEST_HELLOS=('\x16\x03\x01\x00\x77\x01\x00\x00\x73\x03\x03\x0e\x4a\x7f\x62\x1b\x27\x56\xc6\xd3\x4c\x5f\x40\x9d\x88\x6e\xc7\x62\x24\x82\xdb\x96\xcb\xcf\xae\x01\xe1\x4b\x14\x2c\xe1\x2b\x1d\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x3e\x00\x00\x00\x16\x00\x14\x00\x00\x11\x61\x70\x69\x2e\x61\x6e\x74\x68\x72\x6f\x70\x69\x63\x2e\x63\x6f\x6d\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' '\x16\x03\x01\x00\x74\x01\x00\x00\x70\x03\x03\x5b\x30\x97\xc5\xc7\xbd\x08\x3b\x18\x08\x79\xa8\x31\x60\xdf\x03\x99\xaf\x68\x40\x0f\x61\x43\xc8\xde\xa5\x0e\xc7\x92\x08\xbe\x32\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x3b\x00\x00\x00\x13\x00\x11\x00\x00\x0e\x61\x70\x69\x2e\x67\x69\x74\x68\x75\x62\x2e\x63\x6f\x6d\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' '\x16\x03\x01\x00\x6f\x01\x00\x00\x6b\x03\x03\x74\x3e\x48\x3a\xe0\x1f\x1f\xa2\x62\xd2\xb2\x14\x2b\xdd\x11\x8d\x52\x89\xbf\x94\x01\x91\xb1\xf5\xfc\xdf\x82\x0e\xd3\x12\x4e\xba\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x36\x00\x00\x00\x0e\x00\x0c\x00\x00\x09\x63\x6c\x61\x75\x64\x65\x2e\x61\x69\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' )
+# The model endpoint and host ports: one address and TCP port each (firewall.exact_openings).
+readonly ENDPOINT_HOST=''
+readonly ENDPOINT_PORT=0
+readonly HOST_PORTS=()
 HOST_ADDRESSES="${CLAUDE_DOCKER_HOST_ADDRESSES:-}"  # set by the host: its own addresses
 UNRESOLVED_SEEN="${CLAUDE_DOCKER_UNRESOLVED_SEEN:-0}"  # set by the host: the warning below was shown once
 
@@ -122,6 +126,9 @@ create cd-dns hash:ip family inet
 create cd-net hash:net family inet
 create cd-netport hash:net,port family inet
 create cd-private hash:net family inet
+create cd-exact hash:ip,port family inet
+add cd-exact 192.168.1.5,tcp:8080
+add cd-exact 192.168.1.5,udp:8080
 add cd-private 0.0.0.0/8
 add cd-private 127.0.0.0/8
 add cd-private 169.254.0.0/16
@@ -133,6 +140,37 @@ add cd-net 10.0.0.0/8
 add cd-netport 192.168.1.5/32,tcp:8080
 add cd-netport 192.168.1.5/32,udp:8080
 IPSETS
+
+step="open the model endpoint and host ports"
+# Exactly one address and TCP port each, accepted before the host and private-range refusals.
+# An endpoint name that resolves (now, through the engine's resolver) to the Docker host or a
+# private address is pinned to that answer in dnsmasq: the rebinding refusal stays on for every
+# other name, and this one opens its own port only. Loopback and link-local answers never count.
+endpoint_pins=()
+if [ -n "$ENDPOINT_HOST" ]; then
+    if is_ipv4 "$ENDPOINT_HOST"; then
+        ipset add -exist cd-exact "$ENDPOINT_HOST,tcp:$ENDPOINT_PORT"
+    else
+        for address in $(timeout 5 getent ahostsv4 "$ENDPOINT_HOST" | awk '{ print $1 }' | sort -u || true); do
+            is_ipv4 "$address" || continue
+            case "$address" in 0.* | 127.* | 169.254.*) continue ;; esac
+            pinned=0
+            for target in "${host_targets[@]}"; do
+                [ "$address" = "$target" ] && pinned=1
+            done
+            ipset test cd-private "$address" 2>/dev/null && pinned=1
+            if [ "$pinned" = 1 ]; then
+                ipset add -exist cd-exact "$address,tcp:$ENDPOINT_PORT"
+                endpoint_pins+=("--address=/$ENDPOINT_HOST/$address")
+            fi
+        done
+    fi
+fi
+for address in "${host_targets[@]}"; do
+    for port in "${HOST_PORTS[@]}"; do
+        ipset add -exist cd-exact "$address,tcp:$port"
+    done
+done
 
 step="build the IPv4 rules"
 rules="$(
@@ -167,6 +205,7 @@ rules="$(
     # sockets (net.ipv4.ping_group_range), this holds where an engine leaves them open.
     echo '-A OUTPUT -p icmp --icmp-type echo-request -m owner ! --uid-owner 0 -j REJECT --reject-with icmp-admin-prohibited'
     echo '-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
+    echo '-A OUTPUT -m set --match-set cd-exact dst,dst -j ACCEPT'  # the model endpoint, host ports
     for address in "${host_targets[@]}"; do
         if [ "$ALLOW_HOST_NETWORK" = 1 ]; then
             echo "-A OUTPUT -d $address/32 -j ACCEPT"
@@ -243,7 +282,7 @@ for upstream in "${upstreams[@]}"; do
     sed "s/$UPSTREAM_PLACEHOLDER/$upstream/" "$SERVERS_TEMPLATE" >>"$STATE_DIR/servers.conf"
 done
 dnsmasq --conf-file="$DNSMASQ_CONF" --servers-file="$STATE_DIR/servers.conf" \
-    --pid-file="$STATE_DIR/dnsmasq.pid" --log-facility="$DNS_LOG"
+    --pid-file="$STATE_DIR/dnsmasq.pid" --log-facility="$DNS_LOG" "${endpoint_pins[@]}"
 # dnsmasq hands its open log to its own user, mode 0660; give it back so the host user can read
 # it (dnsmasq keeps writing through its open descriptor).
 chown root:root "$DNS_LOG"

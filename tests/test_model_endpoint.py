@@ -1,0 +1,201 @@
+"""The model endpoint and host ports through the real firewall: one address and TCP port each.
+
+The sessions here use the tests' DNS stand-in as their upstream resolver (as in
+test_firewall_container), so a gateway can be reached by a test name that resolves to the
+Docker host, with the product's default rebinding refusal on.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from claude_docker import runplan
+from claude_docker.engine import Engine
+from claude_docker.model import Config, ModelEndpoint, NetworkConfig, PersistenceConfig, WorkspaceConfig
+from claude_docker.session import Session
+from tests.fakes.anthropic import FakeAnthropic, bash, text
+from tests.test_firewall_container import (  # noqa: F401 (fixtures)
+    Sandbox,
+    _TestNetworkClient,
+    fake_dns,
+    gateway,
+    product_image,
+    wait_ready,
+)
+
+pytestmark = pytest.mark.docker
+
+
+class Listener:
+    """A TCP server on every host address that answers each connection with `reply`."""
+
+    def __init__(self, reply: bytes = b"host") -> None:
+        self.connections = 0
+        self._socket = socket.create_server(("0.0.0.0", 0))
+        self.port = self._socket.getsockname()[1]
+        self._reply = reply
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            self.connections += 1
+            try:
+                connection.sendall(self._reply)
+            finally:
+                connection.close()
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+@pytest.fixture
+def listeners():
+    opened: list[Listener] = []
+
+    def make() -> Listener:
+        opened.append(Listener())
+        return opened[-1]
+
+    yield make
+    for listener in opened:
+        listener.close()
+
+
+@pytest.fixture
+def dns(fake_dns):
+    fake_dns.records.clear()
+    fake_dns.cnames.clear()
+    fake_dns.queries.clear()
+    fake_dns.delay = 0.0
+    return fake_dns
+
+
+@pytest.fixture
+def session_with(docker_client, product_image, gateway, cd_home, tmp_path):
+    """start(network=NetworkConfig(...), command=..., environ=...) -> Sandbox (strict firewall)."""
+    created = []
+
+    def start(network: NetworkConfig, command=("--exec", "sleep", "infinity"), environ=None, wait=True) -> Sandbox:
+        workspace = tmp_path / f"ws-{len(created)}"
+        workspace.mkdir()
+        cfg = Config(
+            source_files=(),
+            project_dir=str(workspace),
+            workspace=WorkspaceConfig(path=str(workspace)),
+            network=network,
+            persistence=PersistenceConfig(auth="none", shell_history=False, npm_cache=False, pip_cache=False, git_config=False),
+        )
+        session = Session.new(cfg.project_name)
+        plan = runplan.plan(cfg, session, product_image, command=list(command), environ=environ or {})
+        engine = Engine(_TestNetworkClient(docker_client, [gateway], None, [], {}))
+        container = engine.create(plan)
+        created.append(container)
+        engine.start(container)
+        uid, gid = runplan.agent_ids(cfg)
+        box = Sandbox(container, session, uid, gid)
+        if wait:
+            wait_ready(box)
+        return box
+
+    yield start
+    for container in created:
+        try:
+            container.remove(force=True)
+        except Exception:  # already gone
+            pass
+
+
+def reach(box: Sandbox, host: str, port: int) -> bool:
+    """Whether the agent can connect and read the listener's greeting."""
+    code, output = box.sh(f"timeout 5 bash -c 'exec 3<>/dev/tcp/{host}/{port}; head -c 4 <&3'")
+    return code == 0 and output == "host"
+
+
+def test_host_ports_open_exactly_those_ports_of_the_docker_host(session_with, gateway, listeners):
+    wanted, other = listeners(), listeners()
+    box = session_with(NetworkConfig(host_ports=(wanted.port,)))
+    assert reach(box, gateway, wanted.port)
+    assert not reach(box, gateway, other.port)
+    assert other.connections == 0
+
+
+def test_a_host_address_with_a_port_in_allowed_cidrs_opens_exactly_that(session_with, gateway, listeners):
+    wanted, other = listeners(), listeners()
+    box = session_with(NetworkConfig(allowed_cidrs=(f"{gateway}/32:{wanted.port}",)))
+    assert reach(box, gateway, wanted.port)
+    assert not reach(box, gateway, other.port)
+
+
+def test_the_model_endpoint_by_address_opens_its_port_only(session_with, gateway, listeners):
+    endpoint, other = listeners(), listeners()
+    box = session_with(NetworkConfig(model_endpoint=ModelEndpoint(gateway, endpoint.port, "test")))
+    assert reach(box, gateway, endpoint.port)
+    assert not reach(box, gateway, other.port)
+
+
+def test_the_model_endpoint_by_name_on_the_docker_host(session_with, gateway, listeners, dns):
+    """A gateway name resolving to the host works with rebinding refusal on; it opens its port only,
+    and other allowed names pointing at the host stay refused."""
+    endpoint, other = listeners(), listeners()
+    dns.set("llm-gateway.test", gateway)
+    dns.set("other.test", gateway)
+    box = session_with(
+        NetworkConfig(
+            allowed_domains=("other.test",),
+            model_endpoint=ModelEndpoint("llm-gateway.test", endpoint.port, "test"),
+        )
+    )
+    assert reach(box, "llm-gateway.test", endpoint.port)
+    assert not reach(box, "llm-gateway.test", other.port)
+    assert not box.resolves("other.test")  # the rebinding refusal still holds for every other name
+    assert not reach(box, gateway, other.port)
+
+
+@pytest.mark.e2e
+def test_claude_reaches_a_gateway_by_name_on_the_docker_host(session_with, gateway, dns):
+    """The real Claude Code binary, ANTHROPIC_BASE_URL naming a gateway on the host, strict firewall."""
+    dns.set("llm-gateway.test", gateway)
+    with FakeAnthropic([bash("echo by-name > /workspace/n.txt"), text("Gateway by name works.")]) as api:
+        environ = {"ANTHROPIC_BASE_URL": f"http://llm-gateway.test:{api.port}", "ANTHROPIC_API_KEY": api.api_key}
+        box = session_with(NetworkConfig(), command=("-p", "write n.txt"), environ=environ, wait=False)
+        status = box.container.wait(timeout=240)
+        logs = box.container.logs().decode(errors="replace")
+    assert status["StatusCode"] == 0, logs
+    assert "Gateway by name works." in logs
+    assert len(api.tool_results()) == 1
+
+
+@pytest.mark.e2e
+def test_an_endpoint_name_that_does_not_resolve_stops_the_session_at_once(session_with, dns):
+    environ = {"ANTHROPIC_BASE_URL": "https://llm-gateway.missing.test", "ANTHROPIC_API_KEY": "sk-test"}
+    started = time.monotonic()
+    box = session_with(NetworkConfig(), command=("-p", "hello"), environ=environ, wait=False)
+    status = box.container.wait(timeout=120)
+    elapsed = time.monotonic() - started
+    logs = box.container.logs().decode(errors="replace")
+    assert status["StatusCode"] == 72, logs
+    assert "cannot reach the model endpoint llm-gateway.missing.test:443" in logs
+    assert "did not resolve" in logs and "hint:" in logs
+    assert elapsed < 60, elapsed
+
+
+@pytest.mark.e2e
+def test_an_endpoint_name_answered_with_loopback_is_refused_in_words(session_with, dns):
+    """The rebinding refusal holds for the endpoint's own name too (loopback is never pinned),
+    and the session says that the answer was refused, not that the name is unknown."""
+    dns.set("loop-gateway.test", "127.0.0.1")
+    environ = {"ANTHROPIC_BASE_URL": "http://loop-gateway.test:4000", "ANTHROPIC_API_KEY": "sk-test"}
+    box = session_with(NetworkConfig(), command=("-p", "hello"), environ=environ, wait=False)
+    status = box.container.wait(timeout=120)
+    logs = box.container.logs().decode(errors="replace")
+    assert status["StatusCode"] == 72, logs
+    assert "the firewall refused the answer for loop-gateway.test (DNS)" in logs
+    assert "network.allowed_cidrs" in logs
