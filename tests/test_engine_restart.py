@@ -68,7 +68,8 @@ class PrivateEngine:
             with open(self.root / "dockerd.log", "ab") as log:
                 self.process = subprocess.Popen(
                     [
-                        "ip", "netns", "exec", self.netns,
+                        # nsenter, not `ip netns exec`: that remounts /sys and hides the cgroups
+                        "nsenter", f"--net=/run/netns/{self.netns}", "--",
                         "dockerd", "-H", self.host,
                         "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
                         "--pidfile", str(self.root / "docker.pid"),
@@ -218,7 +219,7 @@ def test_engine_crash_and_restart_during_a_detached_session(tmp_path, cd_home, p
             "while [ ! -e /workspace/.go ]; do sleep 0.2; done; "
             f"{stop % second}; echo second-written; sleep 600"
         )
-        started = cli(private_engine, "up", "-f", str(config), "--detach", "--keep", "--", "--exec", "bash", "-c", script)
+        started = cli(private_engine, "up", "--trust", "-f", str(config), "--detach", "--keep", "--", "--exec", "bash", "-c", script)
         assert started.returncode == 0, started.stderr
         assert hook.wait_for(lambda h: h.events("stop"), 60), (hook.payloads, started.stderr)
         [session_dir] = (project_state_dir(load_config(str(config)).config.project_name) / "sessions").iterdir()
@@ -263,7 +264,7 @@ def test_engine_crash_under_a_foreground_session_hands_delivery_to_the_watcher(t
         stop = "echo '{\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"%s\"}' | hook-event stop"
         script = f"{stop % first}; while [ ! -e /workspace/.go ]; do sleep 0.2; done; {stop % second}; sleep 600"
         up = subprocess.Popen(
-            ["claude-docker", "up", "-f", str(config), "--", "--exec", "bash", "-c", script],
+            ["claude-docker", "up", "--trust", "-f", str(config), "--", "--exec", "bash", "-c", script],
             env={**os.environ, "DOCKER_HOST": private_engine.host},
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )

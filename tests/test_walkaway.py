@@ -78,7 +78,7 @@ def test_host_process_gone_mid_task_the_stop_message_still_arrives_once(tmp_path
             "ANTHROPIC_API_KEY": api.api_key,
         }
         up = subprocess.Popen(
-            ["claude-docker", "up", "-f", str(config), "--", "-p", "do the long task"],
+            ["claude-docker", "up", "--trust", "-f", str(config), "--", "-p", "do the long task"],
             stdin=subprocess.PIPE if piped else subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -304,7 +304,7 @@ def test_ctrl_c_still_stops_the_session_and_the_watcher_stands_down(tmp_path, do
         project = load_config(str(config)).config.project_name
         stop = "echo '{\"hook_event_name\":\"Stop\",\"last_assistant_message\":\"first turn\"}' | hook-event stop"
         up = subprocess.Popen(
-            ["claude-docker", "up", "-f", str(config), "--", "--exec", "bash", "-c", f"{stop}; echo started; sleep 300"],
+            ["claude-docker", "up", "--trust", "-f", str(config), "--", "--exec", "bash", "-c", f"{stop}; echo started; sleep 300"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         try:
@@ -338,7 +338,7 @@ def test_detaching_from_an_interactive_session_hands_delivery_to_the_watcher(tmp
         script = f"echo ready-to-detach; while [ ! -e /workspace/.go ]; do sleep 0.2; done; {events}; exit 4"
         main_fd, child_fd = pty.openpty()
         up = subprocess.Popen(
-            ["claude-docker", "up", "-f", str(config), "--", "--exec", "bash", "-c", script],
+            ["claude-docker", "up", "--trust", "-f", str(config), "--", "--exec", "bash", "-c", script],
             stdin=child_fd, stdout=child_fd, stderr=child_fd, close_fds=True,
         )
         os.close(child_fd)
