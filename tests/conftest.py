@@ -67,6 +67,23 @@ def _build_standard_image(client) -> None:
         print(f"built the standard test image {result.tag}", file=sys.stderr)
 
 
+# The test "internet" (HTTP/TLS servers the tests start) runs Node scripts. The product image has
+# no Node by default (Claude Code is a native binary), so the servers get the same config with it.
+def server_image_config():
+    from claude_docker.model import ImageConfig
+
+    return ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,), node=True)
+
+
+@pytest.fixture(scope="session")
+def server_image(docker_client) -> str:
+    """The image the tests' own servers run in: the product image with Node."""
+    from claude_docker.engine import Engine
+    from claude_docker.image import ensure_image
+
+    return ensure_image(Engine(docker_client), server_image_config()).tag
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every `docker`/`e2e` test checks the engine first, even if it never names the fixture."""
     for item in items:

@@ -59,7 +59,8 @@ def hand_to_agent(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def agent_image(engine, tmp_path_factory) -> str:
-    project = make_project(tmp_path_factory.mktemp("image"), "image-probe")
+    # npm for the cache tests: the default image has no Node (Claude Code is a native binary)
+    project = make_project(tmp_path_factory.mktemp("image"), "image-probe", image_yaml="  node: true\n")
     cfg = load_config(str(project / "claude-docker.yaml")).config
     return ensure_image(engine, cfg.image).tag
 

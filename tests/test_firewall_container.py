@@ -88,8 +88,9 @@ def dns_query(name: str, qtype: int = 1) -> str:
 
 @pytest.fixture(scope="module")
 def product_image(docker_client) -> str:
-    """The real claude-docker image, built through the product code (cached by content hash)."""
-    image = ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))
+    """The real claude-docker image, built through the product code (cached by content hash), with
+    python3 for the agent-side attack scripts (the default image has no Python)."""
+    image = ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,), apt_packages=("python3",))
     return ensure_image(Engine(docker_client), image).tag
 
 
@@ -108,11 +109,11 @@ def fake_dns(gateway):
 
 
 @pytest.fixture(scope="module")
-def servers(docker_client, product_image):
+def servers(docker_client, server_image):
     started: dict[str, ServerContainer] = {}
     try:
         for name in ("alpha", "beta", "gamma"):
-            started[name] = start_server(docker_client, product_image, name, LABELS)
+            started[name] = start_server(docker_client, server_image, name, LABELS)
         yield started
     finally:
         for server in started.values():
@@ -612,7 +613,8 @@ def test_escape_suite_through_claude_codes_bash_tool(tmp_path, cd_home, docker_c
         "dns-name": "getent hosts example.com",
         "dns-upstream": f"exec 3<>/dev/tcp/{upstream}/53",
         "dns-other": f"echo query > /dev/udp/{gamma.address()}/53",
-        "ping-socket": "python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)'",
+        # perl-base is in every Debian image (the default image has no Python)
+        "ping-socket": "perl -MSocket -e 'socket(my $s, PF_INET, SOCK_DGRAM, getprotobyname(\"icmp\")) or die'",
     }
     command = "; ".join(
         f"( {attempt} ) >/dev/null 2>&1 && echo ESCAPED-{name} || echo held-{name}" for name, attempt in attempts.items()

@@ -362,7 +362,7 @@ def adapt_for_podman(document: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def podman(docker_client, tmp_path_factory) -> dict[str, Any]:
+def podman(docker_client, server_image, tmp_path_factory) -> dict[str, Any]:
     """Rootful podman with the standard product image in its store; the environment for its CLI."""
     binary = rootful_podman()
     conf = tmp_path_factory.mktemp("podman") / "containers.conf"
@@ -373,7 +373,8 @@ def podman(docker_client, tmp_path_factory) -> dict[str, Any]:
     tag = image_tag(build_context(ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))))
     image = f"localhost/{tag}"
     copy_into_podman(binary, tag, image, env)
-    return {"binary": binary, "env": env, "image": image}
+    copy_into_podman(binary, server_image, f"localhost/{server_image}", env)  # the tests' servers run Node
+    return {"binary": binary, "env": env, "image": image, "server_image": f"localhost/{server_image}"}
 
 
 def run_podman(podman: dict[str, Any], *args: str, check: bool = True, timeout: int = 120) -> subprocess.CompletedProcess[str]:
@@ -399,7 +400,7 @@ class PlayedPod:
         """A test HTTP server container on Podman's network (answers with `label`); its address."""
         name = f"{self.name}-{label}"
         run_podman(self.podman, "run", "-d", "--name", name, "--entrypoint", "node", "-e", f"SERVER_NAME={label}",
-                   self.podman["image"], "-e", SERVER_JS)
+                   self.podman["server_image"], "-e", SERVER_JS)
         self.servers.append(name)
         deadline = time.monotonic() + 30
         while "listening" not in run_podman(self.podman, "logs", name).stdout:

@@ -237,11 +237,11 @@ CA_FILE = "/tmp/shared-ca.pem"
 
 
 @pytest.fixture(scope="module")
-def shared_host(docker_client, product_image):
+def shared_host(docker_client, server_image):
     from tests.fakes.shared_host import start_shared_host
     from tests.test_firewall_container import LABELS
 
-    host = start_shared_host(docker_client, product_image, SHARED_NAMES, LABELS)
+    host = start_shared_host(docker_client, server_image, SHARED_NAMES, LABELS)
     yield host
     host.container.remove(force=True)
 
