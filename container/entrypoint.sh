@@ -110,8 +110,13 @@ if [ "${1:-}" = "--exec" ]; then
 fi
 
 # 5. The model endpoint must accept a connection through the firewall before Claude starts, so
-#    a blocked endpoint stops the session in seconds (see bin/check-endpoint).
-if [ -n "${CLAUDE_DOCKER_ENDPOINT_HOST:-}" ] && ! "$BIN/check-endpoint"; then
+#    a blocked endpoint stops the session in seconds (see bin/check-endpoint). Asking Claude Code
+#    only for its version or its help talks to no endpoint.
+needs_endpoint=1
+case " $* " in
+    *" --version "* | *" -v "* | *" --help "* | *" -h "*) needs_endpoint=0 ;;
+esac
+if [ "$needs_endpoint" = 1 ] && [ -n "${CLAUDE_DOCKER_ENDPOINT_HOST:-}" ] && ! "$BIN/check-endpoint"; then
     fail "$EXIT_ENDPOINT_UNREACHABLE" "the model endpoint is not reachable; the session did not start"
 fi
 
