@@ -28,8 +28,11 @@ def layers(engine: Engine, tag: str) -> list[tuple[str, int]]:
     history = engine.client.api.history(tag)
     rows = []
     for entry in reversed(history):
-        created_by = " ".join((entry.get("CreatedBy") or "").replace("/bin/sh -c #(nop) ", "").split())
-        rows.append((created_by[:90], int(entry.get("Size") or 0)))
+        created_by = " ".join((entry.get("CreatedBy") or "").split())
+        created_by = created_by.split("#(nop) ", 1)[-1]  # metadata steps: the instruction itself
+        for shell in ("/bin/sh -eu -c ", "/bin/sh -c "):
+            created_by = created_by.removeprefix(shell)
+        rows.append((created_by[:90] or "(the base image)", int(entry.get("Size") or 0)))
     return rows
 
 
