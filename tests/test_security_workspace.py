@@ -175,13 +175,14 @@ def test_commondir_planted_during_a_session_is_disabled_when_it_ends(engine, age
 
 @pytest.mark.parametrize("name", [".claude.json", "settings.json"])
 def test_a_planted_deeply_nested_state_file_gives_a_plain_error_not_a_traceback(engine, agent_image, cd_home, tmp_path, name):
-    """The host merges its keys into these agent-writable files before every `up`."""
+    """The host merges its keys into these agent-writable files before every `up`: a planted one
+    is set aside (kept for inspection) and the session starts from a fresh file, without a traceback."""
     project = make_project(tmp_path)
     run_as_agent(engine, agent_image, project, f"printf '%*s' 200000 '' | tr ' ' '[' > $CLAUDE_CONFIG_DIR/{name}")
     result = run_cli("up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "true")
     assert "Traceback" not in result.stderr, result.stderr
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert f"{name} is not valid JSON" in result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{name} is not valid JSON" in result.stderr and "kept the damaged copy" in result.stderr
 
 
 def test_a_config_planted_in_a_subdirectory_is_not_picked_up_by_the_host(engine, agent_image, cd_home, tmp_path):
@@ -214,8 +215,8 @@ def test_a_huge_planted_state_file_is_refused_without_reading_it(engine, agent_i
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300,
     )
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert ".claude.json is too large" in result.stderr
+    assert result.returncode == 0, result.stdout + result.stderr  # set aside unread, started afresh
+    assert ".claude.json is too large" in result.stderr and "kept the damaged copy" in result.stderr
 
 
 def test_a_linked_worktree_outside_the_workspace_cannot_be_redirected(engine, agent_image, cd_home, tmp_path):
