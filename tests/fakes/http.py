@@ -22,17 +22,22 @@ http.createServer((req, res) => {
 """
 
 
+def address_on(container, network: str = "bridge") -> str:
+    """A test container's address on `network` (the default one: Docker's bridge, Podman's podman)."""
+    container.reload()
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    if network == "bridge" and network not in networks:
+        network = "podman"  # Podman's default network has its own name
+    return networks[network]["IPAddress"]
+
+
 @dataclass
 class ServerContainer:
     name: str
     container: object  # docker.models.containers.Container
 
     def address(self, network: str = "bridge") -> str:
-        self.container.reload()
-        networks = self.container.attrs["NetworkSettings"]["Networks"]
-        if network == "bridge" and network not in networks:
-            network = "podman"  # Podman's default network has its own name
-        return networks[network]["IPAddress"]
+        return address_on(self.container, network)
 
     def udp_count(self) -> int:
         with urllib.request.urlopen(f"http://{self.address()}/udp", timeout=5) as reply:

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.fakes.http import address_on
+
 SERVER_JS = r"""
 const http = require('http'), https = require('https'), net = require('net');
 const tls = {key: process.env.TLS_KEY, cert: process.env.TLS_CERT};
@@ -42,8 +44,7 @@ class SharedHost:
     names: tuple[str, ...]
 
     def address(self, network: str = "bridge") -> str:
-        self.container.reload()
-        return self.container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+        return address_on(self.container, network)
 
 
 def _name(common: str) -> x509.Name:

@@ -343,8 +343,8 @@ proxy_listening() { # both listeners are up (127.0.0.1:port, state LISTEN, in /p
     [[ "$table" == *" 0100007F:3C53 00000000:0000 0A "* ]] \
         && [[ "$table" == *" 0100007F:3AE8 00000000:0000 0A "* ]]
 }
-proxy_logged() { # pattern: it appears in the proxy's log within a second
-    for _ in $(seq 50); do
+proxy_logged() { # pattern: it appears in the proxy's log within three seconds (a loaded machine)
+    for _ in $(seq 150); do
         grep -Eq "$1" "$PROXY_LOG" && return 0
         sleep 0.02
     done
