@@ -55,7 +55,9 @@ def notifier_yaml(url: str) -> str:
 
 
 def containers(docker_client, project: str) -> list:
-    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project}"})
+    """This project's containers, from the list call alone (sparse): one removed between the list
+    and a per-container inspect is simply not there, rather than a NotFound."""
+    return docker_client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_PROJECT}={project}"})
 
 
 def session_logs(project: str) -> str:
@@ -99,7 +101,7 @@ def test_host_process_gone_mid_task_the_stop_message_still_arrives_once(tmp_path
             up_stderr = up.stderr.read().decode(errors="replace")
 
             def explain() -> str:
-                states = [(c.name, c.status) for c in containers(docker_client, project)]
+                states = [(c.attrs.get("Names"), c.status) for c in containers(docker_client, project)]
                 return f"received {hook.payloads}\nup stderr: {up_stderr}\ncontainers: {states}\n{session_logs(project)}"
 
             # No further command: the message arrives on its own (loose bounds: a loaded machine).
