@@ -386,8 +386,10 @@ if [ "$DOMAIN_EXACT" = 1 ]; then
     if [ -n "$resolved" ] && ! ipset test cd-net "$answer" 2>/dev/null \
         && ! { [ "$ALLOW_HOST_NETWORK" = 1 ] && [[ " ${host_targets[*]} " == *" $answer "* ]]; }; then
         where="$answer (the address of $resolved)"
-        http_to=("$answer" 80)
-        tls_to=("$answer" 443)
+        # A port allowed by address for it (allowed_cidrs with :PORT) is not redirected: then the
+        # probe for that protocol goes to the listener itself.
+        ipset test cd-netport "$answer,tcp:80" 2>/dev/null || http_to=("$answer" 80)
+        ipset test cd-netport "$answer,tcp:443" 2>/dev/null || tls_to=("$answer" 443)
     fi
     body="$(http_probe "${http_to[@]}" "$SELFTEST_REFUSED")"
     if [[ "$body" != *"claude-docker: "* ]] || ! proxy_logged "refused port=80 name=$SELFTEST_REFUSED reason=not-allowed"; then
