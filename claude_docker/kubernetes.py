@@ -23,13 +23,13 @@ from typing import Any
 
 from . import paths
 from .artifacts import Artifact, render_template
-from .claude_settings import AUTH_VARIABLES
+from .config.interpolate import referenced_variables
+from .config.model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config
 from .errors import ClaudeDockerError
-from .firewall import CAPABILITIES as FIREWALL_CAPABILITIES
-from .firewall import FIREWALL_STATE_DIR, SYSCTLS
-from .image import build_context, image_tag, proxy_build_args
-from .interpolate import referenced_variables
-from .model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config
+from .features.claude_settings import AUTH_VARIABLES
+from .features.firewall import CAPABILITIES as FIREWALL_CAPABILITIES
+from .features.firewall import FIREWALL_STATE_DIR, SYSCTLS
+from .features.image import build_context, image_tag, proxy_build_args
 from .render import render_runtime
 from .session import Session
 

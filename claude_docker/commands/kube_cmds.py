@@ -55,8 +55,8 @@ def kube(
       claude-docker kube -o k8s/ --git-url https://github.com/me/repo.git --state-claim claude-home
     """
     from ..artifacts import write_artifacts
+    from ..config.pipeline import load_config
     from ..kubernetes import KubeOptions, render_manifests
-    from ..pipeline import load_config
 
     cfg = load_config(config_file).config
     options = KubeOptions(
