@@ -846,7 +846,8 @@ def test_the_notifier_container_delivers_the_session_end_and_the_agent_cannot_us
     assert all(r.form.get("Body") != "from-the-agent" for r in twilio.requests)
 
     assert notifier_code == 0, notifier_logs
-    assert [m["Body"].split("\n")[0] for m in before_sigterm] == [f"claude-docker {workload(files)['metadata']['labels']['dev.claude-docker/project']}: Claude finished"]
+    project = workload(files)["metadata"]["labels"]["dev.claude-docker/project"]
+    assert len(before_sigterm) == 1 and before_sigterm[0]["Body"].startswith(f"claude-docker {project}: Claude finished"), before_sigterm
     bodies = [m["Body"] for m in twilio.messages]
     assert len(bodies) == 2 and bodies[0].endswith("The task is done."), bodies
     assert "session ended" in bodies[1], bodies
