@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import docker  # noqa: E402
 
+from claude_docker.config.model import ImageConfig  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.image import ensure_image  # noqa: E402
-from claude_docker.model import ImageConfig  # noqa: E402
+from claude_docker.features.image import ensure_image  # noqa: E402
 from tests.fakes.shared_host import make_certificates  # noqa: E402
 
 BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/debian:bookworm")

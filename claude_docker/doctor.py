@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 from . import paths
-from .claude_settings import AUTH_VARIABLES
 from .errors import ClaudeDockerError
+from .features.claude_settings import AUTH_VARIABLES
 
 MIN_FREE_BYTES = 5 * 1024**3  # an image with Claude Code is ~0.5-1 GB; builds need headroom
 
@@ -24,8 +24,8 @@ class Check:
 
 
 def run_checks(config_file: str | None = None) -> Iterator[Check]:
+    from .config.pipeline import load_config
     from .engine import Engine
-    from .pipeline import load_config
 
     try:
         cfg = load_config(config_file).config
@@ -55,7 +55,7 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
             readable = os.access(ca_file, os.R_OK)
             yield Check("CA file", readable, ca_file if readable else f"{ca_file} is not readable")
         yield _env_file(cfg.env_file)
-        from .persistence import missing_credential
+        from .features.persistence import missing_credential
 
         problem = missing_credential(cfg)
         yield Check("credential", problem is None, problem or "an API key, a token or a kept login", advisory=True)
@@ -98,7 +98,7 @@ def _env_file(env_file: str | None) -> Check:
         return Check("env file", True, detail)
     if not os.access(path, os.R_OK):
         return Check("env file", False, f"{path} is not readable")
-    from .interpolate import read_env_file
+    from .config.interpolate import read_env_file
 
     try:
         names = [name for name in AUTH_VARIABLES if read_env_file(path).get(name)]

@@ -34,15 +34,16 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from . import endpoint, firewall, paths
+from . import paths
 from .artifacts import Artifact, context_hash, render_template
-from .claude_settings import auth_env
+from .config.interpolate import referenced_variables
+from .config.model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config, NotifierConfig, to_plain
 from .errors import ClaudeDockerError
-from .firewall import CAPABILITIES as FIREWALL_CAPABILITIES
-from .firewall import FIREWALL_STATE_DIR, SYSCTLS, NotifierEgress
-from .image import build_context, image_tag, proxy_build_args
-from .interpolate import referenced_variables
-from .model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config, NotifierConfig, to_plain
+from .features import endpoint, firewall
+from .features.claude_settings import auth_env
+from .features.firewall import CAPABILITIES as FIREWALL_CAPABILITIES
+from .features.firewall import FIREWALL_STATE_DIR, SYSCTLS, NotifierEgress
+from .features.image import build_context, image_tag, proxy_build_args
 from .render import render_runtime
 from .session import Session
 

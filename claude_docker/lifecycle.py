@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Mapping, Sequence
 
-from . import filesystem, notify, paths, persistence, runplan
+from . import notify, paths, runplan
+from .config.model import Config
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .image import ImageResult, age_warning, ensure_image
-from .model import Config
+from .features import filesystem, persistence
+from .features.image import ImageResult, age_warning, ensure_image
 from .session import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE, Session
 
 Echo = Callable[[str], None]

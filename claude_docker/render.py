@@ -9,10 +9,10 @@ Templates live in `container/` and render through one strict Jinja environment (
 
 from __future__ import annotations
 
-from . import claude_settings, firewall
 from .artifacts import Artifact
-from .image import build_context
-from .model import Config
+from .config.model import Config
+from .features import claude_settings, firewall
+from .features.image import build_context
 from .session import Session
 
 

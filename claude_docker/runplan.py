@@ -11,12 +11,13 @@ import os
 from dataclasses import replace
 from typing import Mapping
 
-from . import endpoint, filesystem, firewall, notify, paths, persistence
+from . import notify, paths
 from .artifacts import Artifact, context_hash, write_artifacts
-from .claude_settings import auth_env
+from .config.model import Config
 from .errors import ClaudeDockerError
-from .model import Config
-from .persistence import agent_ids
+from .features import endpoint, filesystem, firewall, persistence
+from .features.claude_settings import auth_env
+from .features.persistence import agent_ids
 from .render import render_runtime
 from .runspec import ContainerPlan, RunSpec
 from .session import (

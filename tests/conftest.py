@@ -57,9 +57,9 @@ def _build_standard_image(client) -> None:
     """
     import sys
 
+    from claude_docker.config.model import ImageConfig
     from claude_docker.engine import Engine
-    from claude_docker.image import ensure_image
-    from claude_docker.model import ImageConfig
+    from claude_docker.features.image import ensure_image
 
     image = ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))
     result = ensure_image(Engine(client), image, on_output=lambda line: print(line, file=sys.stderr))
@@ -70,7 +70,7 @@ def _build_standard_image(client) -> None:
 # The test "internet" (HTTP/TLS servers the tests start) runs Node scripts. The product image has
 # no Node by default (Claude Code is a native binary), so the servers get the same config with it.
 def server_image_config():
-    from claude_docker.model import ImageConfig
+    from claude_docker.config.model import ImageConfig
 
     return ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,), node=True)
 
@@ -79,7 +79,7 @@ def server_image_config():
 def server_image(docker_client) -> str:
     """The image the tests' own servers run in: the product image with Node."""
     from claude_docker.engine import Engine
-    from claude_docker.image import ensure_image
+    from claude_docker.features.image import ensure_image
 
     return ensure_image(Engine(docker_client), server_image_config()).tag
 

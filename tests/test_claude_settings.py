@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from claude_docker import notify
-from claude_docker.claude_settings import runtime_artifacts
-from claude_docker.errors import ClaudeDockerError
-from claude_docker.model import (
+from claude_docker.config.model import (
     ClaudeConfig,
     Config,
     McpServer,
@@ -21,6 +19,8 @@ from claude_docker.model import (
     WebhookConfig,
     WorkspaceConfig,
 )
+from claude_docker.errors import ClaudeDockerError
+from claude_docker.features.claude_settings import runtime_artifacts
 from claude_docker.paths import CONTAINER_OUTBOX
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
@@ -221,8 +221,8 @@ MCP_INVALID = [
 
 @pytest.mark.parametrize("entry, message", MCP_INVALID)
 def test_bad_mcp_entries_are_rejected_with_location(tmp_path, cd_home, entry, message):
+    from claude_docker.config.pipeline import load_config
     from claude_docker.errors import ConfigError
-    from claude_docker.pipeline import load_config
 
     config = tmp_path / "claude-docker.yaml"
     config.write_text(f"version: 1\nclaude:\n  mcp_servers:\n{entry}\n")

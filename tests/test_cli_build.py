@@ -10,13 +10,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from claude_docker import image as image_mod
 from claude_docker.artifacts import Artifact
 from claude_docker.commands.lifecycle_cmds import BuildProgress
+from claude_docker.config.model import ImageConfig
 from claude_docker.engine import Engine, build_failure_hint
 from claude_docker.errors import EngineError
-from claude_docker.image import ImageResult, age_warning, ensure_image, newest_claude_code
-from claude_docker.model import ImageConfig
+from claude_docker.features import image as image_mod
+from claude_docker.features.image import ImageResult, age_warning, ensure_image, newest_claude_code
 
 
 class FakeApi:

@@ -10,9 +10,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from claude_docker import persistence
 from claude_docker.cli import main
-from claude_docker.pipeline import load_config
+from claude_docker.config.pipeline import load_config
+from claude_docker.features import persistence
 from claude_docker.resources import schema_path
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from claude_docker import firewall
 from claude_docker.cli import main
-from claude_docker.model import Config, WorkspaceConfig
+from claude_docker.config.model import Config, WorkspaceConfig
+from claude_docker.features import firewall
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
 

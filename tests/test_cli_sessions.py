@@ -9,11 +9,12 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from claude_docker import lifecycle, persistence
+from claude_docker import lifecycle
 from claude_docker.cli import main
+from claude_docker.config.pipeline import load_config
 from claude_docker.engine import ContainerInfo
 from claude_docker.errors import ClaudeDockerError
-from claude_docker.pipeline import load_config
+from claude_docker.features import persistence
 from claude_docker.session import LABEL_SESSION, Session
 
 

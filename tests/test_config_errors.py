@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from claude_docker.config.pipeline import load_config
 from claude_docker.errors import ConfigError
-from claude_docker.pipeline import load_config
 
 
 @pytest.fixture

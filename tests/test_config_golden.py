@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from claude_docker.artifacts import context_hash
-from claude_docker.pipeline import load_config
+from claude_docker.config.pipeline import load_config
 from claude_docker.render import render_build_context, render_runtime
 from claude_docker.session import Session
 

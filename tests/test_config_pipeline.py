@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from claude_docker.config.interpolate import InterpolationError, read_env_file, referenced_variables, substitute
+from claude_docker.config.merge import REPLACE, merge_value
+from claude_docker.config.pipeline import load_config
+from claude_docker.config.profiles import builtin_names
 from claude_docker.errors import ConfigError
-from claude_docker.interpolate import InterpolationError, read_env_file, referenced_variables, substitute
-from claude_docker.merge import REPLACE, merge_value
-from claude_docker.pipeline import load_config
-from claude_docker.profiles import builtin_names
 
 CLAUDE_DOMAINS = ("api.anthropic.com", "platform.claude.com", "claude.ai", "registry.npmjs.org")
 
@@ -142,7 +142,7 @@ def test_merge_table_is_explicit():
 
 
 def test_merge_value_records_origin_of_each_new_item():
-    from claude_docker.loader import Document
+    from claude_docker.config.loader import Document
 
     parent, child = Document("p", {}), Document("c", {})
     origins: dict = {}

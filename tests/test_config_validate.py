@@ -10,9 +10,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from claude_docker.loader import parse
-from claude_docker.profiles import builtin_names, builtin_path
-from claude_docker.validate import schema
+from claude_docker.config.loader import parse
+from claude_docker.config.profiles import builtin_names, builtin_path
+from claude_docker.config.validate import schema
 
 from .test_config_golden import CASES
 from .test_hostile_values import BASE, FIELDS, with_value

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker import atomicfile, persistence
+from claude_docker import atomicfile
 from claude_docker.artifacts import Artifact, write_artifacts
-from claude_docker.model import NotifierConfig, WebhookConfig
+from claude_docker.config.model import NotifierConfig, WebhookConfig
+from claude_docker.features import persistence
 from claude_docker.notify.delivery import STATE_FILE, SessionDelivery
 from claude_docker.notify.events import write_event
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from claude_docker import lifecycle
+from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
-from claude_docker.pipeline import load_config
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.projects import AGENT_UID, bridge_gateway, make_project, run_cli
 
@@ -193,7 +193,7 @@ def test_provider_variables_reach_the_agent_and_not_the_image(tmp_path, cd_home,
 
 
 def lifecycle_image_tag(config) -> str:
-    from claude_docker.image import image_tag
+    from claude_docker.features.image import image_tag
     from claude_docker.render import render_build_context
 
     return image_tag(render_build_context(load_config(str(config)).config))

@@ -7,11 +7,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from claude_docker import endpoint, firewall, runplan
+from claude_docker import runplan
 from claude_docker.cli import main
+from claude_docker.config.model import ClaudeConfig, Config, ModelEndpoint, NetworkConfig, WorkspaceConfig, frozen_map
+from claude_docker.config.pipeline import load_config
 from claude_docker.errors import ClaudeDockerError
-from claude_docker.model import ClaudeConfig, Config, ModelEndpoint, NetworkConfig, WorkspaceConfig, frozen_map
-from claude_docker.pipeline import load_config
+from claude_docker.features import endpoint, firewall
 from claude_docker.session import Session
 
 

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from claude_docker import lifecycle, runplan
 from claude_docker.artifacts import Artifact
 from claude_docker.cli import main
+from claude_docker.config.model import ClaudeConfig, Config, ResourcesConfig, WorkspaceConfig
 from claude_docker.engine import Engine, context_tar
 from claude_docker.errors import EngineError
-from claude_docker.model import ClaudeConfig, Config, ResourcesConfig, WorkspaceConfig
 from claude_docker.runspec import ContainerPlan
 from claude_docker.session import Session
 

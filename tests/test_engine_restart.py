@@ -150,8 +150,8 @@ def private_engine(docker_client):
         if engine_required():
             pytest.fail(problem)
         pytest.skip(problem)
-    from claude_docker.image import build_context, image_tag
-    from claude_docker.model import ImageConfig
+    from claude_docker.config.model import ImageConfig
+    from claude_docker.features.image import build_context, image_tag
 
     tag = image_tag(build_context(ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))))
     root = Path(tempfile.mkdtemp(prefix="cd-eng-", dir="/tmp"))  # short: a socket path has a length limit
@@ -202,8 +202,8 @@ def cli(engine: PrivateEngine, *args: str, timeout: int = 120) -> subprocess.Com
 def test_engine_crash_and_restart_during_a_detached_session(tmp_path, cd_home, private_engine):
     import json
 
+    from claude_docker.config.pipeline import load_config
     from claude_docker.paths import project_state_dir
-    from claude_docker.pipeline import load_config
 
     first, second = "before the crash " + secrets.token_hex(3), "while the engine was down " + secrets.token_hex(3)
     with WebhookReceiver() as hook:

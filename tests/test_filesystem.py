@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker import build_model, filesystem
-from claude_docker.model import Config, FilesystemConfig, Mount, PersistenceConfig, WorkspaceConfig
+from claude_docker.config import build_model
+from claude_docker.config.model import Config, FilesystemConfig, Mount, PersistenceConfig, WorkspaceConfig
+from claude_docker.features import filesystem
 from claude_docker.runspec import BindMount, RunSpec, TmpfsMount
 from claude_docker.session import Session
 

@@ -11,10 +11,11 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner
 
-from claude_docker import firewall, paths
+from claude_docker import paths
 from claude_docker.cli import main
+from claude_docker.config.model import Config, NetworkConfig, WorkspaceConfig
 from claude_docker.errors import FirewallError
-from claude_docker.model import Config, NetworkConfig, WorkspaceConfig
+from claude_docker.features import firewall
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
 
@@ -127,7 +128,7 @@ def test_proxy_config_is_valid_for_haproxy(tmp_path):
     haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
     if haproxy is None:
         pytest.skip("haproxy is not installed")
-    from claude_docker.model import ProxyConfig
+    from claude_docker.config.model import ProxyConfig
 
     names = tuple(f"host{i}.example.com" for i in range(100)) + ("*.example.org", "proxy.example.net")
     for proxy in (None, ProxyConfig(https="http://proxy.example.net:3128"), ProxyConfig(http="http://10.0.0.1:8080")):
@@ -303,7 +304,7 @@ def test_blocked_command_reads_the_latest_session_of_the_project(tmp_path, cd_ho
     project_dir.mkdir()
     (project_dir / "claude-docker.yaml").write_text("version: 1\n")
     monkeypatch.chdir(project_dir)
-    from claude_docker.pipeline import load_config
+    from claude_docker.config.pipeline import load_config
 
     project = load_config(str(project_dir / "claude-docker.yaml")).config.project_name
     runner = CliRunner()
@@ -370,7 +371,7 @@ def test_blocked_command_reads_both_logs_of_a_session(tmp_path, cd_home, monkeyp
     project_dir.mkdir()
     (project_dir / "claude-docker.yaml").write_text("version: 1\n")
     monkeypatch.chdir(project_dir)
-    from claude_docker.pipeline import load_config
+    from claude_docker.config.pipeline import load_config
 
     project = load_config(str(project_dir / "claude-docker.yaml")).config.project_name
     log_dir = Session(project, "s0000001").log_dir
@@ -443,7 +444,7 @@ def test_name_checks_off_renders_address_level_rules_and_warns(tmp_path, cd_home
 
 def test_a_tls_network_proxy_on_an_allowlisted_name_gets_its_port(tmp_path):
     """A proxy reached over TLS is not chained: the agent's tools reach it directly, by address."""
-    from claude_docker.model import ProxyConfig
+    from claude_docker.config.model import ProxyConfig
 
     proxy = ProxyConfig(http="https://proxy.corp.example:3128", https="https://user:pw@proxy.corp.example:3128")
     cfg = make_config(tmp_path, allowed_domains=("*.corp.example",), proxy=proxy)
@@ -497,7 +498,7 @@ def test_the_self_tests_client_hello_names_the_server_and_gets_a_server_hello(tm
 
 
 def test_the_session_proxy_chains_to_an_http_network_proxy(tmp_path):
-    from claude_docker.model import ProxyConfig
+    from claude_docker.config.model import ProxyConfig
 
     proxy = ProxyConfig(http="http://u:pw@proxy.corp.example:3128", https="http://u:pw@proxy.corp.example:3128",
                         no_proxy=("localhost",))

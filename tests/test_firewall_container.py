@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from claude_docker import paths, runplan
+from claude_docker.config.model import Config, ImageConfig, NetworkConfig, PersistenceConfig, WorkspaceConfig
 from claude_docker.engine import Engine
-from claude_docker.image import ensure_image
+from claude_docker.features.image import ensure_image
 from claude_docker.lifecycle import drop_privileges
-from claude_docker.model import Config, ImageConfig, NetworkConfig, PersistenceConfig, WorkspaceConfig
 from claude_docker.session import Session
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, TEST_LABEL
 from tests.fakes.dns import FakeDNS, encode_name
@@ -343,7 +343,7 @@ def test_refused_name_never_reaches_the_upstream_and_is_logged(sandbox, internet
     assert box.curl("http://other.test/")[0] != 0
     assert not internet.asked("other.test")
     assert internet.asked("exact.test")  # the self-test went through the real upstream
-    from claude_docker.firewall import read_blocked
+    from claude_docker.features.firewall import read_blocked
 
     assert "other.test" in [entry.name for entry in read_blocked(box.dns_log)]
 
@@ -506,7 +506,7 @@ def host_http():
 
 def other_host_address(gateway: str) -> str | None:
     """One of the host's own addresses that is not the bridge gateway (e.g. its LAN address)."""
-    from claude_docker.firewall import host_addresses
+    from claude_docker.features.firewall import host_addresses
 
     others = [a for a in host_addresses() if a != gateway and not a.startswith("172.")]
     return others[0] if others else None

@@ -9,8 +9,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from claude_docker import firewall, lifecycle
-from claude_docker.model import CommandNotifierConfig, NotifierConfig
+from claude_docker import lifecycle
+from claude_docker.config.model import CommandNotifierConfig, NotifierConfig
+from claude_docker.features import firewall
 from claude_docker.notify.delivery import LOG_FILE, MAX_LOG_BYTES, SessionDelivery, holding_live_lock
 from claude_docker.notify.events import (
     MAX_BAD_FILES,

@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from claude_docker import firewall, lifecycle, paths
+from claude_docker import lifecycle, paths
+from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
-from claude_docker.pipeline import load_config
+from claude_docker.features import firewall
 from tests.fakes.projects import make_project, run_cli
 
 pytestmark = pytest.mark.docker

@@ -22,9 +22,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from claude_docker.config.loader import format_key_path
+from claude_docker.config.pipeline import load_config
 from claude_docker.errors import ClaudeDockerError, ConfigError
-from claude_docker.loader import format_key_path
-from claude_docker.pipeline import load_config
 from claude_docker.render import render_build_context, render_runtime
 from claude_docker.session import Session
 

@@ -32,10 +32,10 @@ import yaml
 from click.testing import CliRunner
 
 from claude_docker.cli import main
+from claude_docker.config.model import ImageConfig
 from claude_docker.engine import _hard_limits
-from claude_docker.image import build_context, image_tag
+from claude_docker.features.image import build_context, image_tag
 from claude_docker.kubernetes import FIREWALL_SCRIPT, NOTIFIER_UID, READY_DIR
-from claude_docker.model import ImageConfig
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.http import SERVER_JS

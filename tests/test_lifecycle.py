@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from claude_docker import lifecycle, paths
+from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
-from claude_docker.pipeline import load_config
 from claude_docker.runplan import ENTRYPOINT_CAPS
 from claude_docker.session import LABEL_MANAGED, LABEL_PROJECT
 from tests.conftest import is_podman
@@ -248,7 +248,7 @@ def test_hostile_arguments_reach_the_agent_verbatim(project):
 
 
 def test_setup_failure_stops_before_the_agent_runs(project, docker_client):
-    from claude_docker.image import build_context, image_tag
+    from claude_docker.features.image import build_context, image_tag
 
     cfg = load_config(str(project)).config
     tag = image_tag(build_context(cfg.image))
@@ -284,7 +284,7 @@ def test_doctor_fails_on_missing_base_image(tmp_path, cd_home):
 
 def test_entrypoint_takes_over_a_uid_held_by_another_user(project, docker_client):
     """node:* images ship a `node` user with uid 1000: the agent gets the uid, node makes way."""
-    from claude_docker.image import build_context, image_tag
+    from claude_docker.features.image import build_context, image_tag
 
     assert run_cli("build", "-f", str(project)).returncode == 0
     tag = image_tag(build_context(load_config(str(project)).config.image))

@@ -14,8 +14,8 @@ import time
 import pytest
 
 from claude_docker import runplan
+from claude_docker.config.model import Config, ModelEndpoint, NetworkConfig, PersistenceConfig, WorkspaceConfig
 from claude_docker.engine import Engine
-from claude_docker.model import Config, ModelEndpoint, NetworkConfig, PersistenceConfig, WorkspaceConfig
 from claude_docker.session import Session
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.test_firewall_container import (  # noqa: F401 (fixtures)

@@ -13,8 +13,8 @@ import os
 import pytest
 
 from claude_docker import lifecycle
+from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
-from claude_docker.pipeline import load_config
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 from tests.fakes.projects import AGENT_UID, run_cli
 

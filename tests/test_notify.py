@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claude_docker.errors import NotifyError
-from claude_docker.model import (
+from claude_docker.config.model import (
     CommandNotifierConfig,
     NotifierConfig,
     TwilioConfig,
@@ -23,6 +22,7 @@ from claude_docker.model import (
     frozen_map,
     to_plain,
 )
+from claude_docker.errors import NotifyError
 from claude_docker.notify.apprise_backend import AppriseUrl
 from claude_docker.notify.delivery import LOG_FILE, SessionDelivery
 from claude_docker.notify.events import read_event, write_event

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from claude_docker.cli import main
+from claude_docker.config.pipeline import load_config
 from claude_docker.notify.events import pending_names, write_event
-from claude_docker.pipeline import load_config
 from claude_docker.session import Session
 from tests.fakes.twilio import FakeTwilio, twilio  # noqa: F401 - the fixture
 

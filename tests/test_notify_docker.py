@@ -20,10 +20,10 @@ from click.testing import CliRunner
 
 from claude_docker import lifecycle, notify, runplan
 from claude_docker.cli import main
+from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
-from claude_docker.image import ensure_image
+from claude_docker.features.image import ensure_image
 from claude_docker.notify.events import pending_names
-from claude_docker.pipeline import load_config
 from claude_docker.session import Session
 from tests.conftest import TEST_LABEL, base_image_yaml
 from tests.fakes.anthropic import FakeAnthropic, bash, text

@@ -6,11 +6,11 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from claude_docker.cli import main
-from claude_docker.model import CommandNotifierConfig, NotifierConfig
+from claude_docker.config.model import CommandNotifierConfig, NotifierConfig
+from claude_docker.config.pipeline import load_config
 from claude_docker.notify.delivery import LOG_FILE
 from claude_docker.notify.events import read_event, write_event
 from claude_docker.notify.message import MessageContext, render_message
-from claude_docker.pipeline import load_config
 from claude_docker.session import Session
 from tests.test_notify import Clock, FlakyBackend, delivery, stop_event
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker.model import NotifierConfig, TwilioConfig
+from claude_docker.config.model import NotifierConfig, TwilioConfig
 from claude_docker.notify.delivery import LOG_FILE, SessionDelivery
 from claude_docker.notify.events import pending_names, write_event
 from tests.fakes.twilio import FakeTwilio
@@ -147,7 +147,7 @@ def test_a_host_failure_that_could_not_be_sent_is_sent_by_a_later_flush(tmp_path
 
 def test_the_detached_watcher_gets_the_caps_too(twilio):
     """`up --detach` hands the notifier config to its watcher through a pipe: the caps go along."""
-    from claude_docker.model import from_plain, to_plain
+    from claude_docker.config.model import from_plain, to_plain
 
     notifier = NotifierConfig(max_per_session=3, max_per_kind=2, twilio=TwilioConfig(to=(TO,), account_sid=twilio.account_sid))
     handed_over = to_plain(notifier)

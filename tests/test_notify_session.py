@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from claude_docker import notify
-from claude_docker.model import Config, NotifierConfig, TwilioConfig, WorkspaceConfig
+from claude_docker.config.model import Config, NotifierConfig, TwilioConfig, WorkspaceConfig
 from claude_docker.notify.delivery import is_live
 from claude_docker.notify.events import pending_names, write_event
 from claude_docker.session import Session

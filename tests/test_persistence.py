@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker import paths, persistence
-from claude_docker.model import Config, GitIdentity, PersistenceConfig, WorkspaceConfig
+from claude_docker import paths
+from claude_docker.config.model import Config, GitIdentity, PersistenceConfig, WorkspaceConfig
+from claude_docker.features import persistence
 from claude_docker.runspec import BindMount, RunSpec
 from claude_docker.session import Session
 
@@ -251,7 +252,7 @@ def test_reset_targets(cd_home, host_home):
 
 
 def _project_with_state(tmp_path: Path, cd_home: Path) -> tuple[Path, Path]:
-    from claude_docker.model import project_name_for
+    from claude_docker.config.model import project_name_for
 
     project = tmp_path / "proj-reset"
     project.mkdir()

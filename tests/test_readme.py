@@ -9,7 +9,7 @@ import click
 from click.testing import CliRunner
 
 from claude_docker.cli import main
-from claude_docker.pipeline import load_config
+from claude_docker.config.pipeline import load_config
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -417,7 +417,7 @@ def test_the_session_proxy_chains_to_network_proxy_by_name(sandbox, internet, sh
     """With network.proxy set, the session's HTTPS_PROXY is the sandbox proxy: CONNECTs for
     allowlisted names go on to the upstream proxy (here the shared host's CONNECT service),
     others are refused before they reach it."""
-    from claude_docker.model import ProxyConfig
+    from claude_docker.config.model import ProxyConfig
 
     internet.set("corp-proxy.test", shared_host.address())
     upstream = ProxyConfig(http="http://corp-proxy.test:80", https="http://corp-proxy.test:80")

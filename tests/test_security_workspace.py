@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from claude_docker import runplan
+from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
-from claude_docker.image import ensure_image
-from claude_docker.pipeline import load_config
+from claude_docker.features.image import ensure_image
 from claude_docker.session import Session
 from tests.conftest import TEST_LABEL, base_image_yaml
 from tests.fakes.projects import run_cli

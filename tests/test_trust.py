@@ -9,9 +9,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from claude_docker import trust
 from claude_docker.cli import main
-from claude_docker.pipeline import load_config
+from claude_docker.config.pipeline import load_config
+from claude_docker.features import trust
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from claude_docker import lifecycle
+from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
 from claude_docker.notify.events import pending_names
 from claude_docker.paths import project_state_dir
-from claude_docker.pipeline import load_config
 from claude_docker.session import LABEL_PROJECT
 from tests.conftest import TEST_BASE_IMAGE, TEST_LABEL
 from tests.fakes.anthropic import FakeAnthropic, bash, text
@@ -150,7 +150,7 @@ def test_truncated_claude_state_before_up_the_session_runs_and_the_damaged_copy_
 FOREGROUND = """
 import sys, time
 from claude_docker import notify
-from claude_docker.model import Config, NotifierConfig, WebhookConfig, WorkspaceConfig
+from claude_docker.config.model import Config, NotifierConfig, WebhookConfig, WorkspaceConfig
 from claude_docker.session import Session
 
 workspace, url, session_id, container, finish = sys.argv[1:6]
@@ -169,7 +169,7 @@ print("closed", flush=True)
 
 
 def start_foreground(tmp_path, hook: WebhookReceiver, container: str, finish: bool):
-    from claude_docker.model import Config, WorkspaceConfig
+    from claude_docker.config.model import Config, WorkspaceConfig
     from claude_docker.session import Session
 
     workspace = tmp_path / "ws"
@@ -254,8 +254,8 @@ def test_watcher_asks_a_vanished_engine_again_and_delivers_meanwhile(tmp_path, c
     """The engine stops answering (restart, upgrade): events keep being delivered, and once it
     answers again the watcher learns the container's exit code instead of giving up."""
     from claude_docker import engine as engine_module
+    from claude_docker.config.model import NotifierConfig, WebhookConfig, to_plain
     from claude_docker.errors import EngineError
-    from claude_docker.model import NotifierConfig, WebhookConfig, to_plain
     from claude_docker.notify import watch
     from claude_docker.session import Session
 

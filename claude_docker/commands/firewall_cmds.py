@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from .. import firewall
+from ..config.pipeline import load_config
 from ..errors import ClaudeDockerError
+from ..features import firewall
 from ..paths import project_state_dir
-from ..pipeline import load_config
 from .options import file_option
 
 

@@ -10,7 +10,7 @@ import click
 from .options import file_option
 
 if TYPE_CHECKING:
-    from ..model import Config
+    from ..config.model import Config
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -77,8 +77,8 @@ def kube(
           --from-file=notifier.json=/dev/stdin
     """
     from ..artifacts import write_artifacts
+    from ..config.pipeline import load_config
     from ..kubernetes import KubeOptions, notifier_secret_data, render_manifests
-    from ..pipeline import load_config
 
     cfg = load_config(config_file).config
     if notifier_config:
@@ -122,7 +122,7 @@ def kube(
 def _build_images(cfg: Config, image: str | None, notifier_image: str | None) -> tuple[str, str | None]:
     """Build the sandbox image (when missing) and, with a notifier, the notifier image on it."""
     from ..engine import Engine
-    from ..image import ensure_image, proxy_build_args
+    from ..features.image import ensure_image, proxy_build_args
     from ..kubernetes import kube_notifier, notifier_build_context, notifier_image_tag
 
     engine = Engine.connect()

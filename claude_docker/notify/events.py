@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomicfile import write_atomic
-from ..model import NOTIFIER_EVENTS
+from ..config.model import NOTIFIER_EVENTS
 
 MAX_EVENT_BYTES = 1024 * 1024  # what the in-container hook writes at most
 MAX_OUTBOX_FILES = 256  # pending events kept; more than a session's caps can ever send

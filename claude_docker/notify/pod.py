@@ -22,7 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Mapping
 
-from ..model import NotifierConfig, from_plain
+from ..config.model import NotifierConfig, from_plain
 from .delivery import SessionDelivery
 
 ENV_CONFIG = "CLAUDE_DOCKER_NOTIFIER"

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .errors import ConfigError, ConfigProblem
+from ..errors import ConfigError, ConfigProblem
 from .loader import Document, KeyPath, format_key_path
 
 _TOKEN = re.compile(

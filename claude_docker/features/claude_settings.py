@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 from typing import Mapping
 
-from .artifacts import Artifact
+from ..artifacts import Artifact
+from ..config.interpolate import read_env_file
+from ..config.model import Config, McpServer
+from ..paths import CONTAINER_BIN
+from ..session import Session
 from .endpoint import PROVIDER_VARIABLES
-from .interpolate import read_env_file
-from .model import Config, McpServer
-from .paths import CONTAINER_BIN
-from .session import Session
 
 SETTINGS_FILE = "settings.json"
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import paths
-from .errors import ConfigProblem
-from .loader import KeyPath, format_key_path
-from .model import Config
-from .runspec import RunSpec, TmpfsMount
-from .session import Session
+from .. import paths
+from ..config.loader import KeyPath, format_key_path
+from ..config.model import Config
+from ..errors import ConfigProblem
+from ..runspec import RunSpec, TmpfsMount
+from ..session import Session
 
 # Never mounted, whatever `filesystem.blocked_paths` says: it is root on the host.
 ALWAYS_BLOCKED = ("/var/run/docker.sock", "/run/docker.sock")

@@ -21,13 +21,13 @@ import stat
 from pathlib import Path
 from typing import Mapping
 
-from . import paths
-from .atomicfile import set_aside, write_atomic
+from .. import paths
+from ..atomicfile import set_aside, write_atomic
+from ..config.model import DEFAULT_AGENT_UID, Config
+from ..errors import ClaudeDockerError
+from ..runspec import RunSpec
+from ..session import Session
 from .claude_settings import auth_env
-from .errors import ClaudeDockerError
-from .model import DEFAULT_AGENT_UID, Config
-from .runspec import RunSpec
-from .session import Session
 
 # Container side. Outside the agent's home so that Docker-created mount points do not leave
 # root-owned directories in it.

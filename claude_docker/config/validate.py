@@ -11,9 +11,9 @@ import json
 from functools import lru_cache
 from typing import Callable, Iterable
 
-from .errors import ConfigProblem
+from ..errors import ConfigProblem
+from ..resources import schema_path
 from .loader import KeyPath, format_key_path
-from .resources import schema_path
 
 _TYPE_WORDS = {
     "object": "a mapping of keys",

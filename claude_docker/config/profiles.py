@@ -13,9 +13,9 @@ import os
 import re
 from pathlib import Path
 
-from .errors import ConfigError, ConfigProblem
+from ..errors import ConfigError, ConfigProblem
+from ..resources import profiles_dir
 from .loader import Document, load_file
-from .resources import profiles_dir
 
 DEFAULT_PROFILE = "default"
 _BUILTIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from . import paths
-from .errors import ClaudeDockerError
+from .. import paths
+from ..config.model import Config
+from ..errors import ClaudeDockerError
 from .filesystem import is_within, real
-from .model import Config
 
 RECORD_NAME = "trusted.json"
 TRUSTED, NEW, CHANGED = "trusted", "new", "changed"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError, ConfigProblem
+from ..errors import ConfigError, ConfigProblem
 
 CONFIG_FILE_NAME = "claude-docker.yaml"
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from . import paths
-from .artifacts import Artifact, render_template
-from .config_values import ValueProblem, parse_cidr
-from .errors import FirewallError
-from .model import Config
-from .runspec import RunSpec
-from .session import Session
+from .. import paths
+from ..artifacts import Artifact, render_template
+from ..config.config_values import ValueProblem, parse_cidr
+from ..config.model import Config
+from ..errors import FirewallError
+from ..runspec import RunSpec
+from ..session import Session
 
 SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"

@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-from . import paths
-from .artifacts import Artifact, context_hash, render_template
-from .config_values import ValueProblem, read_ca_certificate
-from .errors import ClaudeDockerError, EngineError
-from .model import Config, ImageConfig, ProxyConfig
-from .resources import container_dir
+from .. import paths
+from ..artifacts import Artifact, context_hash, render_template
+from ..config.config_values import ValueProblem, read_ca_certificate
+from ..config.model import Config, ImageConfig, ProxyConfig
+from ..errors import ClaudeDockerError, EngineError
+from ..resources import container_dir
 
 IMAGE_REPOSITORY = "claude-docker"
 LABEL_CLAUDE_CODE_VERSION = "dev.claude-docker.claude-code-version"

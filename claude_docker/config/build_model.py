@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..paths import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
 from .config_values import ValueProblem, parse_cidr, read_ca_certificate
 from .loader import KeyPath
 from .model import (
@@ -28,7 +29,6 @@ from .model import (
     WorkspaceConfig,
     frozen_map,
 )
-from .paths import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
 
 # System directories no mount may cover.
 SYSTEM_CONTAINER_PATHS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib")

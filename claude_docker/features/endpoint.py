@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from .interpolate import read_env_file
-from .model import Config, ModelEndpoint
+from ..config.interpolate import read_env_file
+from ..config.model import Config, ModelEndpoint
 
 DEFAULT_HOST = "api.anthropic.com"
 

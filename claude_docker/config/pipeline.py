@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
-from . import paths
-from .errors import ConfigError, ConfigProblem
+from .. import paths
+from ..errors import ConfigError, ConfigProblem
 from .interpolate import InterpolationError, interpolate_document, read_env_file, substitute
 from .loader import Document, KeyPath, find_config_file, format_key_path
 from .merge import locate, merge_documents
@@ -99,7 +99,7 @@ def load_config(
     if config.env_file is None:
         config = _with_env_file(config, str(paths.default_env_file()))
 
-    from . import filesystem
+    from ..features import filesystem
 
     def locate_merged(path: KeyPath) -> tuple[str, int | None] | None:
         return (file_of(path), line_of(path)) if locate(origins, path) else None
