@@ -23,6 +23,7 @@ but is not done yet). A `/login` credentials file is the agent's own: see docs/f
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -96,6 +97,21 @@ def not_injectable(cfg: Config, environ: Mapping[str, str]) -> str | None:
     return None
 
 
+# HAProxy reads the header value as a log-format string: `%`, quotes, backslashes and spaces
+# would change it. Real keys and tokens are letters, digits and `-._~+/=`.
+_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,4096}$")
+
+
+def _checked(name: str, found: dict[str, tuple[str, str]]) -> str:
+    value, where = found[name]
+    if not _TOKEN.match(value.strip()):
+        raise ClaudeDockerError(
+            f"{name} (from {where}) holds characters a key or token never has (spaces, quotes, %, ...)",
+            "check the value: letters, digits and -._~+/= only",
+        )
+    return value.strip()
+
+
 def _truthy(value: str) -> bool:
     return value.strip().lower() not in ("", "0", "false", "no", "off")
 
@@ -111,12 +127,12 @@ def plan(cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint) -> In
     unprotected: tuple[str, ...] = ()
     if present and reason is None:
         if API_KEY_VARIABLE in found:
-            secret_env[SECRET_API_KEY] = found[API_KEY_VARIABLE][0]
+            secret_env[SECRET_API_KEY] = _checked(API_KEY_VARIABLE, found)
             agent_env[API_KEY_VARIABLE] = PLACEHOLDER
             headers.append("x-api-key")
         bearer = [name for name in BEARER_VARIABLES if name in found]
         if bearer:
-            secret_env[SECRET_AUTHORIZATION] = "Bearer " + found[bearer[0]][0]
+            secret_env[SECRET_AUTHORIZATION] = "Bearer " + _checked(bearer[0], found)
             for name in bearer:
                 agent_env[name] = PLACEHOLDER
             headers.append("authorization")
@@ -128,8 +144,7 @@ def plan(cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint) -> In
         token = found.get(git.token_variable)
         if token is None:
             raise ClaudeDockerError(
-                f"network.git_credential: {git.token_variable} is not set in the environment or the env file",
-                f"set {git.token_variable}=<token for {git.host}> in the env file, or remove network.git_credential",
+                f"network.git_credential: {git.token_variable} is not set in the environment or the env file", TOKEN_HINT
             )
         basic = base64.b64encode(f"{git.username}:{token[0]}".encode()).decode()
         secret_env[SECRET_GIT_AUTHORIZATION] = "Basic " + basic
@@ -143,6 +158,9 @@ def plan(cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint) -> In
             }
         )
     return Injection(tuple(headers), agent_env, secret_env, unprotected)
+
+
+TOKEN_HINT = "put the token in the env file (e.g. GITHUB_TOKEN=...) or the environment, or remove network.git_credential"
 
 
 def problems(cfg: Config, environ: Mapping[str, str]) -> list[str]:
