@@ -1,4 +1,6 @@
-"""Shared fixtures. Tests marked `docker` talk to a real engine.
+"""Shared fixtures. Tests live in three directories, each with its own conftest:
+tests/unit/ (no engine), tests/engine/ (marked `docker`: a real engine) and tests/e2e/ (marked
+`e2e`: the real Claude Code binary in a container).
 
 With CLAUDE_DOCKER_REQUIRE_ENGINE=1 (set by the README's test command under CI), a missing
 engine fails those tests instead of skipping them.
@@ -84,6 +86,7 @@ def server_image(docker_client) -> str:
     return ensure_image(Engine(docker_client), server_image_config()).tag
 
 
+@pytest.hookimpl(trylast=True)  # after the directory conftests have marked their tests
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every `docker`/`e2e` test checks the engine first, even if it never names the fixture."""
     for item in items:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO_ROOT
+
+ROOT = REPO_ROOT
 SCHEMA = json.loads((ROOT / "schema" / "claude-docker.schema.json").read_text())
 CONFIG_DOC = (ROOT / "docs" / "config.md").read_text()
 

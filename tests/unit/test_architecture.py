@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "claude_docker"
+from tests.conftest import REPO_ROOT
+
+PACKAGE = REPO_ROOT / "claude_docker"
 
 # Lowest first. A module may import modules of its own stage or of the stages before it.
 STAGES: list[tuple[str, tuple[str, ...]]] = [

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from claude_docker.config.loader import parse
 from claude_docker.config.profiles import builtin_names, builtin_path
 from claude_docker.config.validate import schema
+from tests.unit.test_hostile_values import BASE, FIELDS, with_value
 
 from .test_config_golden import CASES
-from .test_hostile_values import BASE, FIELDS, with_value
 
 ORACLE = jsonschema.Draft202012Validator(schema())
 
@@ -42,7 +42,7 @@ json_values = st.recursive(
 @settings(max_examples=200, deadline=None, database=None)
 @given(path=st.sampled_from(FIELDS), value=json_values)
 def test_any_value_of_any_type_gives_a_config_error_or_a_config(path, value):
-    from .test_hostile_values import render_data
+    from tests.unit.test_hostile_values import render_data
 
     assume(path[-1] != "*KEY" or isinstance(value, str))  # YAML keys here are text
     render_data(with_value(path, value))  # raises only for a bug (a traceback)

@@ -7,10 +7,8 @@ import dataclasses
 import pytest
 
 from claude_docker.config.model import Config, ImageConfig, NetworkConfig, ProxyConfig, WorkspaceConfig
-from claude_docker.engine import Engine
-from claude_docker.errors import ClaudeDockerError, EngineError
-from claude_docker.features import image as image_mod
-from claude_docker.features.image import build_context, ensure_image, image_tag, proxy_build_args
+from claude_docker.errors import ClaudeDockerError
+from claude_docker.features.image import build_context, image_tag, proxy_build_args
 from claude_docker.render import render_build_context
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 
@@ -121,52 +119,3 @@ def test_proxy_goes_to_predefined_build_args_not_the_context():
     assert args["HTTPS_PROXY"] == "http://proxy:3128" and args["no_proxy"] == "localhost,.corp"
     assert proxy_build_args(None) == {}
     assert "proxy:3128" not in dockerfile(TEST_IMAGE)
-
-
-@pytest.mark.docker
-def test_build_then_no_rebuild_and_labels():
-    engine = Engine.connect()
-    lines: list[str] = []
-    first = ensure_image(engine, TEST_IMAGE, on_output=lines.append)
-    second = ensure_image(engine, TEST_IMAGE, on_output=lines.append)
-    assert second.built is False and second.tag == first.tag
-    labels = engine.image_labels(first.tag)
-    assert labels[image_mod.LABEL_CLAUDE_CODE_VERSION] == first.claude_code_version
-    assert first.claude_code_version[0].isdigit(), first.claude_code_version
-    assert labels[image_mod.LABEL_CONTEXT_HASH] == first.tag.split(":", 1)[1]
-    # what the image must hold
-    script = "command -v bash claude iptables ipset dnsmasq ip setpriv ps git curl update-ca-certificates; ! command -v sudo; id dnsmasq"
-    output = engine.client.containers.run(first.tag, entrypoint=["bash", "-c", script], remove=True, network_disabled=True)
-    assert b"/claude" in output and b"setpriv" in output and b"dnsmasq" in output
-    # ... and what it need not: Claude Code is a native binary, Node a build tool of its stage
-    leftovers = "command -v node npm; ls /usr/local/lib/node_modules 2>/dev/null; true"
-    assert engine.client.containers.run(first.tag, entrypoint=["bash", "-c", leftovers], remove=True, network_disabled=True) == b""
-
-
-@pytest.mark.docker
-def test_failed_build_is_an_engine_error_with_the_last_lines():
-    engine = Engine.connect()
-    broken = dataclasses.replace(TEST_IMAGE, apt_packages=("no-such-package-claude-docker-test",))
-    with pytest.raises(EngineError) as failure:
-        ensure_image(engine, broken)
-    assert "image build failed" in failure.value.message
-    assert "no-such-package-claude-docker-test" in failure.value.message
-    assert "--verbose" in failure.value.hint
-
-
-@pytest.mark.docker
-def test_project_packages_are_installed():
-    engine = Engine.connect()
-    with_jq = dataclasses.replace(TEST_IMAGE, apt_packages=("jq",))
-    result = ensure_image(engine, with_jq)
-    output = engine.client.containers.run(result.tag, entrypoint=["jq", "-n", "1+1"], remove=True, network_disabled=True)
-    assert output.strip() == b"2"
-
-
-@pytest.mark.docker
-def test_missing_base_image_is_named_in_the_error():
-    engine = Engine.connect()
-    with pytest.raises(EngineError) as failure:
-        ensure_image(engine, ImageConfig(base="claude-docker-test/no-such-base:1"))
-    assert "image.base claude-docker-test/no-such-base:1 is not present locally and could not be pulled" in failure.value.message
-    assert "docker pull" in failure.value.hint

@@ -1,7 +1,7 @@
 """Rendered output against committed golden files, and what may change the image.
 
 Regenerate after an intended template change with:
-    CLAUDE_DOCKER_UPDATE_GOLDEN=1 python3 -m pytest tests/test_config_golden.py
+    CLAUDE_DOCKER_UPDATE_GOLDEN=1 python3 -m pytest tests/unit/config/test_config_golden.py
 and review the diff like code.
 """
 

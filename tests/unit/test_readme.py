@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
+from tests.conftest import REPO_ROOT
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = REPO_ROOT / "README.md"
 
 
 def _annotated_example() -> str:

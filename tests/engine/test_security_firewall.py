@@ -12,7 +12,7 @@ import time
 import pytest
 
 from claude_docker import paths
-from tests.test_firewall_container import (  # noqa: F401 (fixtures are found by name)
+from tests.engine.test_firewall_container import (  # noqa: F401 (fixtures are found by name)
     PING_PL,
     fake_dns,
     gateway,
@@ -238,8 +238,8 @@ CA_FILE = "/tmp/shared-ca.pem"
 
 @pytest.fixture(scope="module")
 def shared_host(docker_client, server_image):
+    from tests.engine.test_firewall_container import LABELS
     from tests.fakes.shared_host import start_shared_host
-    from tests.test_firewall_container import LABELS
 
     host = start_shared_host(docker_client, server_image, SHARED_NAMES, LABELS)
     yield host
