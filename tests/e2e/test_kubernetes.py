@@ -27,13 +27,16 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from claude_docker.cli import main
 from claude_docker.config.model import ImageConfig
 from claude_docker.engine import _hard_limits
 from claude_docker.features.image import build_context, image_tag
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.http import SERVER_JS
+from tests.fakes.twilio import FakeTwilio
 from tests.unit.test_kubernetes import (  # noqa: F401 (fixtures are found by name)
     pod_spec,
     render,
@@ -118,6 +121,7 @@ class PlayedPod:
         self.secret = self.name
         self.claim = f"{self.name}-ws"
         self.servers: list[str] = []
+        self.secrets: list[str] = []
         self.play_file: Path | None = None
 
     def start_server(self, label: str) -> str:
@@ -132,14 +136,25 @@ class PlayedPod:
             time.sleep(0.2)
         return run_podman(self.podman, "inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
 
-    def create_secret(self, values: dict[str, str]) -> None:
-        body = self.tmp_path / "secret.json"
+    def create_secret(self, values: dict[str, str], name: str | None = None) -> None:
+        name = name or self.secret
+        body = self.tmp_path / f"{name}.json"
         body.write_text(json.dumps({key: base64.b64encode(value.encode()).decode() for key, value in values.items()}))
-        run_podman(self.podman, "secret", "create", self.secret, str(body))
+        run_podman(self.podman, "secret", "create", name, str(body))
+        body.unlink()
+        self.secrets.append(name)
 
-    def render(self, config_yaml: str, claude_args: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def render(self, config_yaml: str, claude_args: list[str], *extra: str, env: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
         return render(self.tmp_path, config_yaml, "--name", self.name, "--secret", self.secret, "--image", self.podman["image"],
-                      "--workspace-claim", self.claim, "--", *claude_args)
+                      "--workspace-claim", self.claim, *extra, "--", *claude_args, env=env)
+
+    def shared_volume(self, name: str) -> None:
+        """An emptyDir as Kubernetes makes it (mode 0777), ahead of `kube play`, which would make
+        it root's 0755: the agent's hooks and the notifier, two non-root uids, both write it."""
+        volume = f"{self.name}-{name}"
+        run_podman(self.podman, "volume", "create", volume)
+        mountpoint = run_podman(self.podman, "volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip()
+        os.chmod(mountpoint, 0o777)
 
     def play(self, files: dict[str, list[dict[str, Any]]], adapt: Any = None) -> None:
         pod = adapt_for_podman(workload(files))
@@ -174,9 +189,11 @@ class PlayedPod:
         for server in self.servers:
             run_podman(self.podman, "rm", "-f", server, check=False)
         # kube play makes a volume for the claim and one for the ConfigMap; kube down keeps both.
-        for volume in (self.claim, f"{self.name}-runtime", *(f"{self.name}-{v}" for v in ("ready", "outbox", "home"))):
+        emptydirs = ("ready", "outbox", "home", "log", "notifier-state")
+        for volume in (self.claim, f"{self.name}-runtime", *(f"{self.name}-{v}" for v in emptydirs)):
             run_podman(self.podman, "volume", "rm", "-f", volume, check=False)
-        run_podman(self.podman, "secret", "rm", self.secret, check=False)
+        for secret in self.secrets:
+            run_podman(self.podman, "secret", "rm", secret, check=False)
 
 
 @pytest.fixture
@@ -187,11 +204,17 @@ def played(podman, tmp_path, cd_home):
 
 
 def firewall_config(allowed: str) -> str:
+    """The host stays closed: the API stand-in on it is the model endpoint, opened exactly."""
     return (
         f"image:\n  base: {TEST_BASE_IMAGE}\n  extra_ca_certificates: [{HOST_CA_BUNDLE}]\n"
-        "network:\n  firewall: true\n  allow_host_network: true\n"  # the API stand-in is on the host
+        "network:\n  firewall: true\n"
         f"  allowed_cidrs: [\"{allowed}/32:80\"]\n"
     )
+
+
+def endpoint_env(api: FakeAnthropic) -> dict[str, str]:
+    """ANTHROPIC_BASE_URL where `kube` renders: inline in the manifest, opened by the firewall."""
+    return {"ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)}
 
 
 def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
@@ -205,8 +228,8 @@ def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
     )
     script = [bash(probes), text("The task is done.")]
     with FakeAnthropic(script) as api:
-        played.create_secret({"ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)})
-        files = played.render(firewall_config(allowed), ["-p", "probe the network and write result.txt"])
+        played.create_secret({"ANTHROPIC_API_KEY": api.api_key})
+        files = played.render(firewall_config(allowed), ["-p", "probe the network and write result.txt"], env=endpoint_env(api))
         assert workload(files)["kind"] == "Job"
         played.play(files)
         code = played.wait("agent", timeout=240)
@@ -240,8 +263,8 @@ def test_a_failed_firewall_keeps_the_agent_from_starting_on_podman(played):
         firewall["command"] = ["/bin/bash", "-c", f"sleep 5; exec /bin/bash {firewall['command'][-1]}"]
 
     with FakeAnthropic([text("must never be asked")]) as api:
-        played.create_secret({"ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)})
-        files = played.render(firewall_config("10.88.255.254"), ["-p", "anything"])
+        played.create_secret({"ANTHROPIC_API_KEY": api.api_key})
+        files = played.render(firewall_config("10.88.255.254"), ["-p", "anything"], env=endpoint_env(api))
         # A ready file another Pod left behind (a shared volume): it names another namespace.
         stale = f"{played.name}-ready"
         run_podman(played.podman, "volume", "create", stale)
@@ -254,3 +277,112 @@ def test_a_failed_firewall_keeps_the_agent_from_starting_on_podman(played):
     assert "the firewall could not be set up; the session did not start" in logs
     assert api.requests == []
     assert played.wait("firewall", timeout=30) == 70
+
+
+# --- the notifier container on Podman ----------------------------------------------------------------
+#
+# Two more adaptations (docs/kubernetes.md lists them):
+#  7. Podman does not stop the (former) sidecars when the agent exits, as Kubernetes does with
+#     SIGTERM; the test sends that SIGTERM itself (`podman stop`) once the agent has exited.
+#  8. emptyDirs that two non-root uids write (the outbox: the agent's hooks and the notifier; the
+#     notifier's state) are created ahead with the mode Kubernetes gives an emptyDir (0777).
+
+
+@pytest.fixture(scope="module")
+def notifier_image(podman, docker_client) -> str:
+    """The notifier image `kube --build` makes, built on the test's sandbox image, in Podman's store."""
+    from claude_docker.engine import Engine
+    from claude_docker.kubernetes import notifier_build_context, notifier_image_tag
+
+    sandbox = podman["image"].removeprefix("localhost/")
+    tag = notifier_image_tag(sandbox)
+    engine = Engine(docker_client)
+    if engine.image_labels(tag) is None:
+        engine.build(notifier_build_context(sandbox), tag=tag)
+    copy_into_podman(podman["binary"], tag, f"localhost/{tag}", podman["env"])
+    return f"localhost/{tag}"
+
+
+def test_the_notifier_container_delivers_the_session_end_and_the_agent_cannot_use_its_credentials(played, notifier_image):
+    """A Job with a Twilio notifier: Claude's Stop and the session_end arrive at the Twilio
+    stand-in, sent by the notifier container with its own Secret (the stand-in checks the
+    credentials). From its own Bash tool call the agent looks for that credential (environment,
+    every /proc/*/environ and cmdline it can see, every file it can read) and finds nothing, and
+    cannot reach the Twilio endpoint that the notifier reaches: the owner match."""
+    twilio = FakeTwilio(host="0.0.0.0", auth_token="tw-" + secrets.token_hex(12)).start()
+    half = len(twilio.auth_token) // 2
+    head, tail = twilio.auth_token[:half], twilio.auth_token[half:]
+    endpoint = f"http://{PODMAN_GATEWAY}:{twilio.port}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+    probes = (
+        # The token is looked for without ever being written whole on a command line.
+        f"printf '%s%s' '{head}' '{tail}' > /tmp/pattern; "
+        "in_processes=$( { env; cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null; } "
+        "| /usr/bin/grep -a -c -F -f /tmp/pattern ); "
+        "in_files=$( /usr/bin/grep -a -r -l -F -f /tmp/pattern /run /opt /home /workspace /etc /var /tmp 2>/dev/null "
+        "| /usr/bin/grep -v -x /tmp/pattern | wc -l ); echo \" secret-hits=$in_processes/$in_files\"; "
+        "env | /usr/bin/grep -c -i -e twilio -e CLAUDE_DOCKER_NOTIFIER | sed 's/^/ notifier-env=/'; "
+        "ls -d /run/claude-docker/notifier 2>/dev/null; echo \" state-dir-rc=$?\"; "
+        "ps -eo user,comm | /usr/bin/grep -c python | sed 's/^/ notifier-processes=/'; "
+        f"curl -sS -m 5 -u '{twilio.account_sid}:guess' -d To=+15551234567 -d From=+15005550006 -d Body=from-the-agent "
+        f"{endpoint}; echo \" notifier-endpoint-rc=$?\""
+    )
+    config = firewall_config("10.88.255.254") + (
+        "notifier:\n  on: [stop, session_end]\n  min_interval_seconds: 0\n"
+        "  twilio:\n    account_sid: ${TWILIO_ACCOUNT_SID}\n    auth_token: ${TWILIO_AUTH_TOKEN}\n"
+        f"    api_base: http://{PODMAN_GATEWAY}:{twilio.port}\n    from: '+15005550006'\n    to: ['+15551234567']\n"
+    )
+    notifier_env = {"TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token}
+    try:
+        with FakeAnthropic([bash(probes), text("The task is done.")]) as api:
+            played.create_secret({"ANTHROPIC_API_KEY": api.api_key})
+            env = {**endpoint_env(api), **notifier_env}
+            files = played.render(config, ["-p", "probe for the notifier's credentials"], "--notifier-image", notifier_image,
+                                  "--notifier-secret", f"{played.name}-notify", env=env)
+            result = CliRunner().invoke(
+                main, ["kube", "-f", str(played.tmp_path / "project" / "claude-docker.yaml"), "--notifier-config"],
+                env={"CLAUDE_DOCKER_HOME": str(played.tmp_path / "home"), **env},
+            )
+            assert result.exit_code == 0, result.output
+            played.create_secret({"notifier.json": result.stdout.strip()}, name=f"{played.name}-notify")
+            for volume in ("outbox", "notifier-state"):
+                played.shared_volume(volume)
+            played.play(files)
+            code = played.wait("agent", timeout=240)
+            logs = played.logs("agent")
+            # The Stop message goes out while the Pod runs; the session_end waits for the final flush.
+            assert wait_until(lambda: len(twilio.messages) >= 1, timeout=30), played.logs("notifier")
+            before_sigterm = list(twilio.messages)
+            run_podman(played.podman, "stop", "--time", "60", f"{played.name}-notifier", timeout=90)  # Kubernetes' SIGTERM
+            notifier_code = played.wait("notifier", timeout=10)
+            notifier_logs = played.logs("notifier")
+    finally:
+        twilio.stop()
+
+    assert code == 0, logs + played.logs("firewall")
+    assert "The task is done." in logs
+    [result] = api.tool_results()
+    output = json.dumps(result.get("content"))
+    assert "secret-hits=0/0" in output, output  # not in its environment, no process, no file it can read
+    assert "notifier-env=0" in output, output
+    assert "state-dir-rc=0" not in output, output
+    assert "notifier-processes=0" in output, output
+    assert "notifier-endpoint-rc=7" in output, output  # refused by the firewall (owner match): no connection
+    assert all(r.form.get("Body") != "from-the-agent" for r in twilio.requests)
+
+    assert notifier_code == 0, notifier_logs
+    project = workload(files)["metadata"]["labels"]["dev.claude-docker/project"]
+    assert len(before_sigterm) == 1 and before_sigterm[0]["Body"].startswith(f"claude-docker {project}: Claude finished"), before_sigterm
+    bodies = [m["Body"] for m in twilio.messages]
+    assert len(bodies) == 2 and bodies[0].endswith("The task is done."), bodies
+    assert "session ended" in bodies[1], bodies
+    assert all(r.auth == (twilio.account_sid, twilio.auth_token) for r in twilio.requests)  # the notifier's own Secret
+    assert "final delivery done: 1 sent, 0 left undelivered" in notifier_logs, notifier_logs
+
+
+def wait_until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return bool(predicate())

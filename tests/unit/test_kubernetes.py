@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ import yaml
 from click.testing import CliRunner
 
 from claude_docker.cli import main
-from claude_docker.kubernetes import FIREWALL_SCRIPT, READY_DIR
+from claude_docker.kubernetes import FIREWALL_SCRIPT, NOTIFIER_UID, READY_DIR
 
 KUBERNETES_VERSION = "1.37"
 
@@ -84,6 +87,30 @@ claude:
       headers: {Authorization: "Bearer ${SEARCH_TOKEN:-}"}
 """
 
+NOTIFIER_YAML = """\
+notifier:
+  on: [stop, session_end]
+  twilio:
+    account_sid: ${TWILIO_ACCOUNT_SID}
+    auth_token: ${TWILIO_AUTH_TOKEN}
+    from: "+15005550006"
+    to: ["+15551234567"]
+  webhooks:
+    - {url: "https://hooks.example.com/claude", headers: {Authorization: "Bearer ${HOOK_TOKEN}"}}
+    - {url: "http://10.20.30.40:8080/hook"}
+"""
+NOTIFIER_ENV = {
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "TWILIO_AUTH_TOKEN": "twilio-token-never-inline",
+    "HOOK_TOKEN": "hook-token-never-inline",
+}
+PROVIDER_ENV = {
+    "ANTHROPIC_BASE_URL": "http://10.1.2.3:4000",
+    "ANTHROPIC_MODEL": "claude-model-x",
+    "ANTHROPIC_AUTH_TOKEN": "gateway-token-never-inline",
+    "ANTHROPIC_CUSTOM_HEADERS": "X-Team: secret-header-never-inline",
+}
+
 VARIANTS = {
     "job-on-a-claim": ("", ["--workspace-claim", "repo", "--", "-p", "fix the test"]),
     "pod-from-git": ("", ["--git-url", "https://github.com/example/repo.git", "--git-ref", "main", "--state-claim", "home"]),
@@ -93,13 +120,16 @@ VARIANTS = {
         ["--workspace-claim", "repo", "-n", "agents", "--name", "task-1", "--deadline", "600"],
     ),
     "mcp-and-env-secrets": (MCP_YAML, ["--workspace-claim", "repo", "--secret", "team-keys"]),
+    "notifier-job": (NOTIFIER_YAML, ["--workspace-claim", "repo", "--", "-p", "x"]),
+    "notifier-pod-from-git": (NOTIFIER_YAML, ["--git-url", "https://github.com/example/repo.git", "--notifier-secret", "n"]),
 }
+VARIANT_ENV = {**NOTIFIER_ENV, **PROVIDER_ENV}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_rendered_manifest_validates_against_the_kubernetes_schemas(tmp_path, variant):
     config, args = VARIANTS[variant]
-    files = render(tmp_path, config, *args)
+    files = render(tmp_path, config, *args, env=VARIANT_ENV)
     documents = [doc for docs in files.values() for doc in docs]
     assert {doc["kind"] for doc in documents} in ({"ConfigMap", "Job"}, {"ConfigMap", "Pod"})
     for document in documents:
@@ -188,6 +218,133 @@ def test_credentials_are_secret_references_and_never_values(tmp_path):
     assert agent_env["EDITOR"] == {"name": "EDITOR", "value": "vim"}
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_no_credential_value_is_ever_written_into_a_manifest(tmp_path, variant):
+    config, args = VARIANTS[variant]
+    text_of_everything = json.dumps(render(tmp_path, config, *args, env=VARIANT_ENV))
+    for name, value in VARIANT_ENV.items():
+        if name not in ("ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "TWILIO_ACCOUNT_SID"):
+            assert value not in text_of_everything, name
+
+
+def test_the_notifier_is_a_sidecar_of_its_own_uid_with_its_own_secret(tmp_path):
+    files = render(tmp_path, NOTIFIER_YAML, "--workspace-claim", "repo", "--notifier-secret", "notify-keys", "--", "-p", "x",
+                   env=NOTIFIER_ENV)
+    spec = pod_spec(workload(files))
+    assert [c["name"] for c in spec["initContainers"]] == ["firewall", "notifier"]  # after the firewall's gate
+    notifier = container(spec, "notifier")
+    assert notifier["restartPolicy"] == "Always"  # a native sidecar: it never keeps the Job from completing
+    assert notifier["command"] == ["python3", "-m", "claude_docker.notify.pod"]
+    assert notifier["image"].startswith("claude-docker-notifier:")
+    security = notifier["securityContext"]
+    assert security["runAsUser"] == NOTIFIER_UID and security["runAsGroup"] == NOTIFIER_UID
+    assert NOTIFIER_UID not in (0, container(spec, "agent")["securityContext"]["runAsUser"])
+    assert security["capabilities"] == {"drop": ["ALL"]} and security["allowPrivilegeEscalation"] is False
+    assert security["runAsNonRoot"] is True and security["readOnlyRootFilesystem"] is True
+    assert spec["terminationGracePeriodSeconds"] >= 60  # time for the final delivery after SIGTERM
+    [config_ref] = [e for e in notifier["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    assert config_ref["valueFrom"]["secretKeyRef"] == {"name": "notify-keys", "key": "notifier.json"}
+    mounts = {m["mountPath"]: m["name"] for m in notifier["volumeMounts"]}
+    assert mounts == {"/run/claude-docker/notifier": "notifier-state", "/run/claude-docker/notifier/outbox": "outbox"}
+
+    # The agent container has no way to the notifier's credentials or its state.
+    agent = container(spec, "agent")
+    agent_refs = [e["valueFrom"]["secretKeyRef"] for e in agent["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    assert agent_refs and all(ref["name"] == "claude-docker" for ref in agent_refs)
+    assert all(ref["key"] != "notifier.json" for ref in agent_refs)
+    assert "notifier-state" not in {m["name"] for m in agent["volumeMounts"]}
+    assert {m["name"]: m["mountPath"] for m in agent["volumeMounts"]}["outbox"] == "/run/claude-docker/outbox"
+    assert not any(volume.get("secret") for volume in spec["volumes"])  # no Secret as files, anywhere
+
+
+def test_the_firewall_lets_only_the_notifier_uid_out_to_the_notifier_endpoints(tmp_path):
+    files = render(tmp_path, NOTIFIER_YAML, "--workspace-claim", "repo", env=NOTIFIER_ENV)
+    data = files["configmap.yaml"][0]["data"]
+    script = data["init-firewall.sh"]
+    assert f"readonly NOTIFIER_UID={NOTIFIER_UID}" in script
+    assert "-A OUTPUT -m owner --uid-owner $NOTIFIER_UID -m set --match-set cd-notify-exact dst,dst -j ACCEPT" in script
+    assert "--uid-owner $NOTIFIER_UID -p tcp -m multiport --dports 443 -m set --match-set cd-notify dst -j ACCEPT" in script
+    assert "add cd-notify-exact 10.20.30.40,tcp:8080" in script
+    assert "api.twilio.com" not in script  # by name: through dnsmasq into cd-notify only
+    assert "server=/hooks.example.com/@UPSTREAM@" in data["dnsmasq-servers.tmpl"]
+    assert "server=/api.twilio.com/@UPSTREAM@" in data["dnsmasq-servers.tmpl"]
+    assert "ipset=/api.twilio.com/cd-notify\n" in data["dnsmasq.conf"]  # never the agent's cd-dns
+    assert "local=/*.api.twilio.com/" in data["dnsmasq.conf"]  # no DNS tunnel below the name
+    assert "twilio" not in data["haproxy.cfg"] and "hooks.example.com" not in data["haproxy.cfg"]  # not for the agent
+    # Without a notifier the firewall knows no notifier uid at all.
+    (tmp_path / "plain").mkdir()
+    plain = render(tmp_path / "plain", "", "--workspace-claim", "repo")["configmap.yaml"][0]["data"]["init-firewall.sh"]
+    assert "NOTIFIER_UID" not in plain and "cd-notify" not in plain
+
+
+def test_a_name_the_agent_may_reach_too_keeps_its_allow_sets(tmp_path):
+    config = NOTIFIER_YAML + "network:\n  allowed_domains: ['*.example.com']\n"
+    data = render(tmp_path, config, "--workspace-claim", "repo", env=NOTIFIER_ENV)["configmap.yaml"][0]["data"]
+    assert "ipset=/hooks.example.com/cd-dns,cd-notify\n" in data["dnsmasq.conf"]
+    assert "local=/*.hooks.example.com/" not in data["dnsmasq.conf"]
+
+
+def test_the_notifier_config_is_printed_for_the_secret_and_never_written(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(NOTIFIER_YAML + "  commands: [[/bin/true]]\n")
+    result = CliRunner().invoke(main, ["kube", "-f", str(project / "claude-docker.yaml"), "--notifier-config"],
+                                env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h"), **NOTIFIER_ENV})
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["twilio"]["auth_token"] == "twilio-token-never-inline"
+    assert data["webhooks"][0]["headers"] == {"Authorization": "Bearer hook-token-never-inline"}
+    assert data["commands"] == [] and data["apprise"] == []  # host commands never run in the Pod
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]  # no manifests, no file with the credentials
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["claude-docker.yaml"]
+
+
+@pytest.mark.parametrize(
+    "config, args, message",
+    [
+        (NOTIFIER_YAML, ["--notifier-secret", "claude-docker"], "the notifier's Secret must not be the agent's"),
+        (NOTIFIER_YAML + f"claude:\n  uid: {NOTIFIER_UID}\n", [], f"uid {NOTIFIER_UID} is the notifier container's"),
+        ("notifier:\n  webhooks: [{url: 'http://[::1]:80/x'}]\n", [], "is an IPv6 address"),
+    ],
+)
+def test_notifier_refusals_name_the_problem(tmp_path, config, args, message):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(config)
+    result = CliRunner().invoke(
+        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / "out"), "--workspace-claim", "r", *args],
+        env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h"), **NOTIFIER_ENV},
+    )
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_provider_variables_and_the_model_endpoint_reach_the_agent_as_on_docker(tmp_path):
+    files = render(tmp_path, "", "--workspace-claim", "repo", "--", "-p", "x", env=PROVIDER_ENV)
+    env = {e["name"]: e for e in container(pod_spec(workload(files)), "agent")["env"]}
+    assert env["ANTHROPIC_BASE_URL"] == {"name": "ANTHROPIC_BASE_URL", "value": "http://10.1.2.3:4000"}
+    assert env["ANTHROPIC_MODEL"] == {"name": "ANTHROPIC_MODEL", "value": "claude-model-x"}
+    for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "claude-docker", "key": name, "optional": True}
+    assert env["CLAUDE_DOCKER_ENDPOINT_HOST"]["value"] == "10.1.2.3"
+    assert env["CLAUDE_DOCKER_ENDPOINT_PORT"]["value"] == "4000"
+    assert env["CLAUDE_DOCKER_ENDPOINT_FIREWALL"]["value"] == "1"
+    data = files["configmap.yaml"][0]["data"]
+    assert "readonly ENDPOINT_HOST=10.1.2.3" in data["init-firewall.sh"]  # opened exactly, as on Docker
+    assert "readonly ENDPOINT_PORT=4000" in data["init-firewall.sh"]
+    assert '"$BIN/check-endpoint"' in data["kube-agent.sh"] and "EXIT_ENDPOINT_UNREACHABLE=72" in data["kube-agent.sh"]
+
+
+def test_a_provider_by_name_joins_the_allowlist(tmp_path):
+    config = "claude:\n  env: {CLAUDE_CODE_USE_BEDROCK: '1', AWS_REGION: eu-west-3}\n"
+    files = render(tmp_path, config, "--workspace-claim", "repo", env={})
+    env = {e["name"]: e for e in container(pod_spec(workload(files)), "agent")["env"]}
+    assert env["CLAUDE_CODE_USE_BEDROCK"]["value"] == "1" and env["AWS_REGION"]["value"] == "eu-west-3"
+    assert env["CLAUDE_DOCKER_ENDPOINT_HOST"]["value"] == "bedrock-runtime.eu-west-3.amazonaws.com"
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["key"] == "AWS_ACCESS_KEY_ID"
+    assert "server=/bedrock-runtime.eu-west-3.amazonaws.com/@UPSTREAM@" in files["configmap.yaml"][0]["data"]["dnsmasq-servers.tmpl"]
+
+
 def test_proxy_credentials_come_from_the_secret_and_literal_mcp_values_are_named(tmp_path):
     config = (
         "network:\n  proxy: {https: 'http://user:pw@proxy.example:3128', http: 'http://proxy.example:3128'}\n"
@@ -228,7 +385,7 @@ def test_no_host_path_is_ever_mounted(tmp_path, variant):
     config, args = VARIANTS[variant]
     (tmp_path / "data").mkdir()
     extra = f"filesystem:\n  mounts: [{{source: {tmp_path / 'data'}, target: /data}}]\n"
-    files = render(tmp_path, config + extra, *args)
+    files = render(tmp_path, config + extra, *args, env=VARIANT_ENV)
     spec = pod_spec(workload(files))
     assert all("hostPath" not in volume for volume in spec["volumes"])
     assert "hostPath" not in json.dumps(files)
@@ -287,12 +444,14 @@ def test_rendering_is_deterministic_and_warns_about_what_a_cluster_cannot_have(t
         outputs.append({p.name: p.read_bytes() for p in (tmp_path / attempt).iterdir()})
     assert outputs[0] == outputs[1]
     assert "filesystem.mounts are host paths and are not rendered" in result.output
-    assert "notifier: not rendered for Kubernetes yet" in result.output
+    assert "notifier.commands run on your machine and are not rendered" in result.output
+    assert "no notifier container: hook events stay in the Pod's outbox volume" in result.output
 
 
 def test_the_container_scripts_are_valid_bash(tmp_path):
     files = render(tmp_path, "", "--workspace-claim", "repo")
     data = files["configmap.yaml"][0]["data"]
+    data.update(render(tmp_path, NOTIFIER_YAML, "--workspace-claim", "repo", env=NOTIFIER_ENV)["configmap.yaml"][0]["data"])
     for name in ("kube-agent.sh", "kube-firewall.sh", "init-firewall.sh"):
         script = tmp_path / name
         script.write_text(data[name])
@@ -306,3 +465,45 @@ def test_the_container_scripts_are_valid_bash(tmp_path):
 def test_help_has_examples():
     result = CliRunner().invoke(main, ["kube", "--help"])
     assert result.exit_code == 0 and "Examples:" in result.output
+
+
+# --- the notifier container's command, as a real process --------------------------------------------
+
+
+def test_the_pod_notifier_delivers_and_sends_session_end_on_sigterm(tmp_path):
+    """What Kubernetes does to a native sidecar once the agent exited: SIGTERM. The notifier
+    sends the held session_end then (the final flush) and exits 0; before it, only the stop."""
+    import signal
+
+    from tests.fakes.webhook import WebhookReceiver
+
+    state = tmp_path / "state"
+    (state / "outbox").mkdir(parents=True)
+    with WebhookReceiver() as hook:
+        config = {"on": ["stop", "session_end"], "min_interval_seconds": 0, "webhooks": [{"url": hook.url, "headers": {}}]}
+        env = {**os.environ, "CLAUDE_DOCKER_NOTIFIER": json.dumps(config), "CLAUDE_DOCKER_NOTIFIER_STATE": str(state),
+               "CLAUDE_DOCKER_PROJECT": "proj", "CLAUDE_DOCKER_SESSION": "pod-1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+        child = subprocess.Popen([sys.executable, "-m", "claude_docker.notify.pod"], env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            now = time.time_ns()
+            (state / "outbox" / f"{now}-stop-a.json").write_text(json.dumps({"hook_event_name": "Stop", "last_assistant_message": "done"}))
+            (state / "outbox" / f"{now + 1}-session_end-b.json").write_text(json.dumps({"hook_event_name": "SessionEnd"}))
+            assert hook.wait_for(lambda h: h.events("stop"), timeout=20)
+            time.sleep(1.5)
+            assert hook.events("session_end") == []  # held for the final flush
+            child.send_signal(signal.SIGTERM)
+            _, stderr = child.communicate(timeout=30)
+        finally:
+            child.kill()
+    assert child.returncode == 0, stderr
+    [end] = hook.events("session_end")
+    assert end["project"] == "proj" and end["session"] == "pod-1"
+    assert sorted(p.name for p in (state / "outbox").iterdir()) == []
+    assert "final delivery done: 1 sent, 0 left undelivered" in stderr
+
+
+def test_the_pod_notifier_refuses_a_missing_config_with_a_clear_message(tmp_path):
+    env = {**os.environ, "CLAUDE_DOCKER_NOTIFIER": "", "CLAUDE_DOCKER_NOTIFIER_STATE": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "claude_docker.notify.pod"], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "the notifier Secret holds no notifier.json" in result.stderr and "Traceback" not in result.stderr
