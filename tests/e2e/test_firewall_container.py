@@ -11,12 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.engine.test_firewall_container import (  # noqa: F401 (fixtures are found by name)
-    LABELS,
-    gateway,
-    servers,
-)
-
 # --- the escape suite, run by Claude Code's own Bash tool -----------------------------------------
 
 

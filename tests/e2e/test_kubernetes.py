@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,8 @@ from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, copy_into_podman, ro
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.http import SERVER_JS
 from tests.fakes.twilio import FakeTwilio
-from tests.unit.test_kubernetes import (  # noqa: F401 (fixtures are found by name)
-    pod_spec,
-    render,
-    workload,
-)
+from tests.support.kube import pod_spec, render, workload
+from tests.support.wait import wait_for
 
 PODMAN_GATEWAY = "10.88.0.1"  # the default Podman network's gateway: the host, as a Pod sees it
 
@@ -130,10 +126,7 @@ class PlayedPod:
         run_podman(self.podman, "run", "-d", "--name", name, "--entrypoint", "node", "-e", f"SERVER_NAME={label}",
                    self.podman["server_image"], "-e", SERVER_JS)
         self.servers.append(name)
-        deadline = time.monotonic() + 30
-        while "listening" not in run_podman(self.podman, "logs", name).stdout:
-            assert time.monotonic() < deadline, f"test server {label} did not start"
-            time.sleep(0.2)
+        assert wait_for(lambda: "listening" in run_podman(self.podman, "logs", name).stdout, 30, interval=0.2), f"test server {label} did not start"
         return run_podman(self.podman, "inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
 
     def create_secret(self, values: dict[str, str], name: str | None = None) -> None:
@@ -167,13 +160,14 @@ class PlayedPod:
     def wait(self, container_name: str, timeout: float) -> int:
         """The exit code of one of the Pod's containers, once it has exited."""
         full = f"{self.name}-{container_name}"
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def exited() -> list[str] | None:
             state = run_podman(self.podman, "inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", full).stdout.split()
-            if state[0] in ("exited", "stopped"):
-                return int(state[1])
-            assert time.monotonic() < deadline, f"{full} still {state[0]} after {timeout}s:\n{self.logs(container_name)}"
-            time.sleep(1)
+            return state if state[0] in ("exited", "stopped") else None
+
+        state = wait_for(exited, timeout, interval=1)
+        assert state, f"{full} has not exited after {timeout}s:\n{self.logs(container_name)}"
+        return int(state[1])
 
     def logs(self, container_name: str) -> str:
         result = run_podman(self.podman, "logs", f"{self.name}-{container_name}", check=False)
@@ -350,7 +344,7 @@ def test_the_notifier_container_delivers_the_session_end_and_the_agent_cannot_us
             code = played.wait("agent", timeout=240)
             logs = played.logs("agent")
             # The Stop message goes out while the Pod runs; the session_end waits for the final flush.
-            assert wait_until(lambda: len(twilio.messages) >= 1, timeout=30), played.logs("notifier")
+            assert wait_for(lambda: len(twilio.messages) >= 1, timeout=30), played.logs("notifier")
             before_sigterm = list(twilio.messages)
             run_podman(played.podman, "stop", "--time", "60", f"{played.name}-notifier", timeout=90)  # Kubernetes' SIGTERM
             notifier_code = played.wait("notifier", timeout=10)
@@ -379,10 +373,3 @@ def test_the_notifier_container_delivers_the_session_end_and_the_agent_cannot_us
     assert "final delivery done: 1 sent, 0 left undelivered" in notifier_logs, notifier_logs
 
 
-def wait_until(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return bool(predicate())

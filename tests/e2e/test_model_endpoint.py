@@ -10,18 +10,6 @@ from __future__ import annotations
 import time
 
 from claude_docker.config.model import NetworkConfig
-from tests.engine.test_firewall_container import (  # noqa: F401 (fixtures)
-    Sandbox,
-    _TestNetworkClient,
-    fake_dns,
-    gateway,
-    product_image,
-    wait_ready,
-)
-from tests.engine.test_model_endpoint import (  # noqa: F401 (fixtures are found by name)
-    dns,
-    session_with,
-)
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 
 

@@ -19,14 +19,9 @@ from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
 from claude_docker.notify.events import pending_names
-from tests.engine.test_notify_docker import (  # noqa: F401 (fixtures are found by name)
-    AGENT_UID,
-    engine,
-    make_project,
-    twilio,
-)
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.projects import bridge_gateway
+from tests.support.notifier import twilio_project
 
 # --- the real Claude Code binary ------------------------------------------------------------------------
 
@@ -47,7 +42,7 @@ def run_claude(engine: Engine, cfg, api: FakeAnthropic, prompt: str) -> tuple[in
 
 
 def test_claude_finishes_and_exactly_one_sms_carries_its_last_message(tmp_path, engine, twilio, cd_home):
-    cfg = load_config(str(make_project(tmp_path, twilio))).config
+    cfg = load_config(str(twilio_project(tmp_path, twilio))).config
     last = "All done: wrote out.txt (" + secrets.token_hex(4) + ")"
     with FakeAnthropic([bash("echo hi > out.txt"), text(last)]) as api:
         code, output = run_claude(engine, cfg, api, "write hi into out.txt")
@@ -61,7 +56,7 @@ def test_claude_finishes_and_exactly_one_sms_carries_its_last_message(tmp_path, 
 
 
 def test_twilio_down_during_session_then_notify_flush_delivers(tmp_path, engine, twilio, cd_home):
-    config = make_project(tmp_path, twilio)
+    config = twilio_project(tmp_path, twilio)
     cfg = load_config(str(config)).config
     twilio.stop()
     last = "Finished while Twilio was away " + secrets.token_hex(4)
@@ -92,7 +87,7 @@ def test_claude_sends_progress_with_notify_behind_the_firewall(tmp_path, engine,
     """The firewall allows only the API (on the host's bridge address): no notifier domain, yet
     the `notify` command Claude runs and the final Stop hook both reach the phone."""
     network = "network:\n  firewall: true\n  allow_host_network: true\n"
-    cfg = load_config(str(make_project(tmp_path, twilio, network=network))).config
+    cfg = load_config(str(twilio_project(tmp_path, twilio, network=network))).config
     script = [bash("notify 'halfway: tests pass'"), text("Migration finished.")]
     with FakeAnthropic(script) as api:
         code, output = run_claude(engine, cfg, api, "migrate and keep me posted")
@@ -117,7 +112,7 @@ def test_mcp_server_gets_its_variable_at_run_time_but_the_file_keeps_the_referen
         " printf '%s' \\\"$$TOKEN\\\" > /workspace/mcp-env.txt\"]\n"
         "      env: {TOKEN: \"${DOCS_TOKEN}\"}\n"
     )
-    cfg = load_config(str(make_project(tmp_path, twilio, extra=extra))).config
+    cfg = load_config(str(twilio_project(tmp_path, twilio, extra=extra))).config
     with FakeAnthropic([text("checked")]) as api:
         code, output = run_claude(engine, cfg, api, "hello")
     assert code == 0, output

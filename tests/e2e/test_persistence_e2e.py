@@ -18,6 +18,7 @@ import pytest
 from claude_docker.session import LABEL_WORKSPACE
 from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.projects import bridge_gateway, make_project
+from tests.support.wait import wait_for
 
 pytestmark = [
     pytest.mark.e2e,
@@ -40,14 +41,15 @@ def capture(pane: str) -> str:
 
 
 def wait_for_screen(pane: str, predicate, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    screen = ""
-    while time.monotonic() < deadline:
-        screen = capture(pane)
-        if predicate(screen):
-            return screen
-        time.sleep(0.5)
-    return screen
+    """The pane's screen once `predicate` holds for it, or as it was when time ran out."""
+    screens = [""]
+
+    def shows() -> bool:
+        screens.append(capture(pane))
+        return predicate(screens[-1])
+
+    wait_for(shows, timeout, interval=0.5)
+    return screens[-1]
 
 
 def test_interactive_up_opens_at_claudes_prompt_and_remembers_the_login(docker_client, cd_home, tmp_path):

@@ -24,15 +24,11 @@ from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
 from claude_docker.notify.events import pending_names
 from claude_docker.paths import project_state_dir
-from tests.engine.test_walkaway import (  # noqa: F401 (fixtures are found by name)
-    containers,
-    notifier_yaml,
-    session_logs,
-    wait_for,
-)
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.projects import bridge_gateway, make_project
 from tests.fakes.webhook import WebhookReceiver
+from tests.support.notifier import notifier_yaml, project_containers, session_logs
+from tests.support.wait import wait_for
 
 
 @pytest.mark.parametrize("piped", [False, True], ids=["no-stdin", "piped-stdin"])
@@ -61,21 +57,21 @@ def test_host_process_gone_mid_task_the_stop_message_still_arrives_once(tmp_path
                 # the forwarding host process can bring now.
                 up.stdin.write(piped_text.encode() + b"\n")
                 up.stdin.flush()
-                assert wait_for(lambda: any(c.status == "running" for c in containers(docker_client, project)), 180), up.stderr
+                assert wait_for(lambda: any(c.status == "running" for c in project_containers(docker_client, project)), 180, interval=0.2), up.stderr
                 time.sleep(5)  # Claude is up and reading its stdin
             else:
-                assert wait_for(lambda: len(api.agent_requests) >= 1, 180), "the task never started"
+                assert wait_for(lambda: len(api.agent_requests) >= 1, 180, interval=0.2), "the task never started"
             up.send_signal(signum)
             up.wait(timeout=30)
             up_stderr = up.stderr.read().decode(errors="replace")
 
             def explain() -> str:
-                states = [(c.attrs.get("Names"), c.status) for c in containers(docker_client, project)]
+                states = [(c.attrs.get("Names"), c.status) for c in project_containers(docker_client, project)]
                 return f"received {hook.payloads}\nup stderr: {up_stderr}\ncontainers: {states}\n{session_logs(project)}"
 
             # No further command: the message arrives on its own (loose bounds: a loaded machine).
             assert hook.wait_for(lambda h: h.events("session_end"), timeout=300), explain()
-            assert wait_for(lambda: not containers(docker_client, project), 120), "the container was left behind: " + explain()
+            assert wait_for(lambda: not project_containers(docker_client, project), 120, interval=0.2), "the container was left behind: " + explain()
         finally:
             if up.stdin:
                 up.stdin.close()

@@ -23,17 +23,9 @@ import pytest
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, engine_required
 from tests.fakes.projects import make_project
 from tests.fakes.webhook import WebhookReceiver
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
 
 
 def alive(pid: int) -> bool:
@@ -82,7 +74,7 @@ class PrivateEngine:
             def settled(process: subprocess.Popen = process) -> bool:
                 return process.poll() is not None or self.docker("info").returncode == 0
 
-            if wait_for(settled, 90) and process.poll() is None:
+            if wait_for(settled, 90, interval=0.3) and process.poll() is None:
                 return
             self.stop()
         raise RuntimeError(f"private dockerd did not start: {(self.root / 'dockerd.log').read_text()[-2000:]}")
@@ -94,7 +86,7 @@ class PrivateEngine:
         self.process.wait()
         self.process = None
         if containerd:  # its containerd dies with it (parent-death signal); let it finish dying
-            wait_for(lambda: not alive(containerd), 30)
+            wait_for(lambda: not alive(containerd), 30, interval=0.3)
 
     def _containerd_pid(self) -> int | None:
         pidfile = self.root / "exec" / "containerd" / "containerd.pid"
@@ -116,7 +108,7 @@ class PrivateEngine:
         pid = self._containerd_pid()
         if pid and alive(pid) and str(self.root) in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
             os.kill(pid, signal.SIGTERM)
-            wait_for(lambda: not alive(pid), 30)
+            wait_for(lambda: not alive(pid), 30, interval=0.3)
 
     def tear_down(self) -> None:
         """Remove its containers (after a crash: start it again, it cleans up what it left),
@@ -236,7 +228,7 @@ def test_engine_crash_and_restart_during_a_detached_session(tmp_path, cd_home, p
         assert not json.loads(state_file.read_text()).get("closed"), "the watcher gave up while the engine was away"
 
         private_engine.start()  # it comes back and reports how the container ended
-        closed = wait_for(lambda: json.loads(state_file.read_text()).get("closed"), 120)
+        closed = wait_for(lambda: json.loads(state_file.read_text()).get("closed"), 120, interval=0.3)
         assert closed, diagnose(private_engine, hook)
         inspected = private_engine.docker("inspect", "-f", "{{.State.ExitCode}}", f"claude-docker-{session_dir.parent.parent.name}-{session_dir.name}")
         assert json.loads(state_file.read_text())["exit_code"] == int(inspected.stdout), inspected
@@ -277,7 +269,7 @@ def test_engine_crash_under_a_foreground_session_hands_delivery_to_the_watcher(t
             # ... and the watcher that stood by delivers what the container writes next.
             assert hook.wait_for(lambda h: len(h.events("stop")) == 2, 60), diagnose(private_engine, hook)
             private_engine.start()
-            gone = wait_for(lambda: private_engine.docker("ps", "-aq", timeout=30).stdout.strip() == b"", 120)
+            gone = wait_for(lambda: private_engine.docker("ps", "-aq", timeout=30).stdout.strip() == b"", 120, interval=0.3)
             assert gone, diagnose(private_engine, hook)  # removed once it ended, as `up` would have
         finally:
             if up.poll() is None:

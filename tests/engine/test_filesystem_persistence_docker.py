@@ -11,7 +11,6 @@ import dataclasses
 import os
 import re
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from claude_docker.features.image import ensure_image
 from claude_docker.render import render_build_context, render_runtime
 from claude_docker.session import Session
 from tests.conftest import TEST_LABEL, base_image_yaml
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -151,11 +151,7 @@ def test_history_line_survives_docker_kill(engine, agent_image, cd_home, tmp_pat
     )
     history_file = session.state_dir / "history" / "bash_history"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if history_file.exists() and "marker-" in history_file.read_text():
-                break
-            time.sleep(0.5)
+        wait_for(lambda: history_file.exists() and "marker-" in history_file.read_text(), 60, interval=0.5)
         container.kill()
     finally:
         engine.remove(container)
@@ -305,9 +301,7 @@ def test_zsh_history_survives_docker_kill(engine, cd_home, tmp_path):
     )
     history_file = session.state_dir / "history" / "zsh_history"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not (history_file.exists() and "zsh-marker" in history_file.read_text()):
-            time.sleep(0.5)
+        wait_for(lambda: history_file.exists() and "zsh-marker" in history_file.read_text(), 60, interval=0.5)
         container.kill()
     finally:
         engine.remove(container)

@@ -11,9 +11,9 @@ from claude_docker.engine import Engine
 from claude_docker.errors import EngineError
 from claude_docker.features import image as image_mod
 from claude_docker.features.image import ensure_image
-from tests.unit.features.test_image import (  # noqa: F401 (fixtures are found by name)
-    TEST_IMAGE,
-)
+from tests.conftest import standard_image_config
+
+TEST_IMAGE = standard_image_config()
 
 
 def test_build_then_no_rebuild_and_labels():

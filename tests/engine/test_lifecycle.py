@@ -16,6 +16,7 @@ from claude_docker.runplan import ENTRYPOINT_CAPS
 from claude_docker.session import LABEL_MANAGED, LABEL_PROJECT
 from tests.conftest import is_podman
 from tests.fakes.projects import AGENT_UID, make_project, run_cli
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -134,12 +135,14 @@ def test_two_parallel_sessions_ps_logs_down(project):
     assert ambiguous.returncode == 1 and "several sessions" in ambiguous.stderr
 
     session_id = running[0].labels["dev.claude-docker.session"]
-    deadline = time.time() + 20
-    while True:
-        shown = run_cli("logs", "-f", str(project), session_id[:6])  # a prefix is enough
-        if "marker" in shown.stdout or time.time() > deadline:
-            break
-        time.sleep(0.5)
+    results = []
+
+    def logs_show_the_marker() -> bool:
+        results.append(run_cli("logs", "-f", str(project), session_id[:6]))  # a prefix is enough
+        return "marker" in results[-1].stdout
+
+    wait_for(logs_show_the_marker, 20, interval=0.5)
+    shown = results[-1]
     assert shown.returncode == 0, shown.stderr
     assert "first-marker" in shown.stdout
 

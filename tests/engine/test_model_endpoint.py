@@ -12,18 +12,8 @@ import threading
 
 import pytest
 
-from claude_docker import runplan
-from claude_docker.config.model import Config, ModelEndpoint, NetworkConfig, PersistenceConfig, WorkspaceConfig
-from claude_docker.engine import Engine
-from claude_docker.session import Session
-from tests.engine.test_firewall_container import (  # noqa: F401 (fixtures)
-    Sandbox,
-    _TestNetworkClient,
-    fake_dns,
-    gateway,
-    product_image,
-    wait_ready,
-)
+from claude_docker.config.model import ModelEndpoint, NetworkConfig
+from tests.support.sandbox import Sandbox
 
 
 class Listener:
@@ -63,50 +53,6 @@ def listeners():
     yield make
     for listener in opened:
         listener.close()
-
-
-@pytest.fixture
-def dns(fake_dns):
-    fake_dns.records.clear()
-    fake_dns.cnames.clear()
-    fake_dns.queries.clear()
-    fake_dns.delay = 0.0
-    return fake_dns
-
-
-@pytest.fixture
-def session_with(docker_client, product_image, gateway, cd_home, tmp_path):
-    """start(network=NetworkConfig(...), command=..., environ=...) -> Sandbox (strict firewall)."""
-    created = []
-
-    def start(network: NetworkConfig, command=("--exec", "sleep", "infinity"), environ=None, wait=True) -> Sandbox:
-        workspace = tmp_path / f"ws-{len(created)}"
-        workspace.mkdir()
-        cfg = Config(
-            source_files=(),
-            project_dir=str(workspace),
-            workspace=WorkspaceConfig(path=str(workspace)),
-            network=network,
-            persistence=PersistenceConfig(auth="none", shell_history=False, npm_cache=False, pip_cache=False, git_config=False),
-        )
-        session = Session.new(cfg.project_name)
-        plan = runplan.plan(cfg, session, product_image, command=list(command), environ=environ or {})
-        engine = Engine(_TestNetworkClient(docker_client, [gateway], None, [], {}))
-        container = engine.create(plan)
-        created.append(container)
-        engine.start(container)
-        uid, gid = runplan.agent_ids(cfg)
-        box = Sandbox(container, session, uid, gid)
-        if wait:
-            wait_ready(box)
-        return box
-
-    yield start
-    for container in created:
-        try:
-            container.remove(force=True)
-        except Exception:  # already gone
-            pass
 
 
 def reach(box: Sandbox, host: str, port: int) -> bool:

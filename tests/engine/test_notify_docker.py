@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,24 +21,9 @@ from claude_docker.engine import Engine
 from claude_docker.features.image import ensure_image
 from claude_docker.notify.events import pending_names
 from claude_docker.session import Session
-from tests.conftest import TEST_LABEL, base_image_yaml
-from tests.fakes.twilio import FakeTwilio
-
-AGENT_UID = 1000  # the agent's uid when the tests (as root) start it
-
-
-@pytest.fixture(scope="module")
-def engine(docker_client) -> Engine:
-    return Engine.connect()
-
-
-@pytest.fixture
-def twilio(monkeypatch):
-    fake = FakeTwilio(auth_token="TWsecret" + secrets.token_hex(12)).start()
-    monkeypatch.setenv("TW_SID", fake.account_sid)
-    monkeypatch.setenv("TW_TOKEN", fake.auth_token)
-    yield fake
-    fake.stop()
+from tests.conftest import TEST_LABEL
+from tests.support.notifier import twilio_project
+from tests.support.wait import wait_for
 
 
 @pytest.fixture
@@ -49,38 +33,6 @@ def hook_secret(monkeypatch) -> str:
     return value
 
 
-def make_project(
-    tmp_path: Path, twilio: FakeTwilio, on: str = "[stop]", extra: str = "", network: str = "network:\n  firewall: false\n"
-) -> Path:
-    project = tmp_path / "notify-project"
-    project.mkdir()
-    (project / "claude-docker.yaml").write_text(
-        base_image_yaml()
-        + network
-        + "persistence:\n  git_config: false\n"
-        + "notifier:\n"
-        + f"  on: {on}\n"
-        + "  min_interval_seconds: 0\n"
-        + "  twilio:\n"
-        + "    account_sid: ${TW_SID}\n"
-        + "    auth_token: ${TW_TOKEN}\n"
-        + '    from: "+15005550006"\n'
-        + '    to: ["+15551234567"]\n'
-        + f"    api_base: {twilio.api_base}\n"
-        + extra
-    )
-    for item in [project, *project.rglob("*")]:
-        os.lchown(item, AGENT_UID, AGENT_UID)
-    return project / "claude-docker.yaml"
-
-
-def wait_for(predicate, timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 # --- the image's scripts, as the agent, through the run plan `up` uses ------------------------------
@@ -88,7 +40,7 @@ def wait_for(predicate, timeout: float = 20.0) -> bool:
 
 def test_in_container_hooks_reach_the_host_and_no_secret_enters(tmp_path, engine, twilio, hook_secret, cd_home):
     extra = "  webhooks:\n    - url: http://127.0.0.1:9/hook\n      headers: {X-Token: \"${WH_TOKEN}\"}\n"
-    config = make_project(tmp_path, twilio, on="[stop, session_end]", extra=extra)
+    config = twilio_project(tmp_path, twilio, on="[stop, session_end]", extra=extra)
     cfg = load_config(str(config)).config
     image = ensure_image(engine, cfg.image).tag
     session = Session.new(cfg.project_name)
@@ -105,7 +57,7 @@ def test_in_container_hooks_reach_the_host_and_no_secret_enters(tmp_path, engine
         with notify.session_notifier(cfg, session, report=reports.append) as handle:
             engine.start(container)
             # The webhook target is down on purpose: Twilio still gets both texts meanwhile.
-            assert wait_for(lambda: len(twilio.messages) == 2), (twilio.requests, reports)
+            assert wait_for(lambda: len(twilio.messages) == 2, 20, interval=0.2), (twilio.requests, reports)
             secrets_found = secret_exposure(engine, container, [twilio.auth_token, hook_secret])
             control = secret_exposure(engine, container, [session.project, "halfway there"])
             (Path(cfg.workspace.path) / ".release").touch()
@@ -152,7 +104,7 @@ def secret_exposure(engine: Engine, container, values: list[str]) -> list[str]:
 
 
 def test_detached_watcher_delivers_until_the_container_ends(tmp_path, engine, twilio, cd_home):
-    config = make_project(tmp_path, twilio, on="[stop, session_end]")
+    config = twilio_project(tmp_path, twilio, on="[stop, session_end]")
     cfg = load_config(str(config)).config
     image = ensure_image(engine, cfg.image).tag
     session = Session.new(cfg.project_name)
@@ -168,13 +120,13 @@ def test_detached_watcher_delivers_until_the_container_ends(tmp_path, engine, tw
         pid = notify.start_detached_watcher(cfg, session, plan.name)
         assert pid is not None
         # Read it once the exec is done (in between, /proc shows the parent's or nothing).
-        assert wait_for(lambda: b"notify.watch" in Path(f"/proc/{pid}/cmdline").read_bytes(), timeout=10), (
+        assert wait_for(lambda: b"notify.watch" in Path(f"/proc/{pid}/cmdline").read_bytes(), timeout=10, interval=0.2), (
             notify.log_file(session).read_text() if notify.log_file(session).exists() else "no notify.log"
         )
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
         cmdline = b"python " + cmdline.split(b" ", 1)[1]  # the interpreter's path varies
-        assert wait_for(lambda: len(twilio.messages) == 2, timeout=60), notify.log_file(session).read_text()
-        assert wait_for(lambda: not _alive(pid), timeout=20)  # it exits once the container has ended
+        assert wait_for(lambda: len(twilio.messages) == 2, timeout=60, interval=0.2), notify.log_file(session).read_text()
+        assert wait_for(lambda: not _alive(pid), timeout=20, interval=0.2)  # it exits once the container has ended
     finally:
         engine.remove(container)
     first, last = (m["Body"] for m in twilio.messages)

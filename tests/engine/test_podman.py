@@ -17,6 +17,7 @@ import pytest
 from claude_docker.engine import _hard_limits, _translate
 from tests.conftest import TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.projects import make_project, run_cli
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -58,15 +59,16 @@ def podman_service(podman, tmp_path):
         )
         started.append(process)
         host = f"unix://{socket}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answers() -> bool:
             try:
-                docker.DockerClient(base_url=host).ping()
-                return host
+                return bool(docker.DockerClient(base_url=host).ping())
             except Exception:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise AssertionError(f"podman system service did not answer on {host}") from None
-                time.sleep(0.2)
+                assert process.poll() is None, f"podman system service ended without answering on {host}"
+                return False
+
+        assert wait_for(answers, 30, interval=0.2), f"podman system service did not answer on {host}"
+        return host
 
     yield start
     for process in started:

@@ -12,19 +12,8 @@ import time
 import pytest
 
 from claude_docker import paths
-from tests.engine.test_firewall_container import (  # noqa: F401 (fixtures are found by name)
-    PING_PL,
-    fake_dns,
-    gateway,
-    host_http,
-    internet,
-    net_name,
-    network_kind,
-    product_image,
-    sandbox,
-    servers,
-    user_network,
-)
+from tests.support.sandbox import PING_PL, net_name
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -238,8 +227,8 @@ CA_FILE = "/tmp/shared-ca.pem"
 
 @pytest.fixture(scope="module")
 def shared_host(docker_client, server_image):
-    from tests.engine.test_firewall_container import LABELS
     from tests.fakes.shared_host import start_shared_host
+    from tests.support.sandbox import LABELS
 
     host = start_shared_host(docker_client, server_image, SHARED_NAMES, LABELS)
     yield host
@@ -354,11 +343,7 @@ def test_the_agent_cannot_reach_admitted_addresses_around_the_proxy(sandbox, int
     # the proxy's own source port towards the shared address, held open by an allowed connection
     hold = f"sleep 8 | openssl s_client -quiet -connect {SHOP}:443 -servername {SHOP} >/dev/null 2>&1 &"
     assert box.sh(hold)[0] == 0
-    deadline = time.time() + 5
-    ports: list[int] = []
-    while not ports and time.time() < deadline:
-        ports = proxy_upstream_ports(box, address, 443)
-        time.sleep(0.1)
+    ports = wait_for(lambda: proxy_upstream_ports(box, address, 443), 5)
     assert ports, "the proxy's upstream connection was not found"
     for dport in (80, 443, 8443):
         code, output = box.run(["perl", "-e", REUSE_PORT_PL, str(ports[0]), address, str(dport), NEIGHBOUR])
@@ -400,9 +385,7 @@ def test_refused_connections_are_logged_for_blocked(sandbox, internet, shared_ho
     fetch(box, f"http://{SHOP}/", "-H", f"Host: {NEIGHBOUR}")
     fetch(box, f"https://{address}/", "-k")
     log = box.session.log_dir / "proxy.log"
-    deadline = time.time() + 5
-    while log.read_text().count("reason=no-name") < 1 and time.time() < deadline:  # the last one, written at close
-        time.sleep(0.1)
+    wait_for(lambda: log.read_text().count("reason=no-name") >= 1, 5)  # the last one, written at close
     listed = CliRunner().invoke(main, ["blocked", "--log", str(log)])
     assert listed.exit_code == 0, listed.output
     assert f"{NEIGHBOUR} port 443: name not allowed" in listed.output

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import base_image_yaml
 from tests.fakes.projects import run_cli
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -174,7 +175,6 @@ def test_forged_failures_are_capped_and_the_exit_code_decides_what_failed(tmp_pa
 
 def test_a_detached_session_ended_by_down_is_no_failure(tmp_path, cd_home):
     """`down` kills the container (exit 137): the detached watcher must not text a failure."""
-    import time
 
     from claude_docker.notify.delivery import is_live
 
@@ -183,15 +183,9 @@ def test_a_detached_session_ended_by_down_is_no_failure(tmp_path, cd_home):
     started = run_cli("up", "-f", str(config), "--detach", "--", "--exec", "sleep", "300")
     assert started.returncode == 0, started.stderr
     [session_dir] = cd_home.glob("projects/*/sessions/*")
-    deadline = time.time() + 30
-    while not is_live(session_dir) and time.time() < deadline:
-        time.sleep(0.2)
-    assert is_live(session_dir), "the watcher did not start"
+    assert wait_for(lambda: is_live(session_dir), 30, interval=0.2), "the watcher did not start"
     removed = run_cli("down", "-f", str(config))
     assert removed.returncode == 0, removed.stderr
-    deadline = time.time() + 60
-    while is_live(session_dir) and time.time() < deadline:
-        time.sleep(0.2)
-    assert not is_live(session_dir), "the watcher did not end with its container"
+    assert wait_for(lambda: not is_live(session_dir), 60, interval=0.2), "the watcher did not end with its container"
     assert deliveries(received) == []
     assert '"exit_code": 137' in (session_dir / "notify-state.json").read_text()

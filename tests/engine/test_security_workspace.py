@@ -23,6 +23,7 @@ from claude_docker.features.image import ensure_image
 from claude_docker.session import Session
 from tests.conftest import TEST_LABEL, base_image_yaml
 from tests.fakes.projects import run_cli
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -364,13 +365,7 @@ def test_nested_repositories_of_a_detached_session_are_disarmed_by_down(engine, 
     started = run_cli("up", "-f", config, "--detach", "--", "--exec", "bash", "-c", script)
     assert started.returncode == 0, started.stdout + started.stderr
     try:
-        for _ in range(120):
-            if (project / "DONE").exists():
-                break
-            import time
-
-            time.sleep(0.5)
-        assert (project / "DONE").exists(), "the agent did not finish planting"
+        assert wait_for((project / "DONE").exists, 60, interval=0.5), "the agent did not finish planting"
     finally:
         stopped = run_cli("down", "-f", config)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
@@ -386,12 +381,8 @@ def test_nested_repositories_of_a_session_that_ended_alone_are_disarmed_by_the_n
     config = str(project / "claude-docker.yaml")
     started = run_cli("up", "-f", config, "--detach", "--", "--exec", "bash", "-c", plant_nested_repositories(marker))
     assert started.returncode == 0, started.stdout + started.stderr
-    import time
-
-    for _ in range(120):  # the container removes itself once the script is done
-        if not engine.list({"dev.claude-docker.workspace": str(project)}):
-            break
-        time.sleep(0.5)
+    # the container removes itself once the script is done
+    wait_for(lambda: not engine.list({"dev.claude-docker.workspace": str(project)}), 60, interval=0.5)
     assert (project / "sub" / ".git").is_dir(), "the agent did not plant"
     following = run_cli("up", "-f", config, "--", "--exec", "true")
     assert following.returncode == 0, following.stdout + following.stderr

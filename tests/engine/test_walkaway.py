@@ -23,40 +23,11 @@ from claude_docker import lifecycle
 from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
 from claude_docker.paths import project_state_dir
-from claude_docker.session import LABEL_PROJECT
 from tests.conftest import TEST_BASE_IMAGE, TEST_LABEL
 from tests.fakes.projects import make_project, run_cli
 from tests.fakes.webhook import WebhookReceiver
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def notifier_yaml(url: str) -> str:
-    return (
-        "persistence:\n  git_config: false\n"
-        "notifier:\n"
-        "  on: [stop, session_end]\n"
-        "  min_interval_seconds: 0\n"
-        f"  webhooks:\n    - url: {url}\n"
-    )
-
-
-def containers(docker_client, project: str) -> list:
-    """This project's containers, from the list call alone (sparse): one removed between the list
-    and a per-container inspect is simply not there, rather than a NotFound."""
-    return docker_client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_PROJECT}={project}"})
-
-
-def session_logs(project: str) -> str:
-    logs = sorted(project_state_dir(project).glob("sessions/*/notify.log"))
-    return "\n".join(f"--- {p}\n{p.read_text()}" for p in logs) or "no notify.log"
+from tests.support.notifier import hook_event, notifier_yaml, project_containers, session_logs
+from tests.support.wait import wait_for
 
 
 def test_truncated_claude_state_before_up_the_session_runs_and_the_damaged_copy_is_kept(tmp_path, cd_home):
@@ -115,13 +86,6 @@ def start_foreground(tmp_path, hook: WebhookReceiver, container: str, finish: bo
     return process, session
 
 
-def hook_event(session, kind: str, message: str) -> None:
-    from claude_docker.notify.events import write_event
-
-    hook = {"stop": "Stop", "session_end": "SessionEnd"}[kind]
-    write_event(session.outbox_dir, kind, {"hook_event_name": hook, "last_assistant_message": message})
-
-
 def test_killed_foreground_notifier_hands_the_outbox_to_its_watcher_nothing_twice(tmp_path, docker_client, cd_home):
     container = docker_client.containers.run(
         TEST_BASE_IMAGE, ["sleep", "300"], detach=True, labels={TEST_LABEL: "walkaway"}, name=f"cd-test-walkaway-{secrets.token_hex(4)}"
@@ -141,7 +105,7 @@ def test_killed_foreground_notifier_hands_the_outbox_to_its_watcher_nothing_twic
                 assert hook.events("session_end") == []  # held for the final flush, as always
                 container.kill()  # the session ends: final flush, then the container is removed
                 assert hook.wait_for(lambda h: h.events("session_end"), 30), session_logs(session.project)
-                assert wait_for(lambda: not docker_client.containers.list(all=True, filters={"name": container.name}), 30)
+                assert wait_for(lambda: not docker_client.containers.list(all=True, filters={"name": container.name}), 30, interval=0.2)
             finally:
                 if foreground.poll() is None:
                     foreground.kill()
@@ -195,7 +159,7 @@ def test_ctrl_c_still_stops_the_session_and_the_watcher_stands_down(tmp_path, do
                 up.kill()
                 up.wait()
             lifecycle.down(Engine.connect(), project)
-        assert not containers(docker_client, project)  # stopped and removed by `up` itself
+        assert not project_containers(docker_client, project)  # stopped and removed by `up` itself
         time.sleep(3)  # time enough for a watcher that wrongly took over to send again
     assert [p["last_message"] for p in hook.events("stop")] == ["first turn"]
     assert "delivers from here on" not in session_logs(project)
@@ -233,10 +197,10 @@ def test_detaching_from_an_interactive_session_hands_delivery_to_the_watcher(tmp
                     os.write(main_fd, b"\x10\x11")  # Ctrl-P Ctrl-Q
                     detached = True
             assert up.wait(timeout=60) == 0, output
-            assert any(c.status == "running" for c in containers(docker_client, project)), output
+            assert any(c.status == "running" for c in project_containers(docker_client, project)), output
             (config.parent / ".go").touch()
             assert hook.wait_for(lambda h: h.events("session_end"), 60), (hook.payloads, session_logs(project))
-            assert wait_for(lambda: not containers(docker_client, project), 60), "the container was left behind"
+            assert wait_for(lambda: not project_containers(docker_client, project), 60, interval=0.2), "the container was left behind"
         finally:
             os.close(main_fd)
             if up.poll() is None:

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,38 +30,13 @@ from click.testing import CliRunner
 
 from claude_docker.cli import main
 from claude_docker.kubernetes import FIREWALL_SCRIPT, NOTIFIER_UID, READY_DIR
+from tests.conftest import REPO_ROOT
+from tests.support.kube import container, pod_spec, render, workload
 
 KUBERNETES_VERSION = "1.37"
 
 
 # --- rendering ----------------------------------------------------------------------------------
-
-
-def render(tmp_path: Path, config_yaml: str, *args: str, env: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
-    """Run `claude-docker kube` on a project holding `config_yaml`; return file name -> documents."""
-    project = tmp_path / "project"
-    project.mkdir(exist_ok=True)
-    (project / "claude-docker.yaml").write_text(config_yaml)
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(out), *args], env={"CLAUDE_DOCKER_HOME": str(tmp_path / "home"), **(env or {})}
-    )
-    assert result.exit_code == 0, result.output
-    return {path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc] for path in sorted(out.iterdir())}
-
-
-def workload(files: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    [document] = files.get("job.yaml") or files["pod.yaml"]
-    return document
-
-
-def pod_spec(document: dict[str, Any]) -> dict[str, Any]:
-    return document["spec"]["template"]["spec"] if document["kind"] == "Job" else document["spec"]
-
-
-def container(spec: dict[str, Any], name: str) -> dict[str, Any]:
-    [found] = [c for c in [*spec.get("initContainers", []), *spec["containers"]] if c["name"] == name]
-    return found
 
 
 def validate(document: dict[str, Any]) -> None:
@@ -482,7 +456,7 @@ def test_the_pod_notifier_delivers_and_sends_session_end_on_sigterm(tmp_path):
     with WebhookReceiver() as hook:
         config = {"on": ["stop", "session_end"], "min_interval_seconds": 0, "webhooks": [{"url": hook.url, "headers": {}}]}
         env = {**os.environ, "CLAUDE_DOCKER_NOTIFIER": json.dumps(config), "CLAUDE_DOCKER_NOTIFIER_STATE": str(state),
-               "CLAUDE_DOCKER_PROJECT": "proj", "CLAUDE_DOCKER_SESSION": "pod-1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+               "CLAUDE_DOCKER_PROJECT": "proj", "CLAUDE_DOCKER_SESSION": "pod-1", "PYTHONPATH": str(REPO_ROOT)}
         child = subprocess.Popen([sys.executable, "-m", "claude_docker.notify.pod"], env=env, stderr=subprocess.PIPE, text=True)
         try:
             now = time.time_ns()

@@ -11,7 +11,7 @@ from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
 from claude_docker.notify.events import pending_names, write_event
 from claude_docker.session import Session
-from tests.fakes.twilio import FakeTwilio, twilio  # noqa: F401 - the fixture
+from tests.fakes.twilio import FakeTwilio
 
 
 def write_project(tmp_path: Path, twilio: FakeTwilio, extra: str = "") -> Path:

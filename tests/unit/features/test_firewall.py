@@ -18,6 +18,7 @@ from claude_docker.errors import FirewallError
 from claude_docker.features import firewall
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
+from tests.support.wait import wait_for
 
 
 def make_config(tmp_path, **network) -> Config:
@@ -459,7 +460,6 @@ def test_the_self_tests_client_hello_names_the_server_and_gets_a_server_hello(tm
     """The script's hand-written ClientHello is one a real TLS server answers (and the proxy's
     SNI parser reads): a ServerHello comes back."""
     import socket
-    import time
 
     from tests.fakes.shared_host import make_certificates
 
@@ -477,15 +477,15 @@ def test_the_self_tests_client_hello_names_the_server_and_gets_a_server_hello(tm
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.time() + 5
-        while True:
+
+        def connect() -> socket.socket | None:
             try:
-                connection = socket.create_connection(("127.0.0.1", port), timeout=3)
-                break
+                return socket.create_connection(("127.0.0.1", port), timeout=3)
             except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+                return None
+
+        connection = wait_for(connect, 5, interval=0.05)
+        assert connection is not None, "openssl s_server did not listen"
         with connection:
             connection.sendall(firewall.client_hello("api.example.test"))
             reply = connection.recv(16)

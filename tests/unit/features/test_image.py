@@ -10,9 +10,9 @@ from claude_docker.config.model import Config, ImageConfig, NetworkConfig, Proxy
 from claude_docker.errors import ClaudeDockerError
 from claude_docker.features.image import build_context, image_tag, proxy_build_args
 from claude_docker.render import render_build_context
-from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE
+from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, standard_image_config
 
-TEST_IMAGE = ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))
+TEST_IMAGE = standard_image_config()
 
 
 def dockerfile(image: ImageConfig) -> str:

@@ -7,7 +7,6 @@ import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -24,11 +23,12 @@ from claude_docker.config.model import (
 )
 from claude_docker.errors import NotifyError
 from claude_docker.notify.apprise_backend import AppriseUrl
-from claude_docker.notify.delivery import LOG_FILE, SessionDelivery
+from claude_docker.notify.delivery import LOG_FILE
 from claude_docker.notify.events import read_event, write_event
 from claude_docker.notify.message import SMS_LIMIT, MessageContext, render_message
 from claude_docker.notify.twilio import TwilioSms
 from tests.fakes.twilio import FakeTwilio
+from tests.support.notifier import Clock, FlakyBackend, delivery, stop_event
 
 TO = "+15551234567"
 FROM = "+15005550006"
@@ -52,19 +52,6 @@ def twilio_config(fake: FakeTwilio, **overrides) -> TwilioConfig:
 def sms(fake: FakeTwilio, sleeps: list | None = None, **overrides) -> TwilioSms:
     recorder = sleeps if sleeps is not None else []
     return TwilioSms(twilio_config(fake, **overrides), overrides.get("to", (TO,))[0], sleep=recorder.append)
-
-
-def stop_event(outbox: Path, text: str, at_ns: int | None = None) -> Path:
-    hook = {"session_id": "abc", "cwd": "/workspace", "hook_event_name": "Stop", "last_assistant_message": text}
-    return write_event(outbox, "stop", hook, now_ns=at_ns)
-
-
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # --- Twilio ---------------------------------------------------------------------------------------
@@ -189,14 +176,6 @@ def test_notify_command_text_file_is_a_message_event(tmp_path):
 # --- durable delivery ---------------------------------------------------------------------------------
 
 
-def delivery(tmp_path: Path, notifier: NotifierConfig, clock: Clock | None = None, reports: list | None = None):
-    session_dir = tmp_path / "session"
-    (session_dir / "outbox").mkdir(parents=True, exist_ok=True)
-    return SessionDelivery(
-        notifier, "proj", "s1", session_dir, report=(reports if reports is not None else []).append, clock=clock or Clock()
-    )
-
-
 def test_backend_down_keeps_event_then_flush_delivers(tmp_path, twilio):
     notifier = NotifierConfig(on=("stop",), twilio=twilio_config(twilio))
     reports: list[str] = []
@@ -214,17 +193,6 @@ def test_backend_down_keeps_event_then_flush_delivers(tmp_path, twilio):
     assert outcome.delivered == [path.name]
     assert not path.exists()
     assert [m["Body"] for m in twilio.messages] == ["claude-docker proj: Claude finished\nfinished the refactor"]
-
-
-class FlakyBackend:
-    def __init__(self, key: str, fail: bool = False) -> None:
-        self.key, self.label, self.fail, self.sent = key, key, fail, []
-
-    def send(self, text: str, payload: dict) -> str:
-        if self.fail:
-            raise NotifyError(f"{self.key} is down")
-        self.sent.append(text)
-        return "ok"
 
 
 def test_event_leaves_outbox_only_when_every_backend_accepted_and_never_resends(tmp_path):

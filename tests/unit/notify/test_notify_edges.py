@@ -12,7 +12,7 @@ from claude_docker.notify.delivery import LOG_FILE
 from claude_docker.notify.events import read_event, write_event
 from claude_docker.notify.message import MessageContext, render_message
 from claude_docker.session import Session
-from tests.unit.notify.test_notify import Clock, FlakyBackend, delivery, stop_event
+from tests.support.notifier import Clock, FlakyBackend, delivery, stop_event
 
 
 def message_event(outbox, text: str, at_ns: int):

@@ -9,7 +9,8 @@ from claude_docker.config.model import Config, NotifierConfig, TwilioConfig, Wor
 from claude_docker.notify.delivery import is_live
 from claude_docker.notify.events import pending_names, write_event
 from claude_docker.session import Session
-from tests.fakes.twilio import FakeTwilio, twilio  # noqa: F401 - the fixture
+from tests.fakes.twilio import FakeTwilio
+from tests.support.wait import wait_for
 
 TO = "+15551234567"
 
@@ -23,15 +24,6 @@ def make_config(tmp_path, twilio: FakeTwilio, **notifier) -> Config:
     return Config(source_files=(), project_dir=str(tmp_path), workspace=WorkspaceConfig(path=str(tmp_path)), notifier=NotifierConfig(**values))
 
 
-def wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_delivers_while_running_and_session_end_carries_exit_code(tmp_path, twilio, cd_home):
     cfg = make_config(tmp_path, twilio)
     session = Session.new(cfg.project_name)
@@ -39,7 +31,7 @@ def test_delivers_while_running_and_session_end_carries_exit_code(tmp_path, twil
     with notify.session_notifier(cfg, session, report=reports.append) as handle:
         assert is_live(session.session_dir)
         write_event(session.outbox_dir, "stop", {"hook_event_name": "Stop", "last_assistant_message": "turn done"})
-        assert wait_for(lambda: len(twilio.messages) == 1)  # sent during the session
+        assert wait_for(lambda: len(twilio.messages) == 1, 10)  # sent during the session
         write_event(session.outbox_dir, "session_end", {"hook_event_name": "SessionEnd", "reason": "other"})
         time.sleep(1.5)
         assert len(twilio.messages) == 1  # session_end waits for the exit code
@@ -65,7 +57,7 @@ def test_next_session_sends_what_an_earlier_one_left(tmp_path, twilio, cd_home):
     twilio.start()
     second = Session.new(cfg.project_name)
     with notify.session_notifier(cfg, second, report=reports.append):
-        assert wait_for(lambda: len(twilio.messages) == 1)
+        assert wait_for(lambda: len(twilio.messages) == 1, 10)
     assert twilio.messages[0]["Body"].endswith("left behind")
     assert pending_names(first.outbox_dir) == []
 
@@ -75,7 +67,7 @@ def test_running_sessions_are_not_flushed_by_others(tmp_path, twilio, cd_home):
     running = Session.new(cfg.project_name)
     with notify.session_notifier(cfg, running):
         write_event(running.outbox_dir, "stop", {"hook_event_name": "Stop", "last_assistant_message": "a"})
-        assert wait_for(lambda: len(twilio.messages) == 1)
+        assert wait_for(lambda: len(twilio.messages) == 1, 10)
         write_event(running.outbox_dir, "stop", {"hook_event_name": "Stop", "last_assistant_message": "b"})
         time.sleep(1.5)
         [(session_id, outcome)] = notify.flush_project(cfg, cfg.project_name).items()

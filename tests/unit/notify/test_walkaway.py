@@ -13,10 +13,8 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.engine.test_walkaway import (  # noqa: F401 (fixtures are found by name)
-    hook_event,
-)
 from tests.fakes.webhook import WebhookReceiver
+from tests.support.notifier import hook_event
 
 # --- the engine going away while a watcher waits ---------------------------------------------------
 
