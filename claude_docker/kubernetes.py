@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import paths
+from . import contract
 from .artifacts import Artifact, render_template
 from .config.interpolate import referenced_variables
 from .config.model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config
@@ -115,14 +115,12 @@ def runtime_files(cfg: Config, wait_seconds: int = FIREWALL_WAIT_SECONDS) -> dic
     """The Docker sandbox's runtime artifacts plus the two container commands."""
     files = dict(render_runtime(cfg, Session(cfg.project_name, "kubernetes")))
     context = dict(
-        runtime_dir=paths.CONTAINER_RUNTIME,
+        contract.template_context(),
+        runtime_dir=contract.CONTAINER_RUNTIME,
         ready_dir=READY_DIR,
         state_dir=FIREWALL_STATE_DIR,
         firewall=cfg.network.firewall,
         wait_seconds=wait_seconds,
-        exit_firewall_failed=paths.EXIT_FIREWALL_FAILED,
-        exit_setup_failed=paths.EXIT_SETUP_FAILED,
-        exit_endpoint_unreachable=paths.EXIT_ENDPOINT_UNREACHABLE,
     )
     files[AGENT_SCRIPT] = Artifact(render_template(f"{AGENT_SCRIPT}.j2", **context).encode(), 0o755)
     if cfg.network.firewall:
@@ -173,11 +171,11 @@ def agent_env(cfg: Config, options: KubeOptions, project: str) -> list[dict[str,
             env[name] = _secret_env(name, options.secret, optional=False)
         else:
             plain(name, value)
-    plain("HOME", paths.AGENT_HOME)
-    plain("USER", paths.AGENT_USER)
-    plain("LOGNAME", paths.AGENT_USER)
+    plain("HOME", contract.AGENT_HOME)
+    plain("USER", contract.AGENT_USER)
+    plain("LOGNAME", contract.AGENT_USER)
     plain("SHELL", "/bin/bash")
-    plain("CLAUDE_CONFIG_DIR", paths.CLAUDE_CONFIG_DIR)
+    plain("CLAUDE_CONFIG_DIR", contract.CLAUDE_CONFIG_DIR)
     plain("DISABLE_AUTOUPDATER", "1")
     plain("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
     plain("CLAUDE_DOCKER_SKIP_PERMISSIONS", "1" if cfg.claude.skip_permissions else "0")
@@ -268,7 +266,7 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
     }
 
     mount_path = cfg.workspace.mount_path
-    runtime_mount = {"name": "runtime", "mountPath": paths.CONTAINER_RUNTIME, "readOnly": True}
+    runtime_mount = {"name": "runtime", "mountPath": contract.CONTAINER_RUNTIME, "readOnly": True}
     agent_security = {
         "runAsUser": uid,
         "runAsGroup": gid,
@@ -305,9 +303,9 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
     agent_mounts = [
         runtime_mount,
         {"name": "ready", "mountPath": READY_DIR, "readOnly": True},
-        {"name": "outbox", "mountPath": paths.CONTAINER_OUTBOX},
+        {"name": "outbox", "mountPath": contract.CONTAINER_OUTBOX},
         {"name": "workspace", "mountPath": mount_path},
-        {"name": "home", "mountPath": paths.AGENT_HOME},
+        {"name": "home", "mountPath": contract.AGENT_HOME},
     ]
     if cfg.resources.shm_size:
         volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": quantity(cfg.resources.shm_size)}})
@@ -325,7 +323,7 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
         "name": "agent",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/bash", f"{paths.CONTAINER_RUNTIME}/{AGENT_SCRIPT}"],
+        "command": ["/bin/bash", f"{contract.CONTAINER_RUNTIME}/{AGENT_SCRIPT}"],
         "args": args,
         "workingDir": mount_path,
         "env": agent_env(cfg, options, project),
@@ -346,7 +344,7 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
                 "restartPolicy": "Always",  # a native sidecar: runs beside the agent, ends with it
-                "command": ["/bin/bash", f"{paths.CONTAINER_RUNTIME}/{FIREWALL_SCRIPT}"],
+                "command": ["/bin/bash", f"{contract.CONTAINER_RUNTIME}/{FIREWALL_SCRIPT}"],
                 "env": [{"name": "AGENT_UID", "value": str(uid)}],
                 "securityContext": {
                     "runAsUser": 0,

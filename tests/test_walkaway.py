@@ -25,10 +25,10 @@ import pytest
 
 from claude_docker import lifecycle
 from claude_docker.config.pipeline import load_config
+from claude_docker.contract import LABEL_PROJECT
 from claude_docker.engine import Engine
 from claude_docker.notify.events import pending_names
 from claude_docker.paths import project_state_dir
-from claude_docker.session import LABEL_PROJECT
 from tests.conftest import TEST_BASE_IMAGE, TEST_LABEL
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.projects import bridge_gateway, make_project, run_cli
