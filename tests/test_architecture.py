@@ -31,7 +31,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
         "claude_docker.features.claude_settings", "claude_docker.features.trust", "claude_docker.notify", "claude_docker.notify.events",
         "claude_docker.notify.message", "claude_docker.notify.delivery", "claude_docker.notify.backends",
         "claude_docker.notify.twilio", "claude_docker.notify.webhook", "claude_docker.notify.command",
-        "claude_docker.notify.apprise_backend",
+        "claude_docker.notify.apprise_backend", "claude_docker.notify.pod",
     )),
     ("plan", ("claude_docker.render", "claude_docker.runplan", "claude_docker.kubernetes")),
     ("engine", ("claude_docker.engine",)),

@@ -22,6 +22,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,11 @@ from claude_docker.cli import main
 from claude_docker.config.model import ImageConfig
 from claude_docker.engine import _hard_limits
 from claude_docker.features.image import build_context, image_tag
-from claude_docker.kubernetes import FIREWALL_SCRIPT, READY_DIR
+from claude_docker.kubernetes import FIREWALL_SCRIPT, NOTIFIER_UID, READY_DIR
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.http import SERVER_JS
+from tests.fakes.twilio import FakeTwilio
 
 KUBERNETES_VERSION = "1.37"
 PODMAN_GATEWAY = "10.88.0.1"  # the default Podman network's gateway: the host, as a Pod sees it
@@ -95,6 +97,30 @@ claude:
       headers: {Authorization: "Bearer ${SEARCH_TOKEN:-}"}
 """
 
+NOTIFIER_YAML = """\
+notifier:
+  on: [stop, session_end]
+  twilio:
+    account_sid: ${TWILIO_ACCOUNT_SID}
+    auth_token: ${TWILIO_AUTH_TOKEN}
+    from: "+15005550006"
+    to: ["+15551234567"]
+  webhooks:
+    - {url: "https://hooks.example.com/claude", headers: {Authorization: "Bearer ${HOOK_TOKEN}"}}
+    - {url: "http://10.20.30.40:8080/hook"}
+"""
+NOTIFIER_ENV = {
+    "TWILIO_ACCOUNT_SID": "AC" + "1" * 32,
+    "TWILIO_AUTH_TOKEN": "twilio-token-never-inline",
+    "HOOK_TOKEN": "hook-token-never-inline",
+}
+PROVIDER_ENV = {
+    "ANTHROPIC_BASE_URL": "http://10.1.2.3:4000",
+    "ANTHROPIC_MODEL": "claude-model-x",
+    "ANTHROPIC_AUTH_TOKEN": "gateway-token-never-inline",
+    "ANTHROPIC_CUSTOM_HEADERS": "X-Team: secret-header-never-inline",
+}
+
 VARIANTS = {
     "job-on-a-claim": ("", ["--workspace-claim", "repo", "--", "-p", "fix the test"]),
     "pod-from-git": ("", ["--git-url", "https://github.com/example/repo.git", "--git-ref", "main", "--state-claim", "home"]),
@@ -104,13 +130,16 @@ VARIANTS = {
         ["--workspace-claim", "repo", "-n", "agents", "--name", "task-1", "--deadline", "600"],
     ),
     "mcp-and-env-secrets": (MCP_YAML, ["--workspace-claim", "repo", "--secret", "team-keys"]),
+    "notifier-job": (NOTIFIER_YAML, ["--workspace-claim", "repo", "--", "-p", "x"]),
+    "notifier-pod-from-git": (NOTIFIER_YAML, ["--git-url", "https://github.com/example/repo.git", "--notifier-secret", "n"]),
 }
+VARIANT_ENV = {**NOTIFIER_ENV, **PROVIDER_ENV}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_rendered_manifest_validates_against_the_kubernetes_schemas(tmp_path, variant):
     config, args = VARIANTS[variant]
-    files = render(tmp_path, config, *args)
+    files = render(tmp_path, config, *args, env=VARIANT_ENV)
     documents = [doc for docs in files.values() for doc in docs]
     assert {doc["kind"] for doc in documents} in ({"ConfigMap", "Job"}, {"ConfigMap", "Pod"})
     for document in documents:
@@ -199,6 +228,133 @@ def test_credentials_are_secret_references_and_never_values(tmp_path):
     assert agent_env["EDITOR"] == {"name": "EDITOR", "value": "vim"}
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_no_credential_value_is_ever_written_into_a_manifest(tmp_path, variant):
+    config, args = VARIANTS[variant]
+    text_of_everything = json.dumps(render(tmp_path, config, *args, env=VARIANT_ENV))
+    for name, value in VARIANT_ENV.items():
+        if name not in ("ANTHROPIC_BASE_URL", "ANTHROPIC_MODEL", "TWILIO_ACCOUNT_SID"):
+            assert value not in text_of_everything, name
+
+
+def test_the_notifier_is_a_sidecar_of_its_own_uid_with_its_own_secret(tmp_path):
+    files = render(tmp_path, NOTIFIER_YAML, "--workspace-claim", "repo", "--notifier-secret", "notify-keys", "--", "-p", "x",
+                   env=NOTIFIER_ENV)
+    spec = pod_spec(workload(files))
+    assert [c["name"] for c in spec["initContainers"]] == ["firewall", "notifier"]  # after the firewall's gate
+    notifier = container(spec, "notifier")
+    assert notifier["restartPolicy"] == "Always"  # a native sidecar: it never keeps the Job from completing
+    assert notifier["command"] == ["python3", "-m", "claude_docker.notify.pod"]
+    assert notifier["image"].startswith("claude-docker-notifier:")
+    security = notifier["securityContext"]
+    assert security["runAsUser"] == NOTIFIER_UID and security["runAsGroup"] == NOTIFIER_UID
+    assert NOTIFIER_UID not in (0, container(spec, "agent")["securityContext"]["runAsUser"])
+    assert security["capabilities"] == {"drop": ["ALL"]} and security["allowPrivilegeEscalation"] is False
+    assert security["runAsNonRoot"] is True and security["readOnlyRootFilesystem"] is True
+    assert spec["terminationGracePeriodSeconds"] >= 60  # time for the final delivery after SIGTERM
+    [config_ref] = [e for e in notifier["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    assert config_ref["valueFrom"]["secretKeyRef"] == {"name": "notify-keys", "key": "notifier.json"}
+    mounts = {m["mountPath"]: m["name"] for m in notifier["volumeMounts"]}
+    assert mounts == {"/run/claude-docker/notifier": "notifier-state", "/run/claude-docker/notifier/outbox": "outbox"}
+
+    # The agent container has no way to the notifier's credentials or its state.
+    agent = container(spec, "agent")
+    agent_refs = [e["valueFrom"]["secretKeyRef"] for e in agent["env"] if "secretKeyRef" in e.get("valueFrom", {})]
+    assert agent_refs and all(ref["name"] == "claude-docker" for ref in agent_refs)
+    assert all(ref["key"] != "notifier.json" for ref in agent_refs)
+    assert "notifier-state" not in {m["name"] for m in agent["volumeMounts"]}
+    assert {m["name"]: m["mountPath"] for m in agent["volumeMounts"]}["outbox"] == "/run/claude-docker/outbox"
+    assert not any(volume.get("secret") for volume in spec["volumes"])  # no Secret as files, anywhere
+
+
+def test_the_firewall_lets_only_the_notifier_uid_out_to_the_notifier_endpoints(tmp_path):
+    files = render(tmp_path, NOTIFIER_YAML, "--workspace-claim", "repo", env=NOTIFIER_ENV)
+    data = files["configmap.yaml"][0]["data"]
+    script = data["init-firewall.sh"]
+    assert f"readonly NOTIFIER_UID={NOTIFIER_UID}" in script
+    assert "-A OUTPUT -m owner --uid-owner $NOTIFIER_UID -m set --match-set cd-notify-exact dst,dst -j ACCEPT" in script
+    assert "--uid-owner $NOTIFIER_UID -p tcp -m multiport --dports 443 -m set --match-set cd-notify dst -j ACCEPT" in script
+    assert "add cd-notify-exact 10.20.30.40,tcp:8080" in script
+    assert "api.twilio.com" not in script  # by name: through dnsmasq into cd-notify only
+    assert "server=/hooks.example.com/@UPSTREAM@" in data["dnsmasq-servers.tmpl"]
+    assert "server=/api.twilio.com/@UPSTREAM@" in data["dnsmasq-servers.tmpl"]
+    assert "ipset=/api.twilio.com/cd-notify\n" in data["dnsmasq.conf"]  # never the agent's cd-dns
+    assert "local=/*.api.twilio.com/" in data["dnsmasq.conf"]  # no DNS tunnel below the name
+    assert "twilio" not in data["haproxy.cfg"] and "hooks.example.com" not in data["haproxy.cfg"]  # not for the agent
+    # Without a notifier the firewall knows no notifier uid at all.
+    (tmp_path / "plain").mkdir()
+    plain = render(tmp_path / "plain", "", "--workspace-claim", "repo")["configmap.yaml"][0]["data"]["init-firewall.sh"]
+    assert "NOTIFIER_UID" not in plain and "cd-notify" not in plain
+
+
+def test_a_name_the_agent_may_reach_too_keeps_its_allow_sets(tmp_path):
+    config = NOTIFIER_YAML + "network:\n  allowed_domains: ['*.example.com']\n"
+    data = render(tmp_path, config, "--workspace-claim", "repo", env=NOTIFIER_ENV)["configmap.yaml"][0]["data"]
+    assert "ipset=/hooks.example.com/cd-dns,cd-notify\n" in data["dnsmasq.conf"]
+    assert "local=/*.hooks.example.com/" not in data["dnsmasq.conf"]
+
+
+def test_the_notifier_config_is_printed_for_the_secret_and_never_written(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(NOTIFIER_YAML + "  commands: [[/bin/true]]\n")
+    result = CliRunner().invoke(main, ["kube", "-f", str(project / "claude-docker.yaml"), "--notifier-config"],
+                                env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h"), **NOTIFIER_ENV})
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["twilio"]["auth_token"] == "twilio-token-never-inline"
+    assert data["webhooks"][0]["headers"] == {"Authorization": "Bearer hook-token-never-inline"}
+    assert data["commands"] == [] and data["apprise"] == []  # host commands never run in the Pod
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["project"]  # no manifests, no file with the credentials
+    assert sorted(p.name for p in (tmp_path / "project").iterdir()) == ["claude-docker.yaml"]
+
+
+@pytest.mark.parametrize(
+    "config, args, message",
+    [
+        (NOTIFIER_YAML, ["--notifier-secret", "claude-docker"], "the notifier's Secret must not be the agent's"),
+        (NOTIFIER_YAML + f"claude:\n  uid: {NOTIFIER_UID}\n", [], f"uid {NOTIFIER_UID} is the notifier container's"),
+        ("notifier:\n  webhooks: [{url: 'http://[::1]:80/x'}]\n", [], "is an IPv6 address"),
+    ],
+)
+def test_notifier_refusals_name_the_problem(tmp_path, config, args, message):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text(config)
+    result = CliRunner().invoke(
+        main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / "out"), "--workspace-claim", "r", *args],
+        env={"CLAUDE_DOCKER_HOME": str(tmp_path / "h"), **NOTIFIER_ENV},
+    )
+    assert result.exit_code == 1, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_provider_variables_and_the_model_endpoint_reach_the_agent_as_on_docker(tmp_path):
+    files = render(tmp_path, "", "--workspace-claim", "repo", "--", "-p", "x", env=PROVIDER_ENV)
+    env = {e["name"]: e for e in container(pod_spec(workload(files)), "agent")["env"]}
+    assert env["ANTHROPIC_BASE_URL"] == {"name": "ANTHROPIC_BASE_URL", "value": "http://10.1.2.3:4000"}
+    assert env["ANTHROPIC_MODEL"] == {"name": "ANTHROPIC_MODEL", "value": "claude-model-x"}
+    for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "claude-docker", "key": name, "optional": True}
+    assert env["CLAUDE_DOCKER_ENDPOINT_HOST"]["value"] == "10.1.2.3"
+    assert env["CLAUDE_DOCKER_ENDPOINT_PORT"]["value"] == "4000"
+    assert env["CLAUDE_DOCKER_ENDPOINT_FIREWALL"]["value"] == "1"
+    data = files["configmap.yaml"][0]["data"]
+    assert "readonly ENDPOINT_HOST=10.1.2.3" in data["init-firewall.sh"]  # opened exactly, as on Docker
+    assert "readonly ENDPOINT_PORT=4000" in data["init-firewall.sh"]
+    assert '"$BIN/check-endpoint"' in data["kube-agent.sh"] and "EXIT_ENDPOINT_UNREACHABLE=72" in data["kube-agent.sh"]
+
+
+def test_a_provider_by_name_joins_the_allowlist(tmp_path):
+    config = "claude:\n  env: {CLAUDE_CODE_USE_BEDROCK: '1', AWS_REGION: eu-west-3}\n"
+    files = render(tmp_path, config, "--workspace-claim", "repo", env={})
+    env = {e["name"]: e for e in container(pod_spec(workload(files)), "agent")["env"]}
+    assert env["CLAUDE_CODE_USE_BEDROCK"]["value"] == "1" and env["AWS_REGION"]["value"] == "eu-west-3"
+    assert env["CLAUDE_DOCKER_ENDPOINT_HOST"]["value"] == "bedrock-runtime.eu-west-3.amazonaws.com"
+    assert env["AWS_ACCESS_KEY_ID"]["valueFrom"]["secretKeyRef"]["key"] == "AWS_ACCESS_KEY_ID"
+    assert "server=/bedrock-runtime.eu-west-3.amazonaws.com/@UPSTREAM@" in files["configmap.yaml"][0]["data"]["dnsmasq-servers.tmpl"]
+
+
 def test_proxy_credentials_come_from_the_secret_and_literal_mcp_values_are_named(tmp_path):
     config = (
         "network:\n  proxy: {https: 'http://user:pw@proxy.example:3128', http: 'http://proxy.example:3128'}\n"
@@ -239,7 +395,7 @@ def test_no_host_path_is_ever_mounted(tmp_path, variant):
     config, args = VARIANTS[variant]
     (tmp_path / "data").mkdir()
     extra = f"filesystem:\n  mounts: [{{source: {tmp_path / 'data'}, target: /data}}]\n"
-    files = render(tmp_path, config + extra, *args)
+    files = render(tmp_path, config + extra, *args, env=VARIANT_ENV)
     spec = pod_spec(workload(files))
     assert all("hostPath" not in volume for volume in spec["volumes"])
     assert "hostPath" not in json.dumps(files)
@@ -298,12 +454,14 @@ def test_rendering_is_deterministic_and_warns_about_what_a_cluster_cannot_have(t
         outputs.append({p.name: p.read_bytes() for p in (tmp_path / attempt).iterdir()})
     assert outputs[0] == outputs[1]
     assert "filesystem.mounts are host paths and are not rendered" in result.output
-    assert "notifier: not rendered for Kubernetes yet" in result.output
+    assert "notifier.commands run on your machine and are not rendered" in result.output
+    assert "no notifier container: hook events stay in the Pod's outbox volume" in result.output
 
 
 def test_the_container_scripts_are_valid_bash(tmp_path):
     files = render(tmp_path, "", "--workspace-claim", "repo")
     data = files["configmap.yaml"][0]["data"]
+    data.update(render(tmp_path, NOTIFIER_YAML, "--workspace-claim", "repo", env=NOTIFIER_ENV)["configmap.yaml"][0]["data"])
     for name in ("kube-agent.sh", "kube-firewall.sh", "init-firewall.sh"):
         script = tmp_path / name
         script.write_text(data[name])
@@ -394,6 +552,7 @@ class PlayedPod:
         self.secret = self.name
         self.claim = f"{self.name}-ws"
         self.servers: list[str] = []
+        self.secrets: list[str] = []
         self.play_file: Path | None = None
 
     def start_server(self, label: str) -> str:
@@ -408,14 +567,25 @@ class PlayedPod:
             time.sleep(0.2)
         return run_podman(self.podman, "inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
 
-    def create_secret(self, values: dict[str, str]) -> None:
-        body = self.tmp_path / "secret.json"
+    def create_secret(self, values: dict[str, str], name: str | None = None) -> None:
+        name = name or self.secret
+        body = self.tmp_path / f"{name}.json"
         body.write_text(json.dumps({key: base64.b64encode(value.encode()).decode() for key, value in values.items()}))
-        run_podman(self.podman, "secret", "create", self.secret, str(body))
+        run_podman(self.podman, "secret", "create", name, str(body))
+        body.unlink()
+        self.secrets.append(name)
 
-    def render(self, config_yaml: str, claude_args: list[str]) -> dict[str, list[dict[str, Any]]]:
+    def render(self, config_yaml: str, claude_args: list[str], *extra: str, env: dict[str, str] | None = None) -> dict[str, list[dict[str, Any]]]:
         return render(self.tmp_path, config_yaml, "--name", self.name, "--secret", self.secret, "--image", self.podman["image"],
-                      "--workspace-claim", self.claim, "--", *claude_args)
+                      "--workspace-claim", self.claim, *extra, "--", *claude_args, env=env)
+
+    def shared_volume(self, name: str) -> None:
+        """An emptyDir as Kubernetes makes it (mode 0777), ahead of `kube play`, which would make
+        it root's 0755: the agent's hooks and the notifier, two non-root uids, both write it."""
+        volume = f"{self.name}-{name}"
+        run_podman(self.podman, "volume", "create", volume)
+        mountpoint = run_podman(self.podman, "volume", "inspect", "--format", "{{.Mountpoint}}", volume).stdout.strip()
+        os.chmod(mountpoint, 0o777)
 
     def play(self, files: dict[str, list[dict[str, Any]]], adapt: Any = None) -> None:
         pod = adapt_for_podman(workload(files))
@@ -450,9 +620,11 @@ class PlayedPod:
         for server in self.servers:
             run_podman(self.podman, "rm", "-f", server, check=False)
         # kube play makes a volume for the claim and one for the ConfigMap; kube down keeps both.
-        for volume in (self.claim, f"{self.name}-runtime", *(f"{self.name}-{v}" for v in ("ready", "outbox", "home"))):
+        emptydirs = ("ready", "outbox", "home", "log", "notifier-state")
+        for volume in (self.claim, f"{self.name}-runtime", *(f"{self.name}-{v}" for v in emptydirs)):
             run_podman(self.podman, "volume", "rm", "-f", volume, check=False)
-        run_podman(self.podman, "secret", "rm", self.secret, check=False)
+        for secret in self.secrets:
+            run_podman(self.podman, "secret", "rm", secret, check=False)
 
 
 @pytest.fixture
@@ -463,11 +635,17 @@ def played(podman, tmp_path, cd_home):
 
 
 def firewall_config(allowed: str) -> str:
+    """The host stays closed: the API stand-in on it is the model endpoint, opened exactly."""
     return (
         f"image:\n  base: {TEST_BASE_IMAGE}\n  extra_ca_certificates: [{HOST_CA_BUNDLE}]\n"
-        "network:\n  firewall: true\n  allow_host_network: true\n"  # the API stand-in is on the host
+        "network:\n  firewall: true\n"
         f"  allowed_cidrs: [\"{allowed}/32:80\"]\n"
     )
+
+
+def endpoint_env(api: FakeAnthropic) -> dict[str, str]:
+    """ANTHROPIC_BASE_URL where `kube` renders: inline in the manifest, opened by the firewall."""
+    return {"ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)}
 
 
 @pytest.mark.e2e
@@ -482,8 +660,8 @@ def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
     )
     script = [bash(probes), text("The task is done.")]
     with FakeAnthropic(script) as api:
-        played.create_secret({"ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)})
-        files = played.render(firewall_config(allowed), ["-p", "probe the network and write result.txt"])
+        played.create_secret({"ANTHROPIC_API_KEY": api.api_key})
+        files = played.render(firewall_config(allowed), ["-p", "probe the network and write result.txt"], env=endpoint_env(api))
         assert workload(files)["kind"] == "Job"
         played.play(files)
         code = played.wait("agent", timeout=240)
@@ -518,8 +696,8 @@ def test_a_failed_firewall_keeps_the_agent_from_starting_on_podman(played):
         firewall["command"] = ["/bin/bash", "-c", f"sleep 5; exec /bin/bash {firewall['command'][-1]}"]
 
     with FakeAnthropic([text("must never be asked")]) as api:
-        played.create_secret({"ANTHROPIC_API_KEY": api.api_key, "ANTHROPIC_BASE_URL": api.url_for(PODMAN_GATEWAY)})
-        files = played.render(firewall_config("10.88.255.254"), ["-p", "anything"])
+        played.create_secret({"ANTHROPIC_API_KEY": api.api_key})
+        files = played.render(firewall_config("10.88.255.254"), ["-p", "anything"], env=endpoint_env(api))
         # A ready file another Pod left behind (a shared volume): it names another namespace.
         stale = f"{played.name}-ready"
         run_podman(played.podman, "volume", "create", stale)
@@ -532,3 +710,155 @@ def test_a_failed_firewall_keeps_the_agent_from_starting_on_podman(played):
     assert "the firewall could not be set up; the session did not start" in logs
     assert api.requests == []
     assert played.wait("firewall", timeout=30) == 70
+
+
+# --- the notifier container's command, as a real process --------------------------------------------
+
+
+def test_the_pod_notifier_delivers_and_sends_session_end_on_sigterm(tmp_path):
+    """What Kubernetes does to a native sidecar once the agent exited: SIGTERM. The notifier
+    sends the held session_end then (the final flush) and exits 0; before it, only the stop."""
+    import signal
+
+    from tests.fakes.webhook import WebhookReceiver
+
+    state = tmp_path / "state"
+    (state / "outbox").mkdir(parents=True)
+    with WebhookReceiver() as hook:
+        config = {"on": ["stop", "session_end"], "min_interval_seconds": 0, "webhooks": [{"url": hook.url, "headers": {}}]}
+        env = {**os.environ, "CLAUDE_DOCKER_NOTIFIER": json.dumps(config), "CLAUDE_DOCKER_NOTIFIER_STATE": str(state),
+               "CLAUDE_DOCKER_PROJECT": "proj", "CLAUDE_DOCKER_SESSION": "pod-1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+        child = subprocess.Popen([sys.executable, "-m", "claude_docker.notify.pod"], env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            now = time.time_ns()
+            (state / "outbox" / f"{now}-stop-a.json").write_text(json.dumps({"hook_event_name": "Stop", "last_assistant_message": "done"}))
+            (state / "outbox" / f"{now + 1}-session_end-b.json").write_text(json.dumps({"hook_event_name": "SessionEnd"}))
+            assert hook.wait_for(lambda h: h.events("stop"), timeout=20)
+            time.sleep(1.5)
+            assert hook.events("session_end") == []  # held for the final flush
+            child.send_signal(signal.SIGTERM)
+            _, stderr = child.communicate(timeout=30)
+        finally:
+            child.kill()
+    assert child.returncode == 0, stderr
+    [end] = hook.events("session_end")
+    assert end["project"] == "proj" and end["session"] == "pod-1"
+    assert sorted(p.name for p in (state / "outbox").iterdir()) == []
+    assert "final delivery done: 1 sent, 0 left undelivered" in stderr
+
+
+def test_the_pod_notifier_refuses_a_missing_config_with_a_clear_message(tmp_path):
+    env = {**os.environ, "CLAUDE_DOCKER_NOTIFIER": "", "CLAUDE_DOCKER_NOTIFIER_STATE": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-m", "claude_docker.notify.pod"], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "the notifier Secret holds no notifier.json" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- the notifier container on Podman ----------------------------------------------------------------
+#
+# Two more adaptations (docs/kubernetes.md lists them):
+#  7. Podman does not stop the (former) sidecars when the agent exits, as Kubernetes does with
+#     SIGTERM; the test sends that SIGTERM itself (`podman stop`) once the agent has exited.
+#  8. emptyDirs that two non-root uids write (the outbox: the agent's hooks and the notifier; the
+#     notifier's state) are created ahead with the mode Kubernetes gives an emptyDir (0777).
+
+
+@pytest.fixture(scope="module")
+def notifier_image(podman, docker_client) -> str:
+    """The notifier image `kube --build` makes, built on the test's sandbox image, in Podman's store."""
+    from claude_docker.engine import Engine
+    from claude_docker.kubernetes import notifier_build_context, notifier_image_tag
+
+    sandbox = podman["image"].removeprefix("localhost/")
+    tag = notifier_image_tag(sandbox)
+    engine = Engine(docker_client)
+    if engine.image_labels(tag) is None:
+        engine.build(notifier_build_context(sandbox), tag=tag)
+    copy_into_podman(podman["binary"], tag, f"localhost/{tag}", podman["env"])
+    return f"localhost/{tag}"
+
+
+@pytest.mark.e2e
+def test_the_notifier_container_delivers_the_session_end_and_the_agent_cannot_use_its_credentials(played, notifier_image):
+    """A Job with a Twilio notifier: Claude's Stop and the session_end arrive at the Twilio
+    stand-in, sent by the notifier container with its own Secret (the stand-in checks the
+    credentials). From its own Bash tool call the agent looks for that credential (environment,
+    every /proc/*/environ and cmdline it can see, every file it can read) and finds nothing, and
+    cannot reach the Twilio endpoint that the notifier reaches: the owner match."""
+    twilio = FakeTwilio(host="0.0.0.0", auth_token="tw-" + secrets.token_hex(12)).start()
+    half = len(twilio.auth_token) // 2
+    head, tail = twilio.auth_token[:half], twilio.auth_token[half:]
+    endpoint = f"http://{PODMAN_GATEWAY}:{twilio.port}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
+    probes = (
+        # The token is looked for without ever being written whole on a command line.
+        f"printf '%s%s' '{head}' '{tail}' > /tmp/pattern; "
+        "in_processes=$( { env; cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null; } "
+        "| /usr/bin/grep -a -c -F -f /tmp/pattern ); "
+        "in_files=$( /usr/bin/grep -a -r -l -F -f /tmp/pattern /run /opt /home /workspace /etc /var /tmp 2>/dev/null "
+        "| /usr/bin/grep -v -x /tmp/pattern | wc -l ); echo \" secret-hits=$in_processes/$in_files\"; "
+        "env | /usr/bin/grep -c -i -e twilio -e CLAUDE_DOCKER_NOTIFIER | sed 's/^/ notifier-env=/'; "
+        "ls -d /run/claude-docker/notifier 2>/dev/null; echo \" state-dir-rc=$?\"; "
+        "ps -eo user,comm | /usr/bin/grep -c python | sed 's/^/ notifier-processes=/'; "
+        f"curl -sS -m 5 -u '{twilio.account_sid}:guess' -d To=+15551234567 -d From=+15005550006 -d Body=from-the-agent "
+        f"{endpoint}; echo \" notifier-endpoint-rc=$?\""
+    )
+    config = firewall_config("10.88.255.254") + (
+        "notifier:\n  on: [stop, session_end]\n  min_interval_seconds: 0\n"
+        "  twilio:\n    account_sid: ${TWILIO_ACCOUNT_SID}\n    auth_token: ${TWILIO_AUTH_TOKEN}\n"
+        f"    api_base: http://{PODMAN_GATEWAY}:{twilio.port}\n    from: '+15005550006'\n    to: ['+15551234567']\n"
+    )
+    notifier_env = {"TWILIO_ACCOUNT_SID": twilio.account_sid, "TWILIO_AUTH_TOKEN": twilio.auth_token}
+    try:
+        with FakeAnthropic([bash(probes), text("The task is done.")]) as api:
+            played.create_secret({"ANTHROPIC_API_KEY": api.api_key})
+            env = {**endpoint_env(api), **notifier_env}
+            files = played.render(config, ["-p", "probe for the notifier's credentials"], "--notifier-image", notifier_image,
+                                  "--notifier-secret", f"{played.name}-notify", env=env)
+            result = CliRunner().invoke(
+                main, ["kube", "-f", str(played.tmp_path / "project" / "claude-docker.yaml"), "--notifier-config"],
+                env={"CLAUDE_DOCKER_HOME": str(played.tmp_path / "home"), **env},
+            )
+            assert result.exit_code == 0, result.output
+            played.create_secret({"notifier.json": result.stdout.strip()}, name=f"{played.name}-notify")
+            for volume in ("outbox", "notifier-state"):
+                played.shared_volume(volume)
+            played.play(files)
+            code = played.wait("agent", timeout=240)
+            logs = played.logs("agent")
+            # The Stop message goes out while the Pod runs; the session_end waits for the final flush.
+            assert wait_until(lambda: len(twilio.messages) >= 1, timeout=30), played.logs("notifier")
+            before_sigterm = list(twilio.messages)
+            run_podman(played.podman, "stop", "--time", "60", f"{played.name}-notifier", timeout=90)  # Kubernetes' SIGTERM
+            notifier_code = played.wait("notifier", timeout=10)
+            notifier_logs = played.logs("notifier")
+    finally:
+        twilio.stop()
+
+    assert code == 0, logs + played.logs("firewall")
+    assert "The task is done." in logs
+    [result] = api.tool_results()
+    output = json.dumps(result.get("content"))
+    assert "secret-hits=0/0" in output, output  # not in its environment, no process, no file it can read
+    assert "notifier-env=0" in output, output
+    assert "state-dir-rc=0" not in output, output
+    assert "notifier-processes=0" in output, output
+    assert "notifier-endpoint-rc=7" in output, output  # refused by the firewall (owner match): no connection
+    assert all(r.form.get("Body") != "from-the-agent" for r in twilio.requests)
+
+    assert notifier_code == 0, notifier_logs
+    project = workload(files)["metadata"]["labels"]["dev.claude-docker/project"]
+    assert len(before_sigterm) == 1 and before_sigterm[0]["Body"].startswith(f"claude-docker {project}: Claude finished"), before_sigterm
+    bodies = [m["Body"] for m in twilio.messages]
+    assert len(bodies) == 2 and bodies[0].endswith("The task is done."), bodies
+    assert "session ended" in bodies[1], bodies
+    assert all(r.auth == (twilio.account_sid, twilio.auth_token) for r in twilio.requests)  # the notifier's own Secret
+    assert "final delivery done: 1 sent, 0 left undelivered" in notifier_logs, notifier_logs
+
+
+def wait_until(predicate: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.5)
+    return bool(predicate())
