@@ -6,11 +6,15 @@ endpoint and the credential come from stays the user's choice.
 from __future__ import annotations
 
 import secrets
+import time
 
 from claude_docker.config.model import NetworkConfig
 from claude_docker.features import credentials
+from tests.conftest import TEST_LABEL
 from tests.fakes.anthropic import FakeAnthropic
-from tests.support.keys import ENDPOINT_NAME, tls_api
+from tests.fakes.http import address_on
+from tests.fakes.tls import test_ca
+from tests.support.keys import ENDPOINT_NAME, GIT_SERVER_PY, tls_api
 
 
 def test_the_local_endpoint_sends_the_credential_to_the_model_endpoint_only(start, gateway, dns):
@@ -41,6 +45,65 @@ def test_the_local_endpoint_sends_the_credential_to_the_model_endpoint_only(star
     assert [(r.path, r.credential) for r in api.requests] == [("/v1/messages/count_tokens", secret)]
     assert "name=" in (box.session.log_dir / "proxy.log").read_text()  # refusals are logged, not the key
     assert secret not in (box.session.log_dir / "proxy.log").read_text()
+
+
+def _status(box, *args: str) -> str:
+    """curl's HTTP status from the agent's side ("000" when no HTTP answer came) and its exit code."""
+    code, output = box.run(["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10", *args])
+    return f"{output.strip()} exit={code}"
+
+
+def test_the_agent_cannot_reach_the_model_endpoint_directly(start, gateway, dns):
+    """The endpoint on the Docker host (a pinned address, its own port): with the credential held
+    by the proxy, only the proxy's user may connect there. The agent's direct connection, by
+    name or by address, is refused, even with host_ports opening that port; the local endpoint
+    still gets through."""
+    dns.set(ENDPOINT_NAME, gateway)
+    with tls_api([]) as api:
+        secret = "sk-ant-api03-" + secrets.token_hex(24)
+        environ = {"ANTHROPIC_BASE_URL": api.url_for(ENDPOINT_NAME), "ANTHROPIC_API_KEY": secret}
+        box = start(NetworkConfig(host_ports=(api.port,)), environ)
+        by_name = _status(box, "-X", "POST", "-d", "{}", f"https://{ENDPOINT_NAME}:{api.port}/v1/messages/count_tokens")
+        by_address = _status(box, "-X", "POST", "-d", "{}", f"https://{gateway}:{api.port}/v1/messages/count_tokens")
+        local = _status(box, "-X", "POST", "-H", "x-api-key: mine", "-d", "{}",
+                        f"http://127.0.0.1:{credentials.MODEL_LISTEN_PORT}/v1/messages/count_tokens")
+    assert by_name == "000 exit=7", by_name  # refused at connect
+    assert by_address == "000 exit=7", by_address
+    assert local == "200 exit=0", local
+    assert [(r.path, r.credential) for r in api.requests] == [("/v1/messages/count_tokens", secret)]
+
+
+def test_an_allowlisted_model_endpoint_on_443_is_reached_through_the_local_endpoint_only(start, docker_client, keys_image, dns):
+    """The endpoint's name in network.allowed_domains too (the default profile lists
+    api.anthropic.com): its port 443 is not reachable through the name-checking proxy either."""
+    cert, key = test_ca().leaf((ENDPOINT_NAME,))
+    server = docker_client.containers.run(
+        keys_image,
+        entrypoint=["python3", "-c", GIT_SERVER_PY],
+        command=[],
+        environment={"TLS_CERT": cert, "TLS_KEY": key, "EXPECTED": "none"},
+        labels={TEST_LABEL: "keys"},
+        detach=True,
+    )
+    try:
+        deadline = time.time() + 30
+        while b"listening" not in server.logs():
+            assert time.time() < deadline, server.logs()
+            time.sleep(0.2)
+        dns.set(ENDPOINT_NAME, address_on(server))
+        secret = "sk-ant-api03-" + secrets.token_hex(24)
+        environ = {"ANTHROPIC_BASE_URL": f"https://{ENDPOINT_NAME}", "ANTHROPIC_API_KEY": secret}
+        network = NetworkConfig(allowed_domains=(ENDPOINT_NAME,), allow_private_answers=True)
+        box = start(network, environ)
+        direct = _status(box, "-X", "POST", "-d", "data", f"https://{ENDPOINT_NAME}/upload")
+        local = _status(box, "-H", "x-api-key: mine", f"http://127.0.0.1:{credentials.MODEL_LISTEN_PORT}/v1/models")
+        seen = server.logs().decode()
+    finally:
+        server.remove(force=True)
+    assert direct.startswith("000 ") and not direct.endswith("exit=0"), direct
+    assert local == "401 exit=0", local  # the server's own answer, through the local endpoint
+    assert seen.count("AUTH ") == 1, seen  # only the local endpoint's request arrived
+    assert "model-endpoint" in (box.session.log_dir / "proxy.log").read_text()
 
 
 def test_the_proxy_holding_the_credential_is_closed_to_the_agent(start, gateway, dns):
