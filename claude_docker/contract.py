@@ -67,6 +67,19 @@ HOOK_HELPER = f"{CONTAINER_BIN}/hook-event"  # `hook-event KIND` < the hook's ev
 AGENT_ONLY_VARIABLES = ("PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV")
 AGENT_ONLY_PREFIX = "CLAUDE_DOCKER_AGENT_"
 
+# --- the sandbox proxy: its user, its local endpoints, the credentials it alone holds ---------
+
+PROXY_USER = "haproxy"  # the name-checking proxy's own user (Debian's haproxy package creates it)
+# Local endpoints on 127.0.0.1 where the proxy adds a credential on the way out (credentials.py):
+MODEL_LISTEN_PORT = 15090  # Claude Code's ANTHROPIC_BASE_URL
+GIT_LISTEN_PORT = 15091  # git's url.<local>.insteadOf for network.git_credential's host
+# Container environment names the root entrypoint takes away from everything but the proxy.
+SECRET_PREFIX = "CLAUDE_DOCKER_SECRET_"
+SECRET_API_KEY = SECRET_PREFIX + "API_KEY"  # the value of x-api-key
+SECRET_AUTHORIZATION = SECRET_PREFIX + "AUTHORIZATION"  # "Bearer <token>"
+SECRET_GIT_AUTHORIZATION = SECRET_PREFIX + "GIT_AUTHORIZATION"  # "Basic <base64(user:token)>"
+SECRET_VARIABLES = (SECRET_API_KEY, SECRET_AUTHORIZATION, SECRET_GIT_AUTHORIZATION)
+
 # --- the privilege drop ---------------------------------------------------------------------
 
 
@@ -97,6 +110,14 @@ def template_context() -> dict[str, object]:
         "event_kinds": EVENT_KINDS,
         "agent_only_variables": AGENT_ONLY_VARIABLES,
         "agent_only_prefix": AGENT_ONLY_PREFIX,
+        "proxy_user": PROXY_USER,
+        "model_listen_port": MODEL_LISTEN_PORT,
+        "git_listen_port": GIT_LISTEN_PORT,
+        "secret_prefix": SECRET_PREFIX,
+        "secret_api_key": SECRET_API_KEY,
+        "secret_authorization": SECRET_AUTHORIZATION,
+        "secret_git_authorization": SECRET_GIT_AUTHORIZATION,
         # the drop for the shell side, with the uid/gid taken from the environment at run time
         "drop_privileges": drop_privileges("$AGENT_UID", "$AGENT_GID"),
+        "drop_to_proxy": drop_privileges("$PROXY_UID", "$PROXY_GID"),
     }

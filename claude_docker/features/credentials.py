@@ -28,19 +28,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from .. import contract
 from ..config.interpolate import read_env_file
 from ..config.model import Config, ModelEndpoint
 from ..errors import ClaudeDockerError
 
-MODEL_LISTEN_PORT = 15090  # the local model endpoint (HAProxy, 127.0.0.1)
-GIT_LISTEN_PORT = 15091  # the local git endpoint for network.git_credential's host
-
-# Container environment names the entrypoint takes away from everything but the proxy.
-SECRET_PREFIX = "CLAUDE_DOCKER_SECRET_"
-SECRET_API_KEY = SECRET_PREFIX + "API_KEY"  # the value of x-api-key
-SECRET_AUTHORIZATION = SECRET_PREFIX + "AUTHORIZATION"  # "Bearer <token>"
-SECRET_GIT_AUTHORIZATION = SECRET_PREFIX + "GIT_AUTHORIZATION"  # "Basic <base64(user:token)>"
-SECRET_VARIABLES = (SECRET_API_KEY, SECRET_AUTHORIZATION, SECRET_GIT_AUTHORIZATION)
+# The local endpoints and the secret variables are part of the host/container contract.
+MODEL_LISTEN_PORT = contract.MODEL_LISTEN_PORT
+GIT_LISTEN_PORT = contract.GIT_LISTEN_PORT
+SECRET_PREFIX = contract.SECRET_PREFIX
+SECRET_API_KEY = contract.SECRET_API_KEY
+SECRET_AUTHORIZATION = contract.SECRET_AUTHORIZATION
+SECRET_GIT_AUTHORIZATION = contract.SECRET_GIT_AUTHORIZATION
+SECRET_VARIABLES = contract.SECRET_VARIABLES
 
 # What Claude Code holds instead: long enough that its "use this API key?" answer (the last 20
 # characters) is the placeholder's, the same for every session.

@@ -50,6 +50,7 @@ PROVIDER_VARIABLES = (
 ENV_HOST = "CLAUDE_DOCKER_ENDPOINT_HOST"
 ENV_PORT = "CLAUDE_DOCKER_ENDPOINT_PORT"
 ENV_SOURCE = "CLAUDE_DOCKER_ENDPOINT_SOURCE"
+ENV_SCHEME = "CLAUDE_DOCKER_ENDPOINT_SCHEME"  # https: the sandbox proxy verifies its certificate
 
 
 def claude_environment(cfg: Config, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
@@ -113,7 +114,7 @@ def derive(cfg: Config, environ: Mapping[str, str]) -> ModelEndpoint:
 
 
 def container_env(endpoint: ModelEndpoint) -> dict[str, str]:
-    return {ENV_HOST: endpoint.host, ENV_PORT: str(endpoint.port), ENV_SOURCE: endpoint.source}
+    return {ENV_HOST: endpoint.host, ENV_PORT: str(endpoint.port), ENV_SOURCE: endpoint.source, ENV_SCHEME: endpoint.scheme}
 
 
 # --- one credentials file, mounted read-only (never ~/.aws or ~/.config/gcloud) -------------------

@@ -36,7 +36,7 @@ from ..session import Session
 SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
 PROXY_CONF = "haproxy.cfg"
-PROXY_USER = "haproxy"  # created by Debian's haproxy package
+PROXY_USER = contract.PROXY_USER  # created by Debian's haproxy package
 # The proxy's listeners on loopback; the agent's TCP to admitted addresses is redirected there.
 PROXY_TLS_PORT = 15443
 PROXY_HTTP_PORT = 15080
@@ -74,6 +74,9 @@ NAME_CHECKS_OFF_WARNING = (
     "thousands) is reachable on any port and protocol"
 )
 PROXIED_PORTS = (80, 443)  # decided by name through the proxy; other ports by address only
+# The model endpoint's addresses when the proxy holds its key: reached on its port by the proxy's
+# uid only (the agent goes through the local endpoint).
+MODEL_SET = "cd-model"
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")
@@ -433,25 +436,26 @@ def _is_ipv4(host: str) -> bool:
     return True
 
 
-def _notifier_dns(
-    notifier: NotifierEgress, dns: DnsPlan, ipsets: tuple[tuple[str, tuple[str, ...]], ...]
+def _own_dns(
+    names: Iterable[str], own_set: str, dns: DnsPlan, ipsets: tuple[tuple[str, tuple[str, ...]], ...]
 ) -> tuple[list[str], list[str], tuple[tuple[str, tuple[str, ...]], ...]]:
-    """The notifier's names added to dnsmasq: (server patterns, local patterns, ipset lines).
+    """Names resolved for one user of the sandbox only (the notifier, or the proxy for the model
+    endpoint it holds the key for), added to dnsmasq: (server patterns, local patterns, ipset lines).
 
     Each name is forwarded exactly (its subdomains stay refused, so no DNS tunnel opens). Its
-    addresses enter `cd-notify`; where the agent's allowlist covers the name too, also the sets
+    addresses enter `own_set`; where the agent's allowlist covers the name too, also the sets
     the allowlist's own line would have given them (dnsmasq uses the longest matching line)."""
     forward: list[str] = []
     local: list[str] = []
     lines = dict(ipsets)
-    for name in notifier.names:
+    for name in names:
         allowed = any(name_allowed(name, dns.forward))
         if not allowed:
             forward.append(name)
             local.append(f"*.{name}")
         covering = [zone for zone in lines if name == zone or name.endswith("." + zone)]
         inherited = lines[max(covering, key=len)] if allowed and covering else ()
-        lines[name] = (*inherited, "cd-notify") if "cd-notify" not in inherited else inherited
+        lines[name] = (*inherited, own_set) if own_set not in inherited else inherited
     return forward, local, tuple(sorted(lines.items()))
 
 
@@ -459,17 +463,27 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
     if not cfg.network.firewall:
         return {}
     git_host = [cfg.network.git_credential.host] if cfg.network.git_credential and cfg.network.name_checks else []
-    domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *endpoint_domains(cfg), *git_host)
+    model = local_model_endpoint(cfg)
+    # With the key held by the proxy the model endpoint is the proxy's alone (MODEL_SET, its uid
+    # only): the agent reaches it through the local endpoint, never directly.
+    endpoint_names = endpoint_domains(cfg)
+    held_name = str(model["host"]) if model is not None and not model["is_address"] else None
+    domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *(endpoint_names if model is None else ()), *git_host)
     dns = plan_dns(domains)
     # The model endpoint is checked before Claude starts, on its own: the self-test proves the allowlist.
-    selftest = selftest_names(plan_dns(cfg.network.allowed_domains).forward)
+    selftest = [name for name in selftest_names(plan_dns(cfg.network.allowed_domains).forward) if name != held_name]
     cidrs = plan_cidrs(cfg.network.allowed_cidrs)
     allow_private = cfg.network.allow_private_answers
     ports = port_entries(domains)
     ipsets = plan_ipsets(dns, ports)
-    notifier_forward: list[str] = []
+    own_forward: list[str] = []
+    if held_name is not None:
+        model_forward, model_local, ipsets = _own_dns([held_name], MODEL_SET, dns, ipsets)
+        own_forward += model_forward
+        dns = DnsPlan(dns.forward, (*dns.local, *model_local), dns.ipset_zones)
     if notifier is not None:
-        notifier_forward, notifier_local, ipsets = _notifier_dns(notifier, dns, ipsets)
+        notifier_forward, notifier_local, ipsets = _own_dns(notifier.names, "cd-notify", dns, ipsets)
+        own_forward += notifier_forward
         dns = DnsPlan(dns.forward, (*dns.local, *notifier_local), dns.ipset_zones)
     context = dict(
         dns=dns,
@@ -489,7 +503,14 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         http_listen_port=PROXY_HTTP_PORT,
         chain_listen_port=PROXY_CHAIN_PORT,
         upstream_proxy=upstream_proxy(cfg),
-        model=local_model_endpoint(cfg),
+        model=model,
+        model_set=MODEL_SET,
+        secret_prefix=contract.SECRET_PREFIX,
+        secret_api_key=contract.SECRET_API_KEY,
+        secret_authorization=contract.SECRET_AUTHORIZATION,
+        secret_git_authorization=contract.SECRET_GIT_AUTHORIZATION,
+        model_listen_port=contract.MODEL_LISTEN_PORT,
+        git_listen_port=contract.GIT_LISTEN_PORT,
         git=local_git_endpoint(cfg),
         ca_file=SYSTEM_CA_FILE,
         resolver="127.0.0.1:53",
@@ -511,7 +532,7 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         selftest_refused=SELFTEST_REFUSED,
         unresolved_marker=UNRESOLVED_MARKER,
     )
-    servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in (*dns.forward, *notifier_forward))
+    servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in (*dns.forward, *own_forward))
     return {
         SCRIPT: Artifact(render_template("init-firewall.sh.j2", **context).encode(), 0o755),
         DNSMASQ_CONF: Artifact(render_template("dnsmasq.conf.j2", **context).encode()),
@@ -537,7 +558,7 @@ def local_model_endpoint(cfg: Config) -> dict[str, object] | None:
         return None
     default_port = 80 if found.scheme == "http" else 443
     return dict(
-        listen_port=credentials.MODEL_LISTEN_PORT,
+        listen_port=contract.MODEL_LISTEN_PORT,
         host=found.host,
         port=found.port,
         host_header=found.host if found.port == default_port else f"{found.host}:{found.port}",
@@ -557,7 +578,7 @@ def local_git_endpoint(cfg: Config) -> dict[str, object] | None:
     if git is None or not cfg.network.name_checks:
         return None
     return dict(
-        listen_port=credentials.GIT_LISTEN_PORT,
+        listen_port=contract.GIT_LISTEN_PORT,
         host=git.host,
         max_connections=credentials.MAX_CONNECTIONS,
         max_requests_per_minute=credentials.MAX_REQUESTS_PER_MINUTE,
@@ -791,6 +812,7 @@ REFUSAL_REASONS = {
     "no-address": "name does not resolve",
     "proxy-request": "CONNECT or absolute URI",
     "names-disagree": "Host and request target disagree",
+    "model-endpoint": "the model endpoint (through the local endpoint only)",
 }
 NO_NAME = {"443": "no SNI", "80": "no Host"}
 
