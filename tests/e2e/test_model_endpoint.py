@@ -50,3 +50,43 @@ def test_an_endpoint_name_answered_with_loopback_is_refused_in_words(session_wit
     assert status["StatusCode"] == 72, logs
     assert "the firewall refused the answer for loop-gateway.test (DNS)" in logs
     assert "network.allowed_cidrs" in logs
+
+
+# --- with the key held by the sandbox proxy: Claude's path is the local endpoint, then the endpoint
+
+
+def test_a_refused_endpoint_behind_the_local_endpoint_names_the_failing_hop(session_with, gateway, dns):
+    """Nothing listens at the endpoint: the check goes through the local endpoint as Claude
+    would, and says the second hop (the proxy to the endpoint) failed, and why."""
+    import socket
+
+    dns.set("llm-gateway.test", gateway)
+    with socket.socket() as closed:
+        closed.bind(("0.0.0.0", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        environ = {"ANTHROPIC_BASE_URL": f"http://llm-gateway.test:{port}", "ANTHROPIC_API_KEY": "sk-ant-api03-held"}
+        box = session_with(NetworkConfig(), command=("-p", "hello"), environ=environ, wait=False)
+        status = box.container.wait(timeout=120)
+    logs = box.container.logs().decode(errors="replace")
+    assert status["StatusCode"] == 72, logs
+    assert f"cannot reach the model endpoint llm-gateway.test:{port}" in logs, logs
+    assert "hop 2 of 2 (the sandbox proxy → the model endpoint)" in logs, logs
+    assert f"the endpoint did not answer at {gateway} port {port}" in logs and "refused" in logs, logs
+
+
+def test_an_untrusted_certificate_at_the_endpoint_names_the_tls_hop(session_with, gateway, dns):
+    """The endpoint's certificate is from a CA the image does not trust: the proxy refuses to
+    send the key there, and the check says so instead of a bare "unreachable"."""
+    from tests.fakes.tls import test_ca
+
+    dns.set("llm-gateway.test", gateway)
+    with FakeAnthropic([], tls=test_ca().server_context(("llm-gateway.test",))) as api:
+        environ = {"ANTHROPIC_BASE_URL": api.url_for("llm-gateway.test"), "ANTHROPIC_API_KEY": "sk-ant-api03-held"}
+        box = session_with(NetworkConfig(), command=("-p", "hello"), environ=environ, wait=False)
+        status = box.container.wait(timeout=120)
+    logs = box.container.logs().decode(errors="replace")
+    assert status["StatusCode"] == 72, logs
+    assert "hop 2 of 2 (the sandbox proxy → the model endpoint)" in logs, logs
+    assert f"the TLS connection to {gateway} port {api.port} failed" in logs and "certificate" in logs, logs
+    assert "image.extra_ca_certificates" in logs, logs
+    assert api.requests == []  # no request, so no key, ever reached it

@@ -106,6 +106,48 @@ def test_an_allowlisted_model_endpoint_on_443_is_reached_through_the_local_endpo
     assert "model-endpoint" in (box.session.log_dir / "proxy.log").read_text()
 
 
+def _exit_of(box) -> tuple[int, str]:
+    status = box.container.wait(timeout=120)
+    return status["StatusCode"], box.container.logs().decode(errors="replace")
+
+
+def test_the_self_test_fails_closed_when_the_local_endpoint_does_not_listen(start, gateway, dns, tmp_path):
+    """The proxy runs, but its model listener is elsewhere (a changed runtime file): the session
+    stops before the agent exists (70)."""
+    dns.set(ENDPOINT_NAME, gateway)
+
+    def move_listener(runtime) -> None:
+        conf = runtime / "haproxy.cfg"
+        text = conf.read_text()
+        assert f"bind 127.0.0.1:{credentials.MODEL_LISTEN_PORT}" in text
+        conf.write_text(text.replace(f"bind 127.0.0.1:{credentials.MODEL_LISTEN_PORT}", "bind 127.0.0.1:15099"))
+
+    environ = {"ANTHROPIC_BASE_URL": f"https://{ENDPOINT_NAME}:4443", "ANTHROPIC_API_KEY": "sk-ant-api03-" + secrets.token_hex(8)}
+    box = start(NetworkConfig(), environ, wait=False, runtime=move_listener)
+    code, logs = _exit_of(box)
+    assert code == 70, logs
+    assert f"self-test: the proxy does not listen on all of ports 15443 15080 {credentials.MODEL_LISTEN_PORT}" in logs, logs
+
+
+def test_the_self_test_fails_closed_when_the_local_endpoint_forwards_any_host(start, gateway, dns):
+    """The model listener answers, but no longer refuses another Host (a weakened runtime
+    file): the self-test's probe notices, and the session stops (70)."""
+    dns.set(ENDPOINT_NAME, gateway)
+
+    def open_host_check(runtime) -> None:
+        conf = runtime / "haproxy.cfg"
+        lines = conf.read_text().splitlines()
+        kept = [line for line in lines if "accepts its own Host only" not in line]
+        assert len(kept) == len(lines) - 1
+        conf.write_text("\n".join(kept) + "\n")
+
+    environ = {"ANTHROPIC_BASE_URL": f"https://{ENDPOINT_NAME}:4443", "ANTHROPIC_API_KEY": "sk-ant-api03-" + secrets.token_hex(8)}
+    box = start(NetworkConfig(), environ, wait=False, runtime=open_host_check)
+    code, logs = _exit_of(box)
+    assert code == 70, logs
+    assert f"self-test: the local endpoint 127.0.0.1:{credentials.MODEL_LISTEN_PORT} did not refuse a request for another host" in logs, logs
+
+
 def test_the_proxy_holding_the_credential_is_closed_to_the_agent(start, gateway, dns):
     """From the agent's side: no readable environ or memory, no core dumps, a clean pid 1."""
     dns.set(ENDPOINT_NAME, gateway)

@@ -195,7 +195,10 @@ def start(docker_client, keys_image, gateway, cd_home, tmp_path):
     """start(network, environ, command) -> Sandbox: a session through the product's run plan."""
     created = []
 
-    def run(network: NetworkConfig, environ: dict[str, str], command=("--exec", "sleep", "infinity"), wait=True, prepare=None):
+    def run(network: NetworkConfig, environ: dict[str, str], command=("--exec", "sleep", "infinity"), wait=True, prepare=None,
+            runtime=None, image=None):
+        """`prepare(workspace)` and `runtime(runtime_dir)` change the workspace and the rendered
+        runtime files before the container starts; `image` replaces the image trusting the test CA."""
         workspace = tmp_path / f"ws-{len(created)}"
         workspace.mkdir()
         (workspace / "scan.py").write_text(SCAN_PY)
@@ -213,7 +216,9 @@ def start(docker_client, keys_image, gateway, cd_home, tmp_path):
         for path in [workspace, *workspace.rglob("*")]:
             os.chown(path, uid, gid, follow_symlinks=False)
         session = Session.new(cfg.project_name)
-        plan = runplan.plan(cfg, session, keys_image, command=list(command), environ=environ)
+        plan = runplan.plan(cfg, session, image or keys_image, command=list(command), environ=environ)
+        if runtime:
+            runtime(session.runtime_dir)
         engine = Engine(_TestNetworkClient(docker_client, [gateway], None, [], {}))
         container = engine.create(plan)
         created.append(container)
