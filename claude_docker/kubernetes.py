@@ -39,7 +39,7 @@ from .artifacts import Artifact, context_hash, render_template
 from .config.interpolate import referenced_variables
 from .config.model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config, NotifierConfig, to_plain
 from .errors import ClaudeDockerError
-from .features import endpoint, firewall
+from .features import credentials, endpoint, firewall
 from .features.claude_settings import auth_env
 from .features.firewall import CAPABILITIES as FIREWALL_CAPABILITIES
 from .features.firewall import FIREWALL_STATE_DIR, SYSCTLS, NotifierEgress
@@ -81,6 +81,16 @@ SECRET_PROVIDER_VARIABLES = (
     "AWS_BEARER_TOKEN_BEDROCK",
 )
 SECRET_AUTH_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
+# Keys out of reach: with the sandbox proxy in the firewall container, the model credential and
+# the git token are that container's (secretKeyRef into its environment, under the contract's
+# secret names); kube-firewall.sh turns the raw values into the headers the proxy adds. The agent
+# container gets the local endpoints and, once the firewall is ready, placeholders for the
+# credentials the Secret holds (their names are in HELD_FILE, in the ready dir).
+RAW_SECRET_PREFIX = contract.SECRET_PREFIX + "FROM_"  # a raw token, before kube-firewall.sh formats it
+RAW_GIT_TOKEN = RAW_SECRET_PREFIX + "GIT_TOKEN"
+HELD_FILE = "held"
+# Which credential the Secret holds is known in the Pod only, so the local endpoint fills both headers.
+HELD_HEADERS = ("x-api-key", "authorization")
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
@@ -172,6 +182,14 @@ def runtime_files(cfg: Config, wait_seconds: int = FIREWALL_WAIT_SECONDS) -> dic
         state_dir=FIREWALL_STATE_DIR,
         firewall=cfg.network.firewall,
         wait_seconds=wait_seconds,
+        held=bool(cfg.network.injected_headers),
+        held_file=HELD_FILE,
+        placeholder=credentials.PLACEHOLDER,
+        api_key_variable=credentials.API_KEY_VARIABLE,
+        bearer_variables=credentials.BEARER_VARIABLES,
+        raw_secret_prefix=RAW_SECRET_PREFIX,
+        raw_git_token=RAW_GIT_TOKEN,
+        git_username=cfg.network.git_credential.username if _git_held(cfg) and cfg.network.git_credential else "",
     )
     files[AGENT_SCRIPT] = Artifact(render_template(f"{AGENT_SCRIPT}.j2", **context).encode(), 0o755)
     if cfg.network.firewall:
@@ -212,16 +230,47 @@ def provider_env(cfg: Config, secret: str, environ: Mapping[str, str]) -> list[d
     """What Claude Code reads for its endpoint, model and provider, as on Docker (claude_settings.
     auth_env: the environment over the env file): plain settings inline, the credentials among
     them as optional references (whichever the Secret holds), and the model endpoint the agent
-    container checks before Claude starts (the one the firewall opened)."""
+    container checks before Claude starts (the one the firewall opened). With the key held by
+    the sandbox proxy, the model credentials are the firewall container's (firewall_secret_env)
+    and ANTHROPIC_BASE_URL is the local endpoint."""
+    held = bool(cfg.network.injected_headers)
+    kept_out = (*credentials.CREDENTIAL_VARIABLES, "ANTHROPIC_BASE_URL") if held else ()
     found = auth_env(cfg, environ)
     env: list[dict[str, Any]] = []
     for name, value in found.items():
-        if name not in SECRET_PROVIDER_VARIABLES and name not in SECRET_AUTH_VARIABLES:
+        if name not in SECRET_PROVIDER_VARIABLES and name not in SECRET_AUTH_VARIABLES and name not in kept_out:
             env.append({"name": name, "value": value})
     for name in (*SECRET_AUTH_VARIABLES, *SECRET_PROVIDER_VARIABLES):
-        env.append(_secret_env(name, secret, optional=True))
+        if name not in kept_out:
+            env.append(_secret_env(name, secret, optional=True))
     if cfg.network.model_endpoint is not None:
+        if held:
+            env.append({"name": "ANTHROPIC_BASE_URL", "value": credentials.local_base_url(cfg.network.model_endpoint)})
         env += [{"name": k, "value": v} for k, v in endpoint.container_env(cfg.network.model_endpoint).items()]
+    if _git_held(cfg) and cfg.network.git_credential is not None:
+        env += [{"name": k, "value": v} for k, v in credentials.git_agent_env(cfg.network.git_credential).items()]
+    return env
+
+
+def _git_held(cfg: Config) -> bool:
+    """The firewall container's proxy serves the local git endpoint."""
+    return cfg.network.git_credential is not None and cfg.network.firewall and cfg.network.name_checks
+
+
+def firewall_secret_env(cfg: Config, secret: str) -> list[dict[str, Any]]:
+    """The firewall container's references to the credentials its proxy adds: the API key as is,
+    a bearer token and the git token raw (kube-firewall.sh formats them into headers)."""
+    env: list[dict[str, Any]] = []
+
+    def ref(name: str, key: str, optional: bool) -> None:
+        env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key, "optional": optional}}})
+
+    if cfg.network.injected_headers:
+        ref(contract.SECRET_API_KEY, credentials.API_KEY_VARIABLE, True)
+        for name in credentials.BEARER_VARIABLES:
+            ref(RAW_SECRET_PREFIX + name, name, True)
+    if _git_held(cfg) and cfg.network.git_credential is not None:
+        ref(RAW_GIT_TOKEN, cfg.network.git_credential.token_variable, False)
     return env
 
 
@@ -235,7 +284,10 @@ def agent_env(cfg: Config, options: KubeOptions, project: str, environ: Mapping[
 
     for item in proxy_env(cfg, options.secret):
         env[item["name"]] = item
+    held = credentials.CREDENTIAL_VARIABLES if cfg.network.injected_headers else ()
     for name, value in cfg.claude.env.items():
+        if name in held:
+            continue  # the firewall container's (firewall_secret_env)
         if _SECRET_NAME.search(name):
             env[name] = _secret_env(name, options.secret, optional=False)
         else:
@@ -406,7 +458,9 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
     environ = os.environ if environ is None else environ
     # The model endpoint as on Docker (runplan.plan): the firewall opens it, the agent checks it.
     model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, environ)
-    cfg = replace(cfg, network=replace(cfg.network, model_endpoint=model_endpoint))
+    # Keys out of reach, as on Docker: the firewall container's proxy holds the model credential.
+    held_headers = HELD_HEADERS if credentials.not_injectable(cfg, environ) is None else ()
+    cfg = replace(cfg, network=replace(cfg.network, model_endpoint=model_endpoint, injected_headers=held_headers))
     project = cfg.project_name
     name = _check_name("the name", options.name or f"claude-docker-{project}"[:63].rstrip("-"))
     secret = options.secret
@@ -550,7 +604,7 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
                 "imagePullPolicy": "IfNotPresent",
                 "restartPolicy": "Always",  # a native sidecar: runs beside the agent, ends with it
                 "command": ["/bin/bash", f"{contract.CONTAINER_RUNTIME}/{FIREWALL_SCRIPT}"],
-                "env": [{"name": "AGENT_UID", "value": str(uid)}],
+                "env": [{"name": "AGENT_UID", "value": str(uid)}, *firewall_secret_env(cfg, secret)],
                 "securityContext": {
                     "runAsUser": 0,
                     "runAsNonRoot": False,
@@ -631,6 +685,6 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
         kind=kind,
         name=name,
         warnings=_warnings(cfg),
-        secret_keys=required_secret_keys(agent["env"]),
+        secret_keys=required_secret_keys([*agent["env"], *firewall_secret_env(cfg, secret)]),
         notifier_endpoints=[f"{host}:{port}" for host, port in endpoints],
     )

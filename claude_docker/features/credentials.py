@@ -30,7 +30,7 @@ from typing import Mapping
 
 from .. import contract
 from ..config.interpolate import read_env_file
-from ..config.model import Config, ModelEndpoint
+from ..config.model import Config, GitCredential, ModelEndpoint
 from ..errors import ClaudeDockerError
 
 # The local endpoints and the secret variables are part of the host/container contract.
@@ -136,7 +136,7 @@ def plan(cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint) -> In
             for name in bearer:
                 agent_env[name] = PLACEHOLDER
             headers.append("authorization")
-        agent_env["ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{MODEL_LISTEN_PORT}{endpoint.path}"
+        agent_env["ANTHROPIC_BASE_URL"] = local_base_url(endpoint)
     elif present:
         unprotected = (f"{', '.join(present)} reach{'es' if len(present) == 1 else ''} the agent's environment: {reason}",)
     git = cfg.network.git_credential
@@ -148,16 +148,24 @@ def plan(cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint) -> In
             )
         basic = base64.b64encode(f"{git.username}:{token[0]}".encode()).decode()
         secret_env[SECRET_GIT_AUTHORIZATION] = "Basic " + basic
-        # git inside reaches https://HOST/ through the local endpoint (GIT_CONFIG_* is git's own
-        # environment configuration, read before any file).
-        agent_env.update(
-            {
-                "GIT_CONFIG_COUNT": "1",
-                "GIT_CONFIG_KEY_0": f"url.http://127.0.0.1:{GIT_LISTEN_PORT}/.insteadOf",
-                "GIT_CONFIG_VALUE_0": f"https://{git.host}/",
-            }
-        )
+        agent_env.update(git_agent_env(git))
     return Injection(tuple(headers), agent_env, secret_env, unprotected)
+
+
+def local_base_url(endpoint: ModelEndpoint) -> str:
+    """Claude's ANTHROPIC_BASE_URL when the proxy holds the key: the local endpoint, keeping the
+    configured URL's path (a gateway's /anthropic)."""
+    return f"http://127.0.0.1:{MODEL_LISTEN_PORT}{endpoint.path}"
+
+
+def git_agent_env(git: GitCredential) -> dict[str, str]:
+    """git inside reaches https://HOST/ through the local git endpoint (GIT_CONFIG_* is git's own
+    environment configuration, read before any file)."""
+    return {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.http://127.0.0.1:{GIT_LISTEN_PORT}/.insteadOf",
+        "GIT_CONFIG_VALUE_0": f"https://{git.host}/",
+    }
 
 
 TOKEN_HINT = "put the token in the env file (e.g. GITHUB_TOKEN=...) or the environment, or remove network.git_credential"

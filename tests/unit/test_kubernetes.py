@@ -183,13 +183,52 @@ def test_credentials_are_secret_references_and_never_values(tmp_path):
     for value in (*env.values(), "ghp-literal-value-in-the-config"):
         assert value not in text_of_everything
     agent_env = {e["name"]: e for e in container(pod_spec(workload(files)), "agent")["env"]}
-    for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "DOCS_TOKEN", "SEARCH_TOKEN", "GITHUB_TOKEN"):
+    for name in ("DOCS_TOKEN", "SEARCH_TOKEN", "GITHUB_TOKEN"):
         assert agent_env[name]["valueFrom"]["secretKeyRef"]["name"] == "team-keys", name
         assert agent_env[name]["valueFrom"]["secretKeyRef"]["key"] == name
         assert "value" not in agent_env[name]
+    # The model credential: the firewall container's, where the sandbox proxy adds it.
+    firewall_refs = [e["valueFrom"]["secretKeyRef"] for e in container(pod_spec(workload(files)), "firewall")["env"] if "valueFrom" in e]
+    for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"):
+        assert {"name": "team-keys", "key": name, "optional": True} in firewall_refs, name
     assert agent_env["DOCS_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is False  # MCP needs it
     assert agent_env["SEARCH_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True  # has a default
     assert agent_env["EDITOR"] == {"name": "EDITOR", "value": "vim"}
+
+
+def test_the_agent_container_never_gets_the_model_credential_only_the_firewall_does(tmp_path):
+    """Keys out of reach on Kubernetes: the firewall container, where the sandbox proxy runs under
+    its own uid, reads the credential from the Secret; the agent container gets the local
+    endpoint as ANTHROPIC_BASE_URL and no reference to the credential at all."""
+    config = "network:\n  git_credential: {host: github.com, token_variable: GITHUB_TOKEN}\n"
+    files = render(tmp_path, config, "--workspace-claim", "repo", "--secret", "keys", "--", "-p", "x",
+                   env={"ANTHROPIC_BASE_URL": "https://llm.example.com/anthropic"})
+    spec = pod_spec(workload(files))
+    agent_env = {e["name"]: e for e in container(spec, "agent")["env"]}
+    for name in ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "GITHUB_TOKEN"):
+        assert name not in agent_env, agent_env.get(name)
+    agent_refs = [e["valueFrom"]["secretKeyRef"]["key"] for e in agent_env.values() if "secretKeyRef" in e.get("valueFrom", {})]
+    assert not {"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "GITHUB_TOKEN"} & set(agent_refs), agent_refs
+    assert agent_env["ANTHROPIC_BASE_URL"] == {"name": "ANTHROPIC_BASE_URL", "value": "http://127.0.0.1:15090/anthropic"}
+    assert agent_env["GIT_CONFIG_KEY_0"]["value"] == "url.http://127.0.0.1:15091/.insteadOf"
+    firewall_env = {e["name"]: e for e in container(spec, "firewall")["env"]}
+    refs = {name: e["valueFrom"]["secretKeyRef"] for name, e in firewall_env.items() if "valueFrom" in e}
+    assert refs == {
+        "CLAUDE_DOCKER_SECRET_API_KEY": {"name": "keys", "key": "ANTHROPIC_API_KEY", "optional": True},
+        "CLAUDE_DOCKER_SECRET_FROM_ANTHROPIC_AUTH_TOKEN": {"name": "keys", "key": "ANTHROPIC_AUTH_TOKEN", "optional": True},
+        "CLAUDE_DOCKER_SECRET_FROM_CLAUDE_CODE_OAUTH_TOKEN": {"name": "keys", "key": "CLAUDE_CODE_OAUTH_TOKEN", "optional": True},
+        "CLAUDE_DOCKER_SECRET_FROM_GIT_TOKEN": {"name": "keys", "key": "GITHUB_TOKEN", "optional": False},
+    }
+    data = files["configmap.yaml"][0]["data"]
+    assert "bind 127.0.0.1:15090" in data["haproxy.cfg"] and "bind 127.0.0.1:15091" in data["haproxy.cfg"]
+    assert "readonly MODEL_HELD=1" in data["init-firewall.sh"]  # the endpoint is the proxy's alone
+
+
+def test_without_the_sandbox_proxy_the_agent_container_references_the_credential_as_before(tmp_path):
+    files = render(tmp_path, "network:\n  name_checks: false\n", "--workspace-claim", "repo", "--", "-p", "x", env={})
+    agent_env = {e["name"]: e for e in container(pod_spec(workload(files)), "agent")["env"]}
+    assert agent_env["ANTHROPIC_API_KEY"]["valueFrom"]["secretKeyRef"]["key"] == "ANTHROPIC_API_KEY"
+    assert "ANTHROPIC_BASE_URL" not in agent_env
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -296,10 +335,12 @@ def test_notifier_refusals_name_the_problem(tmp_path, config, args, message):
 def test_provider_variables_and_the_model_endpoint_reach_the_agent_as_on_docker(tmp_path):
     files = render(tmp_path, "", "--workspace-claim", "repo", "--", "-p", "x", env=PROVIDER_ENV)
     env = {e["name"]: e for e in container(pod_spec(workload(files)), "agent")["env"]}
-    assert env["ANTHROPIC_BASE_URL"] == {"name": "ANTHROPIC_BASE_URL", "value": "http://10.1.2.3:4000"}
+    # Claude talks to the local endpoint; the sandbox proxy forwards to http://10.1.2.3:4000.
+    assert env["ANTHROPIC_BASE_URL"] == {"name": "ANTHROPIC_BASE_URL", "value": "http://127.0.0.1:15090"}
     assert env["ANTHROPIC_MODEL"] == {"name": "ANTHROPIC_MODEL", "value": "claude-model-x"}
-    for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_CUSTOM_HEADERS", "ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY"):
+    for name in ("ANTHROPIC_CUSTOM_HEADERS", "AWS_SECRET_ACCESS_KEY"):
         assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "claude-docker", "key": name, "optional": True}
+    assert "ANTHROPIC_AUTH_TOKEN" not in env and "ANTHROPIC_API_KEY" not in env  # the firewall container's
     assert env["CLAUDE_DOCKER_ENDPOINT_HOST"]["value"] == "10.1.2.3"
     assert env["CLAUDE_DOCKER_ENDPOINT_PORT"]["value"] == "4000"
     assert env["CLAUDE_DOCKER_ENDPOINT_FIREWALL"]["value"] == "1"

@@ -34,6 +34,8 @@ readonly PROXY_USER=haproxy
 readonly PROXY_LOG=/run/claude-docker/log/proxy.log
 readonly PROXY_TLS_PORT=15443
 readonly PROXY_HTTP_PORT=15080
+# The local endpoints where the proxy adds a credential (the model's, git's), when it holds one.
+readonly LOCAL_ENDPOINTS=()
 # TLS ClientHellos naming the refused self-test name and each self-test name (printf %b escapes).
 readonly SELFTEST_REFUSED_HELLO='\x16\x03\x01\x00\x84\x01\x00\x00\x80\x03\x03\xe9\xcf\xc0\x81\xed\xde\x2a\x0a\x3f\xd5\x82\xa5\x00\xf5\xc1\x53\x2a\x25\xa7\xa9\xb0\xf8\x19\xf3\x5c\x88\xa5\x63\xe8\xca\x4f\x00\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x4b\x00\x00\x00\x23\x00\x21\x00\x00\x1e\x63\x6c\x61\x75\x64\x65\x2d\x64\x6f\x63\x6b\x65\x72\x2d\x73\x65\x6c\x66\x74\x65\x73\x74\x2e\x69\x6e\x76\x61\x6c\x69\x64\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01'
 readonly SELFTEST_HELLOS=('\x16\x03\x01\x00\x77\x01\x00\x00\x73\x03\x03\x0e\x4a\x7f\x62\x1b\x27\x56\xc6\xd3\x4c\x5f\x40\x9d\x88\x6e\xc7\x62\x24\x82\xdb\x96\xcb\xcf\xae\x01\xe1\x4b\x14\x2c\xe1\x2b\x1d\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x3e\x00\x00\x00\x16\x00\x14\x00\x00\x11\x61\x70\x69\x2e\x61\x6e\x74\x68\x72\x6f\x70\x69\x63\x2e\x63\x6f\x6d\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' '\x16\x03\x01\x00\x6f\x01\x00\x00\x6b\x03\x03\x74\x3e\x48\x3a\xe0\x1f\x1f\xa2\x62\xd2\xb2\x14\x2b\xdd\x11\x8d\x52\x89\xbf\x94\x01\x91\xb1\xf5\xfc\xdf\x82\x0e\xd3\x12\x4e\xba\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x36\x00\x00\x00\x0e\x00\x0c\x00\x00\x09\x63\x6c\x61\x75\x64\x65\x2e\x61\x69\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' '\x16\x03\x01\x00\x79\x01\x00\x00\x75\x03\x03\x59\x1e\xd8\x42\xa1\x66\x37\x66\xec\x7d\xa7\x3c\xb2\x6f\x79\x2b\xab\xc1\x00\xe0\xad\x57\x2b\x0f\x3c\x3c\x50\x8f\x52\x0a\xb0\x50\x00\x00\x0c\xc0\x2b\xc0\x2f\xc0\x2c\xc0\x30\x00\x9c\x00\x9d\x01\x00\x00\x40\x00\x00\x00\x18\x00\x16\x00\x00\x13\x70\x6c\x61\x74\x66\x6f\x72\x6d\x2e\x63\x6c\x61\x75\x64\x65\x2e\x63\x6f\x6d\x00\x0a\x00\x08\x00\x06\x00\x1d\x00\x17\x00\x18\x00\x0b\x00\x02\x01\x00\x00\x0d\x00\x0e\x00\x0c\x04\x03\x08\x04\x04\x01\x05\x03\x08\x05\x05\x01' )
@@ -41,6 +43,10 @@ readonly SELFTEST_HELLOS=('\x16\x03\x01\x00\x77\x01\x00\x00\x73\x03\x03\x0e\x4a\
 readonly ENDPOINT_HOST=''
 readonly ENDPOINT_PORT=0
 readonly HOST_PORTS=()
+# The proxy holds the model credential: the endpoint's addresses (MODEL_SET) on its port are the
+# proxy's alone, and the agent reaches it through the local endpoint only.
+readonly MODEL_HELD=0
+readonly MODEL_SET=cd-model
 HOST_ADDRESSES="${CLAUDE_DOCKER_HOST_ADDRESSES:-}"  # set by the host: its own addresses
 UNRESOLVED_SEEN="${CLAUDE_DOCKER_UNRESOLVED_SEEN:-0}"  # set by the host: the warning below was shown once
 
@@ -136,6 +142,7 @@ create cd-net hash:net family inet
 create cd-netport hash:net,port family inet
 create cd-private hash:net family inet
 create cd-exact hash:ip,port family inet
+create cd-model hash:ip family inet
 add cd-private 0.0.0.0/8
 add cd-private 127.0.0.0/8
 add cd-private 169.254.0.0/16
@@ -150,10 +157,18 @@ step="open the model endpoint and host ports"
 # An endpoint name that resolves (now, through the engine's resolver) to the Docker host or a
 # private address is pinned to that answer in dnsmasq: the rebinding refusal stays on for every
 # other name, and this one opens its own port only. Loopback and link-local answers never count.
+# With the key held by the proxy, the endpoint's addresses go to MODEL_SET (the proxy's only).
+open_endpoint() { # address
+    if [ "$MODEL_HELD" = 1 ]; then
+        ipset add -exist "$MODEL_SET" "$1"
+    else
+        ipset add -exist cd-exact "$1,tcp:$ENDPOINT_PORT"
+    fi
+}
 endpoint_pins=()
 if [ -n "$ENDPOINT_HOST" ]; then
     if is_ipv4 "$ENDPOINT_HOST"; then
-        ipset add -exist cd-exact "$ENDPOINT_HOST,tcp:$ENDPOINT_PORT"
+        open_endpoint "$ENDPOINT_HOST"
     else
         for address in $(timeout 5 getent ahostsv4 "$ENDPOINT_HOST" | awk '{ print $1 }' | sort -u || true); do
             is_ipv4 "$address" || continue
@@ -164,7 +179,7 @@ if [ -n "$ENDPOINT_HOST" ]; then
             done
             ipset test cd-private "$address" 2>/dev/null && pinned=1
             if [ "$pinned" = 1 ]; then
-                ipset add -exist cd-exact "$address,tcp:$ENDPOINT_PORT"
+                open_endpoint "$address"
                 endpoint_pins+=("--address=/$ENDPOINT_HOST/$address")
             fi
         done
@@ -209,6 +224,13 @@ rules="$(
     # sockets (net.ipv4.ping_group_range), this holds where an engine leaves them open.
     echo '-A OUTPUT -p icmp --icmp-type echo-request -m owner ! --uid-owner 0 -j REJECT --reject-with icmp-admin-prohibited'
     echo '-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
+    if [ "$MODEL_HELD" = 1 ]; then
+        # The model endpoint's port on its addresses: the proxy's uid only, whatever else would
+        # open it (host_ports, allowed_cidrs). The agent's connections to an allowlisted name on
+        # 80/443 were redirected to the proxy before this (nat), which refuses the endpoint's name.
+        echo "-A OUTPUT -p tcp --dport $ENDPOINT_PORT -m set --match-set $MODEL_SET dst -m owner --uid-owner $proxy_uid -j ACCEPT"
+        echo "-A OUTPUT -p tcp --dport $ENDPOINT_PORT -m set --match-set $MODEL_SET dst -j REJECT --reject-with tcp-reset"
+    fi
     echo '-A OUTPUT -m set --match-set cd-exact dst,dst -j ACCEPT'  # the model endpoint, host ports
     for address in "${host_targets[@]}"; do
         if [ "$ALLOW_HOST_NETWORK" = 1 ]; then
@@ -346,11 +368,13 @@ fi
 # The proxy: running as its own user, and refusing a forbidden name sent to an address that is
 # admitted (an allowlisted name's), over TLS and plain HTTP. Probes are written by hand (a TLS
 # ClientHello rendered with the script), so no client's start-up adds to the session's.
-proxy_listening() { # both listeners are up (127.0.0.1:port, state LISTEN, in /proc/net/tcp)
-    local table
+proxy_listening() { # every listener is up (127.0.0.1:port, state LISTEN, in /proc/net/tcp)
+    local table port hex
     table="$(</proc/net/tcp)"
-    [[ "$table" == *" 0100007F:3C53 00000000:0000 0A "* ]] \
-        && [[ "$table" == *" 0100007F:3AE8 00000000:0000 0A "* ]]
+    for port in "$PROXY_TLS_PORT" "$PROXY_HTTP_PORT" "${LOCAL_ENDPOINTS[@]}"; do
+        printf -v hex '%04X' "$port"
+        [[ "$table" == *" 0100007F:$hex 00000000:0000 0A "* ]] || return 1
+    done
 }
 proxy_logged() { # pattern: it appears in the proxy's log within three seconds (a loaded machine)
     for _ in $(seq 150); do
@@ -383,7 +407,7 @@ if [ "$DOMAIN_EXACT" = 1 ]; then
     done
     [ -d "/proc/$proxy_pid" ] || fail "self-test: the proxy is not running: $(tail -n 3 "$PROXY_LOG")"
     if ! proxy_listening; then
-        fail "self-test: the proxy does not listen on ports $PROXY_TLS_PORT and $PROXY_HTTP_PORT"
+        fail "self-test: the proxy does not listen on all of ports $PROXY_TLS_PORT $PROXY_HTTP_PORT ${LOCAL_ENDPOINTS[*]}"
     fi
     proxy_runs_as="$(awk '/^Uid:/ { print $3; exit }' "/proc/$proxy_pid/status")"
     [ "$proxy_runs_as" = "$proxy_uid" ] || fail "self-test: the proxy runs as uid $proxy_runs_as, not $PROXY_USER"
@@ -408,6 +432,15 @@ if [ "$DOMAIN_EXACT" = 1 ]; then
         || ! proxy_logged "refused port=443 name=$SELFTEST_REFUSED reason=not-allowed"; then
         fail "self-test: a forbidden name sent to $where over TLS was not refused by the proxy"
     fi
+    # The local endpoints answer, and only for their own Host: a request naming another host is
+    # refused there, before it could reach an upstream (nothing leaves the container).
+    for port in "${LOCAL_ENDPOINTS[@]}"; do
+        body="$(http_probe 127.0.0.1 "$port" "$SELFTEST_REFUSED")"
+        if [[ "$body" != "HTTP/1."?" 403 "*"claude-docker: "* ]] \
+            || ! proxy_logged "refused port=$port name=$SELFTEST_REFUSED reason=names-disagree"; then
+            fail "self-test: the local endpoint 127.0.0.1:$port did not refuse a request for another host (answer: ${body%%$'\r'*})"
+        fi
+    done
     if [ -n "$resolved" ]; then
         # The allow path: the proxy lets the allowlisted name through to its upstream. Proof is
         # an answer (the proxy never answers TLS itself), or the proxy's note that it went on to
