@@ -31,6 +31,7 @@ from click.testing import CliRunner
 from claude_docker.cli import main
 from claude_docker.config.model import ImageConfig
 from claude_docker.engine import _hard_limits
+from claude_docker.features.credentials import PLACEHOLDER
 from claude_docker.features.image import build_context, image_tag
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.anthropic import FakeAnthropic, bash, text
@@ -220,8 +221,19 @@ def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
         "getent hosts example.com >/dev/null; echo \" dns-rc=$?\"; "
         "id -u; echo written-in-the-pod > /workspace/result.txt"
     )
-    script = [bash(probes), text("The task is done.")]
-    with FakeAnthropic(script) as api:
+    with FakeAnthropic() as api:
+        # Keys out of reach: the agent's own search of everything it can read for the key the
+        # Secret holds (given base64-encoded, so no command line holds it; /usr/bin/grep -a, as
+        # Claude's Bash tool replaces grep with a function that skips binary input).
+        key = base64.b64encode(api.api_key.encode()).decode()
+        search = (
+            f'k="$(printf %s {key} | base64 -d)"; '
+            "{ env; cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null; ps auxeww 2>/dev/null; } "
+            "| /usr/bin/grep -a -c -F -f <(printf '%s\\n' \"$k\"); "
+            "/usr/bin/grep -r -a -l -F -f <(printf '%s\\n' \"$k\") / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null; "
+            'echo "search-done procs=$(ls -d /proc/[0-9]* | wc -l) key=${ANTHROPIC_API_KEY:-none}"'
+        )
+        api.script = [bash(probes), bash(search, "search for the key"), text("The task is done.")]
         played.create_secret({"ANTHROPIC_API_KEY": api.api_key})
         files = played.render(firewall_config(allowed), ["-p", "probe the network and write result.txt"], env=endpoint_env(api))
         assert workload(files)["kind"] == "Job"
@@ -234,8 +246,12 @@ def test_the_rendered_job_runs_claude_behind_the_firewall_on_podman(played):
     assert code == 0, logs + firewall_logs
     assert "The task is done." in logs
     assert "claude-docker: firewall ready" in firewall_logs
-    [result] = api.tool_results()
+    [result, searched] = api.tool_results()
     output = json.dumps(result.get("content"))
+    found = json.dumps(searched.get("content"))
+    # Nothing: no match in the agent's environment, any /proc/*/environ or cmdline, `ps`, or any
+    # file it can read; Claude holds the placeholder, and every request reached the API with the key.
+    assert found.startswith('"0\\nsearch-done procs=') and f"key={PLACEHOLDER}" in found, found
     assert "allowed-server allowed-rc=0" in output, output  # the allowlisted server answers
     assert "forbidden-server" not in output and "forbidden-rc=0" not in output, output  # the other one does not
     assert "dns-rc=0" not in output, output  # names outside the allowlist do not resolve:
