@@ -183,6 +183,8 @@ class ContainerInfo:
     labels: dict[str, str]
     env: dict[str, str]
     exit_code: int | None = None  # of a container that ran and ended
+    finished: str = ""  # when it ended (the engine's RFC 3339 timestamp); "" while it runs
+    tty: bool = False  # it has a terminal (an interactive session one can attach to)
 
 
 class Engine:
@@ -478,6 +480,8 @@ class Engine:
                     labels=dict(config.get("Labels") or {}),
                     env=env,
                     exit_code=_exit_code(attrs.get("State")),
+                    finished=_finished(attrs.get("State"), container.status),
+                    tty=bool(config.get("Tty")),
                 )
             )
         return sorted(infos, key=lambda info: info.created)
@@ -526,6 +530,15 @@ class Engine:
 def _exit_code(state: object) -> int | None:
     code = state.get("ExitCode") if isinstance(state, dict) else None
     return code if isinstance(code, int) else None
+
+
+def _finished(state: object, status: str) -> str:
+    """FinishedAt of an ended container; engines report a zero time (0001-01-01) for one that
+    never ended, and Podman a time for a running one it restarted."""
+    stamp = state.get("FinishedAt") if isinstance(state, dict) else None
+    if status in ("running", "created", "paused", "restarting") or not isinstance(stamp, str) or stamp.startswith("0001"):
+        return ""
+    return stamp
 
 
 def _mount(mount: BindMount | TmpfsMount) -> Mount:

@@ -49,6 +49,7 @@ CONTAINER_ROOT = "/opt/claude-docker"
 CONTAINER_BIN = f"{CONTAINER_ROOT}/bin"  # static helper scripts baked into the image
 CONTAINER_RUNTIME = f"{CONTAINER_ROOT}/runtime"  # rendered runtime artifacts, mounted read-only
 CONTAINER_OUTBOX = "/run/claude-docker/outbox"  # hook events for the host notifier (agent-writable)
+CONTAINER_PROGRESS = "/run/claude-docker/progress"  # progress records of the hooks (agent-writable)
 CONTAINER_LOG_DIR = "/run/claude-docker/log"  # firewall logs read by the host (root-writable only)
 AGENT_USER = "agent"
 AGENT_HOME = "/home/agent"

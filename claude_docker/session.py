@@ -16,6 +16,9 @@ LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"
 LABEL_WORKSPACE = f"{LABEL_PREFIX}.workspace"
 LABEL_CONFIG_FILE = f"{LABEL_PREFIX}.config-file"
 LABEL_PROTECT_GIT = f"{LABEL_PREFIX}.protect-git"  # "0": `down` leaves the workspace's git dirs alone
+# "1": started with `up --detach` (without --keep); kept after it ends so `logs` and `ps` can show
+# its output and exit code, and removed by the `up` or `down` that runs SESSION_KEEP_DAYS later.
+LABEL_DETACHED = f"{LABEL_PREFIX}.detached"
 
 
 def new_session_id() -> str:
@@ -52,6 +55,11 @@ class Session:
     def outbox_dir(self) -> Path:
         """Hook events written by the container, mounted at paths.CONTAINER_OUTBOX."""
         return self.session_dir / "outbox"
+
+    @property
+    def progress_dir(self) -> Path:
+        """Progress records of the agent's hooks, mounted at paths.CONTAINER_PROGRESS."""
+        return self.session_dir / "progress"
 
     @property
     def log_dir(self) -> Path:

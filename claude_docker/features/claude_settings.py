@@ -30,6 +30,20 @@ MCP_CONFIG_FILE = "mcp.json"
 HOOK_EVENT_COMMAND = f"{CONTAINER_BIN}/hook-event"
 HOOK_TIMEOUT_SECONDS = 10
 
+# Progress records for `logs --follow` (read on the host by features.progress): a tool about to
+# run, a finished turn. Installed in every session.
+HOOK_PROGRESS_COMMAND = f"{CONTAINER_BIN}/hook-progress"
+PROGRESS_HOOK_TIMEOUT_SECONDS = 5
+
+
+def progress_hooks() -> dict[str, list[dict]]:
+    command = {"type": "command", "command": HOOK_PROGRESS_COMMAND, "timeout": PROGRESS_HOOK_TIMEOUT_SECONDS}
+    return {
+        "PreToolUse": [{"matcher": "*", "hooks": [command]}],
+        "Stop": [{"hooks": [command]}],
+    }
+
+
 # Claude Code hook name → notifier event (the names users write in `notifier.on`).
 HOOK_EVENTS = {
     "Stop": "stop",
@@ -47,25 +61,25 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
 
 
 def settings_document(cfg: Config) -> dict:
-    """Hooks for the events the notifier wants; none when no backend would deliver them.
+    """The progress hooks (`logs --follow`), and hooks for the events the notifier wants.
 
-    Installing hooks nobody listens to would only fill the outbox, so a project without a
-    notifier gets no hooks at all.
+    Installing notifier hooks nobody listens to would only fill the outbox, so a project
+    without a notifier gets the progress hooks alone.
     """
     document: dict = {"skipDangerousModePermissionPrompt": True}
-    if not cfg.notifier.configured:
-        return document
-    hooks = {}
-    for hook_name, event in HOOK_EVENTS.items():
-        if event in cfg.notifier.on:
-            command = {
-                "type": "command",
-                "command": f"{HOOK_EVENT_COMMAND} {event}",
-                "timeout": HOOK_TIMEOUT_SECONDS,
-            }
-            hooks[hook_name] = [{"hooks": [command]}]
-    if hooks:
-        document["hooks"] = hooks
+    hooks: dict[str, list[dict]] = {}
+    if cfg.notifier.configured:
+        for hook_name, event in HOOK_EVENTS.items():
+            if event in cfg.notifier.on:
+                command = {
+                    "type": "command",
+                    "command": f"{HOOK_EVENT_COMMAND} {event}",
+                    "timeout": HOOK_TIMEOUT_SECONDS,
+                }
+                hooks[hook_name] = [{"hooks": [command]}]
+    for hook_name, groups in progress_hooks().items():
+        hooks[hook_name] = hooks.get(hook_name, []) + groups
+    document["hooks"] = hooks
     return document
 
 
