@@ -23,7 +23,7 @@ from claude_docker import lifecycle
 from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
 from claude_docker.session import LABEL_DETACHED, LABEL_SESSION
-from tests.fakes.anthropic import FakeAnthropic, bash, text
+from tests.fakes.anthropic import FakeAnthropic, bash, text, tool
 from tests.fakes.projects import bridge_gateway, make_project, run_cli
 
 PROMPT_READY = "bypass permissions on"  # Claude's status line under an empty, ready prompt
@@ -252,15 +252,16 @@ def test_logs_follow_shows_the_tool_the_task_runs_before_the_task_ends(project, 
 
 @pytest.mark.e2e
 def test_escape_sequences_the_agent_writes_into_progress_never_reach_the_terminal(project, docker_client):
-    """From the agent's side: a tool call whose command carries escape sequences (they reach the
-    hook's record JSON-escaped), and raw bytes written straight into the progress file it can
-    write: a title change (OSC), a screen clear, a colour, a bell, C1 and bidi controls."""
+    """From the agent's side: a tool call whose input carries escape sequences (they reach the
+    hook's record JSON-escaped; Claude Code refuses them in a Bash command, not in a file
+    name), and raw bytes written straight into the progress file it can write: a title
+    change (OSC), a clipboard write, a screen clear, a colour, a bell, C1 and bidi controls."""
     escapes = "\x1b]0;pwned-title\x07\x1b[2J\x1b[31m"
     planted = (
         "printf '1 {\"hook_event_name\":\"PreToolUse\",\"tool_name\":\"\\033[31mPlanted\\033]0;t\\007\\302\\233\",\"tool_input\":{}}\\n"
         "\\033]52;c;cHduZWQ=\\007\\033[2J raw line\\n' >> /run/claude-docker/progress/progress.jsonl; sleep 4"
     )
-    with FakeAnthropic([bash(f"echo {escapes}visible-part\u202e"), bash(planted), text("done")]) as api:
+    with FakeAnthropic([tool("Read", file_path=f"/workspace/{escapes}visible-part\u202e.txt"), bash(planted), text("done")]) as api:
         started = run_cli("up", "-f", str(project), "--detach", "--", "-p", "go", env=api_env(api, docker_client), timeout=300)
         session_id = started_session_id(started)
         following = follow(project, session_id)
@@ -271,11 +272,11 @@ def test_escape_sequences_the_agent_writes_into_progress_never_reach_the_termina
                 following.kill()
                 following.wait()
     shown = stderr.decode()
-    assert "] Bash: echo visible-part" in shown, shown  # the record is shown, cleaned
+    assert "] Read: /workspace/visible-part.txt" in shown, shown  # the record is shown, cleaned
     assert "] Planted" in shown, shown
     for control in (b"\x1b", b"\x07", b"\xc2\x9b", "\u202e".encode()):
         assert control not in stderr, (control, shown)
-    assert "raw line" not in shown  # not a record: never shown
+    assert not [line for line in shown.splitlines() if "raw line" in line and "printf" not in line]  # no record: not shown
 
 
 def test_the_detached_label_marks_only_detached_sessions_without_keep(tmp_path, cd_home):
