@@ -400,6 +400,12 @@ class Engine:
         container.start()
 
     @translate_errors
+    def resize_tty(self, container, rows: int, columns: int) -> None:
+        """Give a container's terminal a size: one nobody attached to has none (0 x 0), and a
+        full-screen program such as Claude Code draws nothing into it."""
+        container.resize(height=rows, width=columns)
+
+    @translate_errors
     def attach(self, container) -> Iterator[tuple[bytes | None, bytes | None]]:
         """(stdout, stderr) chunks until the container exits; call before `start` to miss nothing."""
         return self.api.attach(container.id, stream=True, logs=True, demux=True)

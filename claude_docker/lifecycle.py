@@ -110,6 +110,9 @@ def up(
     if options.detach:
         try:
             engine.start(container)
+            if interactive:  # the size of this terminal, until `attach` brings its own
+                size = shutil.get_terminal_size(DETACHED_TERMINAL_SIZE)
+                engine.resize_tty(container, size.lines, size.columns)
         except EngineError:
             engine.remove(container)
             raise
@@ -168,6 +171,9 @@ def up(
     if options.keep:
         echo(f"kept container {session.container_name}; remove it with `claude-docker down`")
     return code
+
+
+DETACHED_TERMINAL_SIZE = (120, 40)  # columns, lines: the terminal of `up --detach` without one
 
 
 def tidy_session(session: Session) -> None:

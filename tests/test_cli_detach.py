@@ -128,13 +128,12 @@ def test_detach_without_a_task_then_attach_type_a_prompt_see_the_answer_detach_a
         assert f"claude-docker attach {session_id}" in started.stderr
         info = session_info(cfg.project_name)
         assert info.tty and info.status == "running" and info.labels[LABEL_DETACHED] == "1"
-        # Claude Code waits at its prompt in a terminal nobody is attached to.
-        ready = wait_for(lambda: PROMPT_READY in run_cli("logs", "-f", str(project), session_id).stdout, 240)
-        assert ready, run_cli("logs", "-f", str(project), session_id).stdout[-3000:]
-
+        # Claude Code waits at its prompt in a terminal nobody is attached to; attaching brings
+        # another terminal size, and Claude Code draws its screen anew.
         terminal = Terminal(["claude-docker", "attach", "-f", str(project), session_id[:5]], env)
         try:
-            time.sleep(2)  # attached
+            assert terminal.read_until(lambda screen: PROMPT_READY in screen, 240), terminal.text[-3000:]
+            time.sleep(1)
             terminal.type("say hello")
             time.sleep(0.5)
             terminal.type("\r")
@@ -148,7 +147,7 @@ def test_detach_without_a_task_then_attach_type_a_prompt_see_the_answer_detach_a
 
         again = Terminal(["claude-docker", "attach", "-f", str(project)], env)  # the only running session
         try:
-            time.sleep(2)
+            time.sleep(3)
             again.type("/exit")
             time.sleep(0.5)
             again.type("\r")
