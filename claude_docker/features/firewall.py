@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from .. import paths
+from .. import contract
 from ..artifacts import Artifact, render_template
 from ..config.config_values import ValueProblem, parse_cidr
 from ..config.model import Config
+from ..contract import DNS_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
 from ..errors import FirewallError
 from ..runspec import RunSpec
 from ..session import Session
@@ -36,13 +37,11 @@ SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
 PROXY_CONF = "haproxy.cfg"
 PROXY_USER = "haproxy"  # created by Debian's haproxy package
-PROXY_LOG_NAME = "proxy.log"  # inside the session log dir
 # The proxy's listeners on loopback; the agent's TCP to admitted addresses is redirected there.
 PROXY_TLS_PORT = 15443
 PROXY_HTTP_PORT = 15080
 PROXY_CHAIN_PORT = 15128  # HTTP(S)_PROXY of the session when it chains to network.proxy
 DNSMASQ_SERVERS = "dnsmasq-servers.tmpl"  # server= lines; the script fills in the upstream(s)
-DNS_LOG_NAME = "dns.log"  # inside the session log dir
 # dnsmasq logs every query (~300 bytes), as often as the agent asks. Inside the container a root
 # loop moves the log's end to dns.log.1 and empties dns.log past DNS_LOG_MAX_BYTES; the host reads
 # at most the last MAX_DNS_LOG_READ bytes of each file.
@@ -403,7 +402,60 @@ def printf_escaped(data: bytes) -> str:
     return "".join(f"\\x{byte:02x}" for byte in data)
 
 
-def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
+@dataclass(frozen=True)
+class NotifierEgress:
+    """A notifier inside the sandbox (the Kubernetes notifier container): only its uid may
+    connect to its endpoints, and nothing else may. Its names resolve through dnsmasq into sets
+    of their own (`cd-notify`, `cd-notify-exact` for addresses), never into the agent's allow
+    set or the proxy's name list; the proxy does not see the notifier's connections."""
+
+    uid: int
+    endpoints: tuple[tuple[str, int], ...]  # (name or IPv4 address, TCP port)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted({host for host, _ in self.endpoints if not _is_ipv4(host)}))
+
+    @property
+    def name_ports(self) -> tuple[int, ...]:
+        return tuple(sorted({port for host, port in self.endpoints if not _is_ipv4(host)}))
+
+    @property
+    def address_entries(self) -> tuple[str, ...]:
+        return tuple(sorted({f"{host},tcp:{port}" for host, port in self.endpoints if _is_ipv4(host)}))
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _notifier_dns(
+    notifier: NotifierEgress, dns: DnsPlan, ipsets: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[list[str], list[str], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The notifier's names added to dnsmasq: (server patterns, local patterns, ipset lines).
+
+    Each name is forwarded exactly (its subdomains stay refused, so no DNS tunnel opens). Its
+    addresses enter `cd-notify`; where the agent's allowlist covers the name too, also the sets
+    the allowlist's own line would have given them (dnsmasq uses the longest matching line)."""
+    forward: list[str] = []
+    local: list[str] = []
+    lines = dict(ipsets)
+    for name in notifier.names:
+        allowed = any(name_allowed(name, dns.forward))
+        if not allowed:
+            forward.append(name)
+            local.append(f"*.{name}")
+        covering = [zone for zone in lines if name == zone or name.endswith("." + zone)]
+        inherited = lines[max(covering, key=len)] if allowed and covering else ()
+        lines[name] = (*inherited, "cd-notify") if "cd-notify" not in inherited else inherited
+    return forward, local, tuple(sorted(lines.items()))
+
+
+def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | None = None) -> dict[str, Artifact]:
     if not cfg.network.firewall:
         return {}
     domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *endpoint_domains(cfg))
@@ -413,9 +465,15 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
     cidrs = plan_cidrs(cfg.network.allowed_cidrs)
     allow_private = cfg.network.allow_private_answers
     ports = port_entries(domains)
+    ipsets = plan_ipsets(dns, ports)
+    notifier_forward: list[str] = []
+    if notifier is not None:
+        notifier_forward, notifier_local, ipsets = _notifier_dns(notifier, dns, ipsets)
+        dns = DnsPlan(dns.forward, (*dns.local, *notifier_local), dns.ipset_zones)
     context = dict(
         dns=dns,
-        ipsets=plan_ipsets(dns, ports),
+        ipsets=ipsets,
+        notifier=notifier,
         extra_ports=sorted({port for _, port in ports}),
         cidrs=cidrs,
         refused_answers=refused_answers(cidrs, allow_private),
@@ -425,7 +483,7 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         proxy_conf=PROXY_CONF,
         proxy_user=PROXY_USER,
         proxy_group=PROXY_USER,
-        proxy_log=f"{paths.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
+        proxy_log=f"{contract.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
         tls_listen_port=PROXY_TLS_PORT,
         http_listen_port=PROXY_HTTP_PORT,
         chain_listen_port=PROXY_CHAIN_PORT,
@@ -436,9 +494,9 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         selftest_hellos=[printf_escaped(client_hello(name)) for name in selftest],
         selftest_refused_hello=printf_escaped(client_hello(SELFTEST_REFUSED)),
         **exact_openings(cfg),
-        runtime_dir=paths.CONTAINER_RUNTIME,
-        log_dir=paths.CONTAINER_LOG_DIR,
-        dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
+        runtime_dir=contract.CONTAINER_RUNTIME,
+        log_dir=contract.CONTAINER_LOG_DIR,
+        dns_log=f"{contract.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
         dns_log_max_bytes=DNS_LOG_MAX_BYTES,
         dns_log_keep_bytes=DNS_LOG_KEEP_BYTES,
         dns_log_check_seconds=DNS_LOG_CHECK_SECONDS,
@@ -449,7 +507,7 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         selftest_refused=SELFTEST_REFUSED,
         unresolved_marker=UNRESOLVED_MARKER,
     )
-    servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in dns.forward)
+    servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in (*dns.forward, *notifier_forward))
     return {
         SCRIPT: Artifact(render_template("init-firewall.sh.j2", **context).encode(), 0o755),
         DNSMASQ_CONF: Artifact(render_template("dnsmasq.conf.j2", **context).encode()),
@@ -540,7 +598,7 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     if unresolved_seen(session):
         spec.env[ENV_UNRESOLVED_SEEN] = "1"
     session.log_dir.mkdir(parents=True, exist_ok=True)
-    spec.bind(str(session.log_dir), paths.CONTAINER_LOG_DIR, read_only=False)
+    spec.bind(str(session.log_dir), contract.CONTAINER_LOG_DIR, read_only=False)
 
 
 def config_warnings(cfg: Config) -> list[str]:

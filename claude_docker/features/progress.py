@@ -1,7 +1,7 @@
 """Progress of a running session, for `claude-docker logs --follow`.
 
 `claude -p` prints nothing until the task is done. So that a detached task shows what it is
-doing, Claude Code's hooks (claude_settings.progress_hooks, container/bin/hook-progress) append
+doing, Claude Code's hooks (claude_settings.progress_hooks, container/bin/hook-progress.j2) append
 one short record per event to a per-session file: a tool about to run (PreToolUse) and a
 finished turn (Stop, with the last assistant text). The host
 reads that file beside the container's output; the output itself stays exactly what Claude
@@ -26,14 +26,13 @@ import unicodedata
 from pathlib import Path
 
 from ..config.model import Config
-from ..paths import CONTAINER_PROGRESS
+from ..contract import CONTAINER_PROGRESS, PROGRESS_FILE, PROGRESS_MAX_BYTES, PROGRESS_RECORD_BYTES
 from ..runspec import RunSpec
 from ..session import Session
 from .persistence import agent_ids
 
-PROGRESS_FILE = "progress.jsonl"
-MAX_RECORD_BYTES = 4096  # the hook cuts a record here (plus its time stamp); longer lines are skipped
-MAX_FILE_BYTES = 1024 * 1024  # past this the hook moves the file to progress.jsonl.1
+MAX_RECORD_BYTES = PROGRESS_RECORD_BYTES  # the hook cuts a record here (plus its time stamp); longer lines are skipped
+MAX_FILE_BYTES = PROGRESS_MAX_BYTES  # past this the hook moves the file to progress.jsonl.1
 BACKLOG_BYTES = 64 * 1024  # what `logs --follow` reads from the end of the file when it starts
 BACKLOG_LINES = 20  # ... and the most records it shows of that
 MAX_READ_BYTES = 256 * 1024  # per poll: a file the agent grows fast cannot make the host read without end
