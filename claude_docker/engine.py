@@ -472,7 +472,9 @@ class Engine:
     def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         infos = []
-        for container in self.client.containers.list(all=True, filters=filters):
+        # A container removed between the list and its inspect (another session's `down`, an
+        # ended foreground `up`) is simply not listed, rather than failing `ps` for every session.
+        for container in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             attrs = container.attrs
             config = attrs.get("Config") or {}
             env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)

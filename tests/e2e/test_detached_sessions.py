@@ -102,7 +102,9 @@ def test_a_detached_claude_tasks_answer_and_exit_code_after_it_ended(project, do
     shown = run_cli("logs", "-f", str(project), session_id)
     assert shown.stdout.strip() == answer  # plain text, as `claude -p` prints it: no progress records in it
     assert f"session {session_id} ended " in shown.stderr and "exit code 0" in shown.stderr
-    [row] = [line for line in run_cli("ps", "--all").stdout.splitlines() if session_id in line]
+    everywhere = run_cli("ps", "--all")
+    assert everywhere.returncode == 0, everywhere.stderr
+    [row] = [line for line in everywhere.stdout.splitlines() if session_id in line]
     assert "exited (0)" in row
 
 

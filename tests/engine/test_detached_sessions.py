@@ -54,6 +54,7 @@ def test_a_detached_tasks_output_and_exit_code_outlive_it_until_down(project):
     [row] = [line for line in listing.stdout.splitlines() if session_id in line]
     assert "exited (3)" in row and " ago " in row
     everywhere = run_cli("ps", "--all")
+    assert everywhere.returncode == 0, everywhere.stderr
     assert [line for line in everywhere.stdout.splitlines() if session_id in line and "exited (3)" in line]
 
     shown = run_cli("logs", "-f", str(project), session_id[:4])
