@@ -123,7 +123,8 @@ def up(
                 started = time.time()
                 exit_code = _run_interactive(engine, container, session)
                 if exit_code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
-                    echo(f"detached; session {session.session_id} keeps running (`claude-docker ps`, `down`)")
+                    echo(f"detached; session {session.session_id} keeps running "
+                         f"(`claude-docker attach {session.session_id}` returns to it, `down {session.session_id}` ends it)")
                     keep, exit_code, detached = True, 0, True
                 else:  # Claude's own hint names the command inside the container
                     conversation = persistence.latest_conversation(cfg, session, started)
@@ -534,7 +535,8 @@ def attach(engine: Engine, cfg: Config, info: ContainerInfo, echo: Echo) -> int:
     attached = subprocess.run([cli, "attach", "--detach-keys", DETACH_KEYS, info.name], env=_cli_env(engine))
     status = engine.status(container)
     if status == "running":
-        echo(f"detached; session {session_id} keeps running (`claude-docker attach {session_id}`, `down {session_id}`)")
+        echo(f"detached; session {session_id} keeps running "
+             f"(`claude-docker attach {session_id}` returns to it, `down {session_id}` ends it)")
         return 0
     code = engine.wait(container) if status != "removed" else attached.returncode
     session = _session_of(info)
