@@ -17,6 +17,8 @@ from claude_docker.contract import LABEL_DETACHED
 from claude_docker.engine import Engine
 from tests.fakes.anthropic import FakeAnthropic, bash, text, tool
 from tests.fakes.projects import bridge_gateway, make_project, run_cli
+from tests.fakes.webhook import WebhookReceiver
+from tests.support.notifier import notifier_yaml, session_logs
 from tests.support.terminal import Terminal
 from tests.support.wait import wait_for
 
@@ -45,42 +47,56 @@ def started_session_id(result: subprocess.CompletedProcess) -> str:
     return line.split()[2]
 
 
-def test_detach_without_a_task_then_attach_type_a_prompt_see_the_answer_detach_and_end(project, docker_client):
+def test_detach_without_a_task_then_attach_type_a_prompt_see_the_answer_detach_and_end(tmp_path, cd_home, docker_client):
+    """With a notifier: the watcher `up --detach` left delivers the turn's `stop` and the
+    `session_end` once each, whoever is attached (attaching starts no second notifier)."""
     answer = "scripted-answer-for-the-attached-terminal"
-    cfg = load_config(str(project)).config
-    with FakeAnthropic([text(answer)]) as api:
-        env = api_env(api, docker_client)
-        started = run_cli("up", "-f", str(project), "--detach", env=env, timeout=300)
-        session_id = started_session_id(started)
-        assert f"claude-docker attach {session_id}" in started.stderr
-        info = session_info(cfg.project_name)
-        assert info.tty and info.status == "running" and info.labels[LABEL_DETACHED] == "1"
-        # Claude Code waits at its prompt in a terminal nobody is attached to; attaching brings
-        # another terminal size, and Claude Code draws its screen anew.
-        terminal = Terminal(["claude-docker", "attach", "-f", str(project), session_id[:5]], env)
+    with WebhookReceiver() as hook, FakeAnthropic([text(answer)]) as api:
+        project = make_project(tmp_path, notifier_yaml(hook.url))
+        cfg = load_config(str(project)).config
         try:
-            assert terminal.read_until(lambda screen: PROMPT_READY in screen, 240), terminal.text[-3000:]
-            time.sleep(1)
-            terminal.type("say hello")
-            time.sleep(0.5)
-            terminal.type("\r")
-            assert terminal.read_until(lambda screen: answer in screen, 90), terminal.text[-3000:]
-            terminal.type("\x10\x11")  # Ctrl-P Ctrl-Q
-            assert terminal.wait(60) == 0, terminal.text[-3000:]
-            assert f"detached; session {session_id} keeps running" in terminal.text
+            attach_and_detach(project, cfg, api, answer, docker_client)
+            assert hook.wait_for(lambda h: h.events("session_end"), 60), (hook.payloads, session_logs(cfg.project_name))
+            time.sleep(3)  # time enough for a second notifier, had attaching started one, to send again
         finally:
-            terminal.close()
-        assert session_info(cfg.project_name).status == "running"  # detaching ended nothing
+            lifecycle.down(Engine.connect(), cfg.project_name)
+    assert [p["last_message"] for p in hook.events("stop")] == [answer], hook.payloads
+    assert [p["exit_code"] for p in hook.events("session_end")] == [0], hook.payloads
 
-        again = Terminal(["claude-docker", "attach", "-f", str(project)], env)  # the only running session
-        try:
-            time.sleep(3)
-            again.type("/exit")
-            time.sleep(0.5)
-            again.type("\r")
-            code = again.wait(90)
-        finally:
-            again.close()
+
+def attach_and_detach(project, cfg, api: FakeAnthropic, answer: str, docker_client) -> None:
+    env = api_env(api, docker_client)
+    started = run_cli("up", "-f", str(project), "--detach", env=env, timeout=300)
+    session_id = started_session_id(started)
+    assert f"claude-docker attach {session_id}" in started.stderr
+    info = session_info(cfg.project_name)
+    assert info.tty and info.status == "running" and info.labels[LABEL_DETACHED] == "1"
+    # Claude Code waits at its prompt in a terminal nobody is attached to; attaching brings
+    # another terminal size, and Claude Code draws its screen anew.
+    terminal = Terminal(["claude-docker", "attach", "-f", str(project), session_id[:5]], env)
+    try:
+        assert terminal.read_until(lambda screen: PROMPT_READY in screen, 240), terminal.text[-3000:]
+        time.sleep(1)
+        terminal.type("say hello")
+        time.sleep(0.5)
+        terminal.type("\r")
+        assert terminal.read_until(lambda screen: answer in screen, 90), terminal.text[-3000:]
+        terminal.type("\x10\x11")  # Ctrl-P Ctrl-Q
+        assert terminal.wait(60) == 0, terminal.text[-3000:]
+        assert f"detached; session {session_id} keeps running" in terminal.text
+    finally:
+        terminal.close()
+    assert session_info(cfg.project_name).status == "running"  # detaching ended nothing
+
+    again = Terminal(["claude-docker", "attach", "-f", str(project)], env)  # the only running session
+    try:
+        time.sleep(3)
+        again.type("/exit")
+        time.sleep(0.5)
+        again.type("\r")
+        code = again.wait(90)
+    finally:
+        again.close()
     assert code == 0, again.text[-3000:]
     assert "resume this conversation with: claude-docker up -- --resume " in again.text
     assert f"session {session_id} ended" in again.text and "exit code 0" in again.text
