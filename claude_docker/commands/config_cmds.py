@@ -197,8 +197,8 @@ def effective_document(cfg: Config) -> dict:
     show `null` for "no limit".
     """
     from .. import paths
+    from ..config.blocked_paths import ALWAYS_BLOCKED
     from ..config.model import to_plain
-    from ..features.filesystem import ALWAYS_BLOCKED
 
     def present(section: dict) -> dict:
         return {key: value for key, value in section.items() if value is not None}

@@ -99,12 +99,12 @@ def load_config(
     if config.env_file is None:
         config = _with_env_file(config, str(paths.default_env_file()))
 
-    from ..features import filesystem
+    from .blocked_paths import problems as blocked_path_problems
 
     def locate_merged(path: KeyPath) -> tuple[str, int | None] | None:
         return (file_of(path), line_of(path)) if locate(origins, path) else None
 
-    extra = list(filesystem.problems(config, locate_merged))
+    extra = blocked_path_problems(config, locate_merged)
     if extra:
         raise ConfigError(_ordered(extra), _hint(extra))
     digests = {os.path.realpath(_source_path(doc)): doc.sha256 for doc in documents}

@@ -1,0 +1,78 @@
+"""The notifier as a feature: an adapter over the notify package (events, delivery, backends).
+
+For a run it adds the session outbox, writable by the agent, where the hook helper and the
+`notify` command write events; the host delivers them (notify.session_notifier), so no notifier
+credential ever enters the container. The hooks themselves are part of Claude Code's settings
+(claude_settings.py).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+from ..artifacts import Artifact
+from ..config.blocked_paths import Locator
+from ..config.model import Config
+from ..contract import CONTAINER_OUTBOX
+from ..errors import ClaudeDockerError, ConfigProblem
+from ..runspec import RunSpec
+from ..session import Session
+from .base import EndedSession, RunContext
+from .firewall import session_proxy_env
+
+
+def check(config: Config, locate: Locator | None = None) -> list[ConfigProblem]:
+    return []
+
+
+def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:
+    return {}
+
+
+def refuse_secrets(cfg: Config) -> None:
+    """Notifier credentials never enter the container: MCP variables are checked where they are
+    resolved (claude_settings.mcp_environment); the same value in claude.env or the proxy is
+    refused too."""
+    from ..notify import notifier_secrets  # (notify loads Jinja for its messages: only when needed)
+
+    secrets = notifier_secrets(cfg.notifier)
+    values = [(f"claude.env.{name}", value) for name, value in cfg.claude.env.items()]
+    values += [(f"network.proxy ({name})", value) for name, value in session_proxy_env(cfg).items()]
+    for where, value in values:
+        if any(secret in value for secret in secrets):
+            raise ClaudeDockerError(
+                f"{where} holds a notifier credential, which never enters the container",
+                "notifier secrets stay on the host; give the container its own credential",
+            )
+
+
+def contribute(ctx: RunContext, spec: RunSpec) -> None:
+    """Mount the session outbox into the container, writable by the agent uid.
+
+    Without a notifier there is no outbox: nothing would deliver it, and the in-container
+    `notify` command then says so instead of queueing messages nobody reads.
+    """
+    if not ctx.config.notifier.configured:
+        return
+    outbox = ctx.session.outbox_dir
+    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.geteuid() == 0:
+        os.chown(outbox, ctx.uid, ctx.gid)
+        outbox.chmod(0o700)
+    elif ctx.uid != os.getuid():
+        # The agent runs under another uid we cannot chown to: a sticky, shared directory
+        # still lets it add files and lets us (the owner) read and remove them.
+        outbox.chmod(0o1777)
+    spec.bind(str(outbox), CONTAINER_OUTBOX, read_only=False)
+
+
+def cleanup(ended: Sequence[EndedSession]) -> list[str]:
+    """An empty outbox goes; events not yet delivered stay for `notify flush`."""
+    for entry in ended:
+        if entry.session is not None and entry.container_gone:
+            try:
+                entry.session.outbox_dir.rmdir()  # only when nothing is left in it
+            except OSError:
+                pass
+    return []
