@@ -159,7 +159,8 @@ def secret_exposure(engine: Engine, container, values: list[str]) -> list[str]:
 
 def run_claude(engine: Engine, cfg, api: FakeAnthropic, prompt: str) -> tuple[int, str]:
     out, err = io.BytesIO(), io.BytesIO()
-    environ = {"ANTHROPIC_BASE_URL": api.url_for(bridge_gateway(engine.client)), "ANTHROPIC_API_KEY": api.api_key}
+    # `up` hands this environment to every feature: it is what the session's variables come from.
+    environ = {**os.environ, "ANTHROPIC_BASE_URL": api.url_for(bridge_gateway(engine.client)), "ANTHROPIC_API_KEY": api.api_key}
     code = lifecycle.up(
         cfg,
         lifecycle.UpOptions(extra_args=("-p", prompt), headless=True),

@@ -15,6 +15,7 @@ from typing import Callable, Mapping
 
 from .. import paths
 from ..errors import ConfigError, ConfigProblem
+from .blocked_paths import Locator
 from .interpolate import InterpolationError, interpolate_document, read_env_file, substitute
 from .loader import Document, KeyPath, find_config_file, format_key_path
 from .merge import locate, merge_documents
@@ -38,6 +39,7 @@ class LoadedConfig:
     merged: dict  # the merged, interpolated document (what `claude-docker config` prints)
     chain: tuple[str, ...]  # profile chain for display: built-in names or file paths, base first
     digests: Mapping[str, str] = field(default_factory=dict)  # real path → SHA-256 of the bytes parsed
+    locate: Locator | None = None  # merged key path → (file, line) of the file that set it
 
 
 def load_config(
@@ -108,7 +110,8 @@ def load_config(
     if extra:
         raise ConfigError(_ordered(extra), _hint(extra))
     digests = {os.path.realpath(_source_path(doc)): doc.sha256 for doc in documents}
-    return LoadedConfig(config=config, merged=merged, chain=tuple(doc.display for doc in documents), digests=digests)
+    return LoadedConfig(config=config, merged=merged, chain=tuple(doc.display for doc in documents), digests=digests,
+                        locate=locate_merged)
 
 
 def _constant(file: str) -> Callable[[KeyPath], str]:

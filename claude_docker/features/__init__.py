@@ -10,8 +10,12 @@ before the config is acted on.
 
 from __future__ import annotations
 
+from typing import Mapping
+
+from ..config.pipeline import LoadedConfig
+from ..errors import ConfigError, ConfigProblem
 from . import claude_settings, endpoint, filesystem, firewall, git, notifier, persistence
-from .base import EndedSession, Feature, RunContext
+from .base import EndedSession, Feature, RunContext, merged_environment
 
 FEATURES: tuple[Feature, ...] = (
     filesystem,  # the workspace, masks over blocked paths in it, config files read-only, user mounts
@@ -23,4 +27,21 @@ FEATURES: tuple[Feature, ...] = (
     endpoint,  # the model endpoint the entrypoint checks, the provider's credentials file
 )
 
-__all__ = ["FEATURES", "EndedSession", "Feature", "RunContext"]
+
+
+def check(loaded: LoadedConfig, environ: Mapping[str, str] | None = None) -> list[ConfigProblem]:
+    """Every feature's `check` over a loaded config, with the environment over the env file."""
+    environment = merged_environment(loaded.config, environ)
+    return [problem for feature in FEATURES for problem in feature.check(loaded.config, environment, loaded.locate)]
+
+
+def require_runnable(loaded: LoadedConfig, environ: Mapping[str, str] | None = None) -> None:
+    """Raise what `up` would refuse about this config in this environment: `validate` and `up`
+    both call this after loading the config, so they refuse the same things the same way."""
+    problems = check(loaded, environ)
+    if problems:
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise ConfigError(problems, f"{len(problems)} {noun} found; fix them where the lines above point")
+
+
+__all__ = ["FEATURES", "EndedSession", "Feature", "RunContext", "check", "require_runnable"]

@@ -3,7 +3,8 @@ small protocol the run plan, `render`, `validate` and session clean-up iterate o
 
 A feature is a module (see the registry in features/__init__.py) with four functions:
 
-    check(config, locate)            problems a user can fix, with file, key path and line
+    check(config, environ, locate)   problems a user can fix, with file, key path and line
+                                     (environ: the environment over the env file)
     runtime_artifacts(config, session)  files mounted read-only at contract.CONTAINER_RUNTIME
     contribute(ctx, spec)            mounts, environment, capabilities for one run
     cleanup(ended)                   what its runs left on the host, once their containers are gone
@@ -21,6 +22,7 @@ from typing import Mapping, Protocol, Sequence
 from ..artifacts import Artifact
 from ..config.blocked_paths import Locator
 from ..config.interpolate import read_env_file
+from ..config.loader import KeyPath, format_key_path
 from ..config.model import DEFAULT_AGENT_UID, Config
 from ..errors import ConfigProblem
 from ..runspec import RunSpec
@@ -96,8 +98,16 @@ class EndedSession:
     container_gone: bool = True  # False with `up --keep` or a detach: the session's files stay
 
 
+def problem_at(config: Config, locate: Locator | None, key_path: KeyPath, message: str) -> ConfigProblem:
+    """A problem at a merged key path, in the file and at the line that set it (the user's file
+    without a line when no file did)."""
+    default = config.source_files[-1] if config.source_files else "claude-docker.yaml"
+    file, line = (locate(key_path) if locate else None) or (default, None)
+    return ConfigProblem(file=file, key_path=format_key_path(key_path), line=line, message=message)
+
+
 class Feature(Protocol):
-    def check(self, config: Config, locate: Locator | None = None) -> list[ConfigProblem]: ...
+    def check(self, config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]: ...
 
     def runtime_artifacts(self, config: Config, session: Session) -> dict[str, Artifact]: ...
 

@@ -14,12 +14,13 @@ from typing import Mapping, Sequence
 from ..artifacts import Artifact
 from ..config.blocked_paths import Locator
 from ..config.interpolate import referenced_variables
+from ..config.loader import KeyPath
 from ..config.model import Config, McpServer
 from ..contract import HOOK_EVENTS, HOOK_HELPER
 from ..errors import ClaudeDockerError, ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
-from .base import EndedSession, RunContext, merged_environment
+from .base import EndedSession, RunContext, merged_environment, problem_at
 from .endpoint import PROVIDER_VARIABLES
 
 SETTINGS_FILE = "settings.json"
@@ -138,8 +139,40 @@ def mcp_environment(cfg: Config, environment: Mapping[str, str]) -> dict[str, st
 # --- the feature ------------------------------------------------------------------------------
 
 
-def check(config: Config, locate: Locator | None = None) -> list[ConfigProblem]:
-    return []
+def mcp_references(server: McpServer) -> list[tuple[KeyPath, str]]:
+    """(key path, value) of every value of an MCP server that may hold `${VAR}` references."""
+    base: KeyPath = ("claude", "mcp_servers", server.name)
+    found: list[tuple[KeyPath, str]] = []
+    if server.command:
+        found.append(((*base, "command"), server.command))
+    if server.url:
+        found.append(((*base, "url"), server.url))
+    found += [((*base, "args", index), arg) for index, arg in enumerate(server.args)]
+    found += [((*base, "env", key), value) for key, value in server.env.items()]
+    found += [((*base, "headers", key), value) for key, value in server.headers.items()]
+    return found
+
+
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
+    """What `up` would refuse about the MCP servers' `${VAR}` references: a variable that is set
+    nowhere (and has no default), or one that holds a notifier credential."""
+    from ..notify import notifier_secrets
+
+    secrets = notifier_secrets(config.notifier)
+    env_file = config.env_file or "~/.claude-docker/.env"
+    found: list[ConfigProblem] = []
+    for server in config.claude.mcp_servers:
+        for key_path, value in mcp_references(server):
+            for name in referenced_variables(value):
+                resolved = environ.get(name)
+                if resolved is None and f"${{{name}:-" not in value:
+                    message = f"variable {name} is not set; export {name}=… or add it to your env file ({env_file})"
+                    found.append(problem_at(config, locate, key_path, message))
+                elif resolved and resolved in secrets:
+                    message = (f"{name} holds a notifier credential, which never enters the container; "
+                               "give the MCP server its own credential (e.g. a separate API key)")
+                    found.append(problem_at(config, locate, key_path, message))
+    return found
 
 
 def contribute(ctx: RunContext, spec: RunSpec) -> None:

@@ -187,7 +187,7 @@ CREDENTIAL_FILE_HINT = (
 # --- the feature ------------------------------------------------------------------------------
 
 
-def check(config: Config, locate: Locator | None = None) -> list[ConfigProblem]:
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
     return []
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..artifacts import Artifact
 from ..config.blocked_paths import Locator, blocked_set, home_exempt, is_within, real
@@ -24,7 +24,7 @@ from .base import EndedSession, RunContext
 EMPTY_FILE = "empty"  # in the session dir: the mask over blocked files
 
 
-def check(config: Config, locate: Locator | None = None) -> list[ConfigProblem]:
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
     """The blocked-path rules are judged with the config (config/blocked_paths.py)."""
     return []
 

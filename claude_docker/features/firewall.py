@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from .. import contract
@@ -583,7 +583,7 @@ def host_address_warnings(cfg: Config, addresses: Iterable[str]) -> list[str]:
     return warnings
 
 
-def check(config: Config, locate: Locator | None = None) -> list[ConfigProblem]:
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
     """CIDRs and domains are judged with the config (config_values); what is left are warnings."""
     return []
 

@@ -13,7 +13,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..artifacts import Artifact
 from ..config.blocked_paths import Locator, is_within, real
@@ -25,7 +25,7 @@ from .base import EndedSession, RunContext
 from .filesystem import pin_directories
 
 
-def check(config: Config, locate: Locator | None = None) -> list[ConfigProblem]:
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
     return []
 
 

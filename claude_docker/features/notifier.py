@@ -9,21 +9,39 @@ credential ever enters the container. The hooks themselves are part of Claude Co
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from ..artifacts import Artifact
 from ..config.blocked_paths import Locator
+from ..config.loader import KeyPath
 from ..config.model import Config
 from ..contract import CONTAINER_OUTBOX
 from ..errors import ClaudeDockerError, ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
-from .base import EndedSession, RunContext
+from .base import EndedSession, RunContext, problem_at
 from .firewall import session_proxy_env
 
+# network.proxy's fields and the variables the session gets them in (firewall.session_proxy_env)
+PROXY_FIELDS = {"HTTP_PROXY": "http", "http_proxy": "http", "HTTPS_PROXY": "https", "https_proxy": "https",
+                "NO_PROXY": "no_proxy", "no_proxy": "no_proxy"}
+SECRET_MESSAGE = ("holds a notifier credential, which never enters the container; notifier secrets stay "
+                  "on the host: give the container its own credential")
 
-def check(config: Config, locate: Locator | None = None) -> list[ConfigProblem]:
-    return []
+
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
+    """A notifier credential bound for the container, in `claude.env` or the session's proxy
+    settings (MCP variables are claude_settings.check's)."""
+    from ..notify import notifier_secrets
+
+    secrets = notifier_secrets(config.notifier)
+    found: dict[KeyPath, ConfigProblem] = {}
+    places: list[tuple[KeyPath, str]] = [(("claude", "env", name), value) for name, value in config.claude.env.items()]
+    places += [(("network", "proxy", PROXY_FIELDS.get(name, name)), value) for name, value in session_proxy_env(config).items()]
+    for key_path, value in places:
+        if key_path not in found and any(secret in value for secret in secrets):
+            found[key_path] = problem_at(config, locate, key_path, SECRET_MESSAGE)
+    return list(found.values())
 
 
 def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:

@@ -296,7 +296,7 @@ def latest_conversation(cfg: Config, session: Session, since: float) -> str | No
 # --- the contribution -----------------------------------------------------------------------
 
 
-def check(config: Config, locate: Locator | None = None) -> list[ConfigProblem]:
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
     return []
 
 
