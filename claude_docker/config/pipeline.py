@@ -9,7 +9,7 @@ line), its relative paths are anchored at its own directory, and only then are t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -58,8 +58,11 @@ def load_config(
     from .validate import schema_problems
 
     problems: list[ConfigProblem] = []
-    for doc in documents:
-        unresolved = interpolate_document(doc, variables, str(_env_path(documents, environ)))
+    env_file = str(_env_path(documents, environ))
+    interpolated: list[Document] = []
+    for raw in documents:
+        doc, unresolved = interpolate_document(raw, variables, env_file)
+        interpolated.append(doc)
         problems.extend(unresolved)
         failed = frozenset(problem.key_path for problem in unresolved)
         problems.extend(
@@ -68,8 +71,7 @@ def load_config(
     if problems:
         raise ConfigError(_ordered(problems), _hint(problems))
 
-    for doc in documents:
-        _resolve_paths(doc)
+    documents = [_resolve_paths(doc) for doc in interpolated]
     merged, origins = merge_documents(documents)
 
     def file_of(path: KeyPath) -> str:
@@ -167,8 +169,8 @@ def _absolute(value: str, base_dir: Path) -> str:
     return os.path.normpath(expanded if os.path.isabs(expanded) else os.path.join(base_dir, expanded))
 
 
-def _resolve_paths(doc: Document) -> None:
-    """Anchor relative host paths at the declaring file's directory and expand `~`."""
+def _resolve_paths(doc: Document) -> Document:
+    """The document with relative host paths anchored at its own directory and `~` expanded."""
 
     def walk(node: object, pattern: KeyPath) -> object:
         if not pattern:
@@ -180,8 +182,11 @@ def _resolve_paths(doc: Document) -> None:
             return {**node, head: walk(node[head], rest)}
         return node
 
+    data: object = doc.data
     for pattern in _PATH_KEYS:
-        doc.data = walk(doc.data, pattern)  # type: ignore[assignment]
+        data = walk(data, pattern)
+    assert isinstance(data, dict)
+    return replace(doc, data=data)
 
 
 def _source_path(doc: Document) -> str:
@@ -193,8 +198,6 @@ def _source_path(doc: Document) -> str:
 
 
 def _with_env_file(config: Config, env_file: str) -> Config:
-    from dataclasses import replace
-
     return replace(config, env_file=env_file)
 
 
