@@ -22,7 +22,7 @@ from .contract import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SES
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
 from .features import FEATURES, EndedSession, persistence
-from .features.image import ImageResult, age_warning, ensure_image
+from .imagebuild import ImageResult, age_warning, ensure_image
 from .session import Session
 
 Echo = Callable[[str], None]

@@ -59,7 +59,7 @@ def _build_standard_image(client) -> None:
 
     from claude_docker.config.model import ImageConfig
     from claude_docker.engine import Engine
-    from claude_docker.features.image import ensure_image
+    from claude_docker.imagebuild import ensure_image
 
     image = ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))
     result = ensure_image(Engine(client), image, on_output=lambda line: print(line, file=sys.stderr))
@@ -79,7 +79,7 @@ def server_image_config():
 def server_image(docker_client) -> str:
     """The image the tests' own servers run in: the product image with Node."""
     from claude_docker.engine import Engine
-    from claude_docker.features.image import ensure_image
+    from claude_docker.imagebuild import ensure_image
 
     return ensure_image(Engine(docker_client), server_image_config()).tag
 

@@ -36,7 +36,10 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("plan", ("claude_docker.render", "claude_docker.runplan", "claude_docker.kubernetes")),
     ("engine", ("claude_docker.engine",)),
-    ("session", ("claude_docker.lifecycle", "claude_docker.doctor", "claude_docker.notify.watch", "claude_docker.planview")),
+    ("session", (
+        "claude_docker.lifecycle", "claude_docker.doctor", "claude_docker.notify.watch", "claude_docker.planview",
+        "claude_docker.imagebuild",
+    )),
     ("commands", (
         "claude_docker.commands", "claude_docker.commands.options", "claude_docker.commands.config_cmds",
         "claude_docker.commands.firewall_cmds", "claude_docker.commands.lifecycle_cmds",

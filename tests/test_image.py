@@ -13,7 +13,8 @@ from claude_docker.artifacts import shell_words
 from claude_docker.config.model import Config, ImageConfig, NetworkConfig, ProxyConfig, WorkspaceConfig
 from claude_docker.engine import Engine
 from claude_docker.errors import ClaudeDockerError, EngineError
-from claude_docker.features.image import build_context, ensure_image, image_tag, proxy_build_args
+from claude_docker.features.image import build_context, image_tag, proxy_build_args
+from claude_docker.imagebuild import ensure_image
 from claude_docker.render import render_build_context
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 
