@@ -27,7 +27,7 @@ from .contract import (
     LABEL_WORKSPACE,
 )
 from .errors import ClaudeDockerError
-from .features import FEATURES, RunContext, endpoint, firewall, notifier
+from .features import FEATURES, RunContext, credentials, endpoint, firewall, notifier
 from .features.base import agent_ids as agent_ids  # where tests and benchmarks find it
 from .render import render_runtime
 from .runspec import ContainerPlan, RunSpec
@@ -91,7 +91,11 @@ def context(cfg: Config, session: Session, environ: Mapping[str, str] | None = N
     if credential_problems:
         raise ClaudeDockerError(credential_problems[0], endpoint.CREDENTIAL_FILE_HINT)
     model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, ctx.process_environ, ctx.env_file_values)
-    return replace(ctx, config=replace(cfg, network=replace(cfg.network, model_endpoint=model_endpoint)))
+    # The proxy holds the model credential and the git token (the credentials feature gives the
+    # agent placeholders); the firewall opens the endpoint and serves the local ones.
+    injection = credentials.plan(cfg, ctx.process_environ, model_endpoint, ctx.env_file_values)
+    network = replace(cfg.network, model_endpoint=model_endpoint, injected_headers=injection.headers)
+    return replace(ctx, config=replace(cfg, network=network))
 
 
 def plan(

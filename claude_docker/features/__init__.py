@@ -14,7 +14,7 @@ from typing import Mapping
 
 from ..config.pipeline import LoadedConfig
 from ..errors import ConfigError, ConfigProblem
-from . import claude_settings, endpoint, filesystem, firewall, git, notifier, persistence
+from . import claude_settings, credentials, endpoint, filesystem, firewall, git, notifier, persistence
 from .base import EndedSession, Feature, RunContext, merged_environment
 
 FEATURES: tuple[Feature, ...] = (
@@ -24,6 +24,7 @@ FEATURES: tuple[Feature, ...] = (
     firewall,  # capabilities, sysctls, the log dir; init-firewall.sh, dnsmasq.conf, haproxy.cfg
     notifier,  # the session outbox
     claude_settings,  # settings.json (hooks), mcp.json, MCP variables, credentials and provider variables
+    credentials,  # placeholders for the agent, the real credentials for the sandbox proxy alone
     endpoint,  # the model endpoint the entrypoint checks, the provider's credentials file
 )
 

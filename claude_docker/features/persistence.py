@@ -351,7 +351,12 @@ def contribute(ctx: RunContext, spec: RunSpec) -> None:
 
 
 def _api_key(ctx: RunContext) -> str | None:
-    """The API key the container will get, found the way the run plan finds it."""
+    """The API key the container will get, found the way the run plan finds it: the placeholder
+    when the sandbox proxy holds the key (not even the key's end lands in the agent's files)."""
+    if "x-api-key" in ctx.config.network.injected_headers:
+        from .credentials import PLACEHOLDER
+
+        return PLACEHOLDER
     return auth_variables(ctx.environ).get("ANTHROPIC_API_KEY") or ctx.config.claude.env.get("ANTHROPIC_API_KEY")
 
 
