@@ -28,7 +28,7 @@ import docker  # noqa: E402
 
 from claude_docker.config.model import ImageConfig  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.features.image import ensure_image  # noqa: E402
+from claude_docker.imagebuild import ensure_image  # noqa: E402
 from tests.fakes.shared_host import make_certificates  # noqa: E402
 
 BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/debian:bookworm")

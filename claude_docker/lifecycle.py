@@ -22,8 +22,8 @@ from .config.model import Config
 from .contract import LABEL_DETACHED, LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .features import credentials, filesystem, persistence
-from .features.image import ImageResult, age_warning, ensure_image
+from .features import FEATURES, EndedSession, credentials, persistence
+from .imagebuild import ImageResult, age_warning, ensure_image
 from .session import Session
 
 Echo = Callable[[str], None]
@@ -142,11 +142,9 @@ def up(
                 notifier.hand_over()  # the standby watcher delivers until the container ends
             else:
                 notifier.set_exit_code(code)
-    if not keep:
-        tidy_session(session)
-    if cfg.workspace.protect_git:  # what the agent planted must not wait for the next `up`
-        for warning in filesystem.disarm_repositories(filesystem.real(cfg.workspace.path)):
-            echo(f"warning: {warning}")
+    ended = EndedSession(session, cfg.workspace.path, cfg.workspace.protect_git, container_gone=not keep)
+    for warning in clean_up([ended]):  # what the agent planted must not wait for the next `up`
+        echo(f"warning: {warning}")
     if code == contract.EXIT_FIREWALL_FAILED:
         echo("the firewall could not be set up; the session did not start (see the container output above)")
     elif code == contract.EXIT_SETUP_FAILED:
@@ -158,20 +156,30 @@ def up(
     return code
 
 
+def clean_up(ended: Sequence[EndedSession]) -> list[str]:
+    """Each feature clears what the ended sessions left on the host (features.FEATURES, `cleanup`);
+    then the rendered runtime files go, and the session dir when nothing is left in it. A session
+    keeps only what is still of use: events not yet delivered, the notifier log and the
+    firewall's log of refused names. Returns the features' warnings."""
+    warnings: list[str] = []
+    for feature in FEATURES:
+        warnings.extend(feature.cleanup(ended))
+    for entry in ended:
+        if entry.session is not None and entry.container_gone:
+            shutil.rmtree(entry.session.runtime_dir, ignore_errors=True)
+            try:
+                entry.session.session_dir.rmdir()  # only when nothing is left in it
+            except OSError:
+                pass
+    return warnings
+
+
 DETACHED_TERMINAL_SIZE = (120, 40)  # columns, lines: the terminal of `up --detach` without one
 
 
 def tidy_session(session: Session) -> None:
-    """Once its container is gone, a session keeps only what is still of use on the host: events
-    not yet delivered, the notifier log and the firewall's log of refused names."""
-    shutil.rmtree(session.runtime_dir, ignore_errors=True)
-    shutil.rmtree(session.session_dir / "claude", ignore_errors=True)  # the throwaway login of `auth: false`
-    (session.session_dir / "empty").unlink(missing_ok=True)  # filesystem.empty_file's mask
-    for directory in (session.outbox_dir, session.session_dir):
-        try:
-            directory.rmdir()  # only when nothing is left in it
-        except OSError:
-            pass
+    """Once its container is gone, what the session left on the host (its workspace aside)."""
+    clean_up([EndedSession(session, workspace=None, protect_git=False)])
 
 
 SESSION_KEEP_DAYS = 7  # session dirs of ended sessions are removed after this long
@@ -327,7 +335,7 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = (), r
 def remove_sessions(engine: Engine, found: Sequence[ContainerInfo], report: Echo | None = None) -> list[str]:
     """Remove these sessions' containers, tidy their dirs, disarm their workspaces' git dirs."""
     removed = []
-    workspaces: dict[str, None] = {}
+    ended: list[EndedSession] = []
     for info in found:
         container = engine.get(info.name)
         if container is not None:
@@ -339,22 +347,15 @@ def remove_sessions(engine: Engine, found: Sequence[ContainerInfo], report: Echo
                 (session.session_dir / notify.ENDED_BY_DOWN).touch()
             engine.remove(container, force=True)
             removed.append(info.name)
-            if trusted:
-                tidy_session(session)
-            workspace = info.labels.get(LABEL_WORKSPACE, "")
-            if info.labels.get(LABEL_PROTECT_GIT) != "0" and os.path.isabs(workspace) and os.path.isdir(workspace):
-                workspaces[workspace] = None
-    _disarm_workspaces(list(workspaces), report)
+            ended.append(EndedSession(
+                session if trusted else None,
+                workspace=info.labels.get(LABEL_WORKSPACE, ""),
+                protect_git=info.labels.get(LABEL_PROTECT_GIT) != "0",
+            ))
+    for warning in clean_up(ended):
+        if report is not None:
+            report(f"warning: {warning}")
     return removed
-
-
-def _disarm_workspaces(workspaces: Sequence[str], report: Echo | None) -> None:
-    for workspace in workspaces:
-        if not (os.path.isabs(workspace) and os.path.isdir(workspace)):
-            continue
-        for warning in filesystem.disarm_repositories(filesystem.real(workspace)):
-            if report is not None:
-                report(f"warning: {warning}")
 
 
 def age(created: str, now: datetime | None = None) -> str:
@@ -549,8 +550,12 @@ def attach(engine: Engine, cfg: Config, info: ContainerInfo, echo: Echo) -> int:
     summary = ended_summary(current) if current is not None else None
     if summary:
         echo(summary)
-    if info.labels.get(LABEL_PROTECT_GIT) != "0":  # as `up` does when its session ends
-        _disarm_workspaces([info.labels.get(LABEL_WORKSPACE, "")], echo)
+    # as `up` does when its session ends; the container stays until it is pruned or removed
+    ended_session = EndedSession(
+        None, workspace=info.labels.get(LABEL_WORKSPACE, ""), protect_git=info.labels.get(LABEL_PROTECT_GIT) != "0", container_gone=False
+    )
+    for warning in clean_up([ended_session]):
+        echo(f"warning: {warning}")
     return code
 
 

@@ -112,11 +112,14 @@ trust_option = click.option(
 )
 
 
-def _load_trusted(config_file: str | None, approve: bool) -> Config:
-    """The config, once every file of it the agent could have written is approved."""
-    from ..features import trust
+def _load_trusted(config_file: str | None, approve: bool, run: bool = False) -> Config:
+    """The config, once every file of it the agent could have written is approved. With `run`,
+    also what a session of it would refuse in this environment (the checks `validate` runs)."""
+    from ..features import require_runnable, trust
 
     loaded = load_config(config_file)
+    if run:
+        require_runnable(loaded)
     cfg = loaded.config
     if approve:
         pending = trust.untrusted(cfg, loaded.digests)
@@ -216,7 +219,7 @@ def up(
         headless = lifecycle.is_headless(claude_args, True) or claude_args[:1] == ("--exec",)
     else:
         headless = lifecycle.is_headless(claude_args, sys.stdin.isatty())
-    cfg = _load_trusted(config_file, approve)
+    cfg = _load_trusted(config_file, approve, run=True)
     if dry_run:
         from ..planview import describe, preview
 

@@ -20,16 +20,21 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 import time
 import unicodedata
 from pathlib import Path
+from typing import Mapping, Sequence
 
+from ..artifacts import Artifact
+from ..config.blocked_paths import Locator
 from ..config.model import Config
 from ..contract import CONTAINER_PROGRESS, PROGRESS_FILE, PROGRESS_MAX_BYTES, PROGRESS_RECORD_BYTES
+from ..errors import ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
-from .persistence import agent_ids
+from .base import EndedSession, RunContext, agent_writable_dir
 
 MAX_RECORD_BYTES = PROGRESS_RECORD_BYTES  # the hook cuts a record here (plus its time stamp); longer lines are skipped
 MAX_FILE_BYTES = PROGRESS_MAX_BYTES  # past this the hook moves the file to progress.jsonl.1
@@ -48,20 +53,28 @@ _CSI_OR_OSC = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b
 # --- the container side ------------------------------------------------------------------------
 
 
-def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
+    return []
+
+
+def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:
+    return {}  # the hooks are in settings.json (claude_settings), the helper in the image
+
+
+def contribute(ctx: RunContext, spec: RunSpec) -> None:
     """The session's progress dir, writable by the agent uid, at CONTAINER_PROGRESS."""
-    directory = session.progress_dir
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    uid, gid = agent_ids(cfg)
-    if os.geteuid() == 0:
-        os.chown(directory, uid, gid)
-        directory.chmod(0o700)
-    elif uid != os.getuid():
-        # The agent runs under another uid we cannot chown to: a sticky, shared directory still
-        # lets it add files and lets us (the owner) read and remove them.
-        directory.chmod(0o1777)
-    spec.bind(str(directory), CONTAINER_PROGRESS, read_only=False)
+    agent_writable_dir(ctx.session.progress_dir, ctx)
+    spec.bind(str(ctx.session.progress_dir), CONTAINER_PROGRESS, read_only=False)
     spec.env["CLAUDE_DOCKER_PROGRESS"] = CONTAINER_PROGRESS
+
+
+def cleanup(ended: Sequence[EndedSession]) -> list[str]:
+    """With the container gone nothing shows the records any more (a kept container's stay, for
+    `logs` of the ended session)."""
+    for entry in ended:
+        if entry.session is not None and entry.container_gone:
+            shutil.rmtree(entry.session.progress_dir, ignore_errors=True)
+    return []
 
 
 # --- the host side: attacker-written text to something safe to show ----------------------------
