@@ -85,10 +85,6 @@ def up(
     )
     for warning in container_plan.warnings:
         echo(f"warning: {warning}")
-    if options.command is None:
-        problem = persistence.missing_credential(cfg, os.environ if environ is None else environ)
-        if problem:
-            echo(f"warning: {problem}")
 
     container = engine.create(container_plan)
     if options.detach:

@@ -28,7 +28,7 @@ from .contract import (
     LABEL_WORKSPACE,
 )
 from .errors import ClaudeDockerError
-from .features import FEATURES, RunContext, credentials, endpoint, firewall, notifier
+from .features import FEATURES, RunContext, credentials, endpoint, firewall, notifier, persistence
 from .features.base import agent_ids as agent_ids  # where tests and benchmarks find it
 from .render import render_runtime
 from .runspec import ContainerPlan, RunSpec
@@ -133,6 +133,10 @@ def plan(
     warning = workspace_warning(cfg, uid, gid)
     if warning:
         spec.warnings.append(warning)
+    if command is None:  # Claude Code runs: say now when it will start logged out
+        warning = persistence.missing_credential(cfg, ctx.environ)
+        if warning:
+            spec.warnings.append(warning)
     env: dict[str, str] = {}
     env.update(proxy_env(cfg))
     env.update({AGENT_ONLY_PREFIX + k if k in AGENT_ONLY_VARIABLES else k: v for k, v in cfg.claude.env.items()})

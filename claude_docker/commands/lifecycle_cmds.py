@@ -223,14 +223,8 @@ def up(
     if dry_run:
         from ..planview import describe, preview
 
-        interactive = not headless
-        from ..features.persistence import missing_credential
-
-        for line in describe(preview(cfg, tuple(claude_args), interactive=interactive)):
+        for line in describe(preview(cfg, tuple(claude_args), interactive=not headless)):
             click.echo(line)
-        problem = missing_credential(cfg)
-        if problem:
-            click.echo(f"warning: {problem}")
         return
     progress = BuildProgress(verbose, log_path=build_log_path())
     options = lifecycle.UpOptions(

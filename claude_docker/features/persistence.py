@@ -32,7 +32,7 @@ from ..runspec import RunSpec
 from ..session import Session
 from .base import EndedSession, RunContext
 from .base import agent_ids as agent_ids  # where the run plan and tests find it
-from .claude_settings import auth_env, auth_variables
+from .claude_settings import auth_variables
 
 # Container side. Outside the agent's home so that Docker-created mount points do not leave
 # root-owned directories in it.
@@ -251,14 +251,11 @@ CREDENTIAL_VARIABLES = (
 )
 
 
-def missing_credential(cfg: Config, environ: Mapping[str, str] | None = None) -> str | None:
+def missing_credential(cfg: Config, environment: Mapping[str, str]) -> str | None:
     """Why Claude Code will start logged out, with the two ways to fix it; None when a key, a
-    token or a kept login will be there. (Claude says "Not logged in" only after the first prompt.)"""
-    environ = os.environ if environ is None else environ
-    try:
-        sources = {**auth_env(cfg, environ), **cfg.claude.env}
-    except ClaudeDockerError:
-        sources = dict(cfg.claude.env)
+    token or a kept login will be there. (Claude says "Not logged in" only after the first prompt.)
+    `environment`: the process environment over the env file (RunContext.environ)."""
+    sources = {**auth_variables(environment), **cfg.claude.env}
     if any(sources.get(name) for name in CREDENTIAL_VARIABLES):
         return None
     probe = Session(cfg.project_name, "probe")
