@@ -92,7 +92,8 @@ class FakeEngine(Engine):
         self.claude_code_version = claude_code_version
         self._root_dir = root_dir
         self.memory_total = memory_total
-        self.containers: dict[str, FakeContainer] = {}
+        self.containers: dict[str, FakeContainer] = {}  # by name, while they exist
+        self.created: list[FakeContainer] = []  # every container ever created, removed ones too
         self.builds: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []  # (method, its main argument)
         self._failures: dict[str, list[BaseException]] = {}
@@ -104,6 +105,10 @@ class FakeEngine(Engine):
     def fail(self, method: str, error: BaseException, times: int = 1) -> None:
         """Make the next `times` calls of `method` raise `error` (docker-py errors are translated)."""
         self._failures.setdefault(method, []).extend([error] * times)
+
+    def finish(self, name: str, exit_code: int) -> None:
+        """A running container ends on its own (the agent finished, or crashed)."""
+        self._end(self.containers[name], exit_code)
 
     def called(self, method: str) -> list[str]:
         return [argument for name, argument in self.calls if name == method]
@@ -226,6 +231,7 @@ class FakeEngine(Engine):
             raise EngineError(f'the engine refused: Conflict. The container name "/{plan.name}" is already in use', "remove the old container with `claude-docker down`")
         container = FakeContainer(id=f"{next(self._ids):064x}", name=plan.name, plan=plan)
         self.containers[plan.name] = container
+        self.created.append(container)
         return container
 
     @translate_errors
