@@ -47,6 +47,7 @@ if ! scripts/test-env.sh "${env_args[@]}"; then
     podman_stage=no
 fi
 export CLAUDE_DOCKER_REQUIRE_ENGINE="$require_engine"
+export CLAUDE_DOCKER_TEST_THOROUGH=1  # property tests draw all their examples (tests/support/examples.py)
 
 status=0
 echo "test.sh: Docker stage" >&2

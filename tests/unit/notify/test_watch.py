@@ -38,6 +38,7 @@ from claude_docker import notify
 from claude_docker.config.model import Config, NotifierConfig, WorkspaceConfig, from_plain
 from claude_docker.session import Session
 
+notify.POLL_SECONDS = 0.05  # as the watcher's, below
 workspace, notifier, project, session_id, finish = sys.argv[1:6]
 cfg = Config(source_files=(), project_dir=workspace, workspace=WorkspaceConfig(path=workspace),
              notifier=from_plain(NotifierConfig, json.loads(notifier)))
