@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..paths import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
+from ..contract import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
 from .config_values import ValueProblem, parse_cidr, read_ca_certificate
 from .loader import KeyPath
 from .model import (

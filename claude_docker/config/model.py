@@ -18,10 +18,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, Mapping, TypeVar
 
+from ..contract import EVENT_KINDS
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-NOTIFIER_EVENTS = ("stop", "notification", "failure", "session_end")
+NOTIFIER_EVENTS = EVENT_KINDS  # what `notifier.on` may name: the kinds the hook helper writes
 
 DEFAULT_BASE_IMAGE = "node:22-bookworm-slim"
 DEFAULT_MOUNT_PATH = "/workspace"

@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from .. import paths
+from .. import contract
 from ..artifacts import Artifact, render_template
 from ..config.config_values import ValueProblem, parse_cidr
 from ..config.model import Config
+from ..contract import DNS_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
 from ..errors import FirewallError
 from ..runspec import RunSpec
 from ..session import Session
@@ -36,13 +37,11 @@ SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
 PROXY_CONF = "haproxy.cfg"
 PROXY_USER = "haproxy"  # created by Debian's haproxy package
-PROXY_LOG_NAME = "proxy.log"  # inside the session log dir
 # The proxy's listeners on loopback; the agent's TCP to admitted addresses is redirected there.
 PROXY_TLS_PORT = 15443
 PROXY_HTTP_PORT = 15080
 PROXY_CHAIN_PORT = 15128  # HTTP(S)_PROXY of the session when it chains to network.proxy
 DNSMASQ_SERVERS = "dnsmasq-servers.tmpl"  # server= lines; the script fills in the upstream(s)
-DNS_LOG_NAME = "dns.log"  # inside the session log dir
 # dnsmasq logs every query (~300 bytes), as often as the agent asks. Inside the container a root
 # loop moves the log's end to dns.log.1 and empties dns.log past DNS_LOG_MAX_BYTES; the host reads
 # at most the last MAX_DNS_LOG_READ bytes of each file.
@@ -484,7 +483,7 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         proxy_conf=PROXY_CONF,
         proxy_user=PROXY_USER,
         proxy_group=PROXY_USER,
-        proxy_log=f"{paths.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
+        proxy_log=f"{contract.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
         tls_listen_port=PROXY_TLS_PORT,
         http_listen_port=PROXY_HTTP_PORT,
         chain_listen_port=PROXY_CHAIN_PORT,
@@ -495,9 +494,9 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         selftest_hellos=[printf_escaped(client_hello(name)) for name in selftest],
         selftest_refused_hello=printf_escaped(client_hello(SELFTEST_REFUSED)),
         **exact_openings(cfg),
-        runtime_dir=paths.CONTAINER_RUNTIME,
-        log_dir=paths.CONTAINER_LOG_DIR,
-        dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
+        runtime_dir=contract.CONTAINER_RUNTIME,
+        log_dir=contract.CONTAINER_LOG_DIR,
+        dns_log=f"{contract.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
         dns_log_max_bytes=DNS_LOG_MAX_BYTES,
         dns_log_keep_bytes=DNS_LOG_KEEP_BYTES,
         dns_log_check_seconds=DNS_LOG_CHECK_SECONDS,
@@ -599,7 +598,7 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     if unresolved_seen(session):
         spec.env[ENV_UNRESOLVED_SEEN] = "1"
     session.log_dir.mkdir(parents=True, exist_ok=True)
-    spec.bind(str(session.log_dir), paths.CONTAINER_LOG_DIR, read_only=False)
+    spec.bind(str(session.log_dir), contract.CONTAINER_LOG_DIR, read_only=False)
 
 
 def config_warnings(cfg: Config) -> list[str]:

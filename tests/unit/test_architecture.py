@@ -20,7 +20,7 @@ PACKAGE = REPO_ROOT / "claude_docker"
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("base", (
         "claude_docker", "claude_docker.errors", "claude_docker.paths", "claude_docker.resources", "claude_docker.atomicfile",
-        "claude_docker.artifacts", "claude_docker.session", "claude_docker.runspec",
+        "claude_docker.artifacts", "claude_docker.session", "claude_docker.runspec", "claude_docker.contract",
     )),
     ("config", (
         "claude_docker.config", "claude_docker.config.loader", "claude_docker.config.interpolate", "claude_docker.config.merge", "claude_docker.config.profiles",

@@ -90,18 +90,17 @@ fi
 # 4. Become the agent for good.
 export HOME="$AGENT_HOME" USER="$AGENT_USER" LOGNAME="$AGENT_USER" SHELL=/bin/bash
 unset CLAUDE_DOCKER_FIREWALL
-# claude.env's PATH and loader variables arrive prefixed (runplan.AGENT_ONLY_VARIABLES): they
+# claude.env's PATH and loader variables arrive prefixed (contract.AGENT_ONLY_VARIABLES): they
 # must not steer anything root runs, so `env` sets them only once the agent has taken over.
 agent_env=()
 for name in PATH LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT BASH_ENV ENV; do
-    carried="CLAUDE_DOCKER_AGENT_$name"
+    carried=CLAUDE_DOCKER_AGENT_"$name"
     if [ -n "${!carried+x}" ]; then
         agent_env+=("$name=${!carried}")
         unset "$carried"
     fi
 done
-drop=(setpriv --reuid "$AGENT_UID" --regid "$AGENT_GID" --init-groups
-      --inh-caps=-all --bounding-set=-all --no-new-privs -- /usr/bin/env "${agent_env[@]}")
+drop=(setpriv --reuid "$AGENT_UID" --regid "$AGENT_GID" --init-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- /usr/bin/env "${agent_env[@]}")
 
 if [ "${1:-}" = "--exec" ]; then
     shift
