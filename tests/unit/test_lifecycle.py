@@ -16,12 +16,12 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from claude_docker import lifecycle, notify, paths
+from claude_docker import contract, lifecycle, notify, paths
 from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
+from claude_docker.contract import LABEL_CLAUDE_CODE_VERSION
 from claude_docker.engine import Engine
 from claude_docker.errors import EngineError
-from claude_docker.features.image import LABEL_CLAUDE_CODE_VERSION
 from claude_docker.lifecycle import UpOptions
 from tests.fakes.engine import FakeEngine, FakeImage, Run
 from tests.fakes.webhook import WebhookReceiver
@@ -90,9 +90,9 @@ def test_ups_exit_code_is_the_containers(project, exit_code):
 @pytest.mark.parametrize(
     ("exit_code", "explanation"),
     [
-        (paths.EXIT_FIREWALL_FAILED, "the firewall could not be set up; the session did not start"),
-        (paths.EXIT_SETUP_FAILED, "the container setup failed before Claude Code started"),
-        (paths.EXIT_ENDPOINT_UNREACHABLE, "the model endpoint did not accept a connection; Claude Code did not start"),
+        (contract.EXIT_FIREWALL_FAILED, "the firewall could not be set up; the session did not start"),
+        (contract.EXIT_SETUP_FAILED, "the container setup failed before Claude Code started"),
+        (contract.EXIT_ENDPOINT_UNREACHABLE, "the model endpoint did not accept a connection; Claude Code did not start"),
     ],
 )
 def test_the_entrypoints_own_exit_codes_are_explained(project, exit_code, explanation):
