@@ -106,6 +106,16 @@ class FakeEngine(Engine):
         """Make the next `times` calls of `method` raise `error` (docker-py errors are translated)."""
         self._failures.setdefault(method, []).extend([error] * times)
 
+    def add_container(self, name: str, labels: dict[str, str], *, status: str = "exited", exit_code: int | None = 0) -> FakeContainer:
+        """A container that exists already (an earlier session's), without the calls that made it."""
+        plan = ContainerPlan(name=name, image="claude-docker:earlier", command=[], env={}, labels=labels, mounts=[], cap_add=[], working_dir="/")
+        container = FakeContainer(id=f"{next(self._ids):064x}", name=name, plan=plan, status=status, exit_code=exit_code)
+        if status != "running":
+            container.ended.set()
+        self.containers[name] = container
+        self.created.append(container)
+        return container
+
     def finish(self, name: str, exit_code: int) -> None:
         """A running container ends on its own (the agent finished, or crashed)."""
         self._end(self.containers[name], exit_code)
