@@ -21,7 +21,7 @@ from .config.model import Config
 from .contract import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .features import filesystem, persistence
+from .features import credentials, filesystem, persistence
 from .features.image import ImageResult, age_warning, ensure_image
 from .session import Session
 
@@ -399,10 +399,16 @@ def shell_argv(info: ContainerInfo, command: Sequence[str] = ()) -> list[str]:
     # claude.env's PATH and loader variables, for the agent only (see contract.AGENT_ONLY_VARIABLES)
     prefix = contract.AGENT_ONLY_PREFIX
     agent_env = [f"{name[len(prefix):]}={value}" for name, value in info.env.items() if name.startswith(prefix)]
+    # The credentials only the sandbox proxy holds (credentials.SECRET_VARIABLES) are in the
+    # container's environment, which `docker exec` hands to every process it starts: emptied here,
+    # so no process of the shell (the agent's uid) ever has them, then removed.
+    secrets = [name for name in info.env if name.startswith(credentials.SECRET_PREFIX)]
     return [
         "exec", *interactive,
         "-e", f"HOME={contract.AGENT_HOME}", "-e", f"USER={contract.AGENT_USER}", "-e", f"LOGNAME={contract.AGENT_USER}",
-        info.name, *contract.drop_privileges(uid, gid), "/usr/bin/env", *agent_env, *(command or ["bash", "-l"]),
+        *[option for name in secrets for option in ("-e", f"{name}=")],
+        info.name, *contract.drop_privileges(uid, gid), "/usr/bin/env", *[f"--unset={name}" for name in secrets],
+        *agent_env, *(command or ["bash", "-l"]),
     ]
 
 

@@ -27,7 +27,7 @@ from .contract import (
     LABEL_WORKSPACE,
 )
 from .errors import ClaudeDockerError
-from .features import endpoint, filesystem, firewall, persistence
+from .features import credentials, endpoint, filesystem, firewall, persistence
 from .features.claude_settings import auth_env
 from .features.persistence import agent_ids
 from .render import render_runtime
@@ -119,7 +119,11 @@ def plan(
     if credential_problems:
         raise ClaudeDockerError(credential_problems[0], endpoint.CREDENTIAL_FILE_HINT)
     model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, environ)
-    cfg = replace(cfg, network=replace(cfg.network, model_endpoint=model_endpoint))  # the firewall opens it
+    # The proxy holds the model credential and the git token; the agent gets placeholders.
+    injection = credentials.plan(cfg, environ, model_endpoint)
+    cfg = replace(
+        cfg, network=replace(cfg.network, model_endpoint=model_endpoint, injected_headers=injection.headers)
+    )  # the firewall opens the endpoint and serves the local ones
     spec = collect_spec(cfg, session)
 
     runtime = render_runtime(cfg, session)
@@ -148,6 +152,9 @@ def plan(
         }
     )
     env.update(auth_env(cfg, environ))
+    env.update(injection.agent_env)  # placeholders and the local endpoints over the credentials
+    env.update(injection.secret_env)  # taken out by the entrypoint and handed to the proxy alone
+    spec.warnings.extend(injection.unprotected)
     env.update(endpoint.container_env(model_endpoint))  # checked by the entrypoint before Claude starts
     for credential in endpoint.credential_files(cfg, environ):  # the file alone, read-only
         spec.bind(credential.host_path, credential.container_path, read_only=True)

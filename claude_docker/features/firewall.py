@@ -458,7 +458,8 @@ def _notifier_dns(
 def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | None = None) -> dict[str, Artifact]:
     if not cfg.network.firewall:
         return {}
-    domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *endpoint_domains(cfg))
+    git_host = [cfg.network.git_credential.host] if cfg.network.git_credential and cfg.network.name_checks else []
+    domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *endpoint_domains(cfg), *git_host)
     dns = plan_dns(domains)
     # The model endpoint is checked before Claude starts, on its own: the self-test proves the allowlist.
     selftest = selftest_names(plan_dns(cfg.network.allowed_domains).forward)
@@ -488,6 +489,9 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         http_listen_port=PROXY_HTTP_PORT,
         chain_listen_port=PROXY_CHAIN_PORT,
         upstream_proxy=upstream_proxy(cfg),
+        model=local_model_endpoint(cfg),
+        git=local_git_endpoint(cfg),
+        ca_file=SYSTEM_CA_FILE,
         resolver="127.0.0.1:53",
         allow_host_network=cfg.network.allow_host_network,
         selftest_names=selftest,
@@ -517,6 +521,47 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
 
 
 FIREWALL_STATE_DIR = "/run/claude-docker-firewall"  # in-container, root-owned: pid, servers file
+# The image's trust store: Debian's CAs plus image.extra_ca_certificates (update-ca-certificates).
+SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+# --- the local endpoints where the proxy adds credentials (see credentials.py) ------------------
+
+
+def local_model_endpoint(cfg: Config) -> dict[str, object] | None:
+    """The model frontend of haproxy.cfg, when the proxy holds the model credential."""
+    from . import credentials
+
+    found = cfg.network.model_endpoint
+    if not cfg.network.injected_headers or found is None or not cfg.network.name_checks:
+        return None
+    default_port = 80 if found.scheme == "http" else 443
+    return dict(
+        listen_port=credentials.MODEL_LISTEN_PORT,
+        host=found.host,
+        port=found.port,
+        host_header=found.host if found.port == default_port else f"{found.host}:{found.port}",
+        is_address=found.is_address,
+        tls=found.scheme == "https",
+        headers=cfg.network.injected_headers,
+        max_connections=credentials.MAX_CONNECTIONS,
+        max_request_bytes=credentials.MAX_REQUEST_BYTES,
+        max_requests_per_minute=credentials.MAX_REQUESTS_PER_MINUTE,
+    )
+
+
+def local_git_endpoint(cfg: Config) -> dict[str, object] | None:
+    from . import credentials
+
+    git = cfg.network.git_credential
+    if git is None or not cfg.network.name_checks:
+        return None
+    return dict(
+        listen_port=credentials.GIT_LISTEN_PORT,
+        host=git.host,
+        max_connections=credentials.MAX_CONNECTIONS,
+        max_requests_per_minute=credentials.MAX_REQUESTS_PER_MINUTE,
+    )
 
 
 # --- the model endpoint and host ports: one address and TCP port each (see endpoint.py) -------

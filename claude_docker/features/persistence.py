@@ -348,7 +348,12 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
 
 
 def _api_key(cfg: Config) -> str | None:
-    """The API key the container will get, found the way the run plan finds it."""
+    """The API key the container will get, found the way the run plan finds it: the placeholder
+    when the sandbox proxy holds the key (not even the key's end lands in the agent's files)."""
+    if "x-api-key" in cfg.network.injected_headers:
+        from .credentials import PLACEHOLDER
+
+        return PLACEHOLDER
     return auth_env(cfg, os.environ).get("ANTHROPIC_API_KEY") or cfg.claude.env.get("ANTHROPIC_API_KEY")
 
 

@@ -24,15 +24,27 @@ fail() { # exit-code message
 
 [ "$(id -u)" -eq 0 ] || fail "$EXIT_SETUP_FAILED" "the entrypoint must start as root (it drops to the agent user itself)"
 
+# 0. The credentials the sandbox proxy adds on the way out (CLAUDE_DOCKER_SECRET_*): out of the
+#    environment before anything else runs. The firewall script gets them (exported by the shell,
+#    never on a command line) for the proxy alone; nothing else, the agent least, ever has them.
+proxy_secrets=()
+for secret in ${!CLAUDE_DOCKER_SECRET_@}; do
+    proxy_secrets+=("$secret=${!secret}")
+    unset "$secret"
+done
+
 # 1. The egress firewall, before anything else can open a connection. Fail closed.
 if [ "${CLAUDE_DOCKER_FIREWALL:-0}" = "1" ]; then
     if [ ! -x "$RUNTIME/init-firewall.sh" ]; then
         fail "$EXIT_FIREWALL_FAILED" "firewall requested but $RUNTIME/init-firewall.sh is missing; the session did not start"
     fi
-    if ! "$RUNTIME/init-firewall.sh"; then
+    # shellcheck disable=SC2163 # each entry is NAME=value
+    if ! (for secret in "${proxy_secrets[@]}"; do export "$secret"; done; exec "$RUNTIME/init-firewall.sh"); then
         fail "$EXIT_FIREWALL_FAILED" "the firewall could not be set up; the session did not start (see the messages above)"
     fi
 fi
+
+proxy_secrets=()
 
 # 2. The agent user, with the uid/gid of the host user so workspace files stay theirs.
 AGENT_UID="${AGENT_UID:-1000}"
