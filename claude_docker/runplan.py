@@ -19,6 +19,7 @@ from .contract import (
     AGENT_ONLY_VARIABLES,
     LABEL_CONFIG_FILE,
     LABEL_CONFIG_HASH,
+    LABEL_DETACHED,
     LABEL_IMAGE,
     LABEL_MANAGED,
     LABEL_PROJECT,
@@ -27,7 +28,7 @@ from .contract import (
     LABEL_WORKSPACE,
 )
 from .errors import ClaudeDockerError
-from .features import credentials, endpoint, filesystem, firewall, persistence
+from .features import credentials, endpoint, filesystem, firewall, persistence, progress
 from .features.claude_settings import auth_env
 from .features.persistence import agent_ids
 from .render import render_runtime
@@ -93,6 +94,7 @@ def collect_spec(cfg: Config, session: Session) -> RunSpec:
     persistence.contribute(cfg, session, spec)
     firewall.contribute(cfg, session, spec)
     notify.contribute(cfg, session, spec)
+    progress.contribute(cfg, session, spec)
     return spec
 
 
@@ -110,6 +112,10 @@ def plan(
     command: list[str] | None = None,
 ) -> ContainerPlan:
     """Prepare the session's host dirs and runtime files; return what `create` needs.
+
+    `interactive`: a terminal (tty, stdin kept open), also for a detached session one attaches
+    to later; `detach`: the container is labelled to be kept after it ends (unless `keep`,
+    which keeps it from pruning too).
 
     `command` replaces Claude's arguments entirely (e.g. ["--exec", "id"]).
     """
@@ -171,6 +177,8 @@ def plan(
         LABEL_CONFIG_HASH: config_hash(image_tag, runtime),
         LABEL_IMAGE: image_tag,
     }
+    if detach and not keep:
+        labels[LABEL_DETACHED] = "1"
     return ContainerPlan(
         name=session.container_name,
         image=image_tag,
@@ -183,7 +191,9 @@ def plan(
         tty=interactive,
         stdin_open=interactive or forward_stdin,
         stdin_once=forward_stdin,
-        auto_remove=detach and not keep,
+        # A detached session outlives its end (its output and exit code, for `logs` and `ps`)
+        # until `down` or pruning removes it; a foreground `up` removes its own container.
+        auto_remove=False,
         memory=cfg.resources.memory,
         cpus=cfg.resources.cpus,
         gpus=cfg.resources.gpus,

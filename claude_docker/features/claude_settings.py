@@ -15,7 +15,7 @@ from typing import Mapping
 from ..artifacts import Artifact
 from ..config.interpolate import read_env_file
 from ..config.model import Config, McpServer
-from ..contract import HOOK_EVENTS, HOOK_HELPER
+from ..contract import HOOK_EVENTS, HOOK_HELPER, PROGRESS_HOOK_HELPER
 from ..session import Session
 from .endpoint import PROVIDER_VARIABLES
 
@@ -29,6 +29,18 @@ MCP_CONFIG_FILE = "mcp.json"
 
 HOOK_TIMEOUT_SECONDS = 10
 
+# Progress records for `logs --follow` (read on the host by features.progress): a tool about to
+# run, a finished turn. Installed in every session.
+PROGRESS_HOOK_TIMEOUT_SECONDS = 5
+
+
+def progress_hooks() -> dict[str, list[dict]]:
+    command = {"type": "command", "command": PROGRESS_HOOK_HELPER, "timeout": PROGRESS_HOOK_TIMEOUT_SECONDS}
+    return {
+        "PreToolUse": [{"matcher": "*", "hooks": [command]}],
+        "Stop": [{"hooks": [command]}],
+    }
+
 
 def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
     return {
@@ -38,25 +50,25 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
 
 
 def settings_document(cfg: Config) -> dict:
-    """Hooks for the events the notifier wants; none when no backend would deliver them.
+    """The progress hooks (`logs --follow`), and hooks for the events the notifier wants.
 
-    Installing hooks nobody listens to would only fill the outbox, so a project without a
-    notifier gets no hooks at all.
+    Installing notifier hooks nobody listens to would only fill the outbox, so a project
+    without a notifier gets the progress hooks alone.
     """
     document: dict = {"skipDangerousModePermissionPrompt": True}
-    if not cfg.notifier.configured:
-        return document
-    hooks = {}
-    for hook_name, event in HOOK_EVENTS.items():
-        if event in cfg.notifier.on:
-            command = {
-                "type": "command",
-                "command": f"{HOOK_HELPER} {event}",
-                "timeout": HOOK_TIMEOUT_SECONDS,
-            }
-            hooks[hook_name] = [{"hooks": [command]}]
-    if hooks:
-        document["hooks"] = hooks
+    hooks: dict[str, list[dict]] = {}
+    if cfg.notifier.configured:
+        for hook_name, event in HOOK_EVENTS.items():
+            if event in cfg.notifier.on:
+                command = {
+                    "type": "command",
+                    "command": f"{HOOK_HELPER} {event}",
+                    "timeout": HOOK_TIMEOUT_SECONDS,
+                }
+                hooks[hook_name] = [{"hooks": [command]}]
+    for hook_name, groups in progress_hooks().items():
+        hooks[hook_name] = hooks.get(hook_name, []) + groups
+    document["hooks"] = hooks
     return document
 
 

@@ -29,7 +29,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("features", (
         "claude_docker.features", "claude_docker.features.filesystem", "claude_docker.features.persistence", "claude_docker.features.firewall", "claude_docker.features.image",
-        "claude_docker.features.endpoint",
+        "claude_docker.features.endpoint", "claude_docker.features.progress",
         "claude_docker.features.credentials",
         "claude_docker.features.claude_settings", "claude_docker.features.trust", "claude_docker.notify", "claude_docker.notify.events",
         "claude_docker.notify.message", "claude_docker.notify.delivery", "claude_docker.notify.backends",

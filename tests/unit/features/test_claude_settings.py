@@ -48,13 +48,20 @@ def documents(cfg: Config) -> tuple[dict, dict]:
     return json.loads(artifacts["settings.json"].content), json.loads(artifacts["mcp.json"].content)
 
 
+PROGRESS_HOOK = {"type": "command", "command": "/opt/claude-docker/bin/hook-progress", "timeout": 5}
+
+
 def test_hooks_for_the_configured_events_only(tmp_path):
     cfg = make_config(tmp_path, NotifierConfig(on=("stop", "session_end"), twilio=TWILIO))
     settings, _ = documents(cfg)
     assert settings == {
         "skipDangerousModePermissionPrompt": True,
         "hooks": {
-            "Stop": [{"hooks": [{"type": "command", "command": "/opt/claude-docker/bin/hook-event stop", "timeout": 10}]}],
+            "PreToolUse": [{"matcher": "*", "hooks": [PROGRESS_HOOK]}],
+            "Stop": [
+                {"hooks": [{"type": "command", "command": "/opt/claude-docker/bin/hook-event stop", "timeout": 10}]},
+                {"hooks": [PROGRESS_HOOK]},
+            ],
             "SessionEnd": [
                 {"hooks": [{"type": "command", "command": "/opt/claude-docker/bin/hook-event session_end", "timeout": 10}]}
             ],
@@ -65,13 +72,16 @@ def test_hooks_for_the_configured_events_only(tmp_path):
 def test_every_event_maps_to_its_hook(tmp_path):
     cfg = make_config(tmp_path, NotifierConfig(on=("stop", "notification", "failure", "session_end"), twilio=TWILIO))
     settings, _ = documents(cfg)
-    assert sorted(settings["hooks"]) == ["Notification", "SessionEnd", "Stop", "StopFailure"]
+    assert sorted(settings["hooks"]) == ["Notification", "PreToolUse", "SessionEnd", "Stop", "StopFailure"]
     assert settings["hooks"]["StopFailure"][0]["hooks"][0]["command"].endswith("hook-event failure")
 
 
-def test_no_notifier_no_hooks(tmp_path):
+def test_no_notifier_only_the_progress_hooks(tmp_path):
     settings, mcp = documents(make_config(tmp_path))
-    assert settings == {"skipDangerousModePermissionPrompt": True}
+    assert settings == {
+        "skipDangerousModePermissionPrompt": True,
+        "hooks": {"PreToolUse": [{"matcher": "*", "hooks": [PROGRESS_HOOK]}], "Stop": [{"hooks": [PROGRESS_HOOK]}]},
+    }
     assert mcp == {"mcpServers": {}}
 
 
@@ -190,7 +200,8 @@ def test_hook_event_writes_every_kind_the_host_reads(tmp_path, hook, kind):
     outbox.mkdir()
     cfg = make_config(tmp_path, NotifierConfig(twilio=TWILIO, on=EVENT_KINDS))
     settings = json.loads(runtime_artifacts(cfg, Session("p", "s"))["settings.json"].content)
-    [command] = [entry["command"] for group in settings["hooks"][hook] for entry in group["hooks"]]
+    [command] = [entry["command"] for group in settings["hooks"][hook] for entry in group["hooks"]
+                 if entry["command"].startswith(HOOK_HELPER + " ")]  # beside it on Stop: the progress hook
     helper, argument = command.split()
     assert helper == HOOK_HELPER
     result = run_script("hook-event", outbox, [argument], json.dumps({"hook_event_name": hook}).encode())
