@@ -145,7 +145,8 @@ def test_detach_starts_the_session_and_leaves_it_to_the_watcher(project, monkeyp
     code, said, _, _ = run_up(config(project), engine, UpOptions(extra_args=("-p", "x"), detach=True))
     [container] = engine.containers.values()
     assert code == 0 and container.status == "running" and watchers == [container.name]
-    assert said[-1].startswith("started session ") and said[-1].endswith(f"({container.name}) in the background")
+    [started] = [line for line in said if line.startswith("started session ")]
+    assert started.endswith(f"({container.name}) in the background")
     assert not engine.called("wait") and not engine.called("remove")
 
 
