@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -54,6 +55,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict | None
+    at: float = field(default_factory=time.time)  # when it arrived (the benchmarks' clock)
 
 
 class FakeAnthropic:

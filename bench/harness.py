@@ -1,0 +1,158 @@
+"""What the engine benchmarks share: the image, a local upstream resolver, a session's plan run
+through the product's own engine module, and medians with ranges.
+
+Every benchmark measures its figures against a baseline in the same run, the cases interleaved,
+because this machine is shared: single figures move by tens of percent between runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from claude_docker import runplan  # noqa: E402
+from claude_docker.engine import Engine  # noqa: E402
+from claude_docker.image import ensure_image  # noqa: E402
+from claude_docker.model import Config, ImageConfig, NetworkConfig, PersistenceConfig, WorkspaceConfig  # noqa: E402
+from claude_docker.session import Session  # noqa: E402
+
+BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/debian:bookworm")
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def image(engine: Engine, *, node: bool = False) -> str:
+    """The benchmarks' image: the test base, the host CA bundle, built once and then reused."""
+    return ensure_image(engine, ImageConfig(base=BASE_IMAGE, extra_ca_certificates=(CA_BUNDLE,), node=node)).tag
+
+
+def bridge_gateway(client: Any) -> str:
+    """The host's address on Docker's default bridge, as containers see it."""
+    bridge = client.api.inspect_network("bridge")["IPAM"]["Config"][0]
+    return bridge.get("Gateway") or str(ipaddress.ip_network(bridge["Subnet"])[1])
+
+
+class _ResolverAPI:
+    """The SDK's low-level client, with `dns` added to every container's host config."""
+
+    def __init__(self, api: Any, dns: str) -> None:
+        self._api, self._dns = api, dns
+
+    def create_host_config(self, **options: Any) -> Any:
+        return self._api.create_host_config(**options, dns=[self._dns])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
+
+
+class _ResolverClient:
+    def __init__(self, client: Any, dns: str) -> None:
+        self._client, self.api = client, _ResolverAPI(client.api, dns)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def engine_with_resolver(client: Any, dns: str) -> Engine:
+    """The product's Engine; the containers it creates use `dns` as their upstream resolver
+    (Engine.create goes through the SDK's low-level `create_host_config`)."""
+    return Engine(_ResolverClient(client, dns))
+
+
+class SelfTestPeer:
+    """What an allowlisted name resolves to in the benchmarks: an address added to the host's
+    loopback interface (containers reach it through their default route), answering every TCP
+    connection on port 443 with a TLS alert, as a real server answers the firewall self-test's
+    ClientHello. An address nothing answers at would make the self-test wait out its timeouts.
+    Needs root (`ip addr add`)."""
+
+    ALERT = bytes.fromhex("15030100020228")  # TLS alert: fatal, handshake_failure
+
+    def __init__(self) -> None:
+        self.address = f"198.18.{random.randrange(1, 255)}.{random.randrange(1, 255)}"  # RFC 2544 benchmarking range
+        subprocess.run(["ip", "addr", "add", f"{self.address}/32", "dev", "lo"], check=True)
+        self._socket = socket.create_server((self.address, 443))
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
+
+    def _answer(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.settimeout(5)
+                connection.recv(4096)
+                connection.sendall(self.ALERT)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._socket.close()
+        subprocess.run(["ip", "addr", "del", f"{self.address}/32", "dev", "lo"], check=False)
+
+
+def domains(count: int, first: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """`first`, then a realistic mix: three quarters exact names, a quarter wildcards."""
+    rest = count - len(first)
+    return first + tuple(f"*.zone{i}.bench.test" if i % 4 == 3 else f"host{i}.bench.test" for i in range(max(rest, 0)))
+
+
+def config(home: Path, **network: Any) -> Config:
+    """A session config with nothing persisted, in a fresh workspace under `home`."""
+    workspace = Path(tempfile.mkdtemp(dir=home))
+    return Config(
+        source_files=(),
+        project_dir=str(workspace),
+        workspace=WorkspaceConfig(path=str(workspace)),
+        network=NetworkConfig(**network),
+        persistence=PersistenceConfig(auth="none", shell_history=False, npm_cache=False, pip_cache=False, git_config=False),
+    )
+
+
+def start_to_exec(engine: Engine, image_tag: str, cfg: Config, labels: dict[str, str]) -> float:
+    """Seconds from `start` of the session's container to the entrypoint's exec of the agent's
+    command (the agent prints its clock; host and container share the kernel's clock)."""
+    plan = runplan.plan(cfg, Session.new(cfg.project_name), image_tag, command=["--exec", "date", "+%s.%N"])
+    plan.labels.update(labels)
+    container = engine.create(plan)
+    try:
+        started = time.time()
+        engine.start(container)
+        code = engine.wait(container)
+        logs = b"".join(engine.logs(container)).decode(errors="replace")
+        if code != 0 or "warning" in logs:
+            raise RuntimeError(f"session exited {code}: {logs}")
+        return float(logs.strip().splitlines()[-1]) - started
+    finally:
+        engine.remove(container)
+
+
+def spread(values: list[float], scale: float = 1.0, digits: int = 0, unit: str = "") -> str:
+    """`median (min–max)` of `values` times `scale`."""
+    low, mid, high = min(values) * scale, statistics.median(values) * scale, max(values) * scale
+    return f"{mid:.{digits}f}{unit} ({low:.{digits}f}–{high:.{digits}f})"
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
