@@ -7,15 +7,14 @@ because this machine is shared: single figures move by tens of percent between r
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -72,41 +71,63 @@ def engine_with_resolver(client: Any, dns: str) -> Engine:
     return Engine(_ResolverClient(client, dns))
 
 
-class SelfTestPeer:
-    """What an allowlisted name resolves to in the benchmarks: an address added to the host's
-    loopback interface (containers reach it through their default route), answering every TCP
-    connection on port 443 with a TLS alert, as a real server answers the firewall self-test's
-    ClientHello. An address nothing answers at would make the self-test wait out its timeouts.
-    Needs root (`ip addr add`)."""
+PEER_SERVER = r"""
+import socket, sys, threading
+server = socket.create_server((sys.argv[1], 443))
+def answer(connection):
+    with connection:
+        try:
+            connection.settimeout(5)
+            connection.recv(4096)
+            connection.sendall(bytes.fromhex("15030100020228"))  # TLS alert: fatal, handshake_failure
+        except OSError:
+            pass
+print("listening", flush=True)
+while True:
+    threading.Thread(target=answer, args=(server.accept()[0],), daemon=True).start()
+"""
 
-    ALERT = bytes.fromhex("15030100020228")  # TLS alert: fatal, handshake_failure
+
+class SelfTestPeer:
+    """What the allowlisted names resolve to in the benchmarks: an address in a network namespace
+    of its own, behind a veth pair (so it is none of the host's addresses, which the firewall
+    refuses), answering every TCP connection on port 443 with a TLS alert, as a real server
+    answers the firewall self-test's ClientHello. An address where nothing answers would make the
+    self-test wait out its timeouts. Needs root."""
 
     def __init__(self) -> None:
-        self.address = f"198.18.{random.randrange(1, 255)}.{random.randrange(1, 255)}"  # RFC 2544 benchmarking range
-        subprocess.run(["ip", "addr", "add", f"{self.address}/32", "dev", "lo"], check=True)
-        self._socket = socket.create_server((self.address, 443))
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                connection, _ = self._socket.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(connection,), daemon=True).start()
-
-    def _answer(self, connection: socket.socket) -> None:
-        with connection:
-            try:
-                connection.settimeout(5)
-                connection.recv(4096)
-                connection.sendall(self.ALERT)
-            except OSError:
-                pass
+        tag = f"{os.getpid() % 10000}{random.randrange(100)}"
+        subnet = random.randrange(1, 255)
+        self.namespace, self.host_link, peer_link = f"cdbench{tag}", f"cdbh{tag}", f"cdbp{tag}"
+        self.address = f"198.19.{subnet}.2"  # RFC 2544 benchmarking range: not private, not ours
+        run = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
+        run("ip", "netns", "add", self.namespace)
+        atexit.register(self.stop)
+        try:
+            run("ip", "link", "add", self.host_link, "type", "veth", "peer", "name", peer_link)
+            run("ip", "link", "set", peer_link, "netns", self.namespace)
+            run("ip", "addr", "add", f"198.19.{subnet}.1/30", "dev", self.host_link)
+            run("ip", "link", "set", self.host_link, "up")
+            run("ip", "-n", self.namespace, "addr", "add", f"{self.address}/30", "dev", peer_link)
+            run("ip", "-n", self.namespace, "link", "set", peer_link, "up")
+            run("ip", "-n", self.namespace, "route", "add", "default", "via", f"198.19.{subnet}.1")
+            self._server = subprocess.Popen(
+                ["ip", "netns", "exec", self.namespace, sys.executable, "-c", PEER_SERVER, self.address],
+                stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            )
+            assert self._server.stdout is not None
+            self._server.stdout.readline()
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
-        self._socket.close()
-        subprocess.run(["ip", "addr", "del", f"{self.address}/32", "dev", "lo"], check=False)
+        server = getattr(self, "_server", None)
+        if server is not None and server.poll() is None:
+            server.kill()
+            server.wait()
+        subprocess.run(["ip", "link", "del", self.host_link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
 
 
 def domains(count: int, first: tuple[str, ...] = ()) -> tuple[str, ...]:
