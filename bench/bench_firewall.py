@@ -27,7 +27,6 @@ import docker  # noqa: E402
 
 from bench import harness  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from tests.fakes.dns import FakeDNS  # noqa: E402
 
 LABELS = {"dev.claude-docker.test": "bench-firewall"}
 CASES = [("off", 0), ("10 domains", 10), ("100 domains", 100), ("1000 domains", 1000)]
@@ -47,7 +46,7 @@ def main() -> int:
     client = docker.from_env()
     gateway = harness.bridge_gateway(client)
     peer = harness.SelfTestPeer()
-    dns = FakeDNS(host=gateway, port=53, ttl=60, records={"*.bench.test": [peer.address]}).start()
+    dns = harness.start_dns(gateway, {"*.bench.test": [peer.address]})
     image = harness.image(Engine(client))
     engine = harness.engine_with_resolver(client, gateway)
 

@@ -42,7 +42,6 @@ import docker  # noqa: E402
 from bench import harness  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
 from tests.fakes.anthropic import FakeAnthropic  # noqa: E402
-from tests.fakes.dns import FakeDNS  # noqa: E402
 
 PROMPT = "hi"
 DEFAULT_NAMES = ("api.anthropic.com", "platform.claude.com", "claude.ai", "registry.npmjs.org")
@@ -227,7 +226,7 @@ def main() -> int:
     os.chmod(home, 0o755)
     peer = harness.SelfTestPeer()
     records = {name: [peer.address] for name in DEFAULT_NAMES}
-    dns = FakeDNS(host=gateway, port=53, ttl=60, records=records).start()
+    dns = harness.start_dns(gateway, records)
     loads = [harness.load_average()]
     try:
         with FakeAnthropic() as api:

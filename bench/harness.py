@@ -130,6 +130,21 @@ class SelfTestPeer:
         subprocess.run(["ip", "netns", "del", self.namespace], capture_output=True)
 
 
+def start_dns(host: str, records: dict[str, list[str]], wait: float = 120.0) -> Any:
+    """A local authoritative DNS server on `host`:53 (tests/fakes/dns.py). Other runs on this
+    machine bind the same port now and then: retry until it is free."""
+    from tests.fakes.dns import FakeDNS
+
+    deadline = time.time() + wait
+    while True:
+        try:
+            return FakeDNS(host=host, port=53, ttl=60, records=records).start()
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def domains(count: int, first: tuple[str, ...] = ()) -> tuple[str, ...]:
     """`first`, then a realistic mix: three quarters exact names, a quarter wildcards."""
     rest = count - len(first)
