@@ -80,7 +80,9 @@ const once = () => new Promise((done, fail) => {
 
 def config(home: Path, name_checks: bool, count: int) -> Config:
     """`big.bench.test` first (the self-test's name), then exact names and wildcards, `count` in all."""
-    return harness.config(home, allowed_domains=harness.domains(count, first=(NAME,)), name_checks=name_checks)
+    # The server container's address is on the Docker bridge, a private range: admitted from DNS.
+    return harness.config(home, allowed_domains=harness.domains(count, first=(NAME,)), name_checks=name_checks,
+                          allow_private_answers=True)
 
 
 def one_start(engine: Engine, image: str, home: Path, name_checks: bool) -> float:
