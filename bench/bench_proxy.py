@@ -35,9 +35,9 @@ import docker  # noqa: E402
 
 from bench import harness  # noqa: E402
 from claude_docker import runplan  # noqa: E402
+from claude_docker.config.model import Config  # noqa: E402
+from claude_docker.contract import drop_privileges  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.lifecycle import drop_privileges  # noqa: E402
-from claude_docker.model import Config  # noqa: E402
 from claude_docker.session import Session  # noqa: E402
 from tests.fakes.shared_host import make_certificates  # noqa: E402
 

@@ -80,7 +80,8 @@ def _timed(owner, attribute, label):
 
 _i = time.time()
 import claude_docker.cli, claude_docker.commands.lifecycle_cmds as cmds, claude_docker.lifecycle as lifecycle
-from claude_docker import engine, runplan, trust
+from claude_docker import engine, runplan
+from claude_docker.features import trust
 _log.append(("imports", _i, time.time()))
 _timed(cmds, "load_config", "config pipeline")
 _timed(trust, "require", "approval check")

@@ -66,7 +66,7 @@ def main() -> None:
         command = [*validate, "validate", "-f", "claude-docker.yaml"]
         timed(command, project, env)  # warm the file cache and .pyc files
         # The config pipeline alone, without the CLI's other commands being imported.
-        pipeline = [sys.executable, "-c", "from claude_docker.pipeline import load_config; load_config('claude-docker.yaml')"]
+        pipeline = [sys.executable, "-c", "from claude_docker.config.pipeline import load_config; load_config('claude-docker.yaml')"]
         cli_import = [sys.executable, "-c", "import claude_docker.cli"]
         validate_ms, python_ms, pipeline_ms, import_ms = [], [], [], []
         for _ in range(args.runs):

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Iterator
 
 from . import paths
-from .claude_settings import AUTH_VARIABLES
 from .errors import ClaudeDockerError
+from .features.claude_settings import AUTH_VARIABLES
 
 MIN_FREE_BYTES = 5 * 1024**3  # an image with Claude Code is ~0.5-1 GB; builds need headroom
 
@@ -24,8 +24,8 @@ class Check:
 
 
 def run_checks(config_file: str | None = None) -> Iterator[Check]:
+    from .config.pipeline import load_config
     from .engine import Engine
-    from .pipeline import load_config
 
     try:
         cfg = load_config(config_file).config
@@ -55,10 +55,12 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
             readable = os.access(ca_file, os.R_OK)
             yield Check("CA file", readable, ca_file if readable else f"{ca_file} is not readable")
         yield _env_file(cfg.env_file)
-        from .persistence import missing_credential
+        from .features.persistence import missing_credential
 
         problem = missing_credential(cfg)
         yield Check("credential", problem is None, problem or "an API key, a token or a kept login", advisory=True)
+        if problem is None:
+            yield _credential_mode(cfg)
         yield Check(
             "notifier",
             cfg.notifier.configured,
@@ -67,6 +69,22 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
         )
 
     yield _disk(engine)
+
+
+def _credential_mode(cfg) -> Check:
+    """Which credential Claude will use, and whether the agent can read it (features/credentials.py)."""
+    from .features import credentials, endpoint
+    from .features.persistence import auth_dir
+    from .session import Session
+
+    try:
+        model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, os.environ)
+        login = cfg.persistence.auth != "none" and (auth_dir(cfg, Session(cfg.project_name, "probe")) / ".credentials.json").is_file()
+        mode, detail = credentials.mode(cfg, os.environ, model_endpoint, login)
+    except ClaudeDockerError as error:
+        return Check("credential mode", False, error.message.splitlines()[0], advisory=True)
+    protected = "held by the sandbox proxy" in detail
+    return Check("credential mode", protected, f"{mode}: {detail}", advisory=True)
 
 
 def _base_image(engine, base: str) -> Check:
@@ -98,7 +116,7 @@ def _env_file(env_file: str | None) -> Check:
         return Check("env file", True, detail)
     if not os.access(path, os.R_OK):
         return Check("env file", False, f"{path} is not readable")
-    from .interpolate import read_env_file
+    from .config.interpolate import read_env_file
 
     try:
         names = [name for name in AUTH_VARIABLES if read_env_file(path).get(name)]

@@ -23,8 +23,8 @@ import requests.exceptions
 from docker.types import DeviceRequest, LogConfig, Mount
 
 from .artifacts import Artifact
+from .config.model import AUTO_MEMORY
 from .errors import EngineError
-from .model import AUTO_MEMORY
 from .runspec import BindMount, ContainerPlan, TmpfsMount
 
 BUILD_TAIL_LINES = 25

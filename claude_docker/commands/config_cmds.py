@@ -14,8 +14,8 @@ from pathlib import Path
 
 import click
 
+from ..config.model import Config, ModelEndpoint
 from ..errors import ClaudeDockerError, ConfigError
-from ..model import Config, ModelEndpoint
 from .options import file_option, output_dir_option
 
 MASK = "********"
@@ -47,7 +47,7 @@ def validate(config_file: str | None, output_format: str) -> None:
       claude-docker validate
       claude-docker validate -f ci/claude-docker.yaml --format json
     """
-    from ..pipeline import load_config
+    from ..config.pipeline import load_config
 
     try:
         loaded = load_config(config_file)
@@ -59,12 +59,17 @@ def validate(config_file: str | None, output_format: str) -> None:
         ]
         click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
         sys.exit(1)
-    from .. import firewall, image, trust
-    from ..endpoint import CREDENTIAL_FILE_HINT, DEFAULT_HOST, credential_file_problems
+    from ..features import firewall, image, trust
+    from ..features.endpoint import CREDENTIAL_FILE_HINT, DEFAULT_HOST, credential_file_problems
 
     credential_problems = credential_file_problems(loaded.config, os.environ)
     if credential_problems:
         raise ClaudeDockerError(credential_problems[0], CREDENTIAL_FILE_HINT)
+    from ..features import credentials
+
+    token_problems = credentials.problems(loaded.config, os.environ)
+    if token_problems:
+        raise ClaudeDockerError(token_problems[0], credentials.TOKEN_HINT)
     pending = trust.untrusted(loaded.config)
     warnings = firewall.config_warnings(loaded.config) + image.config_warnings(loaded.config)
     model_endpoint = _model_endpoint(loaded.config)
@@ -115,8 +120,8 @@ def trust_command(config_file: str | None, yes: bool) -> None:
       claude-docker trust
       claude-docker trust -f ci/claude-docker.yaml --yes
     """
-    from .. import trust
-    from ..pipeline import load_config
+    from ..config.pipeline import load_config
+    from ..features import trust
 
     cfg = load_config(config_file).config
     pending = trust.untrusted(cfg)
@@ -153,7 +158,7 @@ def show_config(config_file: str | None, show_secrets: bool) -> None:
     """
     import yaml
 
-    from ..pipeline import load_config
+    from ..config.pipeline import load_config
 
     loaded = load_config(config_file)
     effective = effective_document(loaded.config)
@@ -166,7 +171,7 @@ def show_config(config_file: str | None, show_secrets: bool) -> None:
 
 
 def _model_endpoint(cfg: Config) -> ModelEndpoint:
-    from ..endpoint import derive
+    from ..features.endpoint import derive
 
     return derive(cfg, os.environ)
 
@@ -197,8 +202,8 @@ def effective_document(cfg: Config) -> dict:
     show `null` for "no limit".
     """
     from .. import paths
-    from ..filesystem import ALWAYS_BLOCKED
-    from ..model import to_plain
+    from ..config.model import to_plain
+    from ..features.filesystem import ALWAYS_BLOCKED
 
     def present(section: dict) -> dict:
         return {key: value for key, value in section.items() if value is not None}
@@ -231,7 +236,9 @@ def effective_document(cfg: Config) -> dict:
         "image": plain["image"],
         "workspace": plain["workspace"],
         "filesystem": {**plain["filesystem"], "blocked_paths": blocked},
-        "network": present({**plain["network"], "proxy": present(plain["network"]["proxy"] or {}) or None}),
+        "network": present(
+            {**plain["network"], "proxy": present(plain["network"]["proxy"] or {}) or None, "injected_headers": None}
+        ),
         "persistence": persistence,
         "notifier": present(notifier),
         "claude": present(claude),
@@ -306,7 +313,7 @@ def render(config_file: str | None, output_dir: Path) -> None:
       claude-docker render -f strict.yaml -o /tmp/out && shellcheck /tmp/out/*.sh
     """
     from ..artifacts import write_artifacts
-    from ..pipeline import load_config
+    from ..config.pipeline import load_config
     from ..render import render_build_context, render_runtime
     from ..session import Session
 
@@ -414,7 +421,7 @@ def init(profile: str | None, target: Path) -> None:
       claude-docker init --profile python
     """
     from .. import paths
-    from ..profiles import builtin_names
+    from ..config.profiles import builtin_names
     from ..resources import schema_path
 
     if profile is not None and profile not in builtin_names():
@@ -444,8 +451,8 @@ def init(profile: str | None, target: Path) -> None:
 
 def _trust_written(target: Path) -> None:
     """The file `init` just wrote is the user's own: approve it (if it loads on its own)."""
-    from .. import trust
-    from ..pipeline import load_config
+    from ..config.pipeline import load_config
+    from ..features import trust
 
     try:
         cfg = load_config(str(target)).config
@@ -470,7 +477,7 @@ def list_profiles() -> None:
     """
     import yaml
 
-    from ..profiles import builtin_names, builtin_path
+    from ..config.profiles import builtin_names, builtin_path
 
     names = builtin_names()
     width = max(len(name) for name in names)

@@ -15,9 +15,9 @@ from typing import Callable, TextIO
 
 import click
 
+from ..config.model import Config
+from ..config.pipeline import load_config
 from ..errors import ClaudeDockerError, EngineError
-from ..model import Config
-from ..pipeline import load_config
 from .options import file_option
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -114,7 +114,7 @@ trust_option = click.option(
 
 def _load_trusted(config_file: str | None, approve: bool) -> Config:
     """The config, once every file of it the agent could have written is approved."""
-    from .. import trust
+    from ..features import trust
 
     loaded = load_config(config_file)
     cfg = loaded.config
@@ -211,7 +211,7 @@ def up(
         from ..planview import describe, preview
 
         interactive = not (detach or lifecycle.is_headless(claude_args, sys.stdin.isatty()))
-        from ..persistence import missing_credential
+        from ..features.persistence import missing_credential
 
         for line in describe(preview(cfg, tuple(claude_args), interactive=interactive)):
             click.echo(line)

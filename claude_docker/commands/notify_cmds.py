@@ -14,8 +14,8 @@ from .options import file_option
 def _load(config_file: str | None, acting: bool = True):
     """The config; `acting` (test, flush: they send, and may run commands on this host) requires
     its files in the workspace to be approved."""
-    from .. import trust
-    from ..pipeline import load_config
+    from ..config.pipeline import load_config
+    from ..features import trust
 
     loaded = load_config(config_file)
     cfg = loaded.config

@@ -6,8 +6,8 @@ import shutil
 
 import click
 
-from .. import persistence
-from ..pipeline import load_config
+from ..config.pipeline import load_config
+from ..features import persistence
 from .options import file_option
 
 

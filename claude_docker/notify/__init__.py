@@ -27,11 +27,11 @@ import time
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from ..config.interpolate import read_env_file, referenced_variables
+from ..config.model import Config, NotifierConfig, to_plain
+from ..contract import CONTAINER_OUTBOX
 from ..errors import ClaudeDockerError
-from ..interpolate import read_env_file, referenced_variables
-from ..model import Config, NotifierConfig, to_plain
-from ..paths import CONTAINER_OUTBOX
-from ..persistence import agent_ids
+from ..features.persistence import agent_ids
 from ..runspec import RunSpec
 from ..session import Session
 from .delivery import (

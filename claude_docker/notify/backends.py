@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..model import NotifierConfig
+from ..config.model import NotifierConfig
 from .apprise_backend import AppriseUrl
 from .command import Command
 from .twilio import TwilioSms

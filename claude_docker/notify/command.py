@@ -8,8 +8,8 @@ import os
 import subprocess
 from dataclasses import dataclass
 
+from ..config.model import CommandNotifierConfig
 from ..errors import NotifyError
-from ..model import CommandNotifierConfig
 
 TIMEOUT_SECONDS = 60
 

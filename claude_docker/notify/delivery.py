@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..atomicfile import set_aside, write_atomic
+from ..config.model import NotifierConfig
 from ..errors import ClaudeDockerError, NotifyError
-from ..model import NotifierConfig
 from .events import (
     DEBOUNCE_LANES,
     MAX_EVENT_BYTES,

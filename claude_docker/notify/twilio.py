@@ -17,8 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable
 
+from ..config.model import TwilioConfig
 from ..errors import NotifyError
-from ..model import TwilioConfig
 
 TIMEOUT_SECONDS = 20
 MAX_ATTEMPTS = 4

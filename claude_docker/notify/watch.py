@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..model import NotifierConfig, from_plain
+from ..config.model import NotifierConfig, from_plain
 from .delivery import SessionDelivery, holding_live_lock
 
 POLL_SECONDS = 1.0

@@ -9,8 +9,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
+from ..config.model import WebhookConfig
 from ..errors import NotifyError
-from ..model import WebhookConfig
 
 TIMEOUT_SECONDS = 20
 

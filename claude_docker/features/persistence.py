@@ -1,0 +1,398 @@
+"""What survives between sessions: login, shell history, package caches, git config, dotfiles.
+
+Host layout (per project, under `$CLAUDE_DOCKER_HOME/projects/<project>/`):
+
+    claude/          CLAUDE_CONFIG_DIR: .credentials.json, .claude.json, settings.json
+    history/         bash_history, zsh_history
+    cache/npm|pip|uv package caches
+
+With `persistence.auth: shared` the `claude/` dir lives in `$CLAUDE_DOCKER_HOME/shared/` instead;
+with `auth: none` it lives in the session's own dir and is thrown away with it. Only these
+subdirectories are mounted, never the project dir itself, so the agent cannot reach the
+runtime config, other sessions or other projects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Mapping
+
+from .. import contract, paths
+from ..atomicfile import set_aside, write_atomic
+from ..config.model import DEFAULT_AGENT_UID, Config
+from ..errors import ClaudeDockerError
+from ..runspec import RunSpec
+from ..session import Session
+from .claude_settings import auth_env
+
+# Container side. Outside the agent's home so that Docker-created mount points do not leave
+# root-owned directories in it.
+CONTAINER_STATE = "/var/lib/claude-docker"
+CONTAINER_HISTORY = f"{CONTAINER_STATE}/history"
+CONTAINER_CACHE = "/var/cache/claude-docker"
+
+MAX_STATE_BYTES = 64 * 2**20  # .claude.json / settings.json: Claude Code's own stay far below
+API_KEY_SUFFIX = 20  # Claude Code remembers an approved API key by its last 20 characters
+
+CACHE_ENV = {"npm": "NPM_CONFIG_CACHE", "pip": "PIP_CACHE_DIR", "uv": "UV_CACHE_DIR"}
+
+IMPORT_LOGIN_WARNING = (
+    "imported your host login (~/.claude/.credentials.json) into the container. Refresh tokens "
+    "rotate: if the host and the container (or two containers) use this login at the same time, "
+    "one of them may be logged out. `claude setup-token` + CLAUDE_CODE_OAUTH_TOKEN avoids this."
+)
+
+
+# --- where things live ----------------------------------------------------------------------
+
+
+def auth_dir(cfg: Config, session: Session) -> Path:
+    """The host dir mounted as CLAUDE_CONFIG_DIR."""
+    if cfg.persistence.auth == "shared":
+        return paths.shared_state_dir() / "claude"
+    if cfg.persistence.auth == "none":
+        return session.session_dir / "claude"
+    return session.state_dir / "claude"
+
+
+def history_dir(state_dir: Path) -> Path:
+    return state_dir / "history"
+
+
+def cache_dir(state_dir: Path) -> Path:
+    return state_dir / "cache"
+
+
+def agent_ids(cfg: Config) -> tuple[int, int]:
+    """The uid/gid the agent runs as, so files it writes in the workspace belong to the right user.
+
+    claude.uid/gid win; otherwise the host user who runs `up`. When that is root (servers, CI),
+    the agent stays non-root: it takes the workspace owner's ids, or 1000 if root owns it.
+    """
+    uid, gid = os.getuid(), os.getgid()
+    if uid == 0:
+        try:
+            owner = os.stat(cfg.workspace.path)
+            uid, gid = owner.st_uid, owner.st_gid
+        except OSError:
+            uid = gid = 0
+        if uid == 0:
+            uid = gid = DEFAULT_AGENT_UID
+        gid = gid or uid
+    return (cfg.claude.uid if cfg.claude.uid is not None else uid, cfg.claude.gid if cfg.claude.gid is not None else gid)
+
+
+# --- preparing host dirs --------------------------------------------------------------------
+
+
+def _owned(path: Path, ids: tuple[int, int]) -> None:
+    """Hand a path we created to the agent's uid. Only root can (and needs to): a normal user
+    runs the agent under their own uid, so their files are already right."""
+    if os.geteuid() == 0 and not path.is_symlink():
+        os.chown(path, *ids)
+
+
+def ensure_dir(path: Path, ids: tuple[int, int]) -> Path:
+    """Create `path` (and parents) private to the user, owned by the agent."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _owned(path, ids)
+    return path
+
+
+# The agent can write in CLAUDE_CONFIG_DIR, and the host reads and writes files there before the
+# next start. A link planted there (`.claude.json -> ~/.docker/config.json`) would make the host
+# copy its own secrets into the container, or write where the agent points. So the host never
+# follows a link in that dir: a link is dropped (Claude Code only writes regular files there), and
+# new files are created exclusively under a fresh name, then renamed over the old one.
+
+
+def _drop_link(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+
+
+class DamagedState(ClaudeDockerError):
+    """A state file that is there but cannot be used as it is (cut short, not JSON, too large)."""
+
+
+def _read_json(path: Path) -> dict:
+    _drop_link(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        return {}
+    except OSError as error:
+        raise ClaudeDockerError(f"cannot read {path}: {error.strerror}", "fix or delete the file") from None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise ValueError("not a regular file")
+            raw = handle.read(MAX_STATE_BYTES + 1)  # the agent can grow it (sparse: at no cost)
+            if len(raw) > MAX_STATE_BYTES:
+                raise DamagedState(
+                    f"{path} is too large (over {MAX_STATE_BYTES // 2**20} MiB)",
+                    "delete it (claude-docker reset --auth removes the persisted login)",
+                )
+            data = json.loads(raw.decode() or "{}")
+    except (OSError, ValueError, RecursionError) as error:  # RecursionError: the agent wrote `[[[[…`
+        raise DamagedState(
+            f"{path} is not valid JSON ({error})",
+            "fix or delete the file (claude-docker reset --auth removes the persisted login)",
+        ) from None
+    if not isinstance(data, dict):
+        raise DamagedState(f"{path} does not hold a JSON object", "fix or delete the file")
+    return data
+
+
+def backups_of(path: Path) -> list[Path]:
+    """Copies Claude Code keeps of a state file, newest first: `backups/<name>.backup.<ms>` in
+    the same directory (current releases) and `<name>.backup` beside it (older ones)."""
+    found = []
+    directory = path.parent / "backups"
+    candidates = [] if directory.is_symlink() else directory.glob(f"{path.name}.backup.*")  # the agent writes here
+    for candidate in candidates:
+        stamp = candidate.name.rsplit(".", 1)[-1]
+        if stamp.isdigit():
+            found.append((int(stamp), candidate))
+    legacy = path.with_name(f"{path.name}.backup")
+    if legacy.exists():
+        found.append((int(legacy.lstat().st_mtime * 1000), legacy))
+    return [candidate for _, candidate in sorted(found, key=lambda item: item[0], reverse=True)]
+
+
+def read_state_or_recover(path: Path, warnings: list[str] | None = None) -> dict:
+    """Read a JSON state file; a damaged one (a crash cut it short, say) is set aside, never
+    deleted, and replaced by the newest backup that parses, or else by a fresh start. One line
+    in `warnings` says what was kept where, so an unattended `up` goes on instead of stopping."""
+    try:
+        return _read_json(path)
+    except DamagedState as damage:
+        kept = set_aside(path)
+        for backup in backups_of(path):
+            if backup.is_symlink():
+                continue
+            try:
+                data = _read_json(backup)
+            except ClaudeDockerError:
+                continue
+            if data:
+                note = f"restored it from Claude Code's backup {backup}"
+                break
+        else:
+            data, note = {}, "started it afresh"
+        reason = damage.message.removeprefix(f"{path} ")
+        if warnings is not None:
+            warnings.append(f"{path} {reason}: kept the damaged copy as {kept} and {note}")
+        return data
+
+
+def _write_private(path: Path, content: bytes, ids: tuple[int, int]) -> None:
+    """Write a 0600 file atomically, created under a fresh name (never through a planted link)."""
+    write_atomic(path, content, mode=0o600, owner=ids if os.geteuid() == 0 else None)
+
+
+def _write_json(path: Path, data: dict, ids: tuple[int, int]) -> None:
+    _write_private(path, (json.dumps(data, indent=2) + "\n").encode(), ids)
+
+
+def seed_claude_state(
+    config_dir: Path, mount_path: str, ids: tuple[int, int], api_key: str | None = None, warnings: list[str] | None = None
+) -> None:
+    """Mark onboarding done and the workspace trusted in `.claude.json`, and accept the
+    bypass-permissions prompt in user settings, keeping every key already there. Without this an
+    unattended start stops at a wizard nobody will answer.
+
+    With an API key in the environment, interactive Claude Code asks "Do you want to use this
+    API key?" once; the answer is remembered as the key's last 20 characters (what Claude Code
+    stores itself), so that is what we pre-approve. The full key never lands in a file.
+
+    A damaged file is set aside and recovered (see `read_state_or_recover`); `warnings` gets
+    one line about it."""
+    state_file = config_dir / ".claude.json"
+    state = read_state_or_recover(state_file, warnings)
+    state["hasCompletedOnboarding"] = True
+    state["bypassPermissionsModeAccepted"] = True
+    if api_key and api_key.strip():
+        _approve_api_key(state, api_key.strip()[-API_KEY_SUFFIX:])
+    projects = state.get("projects")
+    if not isinstance(projects, dict):
+        projects = {}
+    project = projects.get(mount_path)
+    if not isinstance(project, dict):
+        project = {}
+    project["hasTrustDialogAccepted"] = True
+    project.setdefault("hasCompletedProjectOnboarding", True)
+    projects[mount_path] = project
+    state["projects"] = projects
+    _write_json(state_file, state, ids)
+
+    settings_file = config_dir / "settings.json"
+    settings = read_state_or_recover(settings_file, warnings)
+    settings["skipDangerousModePermissionPrompt"] = True
+    _write_json(settings_file, settings, ids)
+
+
+def _approve_api_key(state: dict, suffix: str) -> None:
+    responses = state.get("customApiKeyResponses")
+    if not isinstance(responses, dict):
+        responses = {}
+    approved = [item for item in responses.get("approved") or [] if isinstance(item, str)]
+    rejected = [item for item in responses.get("rejected") or [] if isinstance(item, str) and item != suffix]
+    if suffix not in approved:
+        approved.append(suffix)
+    state["customApiKeyResponses"] = {**responses, "approved": approved, "rejected": rejected}
+
+
+def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | None = None) -> bool:
+    """Copy the host's Claude login once, when none is persisted yet. True if copied."""
+    source = (host_home or Path.home()) / ".claude" / ".credentials.json"
+    target = config_dir / ".credentials.json"
+    _drop_link(target)
+    if target.exists() or not source.is_file():
+        return False
+    _write_private(target, source.read_bytes(), ids)
+    return True
+
+
+# --- what a newcomer needs to hear ---------------------------------------------------------
+
+CREDENTIAL_VARIABLES = (
+    "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+)
+
+
+def missing_credential(cfg: Config, environ: Mapping[str, str] | None = None) -> str | None:
+    """Why Claude Code will start logged out, with the two ways to fix it; None when a key, a
+    token or a kept login will be there. (Claude says "Not logged in" only after the first prompt.)"""
+    environ = os.environ if environ is None else environ
+    try:
+        sources = {**auth_env(cfg, environ), **cfg.claude.env}
+    except ClaudeDockerError:
+        sources = dict(cfg.claude.env)
+    if any(sources.get(name) for name in CREDENTIAL_VARIABLES):
+        return None
+    probe = Session(cfg.project_name, "probe")
+    if cfg.persistence.auth != "none" and (auth_dir(cfg, probe) / ".credentials.json").is_file():
+        return None
+    if cfg.persistence.import_host_login and (Path.home() / ".claude" / ".credentials.json").is_file():
+        return None
+    env_file = cfg.env_file or str(paths.default_env_file())
+    kept = "" if cfg.persistence.auth == "none" else " (the login is kept for the next session)"
+    return (
+        f"no Claude Code credential: neither ANTHROPIC_API_KEY nor CLAUDE_CODE_OAUTH_TOKEN is set in the "
+        f"environment or in {env_file}, and no login is kept. Either put ANTHROPIC_API_KEY=... (or "
+        f"CLAUDE_CODE_OAUTH_TOKEN=... from `claude setup-token`) in {env_file}, or type /login in the "
+        f"session once{kept}"
+    )
+
+
+def latest_conversation(cfg: Config, session: Session, since: float) -> str | None:
+    """The id of the newest conversation Claude Code saved in the persisted login dir since
+    `since` (a timestamp), for `claude-docker up -- --resume <id>`; None when the login dir is
+    thrown away with the session or nothing was saved."""
+    if cfg.persistence.auth == "none":
+        return None
+    projects = auth_dir(cfg, session) / "projects"
+    try:
+        transcripts = [path for path in projects.glob("*/*.jsonl") if path.is_file() and not path.is_symlink()]
+        newest = max(transcripts, key=lambda path: path.stat().st_mtime, default=None)
+    except OSError:
+        return None
+    if newest is None or newest.stat().st_mtime < since:
+        return None
+    return newest.stem if re.fullmatch(r"[0-9A-Za-z-]{8,64}", newest.stem) else None
+
+
+# --- the contribution -----------------------------------------------------------------------
+
+
+def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
+    """Prepare persisted host dirs and add their mounts and env."""
+    persistence = cfg.persistence
+    ids = agent_ids(cfg)
+
+    config_dir = ensure_dir(auth_dir(cfg, session), ids)
+    seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(cfg), warnings=spec.warnings)
+    if persistence.import_host_login and persistence.auth != "none" and import_host_login(config_dir, ids):
+        spec.warnings.append(IMPORT_LOGIN_WARNING)
+    spec.bind(str(config_dir), contract.CLAUDE_CONFIG_DIR, read_only=False)
+    spec.env["CLAUDE_CONFIG_DIR"] = contract.CLAUDE_CONFIG_DIR
+
+    if persistence.shell_history:
+        history = ensure_dir(history_dir(session.state_dir), ids)
+        spec.bind(str(history), CONTAINER_HISTORY, read_only=False)
+        spec.env["CLAUDE_DOCKER_HISTORY_DIR"] = CONTAINER_HISTORY  # read by setup.d/20-history.sh
+
+    caches = []
+    if persistence.npm_cache:
+        caches.append("npm")
+    if persistence.pip_cache:
+        caches += ["pip", "uv"]
+    for name in caches:
+        host = ensure_dir(cache_dir(session.state_dir) / name, ids)
+        target = f"{CONTAINER_CACHE}/{name}"
+        spec.bind(str(host), target, read_only=False)
+        spec.env[CACHE_ENV[name]] = target
+
+    _git(cfg, spec)
+    taken = {mount.target for mount in spec.mounts}
+    for dotfile in persistence.dotfiles:
+        target = dotfile_target(dotfile)
+        if target not in taken:  # e.g. ~/.gitconfig listed and git_config on: Docker refuses twins
+            spec.bind(os.path.realpath(dotfile), target, read_only=True)
+            taken.add(target)
+
+
+def _api_key(cfg: Config) -> str | None:
+    """The API key the container will get, found the way the run plan finds it: the placeholder
+    when the sandbox proxy holds the key (not even the key's end lands in the agent's files)."""
+    if "x-api-key" in cfg.network.injected_headers:
+        from .credentials import PLACEHOLDER
+
+        return PLACEHOLDER
+    return auth_env(cfg, os.environ).get("ANTHROPIC_API_KEY") or cfg.claude.env.get("ANTHROPIC_API_KEY")
+
+
+def _git(cfg: Config, spec: RunSpec) -> None:
+    from .filesystem import host_gitconfig
+
+    gitconfig = host_gitconfig(cfg)
+    if gitconfig is not None:
+        spec.bind(os.path.realpath(gitconfig), f"{contract.AGENT_HOME}/.gitconfig", read_only=True)
+    identity = cfg.persistence.git_identity
+    if identity is not None:
+        # Environment beats any gitconfig, so this also overrides a mounted host identity.
+        if identity.name:
+            spec.env["GIT_AUTHOR_NAME"] = spec.env["GIT_COMMITTER_NAME"] = identity.name
+        if identity.email:
+            spec.env["GIT_AUTHOR_EMAIL"] = spec.env["GIT_COMMITTER_EMAIL"] = identity.email
+
+
+def dotfile_target(dotfile: str, host_home: Path | None = None) -> str:
+    """Where a dotfile appears: at the same place relative to the agent's home if it lives in
+    the host home (`~/.config/x/y` → `/home/agent/.config/x/y`), else by its file name."""
+    home = str(host_home or Path.home())
+    absolute = os.path.abspath(dotfile)
+    if absolute.startswith(home.rstrip("/") + "/"):
+        return f"{contract.AGENT_HOME}/{os.path.relpath(absolute, home)}"
+    return f"{contract.AGENT_HOME}/{os.path.basename(absolute)}"
+
+
+# --- reset ----------------------------------------------------------------------------------
+
+
+def reset_targets(cfg: Config, auth: bool, history: bool, caches: bool) -> list[Path]:
+    """The host dirs `claude-docker reset` removes for this project."""
+    state_dir = paths.project_state_dir(cfg.project_name)
+    targets: list[Path] = []
+    if auth:
+        targets.append(paths.shared_state_dir() / "claude" if cfg.persistence.auth == "shared" else state_dir / "claude")
+    if history:
+        targets.append(history_dir(state_dir))
+    if caches:
+        targets.append(cache_dir(state_dir))
+    return targets
