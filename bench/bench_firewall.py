@@ -44,11 +44,10 @@ def main() -> int:
     args = parser.parse_args()
 
     client = docker.from_env()
-    gateway = harness.bridge_gateway(client)
     peer = harness.SelfTestPeer()
-    dns = harness.start_dns(gateway, {"*.bench.test": [peer.address]})
+    dns = harness.start_dns(peer.host_address, {"*.bench.test": [peer.address]})
     image = harness.image(Engine(client))
-    engine = harness.engine_with_resolver(client, gateway)
+    engine = harness.engine_with_resolver(client, peer.host_address)
 
     home = Path(tempfile.mkdtemp(prefix="cd-bench-"))
     os.environ["CLAUDE_DOCKER_HOME"] = str(home)

@@ -14,12 +14,13 @@ row, until the last of N sessions has exited). Measured in the same run, interle
 `up` runs this checkout with this interpreter (`sys.executable`), through a small driver that
 gives the session containers a local DNS server as their upstream (so the firewall's self-test
 resolves and probes without the internet) and times each step of `up` on the way. The
-allowlisted names resolve to an address on the host's loopback that answers TLS like a real
-server (bench/harness.py: SelfTestPeer).
+allowlisted names resolve to an address in a network namespace of the benchmark's own that answers
+TLS like a real server (bench/harness.py: SelfTestPeer); the DNS server listens on the host's end of
+that namespace's veth pair, out of the way of other runs' servers on the bridge's port 53.
 
     python3 bench/bench_up.py [--runs 7] [--sessions 10] [--concurrent-runs 3] [--markdown]
 
-Needs root (DNS on the bridge's port 53, an address on lo), the test base image and the docker CLI.
+Needs root (a network namespace, DNS on port 53), the test base image and the docker CLI.
 """
 
 from __future__ import annotations
@@ -102,14 +103,14 @@ CASES = ("bare", "up, firewall off", "up")
 
 
 class Bench:
-    def __init__(self, client, api: FakeAnthropic, image: str, gateway: str, home: Path) -> None:
+    def __init__(self, client, api: FakeAnthropic, image: str, gateway: str, dns_address: str, home: Path) -> None:
         self.client, self.api, self.image, self.gateway, self.home = client, api, image, gateway, home
         self.env = {
             **os.environ,
             "CLAUDE_DOCKER_HOME": str(home / "state"),
             "ANTHROPIC_BASE_URL": api.url_for(gateway),
             "ANTHROPIC_API_KEY": api.api_key,
-            "BENCH_DNS": gateway,
+            "BENCH_DNS": dns_address,
             "PYTHONPATH": str(harness.REPO_ROOT),
         }
         self.configs = {case: self._project(case) for case in CASES[1:]}
@@ -182,13 +183,16 @@ def first_request_rows(bench: Bench, runs: int) -> tuple[dict[str, list[float]],
     return first, up_steps
 
 
-def concurrent_rows(bench: Bench, runs: int, sessions: int) -> dict[str, list[float]]:
+def concurrent_rows(bench: Bench, runs: int, sessions: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall time until the last of `sessions` has exited, and every session's first request."""
     wall: dict[str, list[float]] = {case: [] for case in ("bare", "up")}
+    firsts: dict[str, list[float]] = {case: [] for case in wall}
     for _ in range(runs):
         for case in wall:
-            _, ended, _ = bench.run(case, sessions)
+            first, ended, _ = bench.run(case, sessions)
             wall[case].append(ended)
-    return wall
+            firsts[case].extend(first)
+    return wall, firsts
 
 
 def step_table(all_steps: Steps, first_up: list[float]) -> list[tuple[str, float]]:
@@ -227,14 +231,14 @@ def main() -> int:
     os.chmod(home, 0o755)
     peer = harness.SelfTestPeer()
     records = {name: [peer.address] for name in DEFAULT_NAMES}
-    dns = harness.start_dns(gateway, records)
+    dns = harness.start_dns(peer.host_address, records)
     loads = [harness.load_average()]
     try:
         with FakeAnthropic() as api:
-            bench = Bench(client, api, image, gateway, home)
+            bench = Bench(client, api, image, gateway, peer.host_address, home)
             first, up_steps = first_request_rows(bench, args.runs)
             loads.append(harness.load_average())
-            wall = {} if args.skip_concurrent else concurrent_rows(bench, args.concurrent_runs, args.sessions)
+            wall, firsts = ({}, {}) if args.skip_concurrent else concurrent_rows(bench, args.concurrent_runs, args.sessions)
             loads.append(harness.load_average())
     finally:
         dns.stop()
@@ -267,6 +271,11 @@ def main() -> int:
         print(f"| {args.sessions} × bare `docker run … claude -p` (baseline) | {harness.spread(wall['bare'], unit=' s', digits=1)} | — |")
         print(f"| {args.sessions} × `up -- -p`, firewall on | {harness.spread(wall['up'], unit=' s', digits=1)} | "
               f"**{med(wall['up']) / bare:.2f}×** |")
+        print("\nEach session's first API request after the common start, all runs:\n")
+        print("| case | median (min–max) |")
+        print("|---|---|")
+        for case in firsts:
+            print(f"| {case} | {harness.spread(firsts[case], unit=' s', digits=1)} |")
     return 0
 
 

@@ -93,13 +93,16 @@ class SelfTestPeer:
     of its own, behind a veth pair (so it is none of the host's addresses, which the firewall
     refuses), answering every TCP connection on port 443 with a TLS alert, as a real server
     answers the firewall self-test's ClientHello. An address where nothing answers would make the
-    self-test wait out its timeouts. Needs root."""
+    self-test wait out its timeouts. `host_address`, the host's end of the pair, is where the
+    benchmark's DNS server listens. Needs root."""
 
     def __init__(self) -> None:
         tag = f"{os.getpid() % 10000}{random.randrange(100)}"
         subnet = random.randrange(1, 255)
         self.namespace, self.host_link, peer_link = f"cdbench{tag}", f"cdbh{tag}", f"cdbp{tag}"
         self.address = f"198.19.{subnet}.2"  # RFC 2544 benchmarking range: not private, not ours
+        # The host's end: a resolver bound here is the benchmark's own (others bind the bridge's :53)
+        self.host_address = f"198.19.{subnet}.1"
         run = lambda *argv: subprocess.run(argv, check=True, capture_output=True)  # noqa: E731
         run("ip", "netns", "add", self.namespace)
         atexit.register(self.stop)
