@@ -8,7 +8,7 @@ lookup without touching the internet.
 
     python3 bench/bench_firewall.py [--runs 7] [--markdown]
 
-Needs root (the DNS server binds port 53 on the Docker bridge) and the test base image.
+Needs root (a network namespace; the DNS server binds its host address) and the test base image.
 """
 
 from __future__ import annotations

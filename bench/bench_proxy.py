@@ -15,7 +15,7 @@ authoritative DNS server; nothing outside this machine is contacted.
 
     python3 bench/bench_proxy.py [--runs 5] [--markdown]
 
-Needs root (the DNS server binds port 53 on the Docker bridge) and the test base image.
+Needs root (a network namespace whose host address the DNS server binds) and the test base image.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def main() -> int:
     args = parser.parse_args()
 
     client = docker.from_env()
-    gateway = harness.bridge_gateway(client)
+    resolver = harness.SelfTestPeer()  # its host address is where the DNS server listens, its own
     # Node runs the HTTPS server and the connection timer: the image with `image.node: true`
     image = harness.image(Engine(client), node=True)
     ca_pem, cert_pem, key_pem = make_certificates((NAME, "*.bench.test"))
@@ -159,8 +159,8 @@ def main() -> int:
             time.sleep(0.1)
         server.reload()
         address = server.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-        dns = harness.start_dns(gateway, {NAME: [address], "*.bench.test": [address]})
-        engine = harness.engine_with_resolver(client, gateway)
+        dns = harness.start_dns(resolver.host_address, {NAME: [address], "*.bench.test": [address]})
+        engine = harness.engine_with_resolver(client, resolver.host_address)
         for checks in (True, False):
             boxes[checks] = Sandbox(engine, image, home, checks, ca_pem)
             boxes[checks].download_mb_per_s()  # warm up
@@ -177,6 +177,7 @@ def main() -> int:
         server.remove(force=True)
         if dns is not None:
             dns.stop()
+        resolver.stop()
         shutil.rmtree(home, ignore_errors=True)
 
     med = statistics.median
