@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from claude_docker.config.model import ImageConfig  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.features.image import ensure_image  # noqa: E402
+from claude_docker.imagebuild import ensure_image  # noqa: E402
 
 MB = 1000 * 1000
 

@@ -26,7 +26,7 @@ if str(REPO_ROOT) not in sys.path:
 from claude_docker import runplan  # noqa: E402
 from claude_docker.config.model import Config, ImageConfig, NetworkConfig, PersistenceConfig, WorkspaceConfig  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.features.image import ensure_image  # noqa: E402
+from claude_docker.imagebuild import ensure_image  # noqa: E402
 from claude_docker.session import Session  # noqa: E402
 
 BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/debian:bookworm")

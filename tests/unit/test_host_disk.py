@@ -188,3 +188,45 @@ def test_session_dirs_of_ended_sessions_are_pruned_after_a_week(cd_home):
         pruned = lifecycle.prune_sessions(StubEngine(["kept"]), project)
     assert pruned == ["old"]
     assert sorted(p.name for p in made["old"].parent.iterdir()) == ["kept", "live", "recent"]
+
+
+class StubEngineWithEnded(StubEngine):
+    """... plus ended containers with their end time, and what was removed."""
+
+    def __init__(self, ended: dict[str, tuple[str, dict[str, str]]]) -> None:
+        super().__init__([])
+        self.ended = ended
+        self.removed: list[str] = []
+
+    def list(self, labels: dict[str, str]):
+        from claude_docker.engine import ContainerInfo
+
+        return [
+            ContainerInfo(f"c-{sid}", sid, "exited", "2026-01-01T00:00:00Z", "img",
+                          {**labels, **extra, "dev.claude-docker.session": sid}, {}, exit_code=0, finished=finished)
+            for sid, (finished, extra) in self.ended.items() if f"c-{sid}" not in self.removed
+        ]
+
+    def get(self, name: str):
+        return name
+
+    def remove(self, container, force: bool = True) -> None:
+        self.removed.append(container)
+
+
+def test_ended_detached_sessions_are_kept_a_week_then_pruned(cd_home):
+    from claude_docker.contract import LABEL_DETACHED, LABEL_PROJECT
+
+    project = "proj-12345678"
+    long_ago = time.strftime("%Y-%m-%dT%H:%M:%S.123456789Z", time.gmtime(time.time() - 8 * 86400))
+    lately = time.strftime("%Y-%m-%dT%H:%M:%S.123456789Z", time.gmtime(time.time() - 6 * 86400))
+    detached = {LABEL_DETACHED: "1", LABEL_PROJECT: project}
+    engine = StubEngineWithEnded({
+        "old": (long_ago, detached),
+        "recent": (lately, detached),
+        "kept": (long_ago, {LABEL_PROJECT: project}),  # `up --keep` (or a foreground one): only `down` removes it
+    })
+    Session(project, "old").outbox_dir.mkdir(parents=True)
+    assert lifecycle.prune_sessions(engine, project) == ["old"]
+    assert engine.removed == ["c-old"]
+    assert not Session(project, "old").session_dir.exists()

@@ -77,7 +77,7 @@ def _without_checkout() -> dict[str, str]:
 
 def _run(env_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     environ = _without_checkout()
-    environ.update(HOME=str(cwd / "home"), CLAUDE_DOCKER_HOME=str(cwd / "home" / ".claude-docker"))
+    environ.update(HOME=str(cwd / "home"), CLAUDE_DOCKER_HOME=str(cwd / "home" / ".claude-docker"), DOCS_TOKEN="docs-token")
     return subprocess.run([str(env_dir / "bin" / "claude-docker"), *args], cwd=cwd, env=environ,
                           capture_output=True, text=True)
 

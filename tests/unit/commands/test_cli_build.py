@@ -16,7 +16,7 @@ from claude_docker.commands.lifecycle_cmds import BuildProgress
 from claude_docker.config.model import ImageConfig
 from claude_docker.engine import Engine, build_failure_hint
 from claude_docker.errors import EngineError
-from claude_docker.features.image import ImageResult, age_warning, ensure_image, newest_claude_code
+from claude_docker.imagebuild import ImageResult, age_warning, ensure_image, newest_claude_code
 
 
 class FakeApi:

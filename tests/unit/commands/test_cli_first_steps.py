@@ -84,7 +84,7 @@ def test_missing_credential_names_both_fixes(project, tmp_path):
 def test_help_lists_commands_in_the_order_of_use():
     output = run("--help").output
     listed = [line.split()[0] for line in output.split("Commands:", 1)[1].splitlines() if line.strip()]
-    assert listed[:8] == ["init", "validate", "trust", "up", "ps", "logs", "shell", "down"]
+    assert listed[:9] == ["init", "validate", "trust", "up", "ps", "logs", "attach", "shell", "down"]
     assert sorted(listed) == sorted(main.list_commands(click.Context(main)))
 
 
