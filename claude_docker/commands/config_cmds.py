@@ -182,8 +182,13 @@ def _model_endpoint(cfg: Config) -> ModelEndpoint:
 
 def _describe_endpoint(cfg: Config, found: ModelEndpoint) -> str:
     """Where Claude will send its requests, where that came from and what the firewall opens."""
+    from ..features import credentials
+
+    held = [name for name in credentials.CREDENTIAL_VARIABLES if name in credentials.credential_environment(cfg, os.environ)]
     if not cfg.network.firewall:
         opened = "the firewall is off"
+    elif held and credentials.not_injectable(cfg, os.environ) is None:
+        opened = "only the sandbox proxy, which holds the key, connects there (Claude uses its local endpoint)"
     elif found.is_address:
         opened = "the firewall opens this address and TCP port only"
     else:

@@ -165,6 +165,11 @@ def test_validate_and_config_show_the_endpoint_and_its_source(project):
         "the firewall opens this address and TCP port only"
     ) in result.output
     assert "model endpoint" not in run("validate").output  # the usual one goes without saying
+    held = run("validate", env={"ANTHROPIC_BASE_URL": "http://172.17.0.1:4000", "ANTHROPIC_API_KEY": "sk-ant-api03-x"})
+    assert (
+        "model endpoint: 172.17.0.1:4000 (ANTHROPIC_BASE_URL in the environment); "
+        "only the sandbox proxy, which holds the key, connects there (Claude uses its local endpoint)"
+    ) in held.output, held.output
     shown = json.loads(run("validate", "--format", "json").output)["model_endpoint"]
     assert shown == {"host": "api.anthropic.com", "port": 443, "source": "the default: no ANTHROPIC_BASE_URL or provider set"}
     assert "# model endpoint: gw.example:8443 (ANTHROPIC_BASE_URL in the environment); the firewall allows this name" in run(
