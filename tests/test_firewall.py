@@ -102,7 +102,7 @@ def test_runtime_artifacts_render_the_allowlist(tmp_path):
         tmp_path, allowed_domains=("api.anthropic.com", "*.github.com", "pypi.org"), allowed_cidrs=("10.9.0.0/16", "10.8.0.1:22")
     )
     artifacts = firewall.runtime_artifacts(cfg, Session("p", "s"))
-    assert set(artifacts) == {"init-firewall.sh", "dnsmasq.conf", "dnsmasq-servers.tmpl", "haproxy.cfg"}
+    assert set(artifacts) == {"init-firewall.sh", "dnsmasq.conf", "dnsmasq-servers.tmpl", "haproxy.cfg", "ulogd.conf"}
     assert artifacts["init-firewall.sh"].mode == 0o755
     conf = artifacts["dnsmasq.conf"].content.decode()
     assert "local=/#/" in conf.splitlines()

@@ -176,12 +176,15 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log if the image is built.")
 @click.option("--dry-run", is_flag=True, help="Show what the container would get (image, capabilities, mounts, "
               "environment names, limits); start nothing.")
+@click.option("-p", "--publish", "published", multiple=True, metavar="[ADDRESS:]HOST:CONTAINER",
+              help="Publish a container port on the host (127.0.0.1 unless an address is given) and let the "
+              "firewall admit it; repeatable. Adds to the config's `ports:`.")
 @trust_option
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def up(
     ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, dry_run: bool,
-    approve: bool, claude_args: tuple[str, ...],
+    published: tuple[str, ...], approve: bool, claude_args: tuple[str, ...],
 ) -> None:
     """Start Claude Code in a new session container (builds the image if needed).
 
@@ -194,6 +197,7 @@ def up(
       claude-docker up --detach -- -p "long task"       # background session (needs a task)
       claude-docker up --trust                          # approve the config files first
       claude-docker up --dry-run                        # what the container would get
+      claude-docker up -p 3000 -p 8080:80               # dev servers on the host's 127.0.0.1
 
     Config files in the workspace (claude-docker.yaml, profiles it extends) must be approved
     once, and again after each change: `claude-docker trust` shows them, `--trust` approves.
@@ -206,7 +210,7 @@ def up(
             "up --detach needs a task: without one, Claude Code has no terminal to talk to and would end at once",
             'run `claude-docker up --detach -- -p "your task"`, or `claude-docker up` for an interactive session',
         )
-    cfg = _load_trusted(config_file, approve)
+    cfg = _with_published(_load_trusted(config_file, approve), published)
     if dry_run:
         from ..planview import describe, preview
 
@@ -241,6 +245,29 @@ def up(
     finally:
         progress.finish()
     ctx.exit(code)
+
+
+def _with_published(cfg: Config, published: tuple[str, ...]) -> Config:
+    """The config with the ports of `up -p` added to its `ports:`."""
+    from dataclasses import replace
+
+    from ..config.config_values import ValueProblem, parse_port_mapping
+
+    ports = list(cfg.ports)
+    for entry in published:
+        try:
+            mapping = parse_port_mapping(entry)
+        except ValueProblem as problem:
+            raise click.BadParameter(
+                f"{problem}; to give Claude Code a task, put it after `--`: claude-docker up -- -p 'task'",
+                param_hint="-p/--publish",
+            ) from None
+        taken = [port for port in ports if port.host_port == mapping.host_port and port != mapping]
+        if taken:
+            raise click.BadParameter(f"host port {mapping.host_port} is already published ({taken[0]})", param_hint="-p/--publish")
+        if mapping not in ports:
+            ports.append(mapping)
+    return replace(cfg, ports=tuple(ports))
 
 
 def _project_or_all(config_file: str | None, all_projects: bool) -> str | None:
