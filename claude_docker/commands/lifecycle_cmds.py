@@ -15,7 +15,7 @@ from typing import Callable, TextIO
 
 import click
 
-from ..config.model import Config
+from ..config.model import Config, PublishedPort
 from ..config.pipeline import load_config
 from ..errors import ClaudeDockerError, EngineError
 from .options import file_option
@@ -210,7 +210,8 @@ def up(
             "up --detach needs a task: without one, Claude Code has no terminal to talk to and would end at once",
             'run `claude-docker up --detach -- -p "your task"`, or `claude-docker up` for an interactive session',
         )
-    cfg = _with_published(_load_trusted(config_file, approve), published)
+    extra_ports = _parse_published(published)
+    cfg = _with_published(_load_trusted(config_file, approve), extra_ports)
     if dry_run:
         from ..planview import describe, preview
 
@@ -247,21 +248,28 @@ def up(
     ctx.exit(code)
 
 
-def _with_published(cfg: Config, published: tuple[str, ...]) -> Config:
-    """The config with the ports of `up -p` added to its `ports:`."""
-    from dataclasses import replace
-
+def _parse_published(published: tuple[str, ...]) -> list[PublishedPort]:
+    """The ports of `up -p`, checked before anything else (a usage error)."""
     from ..config.config_values import ValueProblem, parse_port_mapping
 
-    ports = list(cfg.ports)
+    ports: list[PublishedPort] = []
     for entry in published:
         try:
-            mapping = parse_port_mapping(entry)
+            ports.append(parse_port_mapping(entry))
         except ValueProblem as problem:
             raise click.BadParameter(
                 f"{problem}; to give Claude Code a task, put it after `--`: claude-docker up -- -p 'task'",
                 param_hint="-p/--publish",
             ) from None
+    return ports
+
+
+def _with_published(cfg: Config, published: list[PublishedPort]) -> Config:
+    """The config with the ports of `up -p` added to its `ports:`; a host port is published once."""
+    from dataclasses import replace
+
+    ports = list(cfg.ports)
+    for mapping in published:
         taken = [port for port in ports if port.host_port == mapping.host_port and port != mapping]
         if taken:
             raise click.BadParameter(f"host port {mapping.host_port} is already published ({taken[0]})", param_hint="-p/--publish")
