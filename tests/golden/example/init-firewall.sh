@@ -371,7 +371,9 @@ chown root:root /etc/resolv.conf
 chmod 0644 /etc/resolv.conf
 
 step="self-test"
-iptables -S OUTPUT | head -n 1 | grep -qx -- '-P OUTPUT DROP' || fail "self-test: the OUTPUT policy is not DROP"
+# Read whole (not through `head`, which would cut iptables off mid-write: a SIGPIPE under pipefail).
+output_rules="$(iptables -S OUTPUT)"
+[ "${output_rules%%$'\n'*}" = '-P OUTPUT DROP' ] || fail "self-test: the OUTPUT policy is not DROP"
 [ -d "/proc/$(cat "$STATE_DIR/dnsmasq.pid")" ] || fail "self-test: dnsmasq is not running"
 if getent ahostsv4 "$SELFTEST_REFUSED" >/dev/null 2>&1; then
     fail "self-test: a name outside the allowlist resolved; refusing to start"
