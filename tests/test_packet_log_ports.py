@@ -256,3 +256,37 @@ def test_without_published_ports_nothing_inbound_reaches_the_agents_server(sessi
     assert not reachable_from_host(inside, 8000)
     assert not reachable_from(neighbour, inside, 8000)
     assert box.run(["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8000"])[0] == 0  # it runs
+
+
+# --- `up` after a failed session ------------------------------------------------------------------
+
+
+def test_up_prints_the_refusals_of_a_session_that_failed(tmp_path, cd_home, docker_client):
+    """The real command: the agent's task fails after the firewall refused a name and the Docker
+    host; `up` exits with the task's code and shows both, but not Claude Code's start-up traffic."""
+    from claude_docker import lifecycle
+    from claude_docker.config.pipeline import load_config
+    from tests.fakes.projects import bridge_gateway, make_project, run_cli
+
+    config = make_project(tmp_path, firewall=True)
+    gateway_address, closed = bridge_gateway(docker_client), free_port()
+    task = (
+        "getent hosts downloads.claude.ai; getent hosts pypi.org; "
+        f"(exec 3<>/dev/tcp/{gateway_address}/{closed}) 2>/dev/null; exit 3"
+    )
+    try:
+        result = run_cli("up", "-f", str(config), "--", "--exec", "bash", "-c", task, timeout=600)
+    finally:
+        lifecycle.down(Engine.connect(), load_config(str(config)).config.project_name)
+    assert result.returncode == 3, result.stdout + result.stderr
+    lines = result.stderr.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("the firewall refused in session "))
+    block = lines[start:]
+    assert any(line.startswith("  pypi.org: name refused") for line in block)
+    assert any(line.startswith(f"  {gateway_address} port {closed} tcp: the Docker host") for line in block)
+    assert not any("downloads.claude.ai" in line for line in block)
+    assert "claude-docker blocked --session" in block[-1]
+
+    succeeded = run_cli("up", "-f", str(config), "--", "--exec", "bash", "-c", "getent hosts pypi.org; true", timeout=600)
+    assert succeeded.returncode == 0, succeeded.stderr
+    assert "the firewall refused" not in succeeded.stderr
