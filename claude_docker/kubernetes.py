@@ -6,29 +6,43 @@ One Pod, one network namespace, two containers that map onto the Docker sandbox'
   (rules, dnsmasq, self-test) and then keeps dnsmasq running. It is a native sidecar (an init
   container with `restartPolicy: Always`) whose startupProbe passes only once the self-test has
   passed, so Kubernetes starts nothing after it before the firewall is in place.
+- `notifier` (when a Twilio or webhook notifier is configured): a second native sidecar, its own
+  uid (`NOTIFIER_UID`: neither the agent's nor root), no capabilities. It reads the outbox volume
+  the agent's hooks write and delivers it with the host's own delivery code
+  (`claude_docker.notify.pod`) and credentials from a Secret of its own, which the agent
+  container never references. The firewall lets only this uid out to the notifier's endpoints
+  (owner match); on SIGTERM, after the agent has exited, it sends what is left and exits.
 - `agent`: the agent's uid from the first instruction, no capabilities, no privilege escalation,
   the runtime's default seccomp profile. Its command waits (bounded) for the firewall's ready file
   on a shared volume it can only read, and exits 70 if the firewall failed: fail closed twice.
+  Then, as on Docker, it checks the model endpoint through the firewall (exit 72) before Claude.
 
 Credentials are `secretKeyRef`s to a Secret the user names; no value is ever written into a
-manifest. The workspace is a PersistentVolumeClaim or a git clone into an emptyDir, made by an
-init container behind the firewall. There are no host mounts at all.
+manifest. The provider's plain settings (ANTHROPIC_BASE_URL, the model, the region, ...) are
+inline, taken from the environment at render time, the same values the firewall opens the model
+endpoint for. The workspace is a PersistentVolumeClaim or a git clone into an emptyDir, made by
+an init container behind the firewall. There are no host mounts at all.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from . import paths
-from .artifacts import Artifact, render_template
+from .artifacts import Artifact, context_hash, render_template
 from .config.interpolate import referenced_variables
-from .config.model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config
+from .config.model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config, NotifierConfig, to_plain
 from .errors import ClaudeDockerError
-from .features.claude_settings import AUTH_VARIABLES
+from .features import endpoint, firewall
+from .features.claude_settings import auth_env
 from .features.firewall import CAPABILITIES as FIREWALL_CAPABILITIES
-from .features.firewall import FIREWALL_STATE_DIR, SYSCTLS
+from .features.firewall import FIREWALL_STATE_DIR, SYSCTLS, NotifierEgress
 from .features.image import build_context, image_tag, proxy_build_args
 from .render import render_runtime
 from .session import Session
@@ -40,6 +54,33 @@ DEFAULT_SECRET = "claude-docker"
 DEFAULT_DEADLINE_SECONDS = 3600
 FIREWALL_WAIT_SECONDS = 120  # the agent's bounded wait, and the sidecar's startupProbe window
 HEADLESS_FLAGS = ("-p", "--print")
+LOG_DIR = paths.CONTAINER_LOG_DIR  # the firewall's dns.log: firewall read-write, agent read-only
+
+# The notifier container: its own uid (the usual "nonroot" uid of minimal images; no image user
+# holds it), its own Secret holding the notifier section as JSON under one key.
+NOTIFIER_UID = 65532
+DEFAULT_NOTIFIER_SECRET = "claude-docker-notifier"
+NOTIFIER_SECRET_KEY = "notifier.json"
+NOTIFIER_ENV = "CLAUDE_DOCKER_NOTIFIER"  # what notify.pod reads the JSON from
+NOTIFIER_STATE_DIR = "/run/claude-docker/notifier"  # delivery state; the outbox is mounted below it
+NOTIFIER_IMAGE_REPOSITORY = "claude-docker-notifier"
+NOTIFIER_PYTHON_DIR = f"{paths.CONTAINER_ROOT}/python"
+NOTIFIER_MODULE = "claude_docker.notify.pod"
+# Kubernetes sends SIGTERM to the sidecars once the agent has exited and kills them this much
+# later: the notifier's final delivery (session_end, retries of a slow endpoint) fits in it.
+TERMINATION_GRACE_SECONDS = 90
+
+# Provider variables (endpoint.PROVIDER_VARIABLES) that are credentials: Secret references.
+# The others (base URLs, models, regions, provider switches) are plain settings, inline.
+SECRET_PROVIDER_VARIABLES = (
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
+)
+SECRET_AUTH_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
 
 LABEL_NAME = "app.kubernetes.io/name"
 LABEL_INSTANCE = "app.kubernetes.io/instance"
@@ -60,6 +101,8 @@ class KubeOptions:
     namespace: str | None = None
     secret: str = DEFAULT_SECRET  # holds ANTHROPIC_API_KEY etc. and MCP tokens, by variable name
     image: str | None = None  # default: the content-hash tag `claude-docker build` produces
+    notifier_secret: str = DEFAULT_NOTIFIER_SECRET  # holds NOTIFIER_SECRET_KEY, for the notifier only
+    notifier_image: str | None = None  # default: notifier_image_tag(cfg)
     workspace_claim: str | None = None
     git_url: str | None = None
     git_ref: str | None = None
@@ -75,6 +118,7 @@ class Manifests:
     name: str
     warnings: list[str] = field(default_factory=list)
     secret_keys: list[str] = field(default_factory=list)  # keys the Secret must hold (besides the API key or token)
+    notifier_endpoints: list[str] = field(default_factory=list)  # host:port the notifier container may reach
 
     def dump(self) -> dict[str, Artifact]:
         import yaml
@@ -112,10 +156,17 @@ def quantity(size: str) -> str:
 
 
 def runtime_files(cfg: Config, wait_seconds: int = FIREWALL_WAIT_SECONDS) -> dict[str, Artifact]:
-    """The Docker sandbox's runtime artifacts plus the two container commands."""
-    files = dict(render_runtime(cfg, Session(cfg.project_name, "kubernetes")))
+    """The Docker sandbox's runtime artifacts plus the container commands; with a notifier, the
+    firewall also lets the notifier's uid (and only it) out to the notifier's endpoints."""
+    session = Session(cfg.project_name, "kubernetes")
+    files = dict(render_runtime(cfg, session))
+    notifier = kube_notifier(cfg)
+    if notifier is not None and cfg.network.firewall:
+        egress = NotifierEgress(NOTIFIER_UID, notifier_endpoints(notifier))
+        files.update(firewall.runtime_artifacts(cfg, session, egress))
     context = dict(
         runtime_dir=paths.CONTAINER_RUNTIME,
+        bin_dir=paths.CONTAINER_BIN,
         ready_dir=READY_DIR,
         state_dir=FIREWALL_STATE_DIR,
         firewall=cfg.network.firewall,
@@ -159,8 +210,26 @@ def proxy_env(cfg: Config, secret: str) -> list[dict[str, Any]]:
     ]
 
 
-def agent_env(cfg: Config, options: KubeOptions, project: str) -> list[dict[str, Any]]:
+def provider_env(cfg: Config, secret: str, environ: Mapping[str, str]) -> list[dict[str, Any]]:
+    """What Claude Code reads for its endpoint, model and provider, as on Docker (claude_settings.
+    auth_env: the environment over the env file): plain settings inline, the credentials among
+    them as optional references (whichever the Secret holds), and the model endpoint the agent
+    container checks before Claude starts (the one the firewall opened)."""
+    found = auth_env(cfg, environ)
+    env: list[dict[str, Any]] = []
+    for name, value in found.items():
+        if name not in SECRET_PROVIDER_VARIABLES and name not in SECRET_AUTH_VARIABLES:
+            env.append({"name": name, "value": value})
+    for name in (*SECRET_AUTH_VARIABLES, *SECRET_PROVIDER_VARIABLES):
+        env.append(_secret_env(name, secret, optional=True))
+    if cfg.network.model_endpoint is not None:
+        env += [{"name": k, "value": v} for k, v in endpoint.container_env(cfg.network.model_endpoint).items()]
+    return env
+
+
+def agent_env(cfg: Config, options: KubeOptions, project: str, environ: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """The agent container's environment: plain settings inline, every credential by reference."""
+    environ = os.environ if environ is None else environ
     env: dict[str, dict[str, Any]] = {}
 
     def plain(name: str, value: str) -> None:
@@ -182,8 +251,10 @@ def agent_env(cfg: Config, options: KubeOptions, project: str) -> list[dict[str,
     plain("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
     plain("CLAUDE_DOCKER_SKIP_PERMISSIONS", "1" if cfg.claude.skip_permissions else "0")
     plain("CLAUDE_DOCKER_PROJECT", project)
-    for name in AUTH_VARIABLES:  # an API key or an OAuth token: whichever the Secret holds
-        env[name] = _secret_env(name, options.secret, optional=True)
+    for item in provider_env(cfg, options.secret, environ):
+        env[item["name"]] = item
+    if cfg.network.firewall:
+        plain("CLAUDE_DOCKER_ENDPOINT_FIREWALL", "1")  # bin/check-endpoint, run as the agent
     for name, optional in _mcp_variables(cfg).items():
         env[name] = _secret_env(name, options.secret, optional=optional)
     return list(env.values())
@@ -196,6 +267,113 @@ def required_secret_keys(env: list[dict[str, Any]]) -> list[str]:
         for item in env
         if "valueFrom" in item and not item["valueFrom"]["secretKeyRef"]["optional"]
     ]
+
+
+# --- the notifier container -------------------------------------------------------------------
+
+
+def kube_notifier(cfg: Config) -> NotifierConfig | None:
+    """The notifier section as the notifier container runs it: Twilio and webhooks. Host commands
+    and Apprise (not in the notifier image; its endpoints cannot be told from its URLs) are left
+    out, with a warning; None when nothing is left to send to."""
+    notifier = cfg.notifier
+    if not (notifier.twilio or notifier.webhooks):
+        return None
+    return replace(notifier, apprise=(), commands=())
+
+
+def _endpoint_of(url: str, where: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+    except ValueError:
+        host = ""
+    if parts.scheme not in ("http", "https") or not host:
+        raise ClaudeDockerError(f"{where}: {url!r} is not an http(s) URL the firewall can open", "use https://host[:port]/path")
+    if ":" in host:
+        raise ClaudeDockerError(f"{where}: {host} is an IPv6 address, and the firewall closes IPv6", "use a name or an IPv4 address")
+    if not firewall._is_ipv4(host):
+        firewall.normalise_domain(host)
+    return host, port
+
+
+def notifier_endpoints(notifier: NotifierConfig) -> tuple[tuple[str, int], ...]:
+    """(host, TCP port) of every endpoint the notifier container sends to."""
+    found = []
+    if notifier.twilio:
+        found.append(_endpoint_of(notifier.twilio.api_base, "notifier.twilio.api_base"))
+    for index, hook in enumerate(notifier.webhooks):
+        found.append(_endpoint_of(hook.url, f"notifier.webhooks[{index}].url"))
+    return tuple(dict.fromkeys(found))
+
+
+def notifier_secret_data(cfg: Config) -> str:
+    """The value of the notifier Secret's one key: the notifier section, credentials included, as
+    the notifier container reads it (model.from_plain). Printed to stdout, never written to a file."""
+    notifier = kube_notifier(cfg)
+    if notifier is None:
+        raise ClaudeDockerError("no notifier to run on Kubernetes", "configure notifier.twilio or notifier.webhooks")
+    return json.dumps(to_plain(notifier), sort_keys=True)
+
+
+def notifier_build_context(product_image: str) -> dict[str, Artifact]:
+    """The notifier image: the sandbox image plus Debian's Python with the two libraries the
+    notifier imports (Jinja for message templates, PyYAML for the config loader) and this
+    package's own modules. Built on the sandbox image, so it shares its layers and trusts the
+    same CA files."""
+    package = Path(__file__).resolve().parent
+    artifacts = {
+        "python/claude_docker/" + path.relative_to(package).as_posix(): Artifact(path.read_bytes())
+        for path in sorted(package.rglob("*.py"))
+        if "_data" not in path.relative_to(package).parts and "__pycache__" not in path.parts
+    }
+    artifacts["Dockerfile"] = Artifact(
+        render_template(
+            "Dockerfile.notifier.j2",
+            base=product_image,
+            python_dir=NOTIFIER_PYTHON_DIR,
+            notifier_uid=NOTIFIER_UID,
+            module=NOTIFIER_MODULE,
+        ).encode()
+    )
+    return dict(sorted(artifacts.items()))
+
+
+def notifier_image_tag(product_image: str) -> str:
+    return f"{NOTIFIER_IMAGE_REPOSITORY}:{context_hash(notifier_build_context(product_image))[:20]}"
+
+
+def notifier_container(notifier_image: str, secret: str, project: str) -> dict[str, Any]:
+    return {
+        "name": "notifier",
+        "image": notifier_image,
+        "imagePullPolicy": "IfNotPresent",
+        "restartPolicy": "Always",  # a native sidecar: beside the agent, SIGTERM after it exits
+        "command": ["python3", "-m", NOTIFIER_MODULE],
+        "env": [
+            {"name": NOTIFIER_ENV, "valueFrom": {"secretKeyRef": {"name": secret, "key": NOTIFIER_SECRET_KEY}}},
+            {"name": "CLAUDE_DOCKER_PROJECT", "value": project},
+            {"name": "CLAUDE_DOCKER_SESSION", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "CLAUDE_DOCKER_NOTIFIER_STATE", "value": NOTIFIER_STATE_DIR},
+            {"name": "HOME", "value": NOTIFIER_STATE_DIR},
+        ],
+        "securityContext": {
+            "runAsUser": NOTIFIER_UID,
+            "runAsGroup": NOTIFIER_UID,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "resources": {"limits": {"memory": "128Mi", "cpu": "200m"}},
+        "volumeMounts": [
+            {"name": "notifier-state", "mountPath": NOTIFIER_STATE_DIR},
+            {"name": "outbox", "mountPath": f"{NOTIFIER_STATE_DIR}/outbox"},
+        ],
+    }
 
 
 def _warnings(cfg: Config) -> list[str]:
@@ -214,19 +392,35 @@ def _warnings(cfg: Config) -> list[str]:
                         f"claude.mcp_servers.{server.name}.{section}.{key} is a literal value and is written into the "
                         f"ConfigMap; write ${{VAR}} to read it from the Secret instead"
                     )
-    if cfg.notifier.configured:
-        warnings.append(
-            "notifier: not rendered for Kubernetes yet; hook events stay in the Pod's outbox volume"
-        )
+    if cfg.notifier.commands:
+        warnings.append("notifier.commands run on your machine and are not rendered: a Pod has no host to run them on")
+    if cfg.notifier.apprise:
+        warnings.append("notifier.apprise is not rendered: the notifier container sends to Twilio and webhooks only")
+    if cfg.notifier.configured and kube_notifier(cfg) is None:
+        warnings.append("no notifier container: hook events stay in the Pod's outbox volume")
+    for variable in endpoint.CREDENTIAL_FILE_VARIABLES:
+        if any(variable in source for source in (os.environ, cfg.claude.env)):
+            warnings.append(f"{variable} names a file on this machine, which is not rendered: a Pod gets no host files")
     return warnings
 
 
-def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
+def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, str] | None = None) -> Manifests:
+    environ = os.environ if environ is None else environ
+    # The model endpoint as on Docker (runplan.plan): the firewall opens it, the agent checks it.
+    model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, environ)
+    cfg = replace(cfg, network=replace(cfg.network, model_endpoint=model_endpoint))
     project = cfg.project_name
     name = _check_name("the name", options.name or f"claude-docker-{project}"[:63].rstrip("-"))
     secret = options.secret
-    if not re.match(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", secret):
-        raise ClaudeDockerError(f"the secret name {secret!r} is not a Kubernetes name", "use lower-case letters, digits, '-' and '.'")
+    for what, value in (("the secret name", secret), ("the notifier secret name", options.notifier_secret)):
+        if not re.match(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", value):
+            raise ClaudeDockerError(f"{what} {value!r} is not a Kubernetes name", "use lower-case letters, digits, '-' and '.'")
+    notifier = kube_notifier(cfg)
+    if notifier is not None and options.notifier_secret == secret:
+        raise ClaudeDockerError(
+            f"the notifier's Secret must not be the agent's ({secret!r}): the agent container could then be given its credentials",
+            "pass --notifier-secret with another name (default: claude-docker-notifier)",
+        )
     if options.workspace_claim and options.git_url:
         raise ClaudeDockerError("--workspace-claim and --git-url both name the workspace", "choose one of them")
     if not options.workspace_claim and not options.git_url:
@@ -247,6 +441,11 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
         raise ClaudeDockerError("resources.gpus: all has no Kubernetes equivalent", "set a number of GPUs")
     if cfg.claude.uid == 0 or cfg.claude.gid == 0:
         raise ClaudeDockerError("the agent must not run as root (uid/gid 0)", "set claude.uid / claude.gid to a non-root id")
+    if notifier is not None and NOTIFIER_UID in (cfg.claude.uid, cfg.claude.gid):
+        raise ClaudeDockerError(
+            f"uid {NOTIFIER_UID} is the notifier container's: the agent must not share it", "set claude.uid / claude.gid to another id"
+        )
+    endpoints = notifier_endpoints(notifier) if notifier is not None else ()
 
     uid = cfg.claude.uid or DEFAULT_AGENT_UID
     gid = cfg.claude.gid or uid
@@ -293,6 +492,10 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
         {"name": "ready", "emptyDir": {"sizeLimit": "1Mi"}},
         {"name": "outbox", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
+    if cfg.network.firewall:
+        volumes.append({"name": "log", "emptyDir": {"sizeLimit": "16Mi"}})
+    if notifier is not None:
+        volumes.append({"name": "notifier-state", "emptyDir": {"sizeLimit": "16Mi"}})
     if options.workspace_claim:
         volumes.append({"name": "workspace", "persistentVolumeClaim": {"claimName": options.workspace_claim}})
     else:
@@ -309,6 +512,8 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
         {"name": "workspace", "mountPath": mount_path},
         {"name": "home", "mountPath": paths.AGENT_HOME},
     ]
+    if cfg.network.firewall:  # dns.log, which bin/check-endpoint reads to say why a name failed
+        agent_mounts.append({"name": "log", "mountPath": LOG_DIR, "readOnly": True})
     if cfg.resources.shm_size:
         volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": quantity(cfg.resources.shm_size)}})
         agent_mounts.append({"name": "shm", "mountPath": "/dev/shm"})
@@ -328,7 +533,7 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
         "command": ["/bin/bash", f"{paths.CONTAINER_RUNTIME}/{AGENT_SCRIPT}"],
         "args": args,
         "workingDir": mount_path,
-        "env": agent_env(cfg, options, project),
+        "env": agent_env(cfg, options, project, environ),
         "securityContext": agent_security,
         "volumeMounts": agent_mounts,
     }
@@ -362,9 +567,16 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
                     "failureThreshold": FIREWALL_WAIT_SECONDS,
                 },
                 "resources": {"limits": {"memory": "64Mi", "cpu": "200m"}},
-                "volumeMounts": [runtime_mount, {"name": "ready", "mountPath": READY_DIR}],
+                "volumeMounts": [
+                    runtime_mount,
+                    {"name": "ready", "mountPath": READY_DIR},
+                    {"name": "log", "mountPath": LOG_DIR},
+                ],
             }
         )
+    if notifier is not None:  # after the firewall: it starts only once the firewall is ready
+        notifier_image = options.notifier_image or notifier_image_tag(image)
+        init_containers.append(notifier_container(notifier_image, options.notifier_secret, project))
     if options.git_url:
         clone = ["git", "clone", "--single-branch"]
         if options.git_ref:
@@ -394,6 +606,8 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
         "containers": [agent],
         "volumes": volumes,
     }
+    if notifier is not None:
+        pod_spec["terminationGracePeriodSeconds"] = TERMINATION_GRACE_SECONDS
     if not pod_spec["securityContext"]["sysctls"]:
         del pod_spec["securityContext"]["sysctls"]
     if not init_containers:
@@ -420,4 +634,5 @@ def render_manifests(cfg: Config, options: KubeOptions) -> Manifests:
         name=name,
         warnings=_warnings(cfg),
         secret_keys=required_secret_keys(agent["env"]),
+        notifier_endpoints=[f"{host}:{port}" for host, port in endpoints],
     )

@@ -26,8 +26,9 @@ if [ "$podman_stage" = auto ]; then
 fi
 
 # The tests that say something about the engine: run a second time against Podman.
-PODMAN_TESTS=(tests/test_engine.py tests/test_image.py tests/test_lifecycle.py
-    tests/test_firewall_container.py tests/test_security_firewall.py tests/test_e2e.py)
+PODMAN_TESTS=(tests/engine/test_image.py tests/engine/test_lifecycle.py
+    tests/engine/test_firewall_container.py tests/engine/test_security_firewall.py
+    tests/e2e/test_firewall_container.py tests/e2e/test_e2e.py)
 PODMAN_DIR="${CLAUDE_DOCKER_TEST_PODMAN_DIR:-/run/claude-docker-test-podman}"
 TEST_BASE_IMAGE="${CLAUDE_DOCKER_TEST_BASE:-claude-docker-test/debian:bookworm}"
 

@@ -1,4 +1,6 @@
-"""Shared fixtures. Tests marked `docker` talk to a real engine.
+"""Shared fixtures. Tests live in three directories, each with its own conftest:
+tests/unit/ (no engine), tests/engine/ (marked `docker`: a real engine) and tests/e2e/ (marked
+`e2e`: the real Claude Code binary in a container).
 
 With CLAUDE_DOCKER_REQUIRE_ENGINE=1 (set by the README's test command under CI), a missing
 engine fails those tests instead of skipping them.
@@ -17,6 +19,9 @@ TEST_BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/
 # The npm registry is behind a TLS-inspecting proxy here: containers must trust the host bundle.
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 TEST_LABEL = "dev.claude-docker.test"
+
+# Fixtures shared by the engine and end-to-end tests, kept in modules of their own.
+pytest_plugins = ["tests.support.sandbox"]
 
 # Subprocesses (the `claude-docker` command, the detached notifier watcher) run this checkout's
 # code, whichever checkout the console script was last installed from.
@@ -57,14 +62,20 @@ def _build_standard_image(client) -> None:
     """
     import sys
 
-    from claude_docker.config.model import ImageConfig
     from claude_docker.engine import Engine
     from claude_docker.features.image import ensure_image
 
-    image = ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))
-    result = ensure_image(Engine(client), image, on_output=lambda line: print(line, file=sys.stderr))
+    result = ensure_image(Engine(client), standard_image_config(), on_output=lambda line: print(line, file=sys.stderr))
     if result.built:
         print(f"built the standard test image {result.tag}", file=sys.stderr)
+
+
+def standard_image_config():
+    """The product image on the local test base, trusting the host's CA bundle: what `up` builds
+    for a project whose config names only these two (see base_image_yaml)."""
+    from claude_docker.config.model import ImageConfig
+
+    return ImageConfig(base=TEST_BASE_IMAGE, extra_ca_certificates=(HOST_CA_BUNDLE,))
 
 
 # The test "internet" (HTTP/TLS servers the tests start) runs Node scripts. The product image has
@@ -84,11 +95,36 @@ def server_image(docker_client) -> str:
     return ensure_image(Engine(docker_client), server_image_config()).tag
 
 
+@pytest.hookimpl(trylast=True)  # after the directory conftests have marked their tests
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every `docker`/`e2e` test checks the engine first, even if it never names the fixture."""
     for item in items:
         if item.get_closest_marker("docker") or item.get_closest_marker("e2e"):
             item.add_marker(pytest.mark.usefixtures("docker_client"))
+
+
+@pytest.fixture(scope="module")
+def engine(docker_client):
+    """The product's Engine on the engine under test."""
+    from claude_docker.engine import Engine
+
+    return Engine(docker_client)
+
+
+@pytest.fixture
+def twilio(monkeypatch):
+    """A running Twilio stand-in with a fresh token, its credentials in ${TW_SID} and ${TW_TOKEN},
+    and the sender's retry backoff shortened to keep tests quick."""
+    import secrets
+
+    from tests.fakes.twilio import FakeTwilio
+
+    monkeypatch.setattr("claude_docker.notify.twilio.FIRST_BACKOFF_SECONDS", 0.01)
+    fake = FakeTwilio(auth_token="TWsecret" + secrets.token_hex(12)).start()
+    monkeypatch.setenv("TW_SID", fake.account_sid)
+    monkeypatch.setenv("TW_TOKEN", fake.auth_token)
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture

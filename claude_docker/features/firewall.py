@@ -417,7 +417,60 @@ def printf_escaped(data: bytes) -> str:
     return "".join(f"\\x{byte:02x}" for byte in data)
 
 
-def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
+@dataclass(frozen=True)
+class NotifierEgress:
+    """A notifier inside the sandbox (the Kubernetes notifier container): only its uid may
+    connect to its endpoints, and nothing else may. Its names resolve through dnsmasq into sets
+    of their own (`cd-notify`, `cd-notify-exact` for addresses), never into the agent's allow
+    set or the proxy's name list; the proxy does not see the notifier's connections."""
+
+    uid: int
+    endpoints: tuple[tuple[str, int], ...]  # (name or IPv4 address, TCP port)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted({host for host, _ in self.endpoints if not _is_ipv4(host)}))
+
+    @property
+    def name_ports(self) -> tuple[int, ...]:
+        return tuple(sorted({port for host, port in self.endpoints if not _is_ipv4(host)}))
+
+    @property
+    def address_entries(self) -> tuple[str, ...]:
+        return tuple(sorted({f"{host},tcp:{port}" for host, port in self.endpoints if _is_ipv4(host)}))
+
+
+def _is_ipv4(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _notifier_dns(
+    notifier: NotifierEgress, dns: DnsPlan, ipsets: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[list[str], list[str], tuple[tuple[str, tuple[str, ...]], ...]]:
+    """The notifier's names added to dnsmasq: (server patterns, local patterns, ipset lines).
+
+    Each name is forwarded exactly (its subdomains stay refused, so no DNS tunnel opens). Its
+    addresses enter `cd-notify`; where the agent's allowlist covers the name too, also the sets
+    the allowlist's own line would have given them (dnsmasq uses the longest matching line)."""
+    forward: list[str] = []
+    local: list[str] = []
+    lines = dict(ipsets)
+    for name in notifier.names:
+        allowed = any(name_allowed(name, dns.forward))
+        if not allowed:
+            forward.append(name)
+            local.append(f"*.{name}")
+        covering = [zone for zone in lines if name == zone or name.endswith("." + zone)]
+        inherited = lines[max(covering, key=len)] if allowed and covering else ()
+        lines[name] = (*inherited, "cd-notify") if "cd-notify" not in inherited else inherited
+    return forward, local, tuple(sorted(lines.items()))
+
+
+def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | None = None) -> dict[str, Artifact]:
     if not cfg.network.firewall:
         return {}
     domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *endpoint_domains(cfg))
@@ -427,9 +480,15 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
     cidrs = plan_cidrs(cfg.network.allowed_cidrs)
     allow_private = cfg.network.allow_private_answers
     ports = port_entries(domains)
+    ipsets = plan_ipsets(dns, ports)
+    notifier_forward: list[str] = []
+    if notifier is not None:
+        notifier_forward, notifier_local, ipsets = _notifier_dns(notifier, dns, ipsets)
+        dns = DnsPlan(dns.forward, (*dns.local, *notifier_local), dns.ipset_zones)
     context = dict(
         dns=dns,
-        ipsets=plan_ipsets(dns, ports),
+        ipsets=ipsets,
+        notifier=notifier,
         extra_ports=sorted({port for _, port in ports}),
         cidrs=cidrs,
         refused_answers=refused_answers(cidrs, allow_private),
@@ -473,7 +532,7 @@ def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
         log_rate_per_destination=LOG_RATE_PER_DESTINATION,
         log_burst_per_destination=LOG_BURST_PER_DESTINATION,
     )
-    servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in dns.forward)
+    servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in (*dns.forward, *notifier_forward))
     return {
         SCRIPT: Artifact(render_template("init-firewall.sh.j2", **context).encode(), 0o755),
         DNSMASQ_CONF: Artifact(render_template("dnsmasq.conf.j2", **context).encode()),

@@ -163,7 +163,7 @@ class FakeDNS:
         tcp = socketserver.ThreadingTCPServer((self.host, self.port), Tcp)
         for server in (udp, tcp):
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
             self._servers.append(server)
         return self
 

@@ -8,9 +8,10 @@ image with Node as the entrypoint, so no extra image is needed.
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from dataclasses import dataclass
+
+from tests.support.wait import wait_for
 
 SERVER_JS = r"""
 const http = require('http'), dgram = require('dgram');
@@ -54,10 +55,7 @@ def start_server(client, image: str, name: str, labels: dict[str, str]) -> Serve
         detach=True,
         auto_remove=False,
     )
-    deadline = time.time() + 20
-    while b"listening" not in container.logs():
-        if time.time() > deadline:
-            container.remove(force=True)
-            raise RuntimeError(f"test server {name} did not start: {container.logs()[-500:]!r}")
-        time.sleep(0.1)
+    if not wait_for(lambda: b"listening" in container.logs(), 20):
+        container.remove(force=True)
+        raise RuntimeError(f"test server {name} did not start: {container.logs()[-500:]!r}")
     return ServerContainer(name, container)

@@ -10,7 +10,6 @@ so no extra image is needed. The CA never leaves the test: the sandbox trusts it
 from __future__ import annotations
 
 import datetime
-import time
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -19,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.fakes.http import address_on
+from tests.support.wait import wait_for
 
 SERVER_JS = r"""
 const http = require('http'), https = require('https'), net = require('net');
@@ -98,10 +98,7 @@ def start_shared_host(client, image: str, names: tuple[str, ...], labels: dict[s
         labels=labels,
         detach=True,
     )
-    deadline = time.time() + 20
-    while b"listening" not in container.logs():
-        if time.time() > deadline:
-            container.remove(force=True)
-            raise RuntimeError(f"shared test host did not start: {container.logs()[-500:]!r}")
-        time.sleep(0.1)
+    if not wait_for(lambda: b"listening" in container.logs(), 20):
+        container.remove(force=True)
+        raise RuntimeError(f"shared test host did not start: {container.logs()[-500:]!r}")
     return SharedHost(container, ca_pem, names)

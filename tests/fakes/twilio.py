@@ -16,8 +16,6 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-
 
 @dataclass
 class ReceivedRequest:
@@ -159,12 +157,3 @@ def _basic(header: str | None) -> tuple[str, str] | None:
     except ValueError:
         return None
     return user, password
-
-
-@pytest.fixture
-def twilio(monkeypatch):
-    """A running Twilio stand-in, with the sender's retry backoff shortened to keep tests quick."""
-    monkeypatch.setattr("claude_docker.notify.twilio.FIRST_BACKOFF_SECONDS", 0.01)
-    fake = FakeTwilio().start()
-    yield fake
-    fake.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -43,15 +42,13 @@ class WebhookReceiver:
             return [p for p in self.payloads if kind is None or p.get("event") == kind]
 
     def wait_for(self, predicate, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self):
-                return True
-            time.sleep(0.2)
-        return False
+        """Until `predicate(self)` holds (see tests.support.wait.wait_for)."""
+        from tests.support.wait import wait_for
+
+        return bool(wait_for(lambda: predicate(self), timeout))
 
     def __enter__(self) -> WebhookReceiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._thread.start()
         return self
 

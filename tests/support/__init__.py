@@ -1,0 +1,1 @@
+"""Helpers and fixture plugins the tests share (registered in tests/conftest.py)."""
