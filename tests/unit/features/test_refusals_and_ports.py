@@ -201,3 +201,12 @@ def test_up_p_with_a_task_instead_of_a_port_says_where_the_task_goes(project):
     taken = CliRunner().invoke(main, ["up", "--trust", "--dry-run", "-p", "3000:80"])
     assert taken.exit_code == 2
     assert "host port 3000 is already published" in taken.output
+
+
+def test_config_prints_ports_in_a_form_validate_accepts(tmp_path, cd_home):
+    config = write_config(tmp_path / "p", 'version: 1\nports: [3000, "8080:80"]\n')
+    printed = CliRunner().invoke(main, ["config", "-f", str(config)])
+    assert printed.exit_code == 0, printed.output
+    assert "ports:\n- 127.0.0.1:3000:3000\n- 127.0.0.1:8080:80\n" in printed.output
+    again = write_config(tmp_path / "q", printed.output)
+    assert load_config(str(again)).config.ports == (PublishedPort(3000, 3000), PublishedPort(8080, 80))
