@@ -36,9 +36,9 @@ import docker  # noqa: E402
 
 from claude_docker import runplan  # noqa: E402
 from claude_docker.config.model import Config, ImageConfig, NetworkConfig, PersistenceConfig, WorkspaceConfig  # noqa: E402
+from claude_docker.contract import drop_privileges  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
 from claude_docker.features.image import ensure_image  # noqa: E402
-from claude_docker.lifecycle import drop_privileges  # noqa: E402
 from claude_docker.session import Session  # noqa: E402
 from tests.fakes.dns import FakeDNS  # noqa: E402
 from tests.fakes.shared_host import make_certificates  # noqa: E402

@@ -8,6 +8,7 @@ only when a template is rendered (the engine and `blocked` use Artifact without 
 from __future__ import annotations
 
 import hashlib
+import re
 import shlex
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +33,15 @@ def shquote(value: object) -> str:
     return shlex.quote(str(value))
 
 
+_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
+
+
+def shell_words(argv: list[str] | tuple[str, ...]) -> str:
+    """An argv as shell words: each word quoted, except a word that is exactly one `$NAME`
+    reference, which the shell expands (double-quoted) when the script runs."""
+    return " ".join(f'"{word}"' if _VARIABLE.fullmatch(word) else shquote(word) for word in argv)
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     import jinja2
@@ -45,6 +55,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["shquote"] = shquote
+    env.filters["shell_words"] = shell_words
     return env
 
 

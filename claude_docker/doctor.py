@@ -59,6 +59,8 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
 
         problem = missing_credential(cfg)
         yield Check("credential", problem is None, problem or "an API key, a token or a kept login", advisory=True)
+        if problem is None:
+            yield _credential_mode(cfg)
         yield Check(
             "notifier",
             cfg.notifier.configured,
@@ -67,6 +69,22 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
         )
 
     yield _disk(engine)
+
+
+def _credential_mode(cfg) -> Check:
+    """Which credential Claude will use, and whether the agent can read it (features/credentials.py)."""
+    from .features import credentials, endpoint
+    from .features.persistence import auth_dir
+    from .session import Session
+
+    try:
+        model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, os.environ)
+        login = cfg.persistence.auth != "none" and (auth_dir(cfg, Session(cfg.project_name, "probe")) / ".credentials.json").is_file()
+        mode, detail = credentials.mode(cfg, os.environ, model_endpoint, login)
+    except ClaudeDockerError as error:
+        return Check("credential mode", False, error.message.splitlines()[0], advisory=True)
+    protected = "held by the sandbox proxy" in detail
+    return Check("credential mode", protected, f"{mode}: {detail}", advisory=True)
 
 
 def _base_image(engine, base: str) -> Check:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from . import paths
+from . import contract
 from .artifacts import Artifact, context_hash, render_template
 from .config.interpolate import referenced_variables
 from .config.model import AUTO_MEMORY, DEFAULT_AGENT_UID, Config, NotifierConfig, to_plain
@@ -54,7 +54,7 @@ DEFAULT_SECRET = "claude-docker"
 DEFAULT_DEADLINE_SECONDS = 3600
 FIREWALL_WAIT_SECONDS = 120  # the agent's bounded wait, and the sidecar's startupProbe window
 HEADLESS_FLAGS = ("-p", "--print")
-LOG_DIR = paths.CONTAINER_LOG_DIR  # the firewall's dns.log: firewall read-write, agent read-only
+LOG_DIR = contract.CONTAINER_LOG_DIR  # the firewall's dns.log: firewall read-write, agent read-only
 
 # The notifier container: its own uid (the usual "nonroot" uid of minimal images; no image user
 # holds it), its own Secret holding the notifier section as JSON under one key.
@@ -64,7 +64,7 @@ NOTIFIER_SECRET_KEY = "notifier.json"
 NOTIFIER_ENV = "CLAUDE_DOCKER_NOTIFIER"  # what notify.pod reads the JSON from
 NOTIFIER_STATE_DIR = "/run/claude-docker/notifier"  # delivery state; the outbox is mounted below it
 NOTIFIER_IMAGE_REPOSITORY = "claude-docker-notifier"
-NOTIFIER_PYTHON_DIR = f"{paths.CONTAINER_ROOT}/python"
+NOTIFIER_PYTHON_DIR = f"{contract.CONTAINER_ROOT}/python"
 NOTIFIER_MODULE = "claude_docker.notify.pod"
 # Kubernetes sends SIGTERM to the sidecars once the agent has exited and kills them this much
 # later: the notifier's final delivery (session_end, retries of a slow endpoint) fits in it.
@@ -165,15 +165,13 @@ def runtime_files(cfg: Config, wait_seconds: int = FIREWALL_WAIT_SECONDS) -> dic
         egress = NotifierEgress(NOTIFIER_UID, notifier_endpoints(notifier))
         files.update(firewall.runtime_artifacts(cfg, session, egress))
     context = dict(
-        runtime_dir=paths.CONTAINER_RUNTIME,
-        bin_dir=paths.CONTAINER_BIN,
+        contract.template_context(),
+        runtime_dir=contract.CONTAINER_RUNTIME,
+        bin_dir=contract.CONTAINER_BIN,
         ready_dir=READY_DIR,
         state_dir=FIREWALL_STATE_DIR,
         firewall=cfg.network.firewall,
         wait_seconds=wait_seconds,
-        exit_firewall_failed=paths.EXIT_FIREWALL_FAILED,
-        exit_setup_failed=paths.EXIT_SETUP_FAILED,
-        exit_endpoint_unreachable=paths.EXIT_ENDPOINT_UNREACHABLE,
     )
     files[AGENT_SCRIPT] = Artifact(render_template(f"{AGENT_SCRIPT}.j2", **context).encode(), 0o755)
     if cfg.network.firewall:
@@ -242,11 +240,11 @@ def agent_env(cfg: Config, options: KubeOptions, project: str, environ: Mapping[
             env[name] = _secret_env(name, options.secret, optional=False)
         else:
             plain(name, value)
-    plain("HOME", paths.AGENT_HOME)
-    plain("USER", paths.AGENT_USER)
-    plain("LOGNAME", paths.AGENT_USER)
+    plain("HOME", contract.AGENT_HOME)
+    plain("USER", contract.AGENT_USER)
+    plain("LOGNAME", contract.AGENT_USER)
     plain("SHELL", "/bin/bash")
-    plain("CLAUDE_CONFIG_DIR", paths.CLAUDE_CONFIG_DIR)
+    plain("CLAUDE_CONFIG_DIR", contract.CLAUDE_CONFIG_DIR)
     plain("DISABLE_AUTOUPDATER", "1")
     plain("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
     plain("CLAUDE_DOCKER_SKIP_PERMISSIONS", "1" if cfg.claude.skip_permissions else "0")
@@ -469,7 +467,7 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
     }
 
     mount_path = cfg.workspace.mount_path
-    runtime_mount = {"name": "runtime", "mountPath": paths.CONTAINER_RUNTIME, "readOnly": True}
+    runtime_mount = {"name": "runtime", "mountPath": contract.CONTAINER_RUNTIME, "readOnly": True}
     agent_security = {
         "runAsUser": uid,
         "runAsGroup": gid,
@@ -510,9 +508,9 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
     agent_mounts = [
         runtime_mount,
         {"name": "ready", "mountPath": READY_DIR, "readOnly": True},
-        {"name": "outbox", "mountPath": paths.CONTAINER_OUTBOX},
+        {"name": "outbox", "mountPath": contract.CONTAINER_OUTBOX},
         {"name": "workspace", "mountPath": mount_path},
-        {"name": "home", "mountPath": paths.AGENT_HOME},
+        {"name": "home", "mountPath": contract.AGENT_HOME},
     ]
     if cfg.network.firewall:  # dns.log, which bin/check-endpoint reads to say why a name failed
         agent_mounts.append({"name": "log", "mountPath": LOG_DIR, "readOnly": True})
@@ -532,7 +530,7 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
         "name": "agent",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "command": ["/bin/bash", f"{paths.CONTAINER_RUNTIME}/{AGENT_SCRIPT}"],
+        "command": ["/bin/bash", f"{contract.CONTAINER_RUNTIME}/{AGENT_SCRIPT}"],
         "args": args,
         "workingDir": mount_path,
         "env": agent_env(cfg, options, project, environ),
@@ -553,7 +551,7 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
                 "restartPolicy": "Always",  # a native sidecar: runs beside the agent, ends with it
-                "command": ["/bin/bash", f"{paths.CONTAINER_RUNTIME}/{FIREWALL_SCRIPT}"],
+                "command": ["/bin/bash", f"{contract.CONTAINER_RUNTIME}/{FIREWALL_SCRIPT}"],
                 "env": [{"name": "AGENT_UID", "value": str(uid)}],
                 "securityContext": {
                     "runAsUser": 0,

@@ -16,24 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Mapping, Sequence
 
-from . import notify, paths, runplan
+from . import contract, notify, paths, runplan
 from .config.model import Config
+from .contract import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .features import filesystem, firewall, persistence
+from .features import credentials, filesystem, firewall, persistence
 from .features.image import ImageResult, age_warning, ensure_image
-from .session import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE, Session
+from .session import Session
 
 Echo = Callable[[str], None]
-
-# The privilege drop of the entrypoint, for `shell` (docker exec starts as root with the
-# container's capabilities; this leaves none to the agent).
-def drop_privileges(uid: str, gid: str) -> list[str]:
-    return [
-        "setpriv", "--reuid", uid, "--regid", gid, "--init-groups",
-        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--",
-    ]
-
 
 def is_headless(extra_args: Sequence[str], stdin_is_tty: bool) -> bool:
     """Headless when Claude is asked to print (-p/--print) or nobody is at a terminal."""
@@ -142,11 +134,11 @@ def up(
     if cfg.workspace.protect_git:  # what the agent planted must not wait for the next `up`
         for warning in filesystem.disarm_repositories(filesystem.real(cfg.workspace.path)):
             echo(f"warning: {warning}")
-    if code == paths.EXIT_FIREWALL_FAILED:
+    if code == contract.EXIT_FIREWALL_FAILED:
         echo("the firewall could not be set up; the session did not start (see the container output above)")
-    elif code == paths.EXIT_SETUP_FAILED:
+    elif code == contract.EXIT_SETUP_FAILED:
         echo("the container setup failed before Claude Code started (see the output above)")
-    elif code == paths.EXIT_ENDPOINT_UNREACHABLE:
+    elif code == contract.EXIT_ENDPOINT_UNREACHABLE:
         echo("the model endpoint did not accept a connection; Claude Code did not start (see the reason above)")
     if code not in (0, 130) and cfg.network.firewall:
         for line in refusals_block(session):
@@ -360,7 +352,7 @@ def ps_rows(engine: Engine, project: str | None = None) -> list[tuple[str, str, 
             info.labels.get(LABEL_SESSION, "?"),
             status_text(info),
             age(info.created),
-            info.labels.get(runplan.LABEL_IMAGE, info.image),
+            info.labels.get(contract.LABEL_IMAGE, info.image),
         )
         for info in sessions(engine, project)
     ]
@@ -423,13 +415,19 @@ def shell_argv(info: ContainerInfo, command: Sequence[str] = ()) -> list[str]:
     uid = info.env.get("AGENT_UID", "1000")
     gid = info.env.get("AGENT_GID", uid)
     interactive = ["-it"] if sys.stdin.isatty() and not command else ["-i"]
-    # claude.env's PATH and loader variables, for the agent only (see runplan.AGENT_ONLY_VARIABLES)
-    prefix = runplan.AGENT_ONLY_PREFIX
+    # claude.env's PATH and loader variables, for the agent only (see contract.AGENT_ONLY_VARIABLES)
+    prefix = contract.AGENT_ONLY_PREFIX
     agent_env = [f"{name[len(prefix):]}={value}" for name, value in info.env.items() if name.startswith(prefix)]
+    # The credentials only the sandbox proxy holds (credentials.SECRET_VARIABLES) are in the
+    # container's environment, which `docker exec` hands to every process it starts: emptied here,
+    # so no process of the shell (the agent's uid) ever has them, then removed.
+    secrets = [name for name in info.env if name.startswith(credentials.SECRET_PREFIX)]
     return [
         "exec", *interactive,
-        "-e", f"HOME={paths.AGENT_HOME}", "-e", f"USER={paths.AGENT_USER}", "-e", f"LOGNAME={paths.AGENT_USER}",
-        info.name, *drop_privileges(uid, gid), "/usr/bin/env", *agent_env, *(command or ["bash", "-l"]),
+        "-e", f"HOME={contract.AGENT_HOME}", "-e", f"USER={contract.AGENT_USER}", "-e", f"LOGNAME={contract.AGENT_USER}",
+        *[option for name in secrets for option in ("-e", f"{name}=")],
+        info.name, *contract.drop_privileges(uid, gid), "/usr/bin/env", *[f"--unset={name}" for name in secrets],
+        *agent_env, *(command or ["bash", "-l"]),
     ]
 
 

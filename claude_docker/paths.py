@@ -1,11 +1,9 @@
-"""Where claude-docker keeps things, on the host and inside the container."""
+"""Where claude-docker keeps things on the host (the container side is in contract.py)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-# --- host side -------------------------------------------------------------------------------
 
 
 def claude_docker_home() -> Path:
@@ -42,19 +40,3 @@ def shared_state_dir() -> Path:
     """State shared by every project (e.g. `persistence.auth: shared`)."""
     return claude_docker_home() / "shared"
 
-
-# --- container side (the contract between the host code and the container templates) -------
-
-CONTAINER_ROOT = "/opt/claude-docker"
-CONTAINER_BIN = f"{CONTAINER_ROOT}/bin"  # static helper scripts baked into the image
-CONTAINER_RUNTIME = f"{CONTAINER_ROOT}/runtime"  # rendered runtime artifacts, mounted read-only
-CONTAINER_OUTBOX = "/run/claude-docker/outbox"  # hook events for the host notifier (agent-writable)
-CONTAINER_LOG_DIR = "/run/claude-docker/log"  # firewall logs read by the host (root-writable only)
-AGENT_USER = "agent"
-AGENT_HOME = "/home/agent"
-CLAUDE_CONFIG_DIR = "/home/agent/.claude"  # persisted login + .claude.json (CLAUDE_CONFIG_DIR)
-
-# Exit codes the entrypoint uses before Claude starts (distinct from anything Claude returns).
-EXIT_FIREWALL_FAILED = 70
-EXIT_SETUP_FAILED = 71
-EXIT_ENDPOINT_UNREACHABLE = 72  # the model endpoint refused or did not answer a TCP connection

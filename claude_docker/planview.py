@@ -15,8 +15,9 @@ from typing import Mapping
 
 from . import runplan
 from .config.model import Config
+from .contract import LABEL_CLAUDE_CODE_VERSION
 from .errors import ClaudeDockerError
-from .features.image import LABEL_CLAUDE_CODE_VERSION, build_context, image_tag
+from .features.image import build_context, image_tag
 from .runspec import ContainerPlan, TmpfsMount
 from .session import Session
 

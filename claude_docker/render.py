@@ -22,7 +22,7 @@ def render_build_context(cfg: Config) -> dict[str, Artifact]:
 
 
 def render_runtime(cfg: Config, session: Session) -> dict[str, Artifact]:
-    """Per-session files mounted read-only at paths.CONTAINER_RUNTIME."""
+    """Per-session files mounted read-only at contract.CONTAINER_RUNTIME."""
     artifacts: dict[str, Artifact] = {}
     artifacts.update(firewall.runtime_artifacts(cfg, session))
     artifacts.update(claude_settings.runtime_artifacts(cfg, session))

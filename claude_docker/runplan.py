@@ -11,25 +11,28 @@ import os
 from dataclasses import replace
 from typing import Mapping
 
-from . import notify, paths
+from . import contract, notify
 from .artifacts import Artifact, context_hash, write_artifacts
 from .config.model import Config
-from .errors import ClaudeDockerError
-from .features import endpoint, filesystem, firewall, persistence
-from .features.claude_settings import auth_env
-from .features.persistence import agent_ids
-from .render import render_runtime
-from .runspec import ContainerPlan, RunSpec
-from .session import (
+from .contract import (
+    AGENT_ONLY_PREFIX,
+    AGENT_ONLY_VARIABLES,
     LABEL_CONFIG_FILE,
     LABEL_CONFIG_HASH,
+    LABEL_IMAGE,
     LABEL_MANAGED,
     LABEL_PROJECT,
     LABEL_PROTECT_GIT,
     LABEL_SESSION,
     LABEL_WORKSPACE,
-    Session,
 )
+from .errors import ClaudeDockerError
+from .features import credentials, endpoint, filesystem, firewall, persistence
+from .features.claude_settings import auth_env
+from .features.persistence import agent_ids
+from .render import render_runtime
+from .runspec import ContainerPlan, RunSpec
+from .session import Session
 
 # What the entrypoint needs as root before it drops to the agent (the agent keeps none of them):
 # SETUID/SETGID  switch to the agent's uid/gid (setpriv);
@@ -38,16 +41,6 @@ from .session import (
 # DAC_OVERRIDE   setup steps prepare persisted dirs owned by the host user (not root);
 # FOWNER         ... and chmod them.
 ENTRYPOINT_CAPS = frozenset({"SETUID", "SETGID", "SETPCAP", "CHOWN", "DAC_OVERRIDE", "FOWNER"})
-
-LABEL_IMAGE = "dev.claude-docker.image"
-
-# PATH and what the dynamic loader or bash act on before a script's first line runs. Set from
-# `claude.env` in the container's environment, they would steer the root phase of the next
-# start (the entrypoint, and `docker exec` before its privilege drop) to files the agent wrote,
-# e.g. PATH=/workspace/.venv/bin:... and a planted `.venv/bin/id`. So they travel under a prefix
-# and the entrypoint sets them for the agent only, after the drop.
-AGENT_ONLY_VARIABLES = ("PATH", "LD_PRELOAD", "LD_LIBRARY_PATH", "LD_AUDIT", "BASH_ENV", "ENV")
-AGENT_ONLY_PREFIX = "CLAUDE_DOCKER_AGENT_"
 
 
 def workspace_warning(cfg: Config, uid: int, gid: int) -> str | None:
@@ -126,13 +119,17 @@ def plan(
     if credential_problems:
         raise ClaudeDockerError(credential_problems[0], endpoint.CREDENTIAL_FILE_HINT)
     model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, environ)
-    cfg = replace(cfg, network=replace(cfg.network, model_endpoint=model_endpoint))  # the firewall opens it
+    # The proxy holds the model credential and the git token; the agent gets placeholders.
+    injection = credentials.plan(cfg, environ, model_endpoint)
+    cfg = replace(
+        cfg, network=replace(cfg.network, model_endpoint=model_endpoint, injected_headers=injection.headers)
+    )  # the firewall opens the endpoint and serves the local ones
     spec = collect_spec(cfg, session)
 
     runtime = render_runtime(cfg, session)
     session.runtime_dir.mkdir(parents=True, exist_ok=True)
     write_artifacts(runtime, session.runtime_dir)
-    spec.bind(str(session.runtime_dir), paths.CONTAINER_RUNTIME, read_only=True)
+    spec.bind(str(session.runtime_dir), contract.CONTAINER_RUNTIME, read_only=True)
 
     uid, gid = agent_ids(cfg)
     warning = workspace_warning(cfg, uid, gid)
@@ -146,7 +143,7 @@ def plan(
         {
             "AGENT_UID": str(uid),
             "AGENT_GID": str(gid),
-            "CLAUDE_CONFIG_DIR": paths.CLAUDE_CONFIG_DIR,
+            "CLAUDE_CONFIG_DIR": contract.CLAUDE_CONFIG_DIR,
             "DISABLE_AUTOUPDATER": "1",
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "CLAUDE_DOCKER_SKIP_PERMISSIONS": "1" if cfg.claude.skip_permissions else "0",
@@ -155,6 +152,9 @@ def plan(
         }
     )
     env.update(auth_env(cfg, environ))
+    env.update(injection.agent_env)  # placeholders and the local endpoints over the credentials
+    env.update(injection.secret_env)  # taken out by the entrypoint and handed to the proxy alone
+    spec.warnings.extend(injection.unprotected)
     env.update(endpoint.container_env(model_endpoint))  # checked by the entrypoint before Claude starts
     for credential in endpoint.credential_files(cfg, environ):  # the file alone, read-only
         spec.bind(credential.host_path, credential.container_path, read_only=True)

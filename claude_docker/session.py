@@ -8,15 +8,6 @@ from pathlib import Path
 
 from .paths import project_state_dir
 
-LABEL_PREFIX = "dev.claude-docker"
-LABEL_MANAGED = f"{LABEL_PREFIX}.managed"
-LABEL_PROJECT = f"{LABEL_PREFIX}.project"
-LABEL_SESSION = f"{LABEL_PREFIX}.session"
-LABEL_CONFIG_HASH = f"{LABEL_PREFIX}.config-hash"
-LABEL_WORKSPACE = f"{LABEL_PREFIX}.workspace"
-LABEL_CONFIG_FILE = f"{LABEL_PREFIX}.config-file"
-LABEL_PROTECT_GIT = f"{LABEL_PREFIX}.protect-git"  # "0": `down` leaves the workspace's git dirs alone
-
 
 def new_session_id() -> str:
     return secrets.token_hex(4)
@@ -45,15 +36,15 @@ class Session:
 
     @property
     def runtime_dir(self) -> Path:
-        """Rendered runtime artifacts, mounted read-only at paths.CONTAINER_RUNTIME."""
+        """Rendered runtime artifacts, mounted read-only at contract.CONTAINER_RUNTIME."""
         return self.session_dir / "runtime"
 
     @property
     def outbox_dir(self) -> Path:
-        """Hook events written by the container, mounted at paths.CONTAINER_OUTBOX."""
+        """Hook events written by the container, mounted at contract.CONTAINER_OUTBOX."""
         return self.session_dir / "outbox"
 
     @property
     def log_dir(self) -> Path:
-        """Firewall logs (blocked DNS names), mounted at paths.CONTAINER_LOG_DIR."""
+        """Firewall logs (blocked DNS names), mounted at contract.CONTAINER_LOG_DIR."""
         return self.session_dir / "log"

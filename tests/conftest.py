@@ -21,7 +21,7 @@ HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 TEST_LABEL = "dev.claude-docker.test"
 
 # Fixtures shared by the engine and end-to-end tests, kept in modules of their own.
-pytest_plugins = ["tests.support.sandbox"]
+pytest_plugins = ["tests.support.sandbox", "tests.support.keys"]
 
 # Subprocesses (the `claude-docker` command, the detached notifier watcher) run this checkout's
 # code, whichever checkout the console script was last installed from.

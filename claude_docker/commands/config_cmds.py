@@ -65,6 +65,11 @@ def validate(config_file: str | None, output_format: str) -> None:
     credential_problems = credential_file_problems(loaded.config, os.environ)
     if credential_problems:
         raise ClaudeDockerError(credential_problems[0], CREDENTIAL_FILE_HINT)
+    from ..features import credentials
+
+    token_problems = credentials.problems(loaded.config, os.environ)
+    if token_problems:
+        raise ClaudeDockerError(token_problems[0], credentials.TOKEN_HINT)
     pending = trust.untrusted(loaded.config)
     warnings = firewall.config_warnings(loaded.config) + image.config_warnings(loaded.config)
     model_endpoint = _model_endpoint(loaded.config)
@@ -231,7 +236,9 @@ def effective_document(cfg: Config) -> dict:
         "image": plain["image"],
         "workspace": plain["workspace"],
         "filesystem": {**plain["filesystem"], "blocked_paths": blocked},
-        "network": present({**plain["network"], "proxy": present(plain["network"]["proxy"] or {}) or None}),
+        "network": present(
+            {**plain["network"], "proxy": present(plain["network"]["proxy"] or {}) or None, "injected_headers": None}
+        ),
         "persistence": persistence,
         "notifier": present(notifier),
         "claude": present(claude),

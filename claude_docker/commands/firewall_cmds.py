@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .. import contract
 from ..config.pipeline import load_config
 from ..errors import ClaudeDockerError
 from ..features import firewall
@@ -20,17 +21,17 @@ def session_logs(project: str) -> list[tuple[str, Path]]:
 
     The proxy's log lies next to the dns log (`proxy_log`)."""
     sessions = project_state_dir(project) / "sessions"
-    logs = [(d.name, d / "log" / firewall.DNS_LOG_NAME) for d in sessions.glob("*") if d.is_dir()]
+    logs = [(d.name, d / "log" / contract.DNS_LOG_NAME) for d in sessions.glob("*") if d.is_dir()]
     logs = [(sid, log) for sid, log in logs if log.is_file()]
     return sorted(logs, key=lambda item: item[1].stat().st_mtime)
 
 
 def proxy_log(dns_log: Path) -> Path:
-    return dns_log.with_name(firewall.PROXY_LOG_NAME)
+    return dns_log.with_name(contract.PROXY_LOG_NAME)
 
 
 def packet_log(dns_log: Path) -> Path:
-    return dns_log.with_name(firewall.PACKET_LOG_NAME)
+    return dns_log.with_name(contract.PACKET_LOG_NAME)
 
 
 @click.command()

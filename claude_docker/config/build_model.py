@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..paths import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
+from ..contract import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
 from .config_values import ValueProblem, parse_cidr, parse_port_mapping, read_ca_certificate
 from .loader import KeyPath
 from .model import (
@@ -15,6 +15,7 @@ from .model import (
     CommandNotifierConfig,
     Config,
     FilesystemConfig,
+    GitCredential,
     GitIdentity,
     ImageConfig,
     McpServer,
@@ -63,6 +64,7 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
     resources = _section(data, "resources")
 
     proxy = network.get("proxy")
+    git_credential = network.get("git_credential")
     git = persistence.get("git")
     twilio = notifier.get("twilio")
     auth = persistence.get("auth", PersistenceConfig.auth)
@@ -100,6 +102,11 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             allow_private_answers=network.get("allow_private_answers", NetworkConfig.allow_private_answers),
             name_checks=network.get("name_checks", NetworkConfig.name_checks),
             host_ports=tuple(dict.fromkeys(network.get("host_ports", ()))),
+            git_credential=GitCredential(
+                host=git_credential["host"],
+                token_variable=git_credential["token_variable"],
+                username=git_credential.get("username", GitCredential.username),
+            ) if isinstance(git_credential, dict) else None,
             proxy=ProxyConfig(
                 http=proxy.get("http"), https=proxy.get("https"), no_proxy=tuple(proxy.get("no_proxy", ()))
             ) if isinstance(proxy, dict) else None,
@@ -169,6 +176,10 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
     )
 
 
+# Claude Code's credentials: what the sandbox proxy holds for it (features/credentials.py).
+CREDENTIAL_ENV_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+
+
 def semantic_problems(data: dict, report: Report) -> None:
     """Rules beyond the schema: real IP networks and ports, twilio credentials, safe mount targets."""
     for index, entry in enumerate(_list(_section(data, "network").get("allowed_cidrs"))):
@@ -182,6 +193,17 @@ def semantic_problems(data: dict, report: Report) -> None:
     _check_published_ports(_list(data.get("ports")), report)
     for index, entry in enumerate(_list(_section(data, "image").get("extra_ca_certificates"))):
         _check_value(read_ca_certificate, entry, ("image", "extra_ca_certificates", index), report)
+
+    # The model credential and tokens come from the user's environment or env file, never from a
+    # config file (a committed one could carry anybody's key, and its values are printed by `config`).
+    for name in _section(_section(data, "claude"), "env"):
+        if name in CREDENTIAL_ENV_VARIABLES:
+            report(("claude", "env", name), f"{name} is a credential, which is never read from a config file")
+    network = _section(data, "network")
+    if isinstance(network.get("git_credential"), dict) and (
+        network.get("firewall") is False or network.get("name_checks") is False
+    ):
+        report(("network", "git_credential"), "needs the firewall's proxy (network.firewall and network.name_checks true)")
 
     twilio = _section(_section(data, "notifier"), "twilio")
     if twilio:

@@ -18,10 +18,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal, Mapping, TypeVar
 
+from ..contract import EVENT_KINDS
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-NOTIFIER_EVENTS = ("stop", "notification", "failure", "session_end")
+NOTIFIER_EVENTS = EVENT_KINDS  # what `notifier.on` may name: the kinds the hook helper writes
 
 DEFAULT_BASE_IMAGE = "node:22-bookworm-slim"
 DEFAULT_MOUNT_PATH = "/workspace"
@@ -81,6 +83,8 @@ class ModelEndpoint:
     host: str  # lower-case name or IPv4 address
     port: int
     source: str  # where it came from, in words
+    scheme: str = "https"  # "http" only when the URL says so
+    path: str = ""  # the URL's path prefix, without a trailing slash (a gateway's /anthropic)
 
     @property
     def is_address(self) -> bool:
@@ -108,6 +112,16 @@ class PublishedPort:
 
 
 @dataclass(frozen=True)
+class GitCredential:
+    """network.git_credential: the variable holding a token for one git host over HTTPS. The
+    token itself is read from the environment or the env file at `up`, never from a file here."""
+
+    host: str  # an exact lower-case name
+    token_variable: str
+    username: str = "x-access-token"
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     firewall: bool = True
     allowed_domains: tuple[str, ...] = ()  # "example.com", "*.example.com", "github.com:22"
@@ -118,6 +132,10 @@ class NetworkConfig:
     name_checks: bool = True  # the name-checking proxy; False: address-level, as admitted by DNS
     host_ports: tuple[int, ...] = ()  # TCP ports of the Docker host the container may reach
     model_endpoint: ModelEndpoint | None = None  # set by runplan from what Claude will use
+    git_credential: GitCredential | None = None  # a token the sandbox proxy adds for one git host
+    # Set by runplan: the request headers the sandbox proxy fills with the model credential
+    # ("x-api-key", "authorization"); empty when Claude holds its credential itself.
+    injected_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Mapping
 from ..artifacts import Artifact
 from ..config.interpolate import read_env_file
 from ..config.model import Config, McpServer
-from ..paths import CONTAINER_BIN
+from ..contract import HOOK_EVENTS, HOOK_HELPER
 from ..session import Session
 from .endpoint import PROVIDER_VARIABLES
 
@@ -27,16 +27,7 @@ AUTH_VARIABLES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BAS
 RUNTIME_VARIABLES = AUTH_VARIABLES + PROVIDER_VARIABLES
 MCP_CONFIG_FILE = "mcp.json"
 
-HOOK_EVENT_COMMAND = f"{CONTAINER_BIN}/hook-event"
 HOOK_TIMEOUT_SECONDS = 10
-
-# Claude Code hook name → notifier event (the names users write in `notifier.on`).
-HOOK_EVENTS = {
-    "Stop": "stop",
-    "Notification": "notification",
-    "StopFailure": "failure",
-    "SessionEnd": "session_end",
-}
 
 
 def runtime_artifacts(cfg: Config, session: Session) -> dict[str, Artifact]:
@@ -60,7 +51,7 @@ def settings_document(cfg: Config) -> dict:
         if event in cfg.notifier.on:
             command = {
                 "type": "command",
-                "command": f"{HOOK_EVENT_COMMAND} {event}",
+                "command": f"{HOOK_HELPER} {event}",
                 "timeout": HOOK_TIMEOUT_SECONDS,
             }
             hooks[hook_name] = [{"hooks": [command]}]

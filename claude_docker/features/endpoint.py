@@ -79,7 +79,8 @@ def _from_url(url: str, source: str) -> ModelEndpoint | None:
         port = parts.port or (80 if parts.scheme == "http" else 443)
     except ValueError:
         return None
-    return ModelEndpoint(host, port, source)
+    scheme = "http" if parts.scheme == "http" else "https"
+    return ModelEndpoint(host, port, source, scheme, parts.path.rstrip("/"))
 
 
 def derive(cfg: Config, environ: Mapping[str, str]) -> ModelEndpoint:

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Iterable
 from urllib.parse import urlsplit
 
-from .. import paths
+from .. import contract
 from ..artifacts import Artifact, render_template
 from ..config.config_values import ValueProblem, parse_cidr
 from ..config.model import Config
+from ..contract import DNS_LOG_NAME, PACKET_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
 from ..errors import FirewallError
 from ..runspec import RunSpec
 from ..session import Session
@@ -37,13 +38,11 @@ SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
 PROXY_CONF = "haproxy.cfg"
 PROXY_USER = "haproxy"  # created by Debian's haproxy package
-PROXY_LOG_NAME = "proxy.log"  # inside the session log dir
 # The proxy's listeners on loopback; the agent's TCP to admitted addresses is redirected there.
 PROXY_TLS_PORT = 15443
 PROXY_HTTP_PORT = 15080
 PROXY_CHAIN_PORT = 15128  # HTTP(S)_PROXY of the session when it chains to network.proxy
 DNSMASQ_SERVERS = "dnsmasq-servers.tmpl"  # server= lines; the script fills in the upstream(s)
-DNS_LOG_NAME = "dns.log"  # inside the session log dir
 # dnsmasq logs every query (~300 bytes), as often as the agent asks. Inside the container a root
 # loop moves the log's end to dns.log.1 and empties dns.log past DNS_LOG_MAX_BYTES; the host reads
 # at most the last MAX_DNS_LOG_READ bytes of each file.
@@ -56,7 +55,6 @@ UPSTREAM_PLACEHOLDER = "@UPSTREAM@"
 # is logged LOG_BURST_PER_DESTINATION times, then LOG_RATE_PER_DESTINATION a second; all of them
 # together at most LOG_RATE a second after a burst of LOG_BURST) goes to an NFLOG group that ulogd
 # (Debian's ulogd2, configured by container/ulogd.conf.j2) writes to packets.log.
-PACKET_LOG_NAME = "packets.log"  # inside the session log dir
 ULOGD_CONF = "ulogd.conf"
 ULOGD_USER = "ulog"  # created by Debian's ulogd2 package
 NFLOG_GROUP = 7
@@ -473,7 +471,8 @@ def _notifier_dns(
 def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | None = None) -> dict[str, Artifact]:
     if not cfg.network.firewall:
         return {}
-    domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *endpoint_domains(cfg))
+    git_host = [cfg.network.git_credential.host] if cfg.network.git_credential and cfg.network.name_checks else []
+    domains = (*cfg.network.allowed_domains, *proxy_port_entries(cfg), *endpoint_domains(cfg), *git_host)
     dns = plan_dns(domains)
     # The model endpoint is checked before Claude starts, on its own: the self-test proves the allowlist.
     selftest = selftest_names(plan_dns(cfg.network.allowed_domains).forward)
@@ -498,20 +497,23 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         proxy_conf=PROXY_CONF,
         proxy_user=PROXY_USER,
         proxy_group=PROXY_USER,
-        proxy_log=f"{paths.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
+        proxy_log=f"{contract.CONTAINER_LOG_DIR}/{PROXY_LOG_NAME}",
         tls_listen_port=PROXY_TLS_PORT,
         http_listen_port=PROXY_HTTP_PORT,
         chain_listen_port=PROXY_CHAIN_PORT,
         upstream_proxy=upstream_proxy(cfg),
+        model=local_model_endpoint(cfg),
+        git=local_git_endpoint(cfg),
+        ca_file=SYSTEM_CA_FILE,
         resolver="127.0.0.1:53",
         allow_host_network=cfg.network.allow_host_network,
         selftest_names=selftest,
         selftest_hellos=[printf_escaped(client_hello(name)) for name in selftest],
         selftest_refused_hello=printf_escaped(client_hello(SELFTEST_REFUSED)),
         **exact_openings(cfg),
-        runtime_dir=paths.CONTAINER_RUNTIME,
-        log_dir=paths.CONTAINER_LOG_DIR,
-        dns_log=f"{paths.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
+        runtime_dir=contract.CONTAINER_RUNTIME,
+        log_dir=contract.CONTAINER_LOG_DIR,
+        dns_log=f"{contract.CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
         dns_log_max_bytes=DNS_LOG_MAX_BYTES,
         dns_log_keep_bytes=DNS_LOG_KEEP_BYTES,
         dns_log_check_seconds=DNS_LOG_CHECK_SECONDS,
@@ -522,7 +524,7 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         selftest_refused=SELFTEST_REFUSED,
         unresolved_marker=UNRESOLVED_MARKER,
         published_ports=sorted({port.container_port for port in cfg.ports}),
-        packet_log=f"{paths.CONTAINER_LOG_DIR}/{PACKET_LOG_NAME}",
+        packet_log=f"{contract.CONTAINER_LOG_DIR}/{PACKET_LOG_NAME}",
         ulogd_conf=ULOGD_CONF,
         ulogd_user=ULOGD_USER,
         nflog_group=NFLOG_GROUP,
@@ -543,6 +545,47 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
 
 
 FIREWALL_STATE_DIR = "/run/claude-docker-firewall"  # in-container, root-owned: pid, servers file
+# The image's trust store: Debian's CAs plus image.extra_ca_certificates (update-ca-certificates).
+SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+# --- the local endpoints where the proxy adds credentials (see credentials.py) ------------------
+
+
+def local_model_endpoint(cfg: Config) -> dict[str, object] | None:
+    """The model frontend of haproxy.cfg, when the proxy holds the model credential."""
+    from . import credentials
+
+    found = cfg.network.model_endpoint
+    if not cfg.network.injected_headers or found is None or not cfg.network.name_checks:
+        return None
+    default_port = 80 if found.scheme == "http" else 443
+    return dict(
+        listen_port=credentials.MODEL_LISTEN_PORT,
+        host=found.host,
+        port=found.port,
+        host_header=found.host if found.port == default_port else f"{found.host}:{found.port}",
+        is_address=found.is_address,
+        tls=found.scheme == "https",
+        headers=cfg.network.injected_headers,
+        max_connections=credentials.MAX_CONNECTIONS,
+        max_request_bytes=credentials.MAX_REQUEST_BYTES,
+        max_requests_per_minute=credentials.MAX_REQUESTS_PER_MINUTE,
+    )
+
+
+def local_git_endpoint(cfg: Config) -> dict[str, object] | None:
+    from . import credentials
+
+    git = cfg.network.git_credential
+    if git is None or not cfg.network.name_checks:
+        return None
+    return dict(
+        listen_port=credentials.GIT_LISTEN_PORT,
+        host=git.host,
+        max_connections=credentials.MAX_CONNECTIONS,
+        max_requests_per_minute=credentials.MAX_REQUESTS_PER_MINUTE,
+    )
 
 
 # --- the model endpoint and host ports: one address and TCP port each (see endpoint.py) -------
@@ -636,7 +679,7 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     if unresolved_seen(session):
         spec.env[ENV_UNRESOLVED_SEEN] = "1"
     session.log_dir.mkdir(parents=True, exist_ok=True)
-    spec.bind(str(session.log_dir), paths.CONTAINER_LOG_DIR, read_only=False)
+    spec.bind(str(session.log_dir), contract.CONTAINER_LOG_DIR, read_only=False)
 
 
 def config_warnings(cfg: Config) -> list[str]:

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
-from .. import paths
+from .. import contract
 from ..artifacts import Artifact, context_hash, render_template
 from ..config.config_values import ValueProblem, read_ca_certificate
 from ..config.model import Config, ImageConfig, ProxyConfig
@@ -20,24 +20,33 @@ from ..errors import ClaudeDockerError, EngineError
 from ..resources import container_dir
 
 IMAGE_REPOSITORY = "claude-docker"
-LABEL_CLAUDE_CODE_VERSION = "dev.claude-docker.claude-code-version"
-LABEL_CONTEXT_HASH = "dev.claude-docker.image-hash"
-LABEL_MANAGED = "dev.claude-docker.managed"
-VERSION_FILE = f"{paths.CONTAINER_ROOT}/claude-code-version"
+VERSION_FILE = f"{contract.CONTAINER_ROOT}/claude-code-version"
+TEMPLATE_SUFFIX = ".j2"  # a helper under container/bin/ rendered with the contract
 
 
 def build_context(image: ImageConfig) -> dict[str, Artifact]:
-    """Dockerfile + entrypoint + every file under container/bin/ + the CA files' bytes."""
+    """Dockerfile + entrypoint + every file under container/bin/ + the CA files' bytes.
+
+    The entrypoint and the helpers named `*.j2` are rendered with the host/container contract
+    (contract.template_context), so both sides read the same labels, paths, event kinds and
+    privilege drop; the other helpers are copied as they are.
+    """
     artifacts: dict[str, Artifact] = {}
+    shared = contract.template_context()
     bin_dir = container_dir() / "bin"
     if bin_dir.is_dir():
         for path in sorted(bin_dir.rglob("*")):
             if path.is_file():
                 mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-                artifacts["bin/" + path.relative_to(bin_dir).as_posix()] = Artifact(path.read_bytes(), mode)
+                name = "bin/" + path.relative_to(bin_dir).as_posix()
+                if name.endswith(TEMPLATE_SUFFIX):
+                    template = path.relative_to(container_dir()).as_posix()
+                    artifacts[name.removesuffix(TEMPLATE_SUFFIX)] = Artifact(render_template(template, **shared).encode(), mode)
+                else:
+                    artifacts[name] = Artifact(path.read_bytes(), mode)
     for index, ca_file in enumerate(image.extra_ca_certificates):
         artifacts[f"ca/{index:02d}-{_safe_name(ca_file)}.crt"] = Artifact(_read_ca(ca_file))
-    artifacts["entrypoint.sh"] = Artifact(_render_entrypoint().encode(), 0o755)
+    artifacts["entrypoint.sh"] = Artifact(render_template("entrypoint.sh.j2", **shared).encode(), 0o755)
     artifacts["Dockerfile"] = Artifact(
         render_template(
             "Dockerfile.j2",
@@ -49,24 +58,11 @@ def build_context(image: ImageConfig) -> dict[str, Artifact]:
             pip_packages=image.pip_packages,
             ca_files=bool(image.extra_ca_certificates),
             has_bin=any(name.startswith("bin/") for name in artifacts),
-            container_root=paths.CONTAINER_ROOT,
-            container_bin=paths.CONTAINER_BIN,
+            container_root=contract.CONTAINER_ROOT,
+            container_bin=contract.CONTAINER_BIN,
         ).encode()
     )
     return dict(sorted(artifacts.items()))
-
-
-def _render_entrypoint() -> str:
-    return render_template(
-        "entrypoint.sh",
-        container_runtime=paths.CONTAINER_RUNTIME,
-        container_bin=paths.CONTAINER_BIN,
-        agent_user=paths.AGENT_USER,
-        agent_home=paths.AGENT_HOME,
-        exit_firewall_failed=paths.EXIT_FIREWALL_FAILED,
-        exit_setup_failed=paths.EXIT_SETUP_FAILED,
-        exit_endpoint_unreachable=paths.EXIT_ENDPOINT_UNREACHABLE,
-    )
 
 
 def _safe_name(path: str) -> str:
@@ -176,7 +172,7 @@ def ensure_image(
     artifacts = build_context(image)
     tag = image_tag(artifacts)
     existing = engine.image_labels(tag)
-    present_version = existing.get(LABEL_CLAUDE_CODE_VERSION, "unknown") if existing is not None else None
+    present_version = existing.get(contract.LABEL_CLAUDE_CODE_VERSION, "unknown") if existing is not None else None
     if not (force or no_cache or pull) and existing is not None:
         return ImageResult(tag, False, present_version or "unknown", created=engine.image_created(tag))
     previous = None
@@ -205,9 +201,9 @@ def ensure_image(
     engine.label_image(
         tag,
         {
-            LABEL_MANAGED: "1",
-            LABEL_CONTEXT_HASH: tag.split(":", 1)[1],
-            LABEL_CLAUDE_CODE_VERSION: version,
+            contract.LABEL_MANAGED: "1",
+            contract.LABEL_CONTEXT_HASH: tag.split(":", 1)[1],
+            contract.LABEL_CLAUDE_CODE_VERSION: version,
         },
     )
     return ImageResult(tag, True, version, previous_version=previous)

@@ -21,7 +21,7 @@ import stat
 from pathlib import Path
 from typing import Mapping
 
-from .. import paths
+from .. import contract, paths
 from ..atomicfile import set_aside, write_atomic
 from ..config.model import DEFAULT_AGENT_UID, Config
 from ..errors import ClaudeDockerError
@@ -319,8 +319,8 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
     seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(cfg), warnings=spec.warnings)
     if persistence.import_host_login and persistence.auth != "none" and import_host_login(config_dir, ids):
         spec.warnings.append(IMPORT_LOGIN_WARNING)
-    spec.bind(str(config_dir), paths.CLAUDE_CONFIG_DIR, read_only=False)
-    spec.env["CLAUDE_CONFIG_DIR"] = paths.CLAUDE_CONFIG_DIR
+    spec.bind(str(config_dir), contract.CLAUDE_CONFIG_DIR, read_only=False)
+    spec.env["CLAUDE_CONFIG_DIR"] = contract.CLAUDE_CONFIG_DIR
 
     if persistence.shell_history:
         history = ensure_dir(history_dir(session.state_dir), ids)
@@ -348,7 +348,12 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
 
 
 def _api_key(cfg: Config) -> str | None:
-    """The API key the container will get, found the way the run plan finds it."""
+    """The API key the container will get, found the way the run plan finds it: the placeholder
+    when the sandbox proxy holds the key (not even the key's end lands in the agent's files)."""
+    if "x-api-key" in cfg.network.injected_headers:
+        from .credentials import PLACEHOLDER
+
+        return PLACEHOLDER
     return auth_env(cfg, os.environ).get("ANTHROPIC_API_KEY") or cfg.claude.env.get("ANTHROPIC_API_KEY")
 
 
@@ -357,7 +362,7 @@ def _git(cfg: Config, spec: RunSpec) -> None:
 
     gitconfig = host_gitconfig(cfg)
     if gitconfig is not None:
-        spec.bind(os.path.realpath(gitconfig), f"{paths.AGENT_HOME}/.gitconfig", read_only=True)
+        spec.bind(os.path.realpath(gitconfig), f"{contract.AGENT_HOME}/.gitconfig", read_only=True)
     identity = cfg.persistence.git_identity
     if identity is not None:
         # Environment beats any gitconfig, so this also overrides a mounted host identity.
@@ -373,8 +378,8 @@ def dotfile_target(dotfile: str, host_home: Path | None = None) -> str:
     home = str(host_home or Path.home())
     absolute = os.path.abspath(dotfile)
     if absolute.startswith(home.rstrip("/") + "/"):
-        return f"{paths.AGENT_HOME}/{os.path.relpath(absolute, home)}"
-    return f"{paths.AGENT_HOME}/{os.path.basename(absolute)}"
+        return f"{contract.AGENT_HOME}/{os.path.relpath(absolute, home)}"
+    return f"{contract.AGENT_HOME}/{os.path.basename(absolute)}"
 
 
 # --- reset ----------------------------------------------------------------------------------

@@ -29,9 +29,9 @@ from typing import Iterator, Mapping
 
 from ..config.interpolate import read_env_file, referenced_variables
 from ..config.model import Config, NotifierConfig, to_plain
+from ..contract import CONTAINER_OUTBOX
 from ..errors import ClaudeDockerError
 from ..features.persistence import agent_ids
-from ..paths import CONTAINER_OUTBOX
 from ..runspec import RunSpec
 from ..session import Session
 from .delivery import (

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomicfile import write_atomic
-from ..config.model import NOTIFIER_EVENTS
+from ..contract import EVENT_KINDS, HOOK_EVENTS
 
 MAX_EVENT_BYTES = 1024 * 1024  # what the in-container hook writes at most
 MAX_OUTBOX_FILES = 256  # pending events kept; more than a session's caps can ever send
@@ -32,13 +32,6 @@ STALE_TMP_SECONDS = 60  # a `.tmp-` file a writer has not renamed by then is aba
 BAD_SUFFIX = ".bad"
 EVENT_NAME = re.compile(r"^(?P<ns>\d{1,20})-(?P<kind>[a-z_]{1,20})-[0-9A-Za-z_-]{0,40}\.(?P<ext>json|txt)$")
 
-# Claude Code's hook_event_name → notifier event.
-HOOK_TO_EVENT = {
-    "Stop": "stop",
-    "Notification": "notification",
-    "StopFailure": "failure",
-    "SessionEnd": "session_end",
-}
 MESSAGE_EVENT = "message"  # text sent with the in-container `notify` command
 TEST_EVENT = "test"  # `claude-docker notify test`
 # Debounce lanes (notifier.min_interval_seconds): within a lane a newer event supersedes an older
@@ -95,8 +88,8 @@ def read_event(outbox: Path, name: str) -> Event:
         return Event(name, path, kind, created_at, problem="not valid JSON (nested too deeply)")
     if not isinstance(hook, dict):
         return Event(name, path, kind, created_at, problem="not a JSON object")
-    kind = HOOK_TO_EVENT.get(str(hook.get("hook_event_name")), kind)
-    if kind not in NOTIFIER_EVENTS and kind not in (MESSAGE_EVENT, TEST_EVENT):
+    kind = HOOK_EVENTS.get(str(hook.get("hook_event_name")), kind)
+    if kind not in EVENT_KINDS and kind not in (MESSAGE_EVENT, TEST_EVENT):
         return Event(name, path, kind, created_at, hook=hook, problem=f"unknown event kind {kind!r}")
     return Event(name, path, kind, created_at, text=_hook_text(hook), hook=hook)
 

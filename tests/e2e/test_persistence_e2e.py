@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from claude_docker.session import LABEL_WORKSPACE
+from claude_docker.contract import LABEL_WORKSPACE
 from tests.fakes.anthropic import FakeAnthropic, text
 from tests.fakes.projects import bridge_gateway, make_project
 from tests.support.wait import wait_for

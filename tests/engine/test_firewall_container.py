@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from claude_docker import paths
+from claude_docker import contract
 from tests.support.sandbox import PING_PL, Sandbox, dns_query, net_name, point
 from tests.support.wait import wait_for
 
@@ -131,7 +131,7 @@ def test_agent_cannot_open_the_firewall(sandbox, internet, servers, network_kind
         "ipset add": f"ipset add cd-dns {servers['gamma'].address(net)}",
         "kill dnsmasq": "kill -9 $(cat /run/claude-docker-firewall/dnsmasq.pid)",
         "rewrite resolv.conf": "echo nameserver 8.8.8.8 > /etc/resolv.conf",
-        "edit the dnsmasq config": f"echo server=/other.test/{paths.CONTAINER_RUNTIME} >> {paths.CONTAINER_RUNTIME}/dnsmasq.conf",
+        "edit the dnsmasq config": f"echo server=/other.test/{contract.CONTAINER_RUNTIME} >> {contract.CONTAINER_RUNTIME}/dnsmasq.conf",
         "write the log": "echo forged >> /run/claude-docker/log/dns.log",
     }
     for what, command in attempts.items():
@@ -220,7 +220,7 @@ def test_missing_ipset_stops_the_container_before_claude(sandbox, internet, serv
     no_ipset = Mount(target="/usr/sbin/ipset", source="/dev/null", type="bind", read_only=True)
     box = sandbox(["exact.test"], extra_mounts=[no_ipset], command=("--exec", "echo", "AGENT-STARTED"), wait=False)
     code, logs = _exit_of(box)
-    assert code == paths.EXIT_FIREWALL_FAILED, logs
+    assert code == contract.EXIT_FIREWALL_FAILED, logs
     assert "'ipset' is missing" in logs
     assert "AGENT-STARTED" not in logs
 
@@ -228,7 +228,7 @@ def test_missing_ipset_stops_the_container_before_claude(sandbox, internet, serv
 def test_no_ipv4_upstream_stops_the_container(sandbox, internet):
     box = sandbox(["exact.test"], dns=["2001:db8::53"], command=("--exec", "echo", "AGENT-STARTED"), wait=False)
     code, logs = _exit_of(box)
-    assert code == paths.EXIT_FIREWALL_FAILED, logs
+    assert code == contract.EXIT_FIREWALL_FAILED, logs
     assert "/etc/resolv.conf names no IPv4 resolver" in logs
     assert "AGENT-STARTED" not in logs
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from claude_docker import lifecycle, paths
+from claude_docker import contract, lifecycle, paths
 from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
 from claude_docker.features import firewall
@@ -34,8 +34,8 @@ def test_a_flood_of_refused_lookups_does_not_grow_the_dns_log_without_limit(proj
     assert result.returncode == 0, result.stdout + result.stderr
     assert "AGENT-DONE" in result.stdout
     project_name = load_config(str(project)).config.project_name
-    [log] = (paths.project_state_dir(project_name) / "sessions").glob(f"*/log/{firewall.DNS_LOG_NAME}")
-    rotated = log.with_name(firewall.DNS_LOG_NAME + ".1")
+    [log] = (paths.project_state_dir(project_name) / "sessions").glob(f"*/log/{contract.DNS_LOG_NAME}")
+    rotated = log.with_name(contract.DNS_LOG_NAME + ".1")
     assert rotated.is_file(), "the log was never cut"
     assert rotated.stat().st_size <= firewall.DNS_LOG_KEEP_BYTES
     assert log.stat().st_size <= firewall.DNS_LOG_MAX_BYTES

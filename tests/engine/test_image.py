@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
+from claude_docker import contract
 from claude_docker.config.model import ImageConfig
 from claude_docker.engine import Engine
 from claude_docker.errors import EngineError
-from claude_docker.features import image as image_mod
 from claude_docker.features.image import ensure_image
 from tests.conftest import standard_image_config
 
@@ -23,9 +23,9 @@ def test_build_then_no_rebuild_and_labels():
     second = ensure_image(engine, TEST_IMAGE, on_output=lines.append)
     assert second.built is False and second.tag == first.tag
     labels = engine.image_labels(first.tag)
-    assert labels[image_mod.LABEL_CLAUDE_CODE_VERSION] == first.claude_code_version
+    assert labels[contract.LABEL_CLAUDE_CODE_VERSION] == first.claude_code_version
     assert first.claude_code_version[0].isdigit(), first.claude_code_version
-    assert labels[image_mod.LABEL_CONTEXT_HASH] == first.tag.split(":", 1)[1]
+    assert labels[contract.LABEL_CONTEXT_HASH] == first.tag.split(":", 1)[1]
     # what the image must hold
     script = "command -v bash claude iptables ipset dnsmasq ip setpriv ps git curl update-ca-certificates; ! command -v sudo; id dnsmasq"
     output = engine.client.containers.run(first.tag, entrypoint=["bash", "-c", script], remove=True, network_disabled=True)

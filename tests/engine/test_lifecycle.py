@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker import lifecycle, paths
+from claude_docker import contract, lifecycle, paths
 from claude_docker.config.pipeline import load_config
+from claude_docker.contract import LABEL_MANAGED, LABEL_PROJECT
 from claude_docker.engine import Engine
 from claude_docker.runplan import ENTRYPOINT_CAPS
-from claude_docker.session import LABEL_MANAGED, LABEL_PROJECT
 from tests.conftest import is_podman
 from tests.fakes.projects import AGENT_UID, make_project, run_cli
 from tests.support.wait import wait_for
@@ -94,7 +94,7 @@ def test_container_is_locked_down_and_removed_after_exit(project):
     assert (host["Memory"], host["NanoCpus"], host["ShmSize"]) == (1024**3, 1_500_000_000, 128 * 1024**2)
     assert host["Init"] is True
     assert not any("docker.sock" in (m.get("Source") or "") for m in attrs["Mounts"])
-    runtime = [m for m in attrs["Mounts"] if m["Destination"] == paths.CONTAINER_RUNTIME]
+    runtime = [m for m in attrs["Mounts"] if m["Destination"] == contract.CONTAINER_RUNTIME]
     assert runtime and runtime[0]["RW"] is False
     assert info.labels[LABEL_PROJECT] == cfg.project_name
     lifecycle.down(engine, cfg.project_name)
@@ -259,7 +259,7 @@ def test_setup_failure_stops_before_the_agent_runs(project, docker_client):
     reserved = docker_client.containers.run(tag, entrypoint=["id", "-u", "dnsmasq"], remove=True).decode().strip()
     project.write_text(project.read_text() + f"claude:\n  uid: {reserved}\n  gid: {reserved}\n")
     result = up(project, "--", "--exec", "echo", "must-not-run")
-    assert result.returncode == paths.EXIT_SETUP_FAILED, result.stderr
+    assert result.returncode == contract.EXIT_SETUP_FAILED, result.stderr
     assert "must-not-run" not in result.stdout
     assert "reserved for the firewall" in result.stderr
 

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from claude_docker import contract
 from claude_docker.config.model import NetworkConfig, PublishedPort
 from claude_docker.engine import Engine
 from claude_docker.features import firewall
@@ -61,7 +62,7 @@ def logged_packets(box: Sandbox, want=lambda packets: bool(packets), timeout: fl
     """The session's refused packets, once `want` holds (ulogd writes within milliseconds)."""
     deadline = time.time() + timeout
     while True:
-        packets = firewall.read_packets(box.session.log_dir / firewall.PACKET_LOG_NAME)
+        packets = firewall.read_packets(box.session.log_dir / contract.PACKET_LOG_NAME)
         if want(packets) or time.time() > deadline:
             return packets
         time.sleep(0.1)
@@ -87,7 +88,7 @@ def test_the_agents_refused_connections_are_logged_with_address_port_and_uid(ses
     assert f"{gateway} port {closed} tcp: the Docker host (see network.host_ports), uid {box.uid}" in described
     assert f"{other} port 8123 tcp: {private}, uid {box.uid}" in described
     assert f"{other} port 9999 udp: {private}, uid {box.uid}" in described
-    log = (box.session.log_dir / firewall.PACKET_LOG_NAME).stat()
+    log = (box.session.log_dir / contract.PACKET_LOG_NAME).stat()
     assert (log.st_uid, oct(log.st_mode & 0o777)) == (0, "0o644")
 
     # Where private answers are allowed, the same address is simply not on the allowlist.
@@ -99,7 +100,7 @@ def test_the_agents_refused_connections_are_logged_with_address_port_and_uid(ses
 
 def test_the_agent_cannot_write_forge_or_silence_the_packet_log(session):
     box = session()
-    log = f"/run/claude-docker/log/{firewall.PACKET_LOG_NAME}"
+    log = f"/run/claude-docker/log/{contract.PACKET_LOG_NAME}"
     code, output = box.sh(f"echo 'Dec  1 00:00:00 x cd-refused:host DST=10.0.0.1 PROTO=TCP DPT=1' >> {log}")
     assert code != 0 and "Permission denied" in output
     code, _ = box.sh(f"mv {log} /tmp/gone || rm -f {log}")
@@ -156,7 +157,7 @@ def test_a_flood_of_refusals_is_rate_limited(session, gateway):
     assert code == 0, seconds
     elapsed = float(seconds) + 1
     time.sleep(1)
-    lines = (box.session.log_dir / firewall.PACKET_LOG_NAME).read_text().splitlines()
+    lines = (box.session.log_dir / contract.PACKET_LOG_NAME).read_text().splitlines()
     packets = firewall.parse_packets(lines)
     flooded = [p for p in packets if p.port == str(base)]
     print(f"3000 refused connections in {elapsed - 1:.2f}s: {len(lines)} log lines, {len(packets)} destinations, "

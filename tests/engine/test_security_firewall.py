@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from claude_docker import paths
+from claude_docker import contract
 from tests.support.sandbox import PING_PL, net_name
 from tests.support.wait import wait_for
 
@@ -352,7 +352,7 @@ def test_the_agent_cannot_reach_admitted_addresses_around_the_proxy(sandbox, int
 
 def test_the_agent_cannot_stop_or_reconfigure_the_proxy(sandbox, internet, shared_host):
     box, address = edge_sandbox(sandbox, internet, shared_host, [SHOP])
-    runtime = paths.CONTAINER_RUNTIME
+    runtime = contract.CONTAINER_RUNTIME
     attempts = {
         "kill": "kill -9 $(cat /run/claude-docker-firewall/proxy.pid)",
         "stop": "kill -STOP $(cat /run/claude-docker-firewall/proxy.pid)",

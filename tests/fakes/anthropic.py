@@ -4,7 +4,9 @@ Claude Code in a container talks to it through `ANTHROPIC_BASE_URL=http://<bridg
 It speaks the real wire format: `POST /v1/messages` answered with server-sent events
 (message_start, content_block_start, content_block_delta, content_block_stop, message_delta,
 message_stop) or, for `stream: false`, one JSON message; `POST /v1/messages/count_tokens`;
-`HEAD /` / `GET /` for connectivity checks. Every request is recorded.
+`HEAD /` / `GET /` for connectivity checks. Every request is recorded, with the credential it
+carried (`x-api-key`, or the token of `Authorization: Bearer`). With `tls=` (an SSLContext, e.g.
+from tests/fakes/tls.py) it serves HTTPS instead.
 
 Usage:
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,16 +57,22 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict | None
+    credential: str = ""  # x-api-key, or the Bearer token; "" when the request carried none
 
 
 class FakeAnthropic:
-    def __init__(self, replies: list[Reply] | None = None, host: str = "0.0.0.0", port: int = 0) -> None:
+    def __init__(
+        self, replies: list[Reply] | None = None, host: str = "0.0.0.0", port: int = 0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.script = list(replies or [])
         self.requests: list[RecordedRequest] = []
         self.api_key = "sk-ant-fake-" + secrets.token_hex(8)
+        self.tls = tls
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread: threading.Thread | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -73,7 +82,7 @@ class FakeAnthropic:
         return self._server.server_address[1]
 
     def url_for(self, host: str) -> str:
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def start(self) -> FakeAnthropic:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -91,6 +100,11 @@ class FakeAnthropic:
         self.stop()
 
     # --- what the tests read ------------------------------------------------------------
+
+    @property
+    def credentials(self) -> list[str]:
+        """The credential of every request, in order."""
+        return [r.credential for r in self.requests]
 
     @property
     def message_requests(self) -> list[dict]:
@@ -204,7 +218,9 @@ def _handler_for(api: FakeAnthropic) -> type[BaseHTTPRequestHandler]:
                 body = json.loads(raw) if raw else None
             except ValueError:
                 body = {"_raw": raw.decode(errors="replace")}
-            api.requests.append(RecordedRequest(self.command, self.path, dict(self.headers.items()), body))
+            bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+            credential = self.headers.get("x-api-key") or bearer
+            api.requests.append(RecordedRequest(self.command, self.path, dict(self.headers.items()), body, credential))
             return body
 
         def _json(self, status: int, payload: dict) -> None:

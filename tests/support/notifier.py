@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 
 from claude_docker.config.model import NotifierConfig
+from claude_docker.contract import LABEL_PROJECT
 from claude_docker.errors import NotifyError
 from claude_docker.notify.delivery import SessionDelivery
 from claude_docker.notify.events import write_event
 from claude_docker.paths import project_state_dir
-from claude_docker.session import LABEL_PROJECT
 from tests.conftest import base_image_yaml
 from tests.fakes.projects import AGENT_UID
 from tests.fakes.twilio import FakeTwilio

@@ -20,7 +20,7 @@ PACKAGE = REPO_ROOT / "claude_docker"
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("base", (
         "claude_docker", "claude_docker.errors", "claude_docker.paths", "claude_docker.resources", "claude_docker.atomicfile",
-        "claude_docker.artifacts", "claude_docker.session", "claude_docker.runspec",
+        "claude_docker.artifacts", "claude_docker.session", "claude_docker.runspec", "claude_docker.contract",
     )),
     ("config", (
         "claude_docker.config", "claude_docker.config.loader", "claude_docker.config.interpolate", "claude_docker.config.merge", "claude_docker.config.profiles",
@@ -30,6 +30,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("features", (
         "claude_docker.features", "claude_docker.features.filesystem", "claude_docker.features.persistence", "claude_docker.features.firewall", "claude_docker.features.image",
         "claude_docker.features.endpoint",
+        "claude_docker.features.credentials",
         "claude_docker.features.claude_settings", "claude_docker.features.trust", "claude_docker.notify", "claude_docker.notify.events",
         "claude_docker.notify.message", "claude_docker.notify.delivery", "claude_docker.notify.backends",
         "claude_docker.notify.twilio", "claude_docker.notify.webhook", "claude_docker.notify.command",

@@ -120,7 +120,9 @@ def test_plan_posture_env_and_resources(tmp_path, cd_home):
     assert "SYS_ADMIN" not in plan.cap_add
     assert plan.env["AGENT_UID"] == "4321" and plan.env["AGENT_GID"] == "4322"  # claude.env cannot override
     assert plan.env["FOO"] == "bar"
-    assert plan.env["ANTHROPIC_API_KEY"] == "k" and "UNRELATED" not in plan.env
+    # The sandbox proxy holds the key; Claude gets a placeholder (features/credentials.py).
+    assert plan.env["CLAUDE_DOCKER_SECRET_API_KEY"] == "k" and "UNRELATED" not in plan.env
+    assert plan.env["ANTHROPIC_API_KEY"] == "sk-ant-claude-docker-placeholder-held-by-the-sandbox-proxy"
     assert plan.env["DISABLE_AUTOUPDATER"] == "1"
     assert plan.env["CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC"] == "1"
     assert plan.env["CLAUDE_CONFIG_DIR"] == "/home/agent/.claude"

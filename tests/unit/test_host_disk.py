@@ -9,7 +9,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from claude_docker import lifecycle
+from claude_docker import contract, lifecycle
 from claude_docker.config.model import CommandNotifierConfig, NotifierConfig
 from claude_docker.features import firewall
 from claude_docker.notify.delivery import LOG_FILE, MAX_LOG_BYTES, SessionDelivery, holding_live_lock
@@ -131,7 +131,7 @@ def test_the_notify_log_is_rotated(tmp_path):
 
 def test_reading_the_dns_log_reads_its_end_only(tmp_path):
     line = "Nov 27 04:24:{:02d} dnsmasq[26]: config {} is NXDOMAIN\n"
-    log = tmp_path / firewall.DNS_LOG_NAME
+    log = tmp_path / contract.DNS_LOG_NAME
     with log.open("w") as handle:
         for n in range(60000):
             handle.write(line.format(n % 60, f"old{n}.example"))
@@ -143,8 +143,8 @@ def test_reading_the_dns_log_reads_its_end_only(tmp_path):
 
 
 def test_the_rotated_dns_log_is_read_too(tmp_path):
-    log = tmp_path / firewall.DNS_LOG_NAME
-    (tmp_path / (firewall.DNS_LOG_NAME + ".1")).write_text("Nov 27 04:24:01 dnsmasq[26]: config before.example is NXDOMAIN\n")
+    log = tmp_path / contract.DNS_LOG_NAME
+    (tmp_path / (contract.DNS_LOG_NAME + ".1")).write_text("Nov 27 04:24:01 dnsmasq[26]: config before.example is NXDOMAIN\n")
     log.write_text("Nov 27 04:24:02 dnsmasq[26]: config after.example is NXDOMAIN\n")
     assert [e.name for e in firewall.read_blocked(log, datetime(2026, 11, 28))] == ["before.example", "after.example"]
 

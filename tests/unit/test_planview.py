@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from claude_docker import planview
 from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
-from claude_docker.features.image import LABEL_CLAUDE_CODE_VERSION
+from claude_docker.contract import LABEL_CLAUDE_CODE_VERSION
 
 
 class FakeEngine:

@@ -10,12 +10,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from claude_docker import contract
 from claude_docker.artifacts import Artifact
 from claude_docker.commands.lifecycle_cmds import BuildProgress
 from claude_docker.config.model import ImageConfig
 from claude_docker.engine import Engine, build_failure_hint
 from claude_docker.errors import EngineError
-from claude_docker.features import image as image_mod
 from claude_docker.features.image import ImageResult, age_warning, ensure_image, newest_claude_code
 
 
@@ -122,7 +122,7 @@ class FakeEngine:
     def image_labels(self, reference):
         if self.present_version is None:
             return None
-        return {image_mod.LABEL_CLAUDE_CODE_VERSION: self.present_version}
+        return {contract.LABEL_CLAUDE_CODE_VERSION: self.present_version}
 
     def image_created(self, reference):
         return "2026-01-01T00:00:00.000000000Z" if self.present_version else None

@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from claude_docker import lifecycle
 from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
+from claude_docker.contract import LABEL_SESSION
 from claude_docker.engine import ContainerInfo
 from claude_docker.errors import ClaudeDockerError
 from claude_docker.features import persistence
-from claude_docker.session import LABEL_SESSION, Session
+from claude_docker.session import Session
 
 
 def info(session_id: str, status: str = "running", exit_code: int | None = 0) -> ContainerInfo:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,18 +15,19 @@ from claude_docker import notify
 from claude_docker.config.model import (
     ClaudeConfig,
     Config,
+    ImageConfig,
     McpServer,
     NotifierConfig,
     TwilioConfig,
     WebhookConfig,
     WorkspaceConfig,
 )
+from claude_docker.contract import CONTAINER_OUTBOX, EVENT_KINDS, HOOK_EVENTS, HOOK_HELPER
 from claude_docker.errors import ClaudeDockerError
 from claude_docker.features.claude_settings import runtime_artifacts
-from claude_docker.paths import CONTAINER_OUTBOX
+from claude_docker.features.image import build_context
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
-from tests.conftest import REPO_ROOT
 
 TWILIO = TwilioConfig(to=("+15551234567",), from_number="+15005550006", account_sid="AC1", auth_token="tw-secret-token")
 
@@ -161,11 +164,39 @@ def test_mcp_server_cannot_pull_a_notifier_secret_into_the_container(tmp_path, c
 # --- the in-container scripts (bash, run here against a plain directory) ---------------------------
 
 
+@functools.cache
+def rendered_helpers() -> Path:
+    directory = Path(tempfile.mkdtemp(prefix="claude-docker-bin-"))
+    for name, artifact in build_context(ImageConfig()).items():
+        if name.startswith("bin/") and "/" not in name[4:]:
+            (directory / name[4:]).write_bytes(artifact.content)
+            (directory / name[4:]).chmod(artifact.mode)
+    return directory
+
+
 def run_script(name: str, outbox: Path, args=(), stdin: bytes = b"") -> subprocess.CompletedProcess:
+    """Run the helper as the image holds it: rendered from its template with the contract."""
+    script = rendered_helpers() / name
     env = dict(os.environ, CLAUDE_DOCKER_OUTBOX=str(outbox))
-    return subprocess.run(
-        [str(REPO_ROOT / "container" / "bin" / name), *args], input=stdin, env=env, capture_output=True, check=False
-    )
+    return subprocess.run([str(script), *args], input=stdin, env=env, capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("hook, kind", sorted(HOOK_EVENTS.items()))
+def test_hook_event_writes_every_kind_the_host_reads(tmp_path, hook, kind):
+    """The settings' hook commands, the helper and the outbox reader agree on every event kind."""
+    from claude_docker.notify.events import pending_names, read_event
+
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    cfg = make_config(tmp_path, NotifierConfig(twilio=TWILIO, on=EVENT_KINDS))
+    settings = json.loads(runtime_artifacts(cfg, Session("p", "s"))["settings.json"].content)
+    [command] = [entry["command"] for group in settings["hooks"][hook] for entry in group["hooks"]]
+    helper, argument = command.split()
+    assert helper == HOOK_HELPER
+    result = run_script("hook-event", outbox, [argument], json.dumps({"hook_event_name": hook}).encode())
+    assert result.returncode == 0, result.stderr
+    [name] = pending_names(outbox)
+    assert f"-{kind}-" in name and read_event(outbox, name).kind == kind
 
 
 def test_hook_event_copies_stdin_atomically(tmp_path):

@@ -12,7 +12,7 @@ from claude_docker.cli import main
 from claude_docker.config.model import ClaudeConfig, Config, ModelEndpoint, NetworkConfig, WorkspaceConfig, frozen_map
 from claude_docker.config.pipeline import load_config
 from claude_docker.errors import ClaudeDockerError
-from claude_docker.features import endpoint, firewall
+from claude_docker.features import credentials, endpoint, firewall
 from claude_docker.session import Session
 
 
@@ -98,10 +98,14 @@ def test_runplan_passes_provider_variables_and_the_endpoint_at_run_time(tmp_path
         "UNRELATED": "no",
     }
     plan = runplan.plan(cfg, Session.new(cfg.project_name), "img", environ=environ)
-    for name in ("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS", "AWS_BEARER_TOKEN_BEDROCK"):
+    for name in ("ANTHROPIC_MODEL", "ANTHROPIC_CUSTOM_HEADERS", "AWS_BEARER_TOKEN_BEDROCK"):
         assert plan.env[name] == environ[name]
     assert "UNRELATED" not in plan.env
     assert plan.env[endpoint.ENV_HOST] == "172.17.0.1" and plan.env[endpoint.ENV_PORT] == "4000"
+    # The gateway token is the sandbox proxy's; Claude gets a placeholder and the local endpoint.
+    assert plan.env["ANTHROPIC_AUTH_TOKEN"] == credentials.PLACEHOLDER
+    assert plan.env[credentials.SECRET_AUTHORIZATION] == "Bearer tok"
+    assert plan.env["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{credentials.MODEL_LISTEN_PORT}"
 
 
 def test_a_credentials_file_is_mounted_alone_and_read_only(tmp_path, cd_home):

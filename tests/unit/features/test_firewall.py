@@ -11,7 +11,7 @@ from datetime import datetime
 import pytest
 from click.testing import CliRunner
 
-from claude_docker import paths
+from claude_docker import contract
 from claude_docker.cli import main
 from claude_docker.config.model import Config, NetworkConfig, WorkspaceConfig
 from claude_docker.errors import FirewallError
@@ -203,7 +203,7 @@ def test_contribute_adds_caps_env_and_the_log_mount(tmp_path, cd_home):
     assert {"NET_ADMIN", "NET_RAW"} <= spec.cap_add
     assert spec.sysctls == {"net.ipv4.ping_group_range": "1 0"}  # no unprivileged ICMP sockets
     assert session.log_dir.is_dir()
-    (mount,) = [m for m in spec.mounts if m.target == paths.CONTAINER_LOG_DIR]
+    (mount,) = [m for m in spec.mounts if m.target == contract.CONTAINER_LOG_DIR]
     assert mount.source == str(session.log_dir) and not mount.read_only
     assert spec.warnings == []
 

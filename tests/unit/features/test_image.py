@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
 
 import pytest
 
+from claude_docker import contract
+from claude_docker.artifacts import shell_words
 from claude_docker.config.model import Config, ImageConfig, NetworkConfig, ProxyConfig, WorkspaceConfig
 from claude_docker.errors import ClaudeDockerError
 from claude_docker.features.image import build_context, image_tag, proxy_build_args
@@ -40,9 +44,50 @@ def test_bin_scripts_keep_their_exec_bit():
         pytest.skip("no scripts under container/bin")
     context = build_context(TEST_IMAGE)
     for path in scripts:
-        name = "bin/" + path.relative_to(bin_dir).as_posix()
+        name = ("bin/" + path.relative_to(bin_dir).as_posix()).removesuffix(".j2")
         executable = bool(path.stat().st_mode & 0o111)
         assert bool(context[name].mode & 0o111) == executable, name
+
+
+def rendered_scripts() -> dict[str, bytes]:
+    """The entrypoint and every helper the image holds, as rendered (templates and static files)."""
+    return {
+        name: artifact.content
+        for name, artifact in build_context(TEST_IMAGE).items()
+        if name == "entrypoint.sh" or name.startswith("bin/")
+    }
+
+
+def test_the_entrypoint_and_helpers_are_rendered_with_the_contract():
+    scripts = rendered_scripts()
+    assert {"entrypoint.sh", "bin/hook-event", "bin/check-endpoint", "bin/notify"} <= set(scripts)
+    for name, content in scripts.items():
+        assert not any(marker in content for marker in (b"{{", b"{%", b"{#")), f"{name}: template syntax left over"
+    entrypoint = scripts["entrypoint.sh"].decode()
+    assert shell_words(contract.drop_privileges("$AGENT_UID", "$AGENT_GID")) in entrypoint
+    assert shell_words(contract.AGENT_ONLY_VARIABLES) in entrypoint
+    assert f"EXIT_FIREWALL_FAILED={contract.EXIT_FIREWALL_FAILED}" in entrypoint
+    assert shell_words(contract.drop_privileges("$AGENT_UID", "$AGENT_GID")) in scripts["bin/check-endpoint"].decode()
+    assert " | ".join(contract.EVENT_KINDS) + ")" in scripts["bin/hook-event"].decode()
+
+
+def test_the_shell_words_filter_quotes_all_but_a_variable():
+    assert shell_words(["setpriv", "--reuid", "$AGENT_UID", "a b", "$(id)", "$X;y"]) == (
+        "setpriv --reuid \"$AGENT_UID\" 'a b' '$(id)' '$X;y'"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(rendered_scripts()))
+def test_rendered_scripts_pass_the_shell_and_shellcheck(tmp_path, name):
+    content = rendered_scripts()[name]
+    script = tmp_path / name.replace("/", "_")
+    script.write_bytes(content)
+    shell = "sh" if content.startswith(b"#!/bin/sh") else "bash"
+    syntax = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    assert shutil.which("shellcheck"), "shellcheck is missing (scripts/test-env.sh installs it)"
+    lint = subprocess.run(["shellcheck", "-S", "warning", str(script)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout
 
 
 def test_tag_is_stable_and_follows_the_image_section_only(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker import paths
+from claude_docker import contract
 from claude_docker.config.model import Config, GitIdentity, PersistenceConfig, WorkspaceConfig
 from claude_docker.features import persistence
 from claude_docker.runspec import BindMount, RunSpec
@@ -45,13 +45,13 @@ def test_project_scope_layout_mounts_and_env(cd_home, host_home):
     cfg = make_config(host_home / "proj")
     spec, session = run(cfg)
     state = cd_home / "projects" / cfg.project_name
-    assert spec.env["CLAUDE_CONFIG_DIR"] == paths.CLAUDE_CONFIG_DIR
+    assert spec.env["CLAUDE_CONFIG_DIR"] == contract.CLAUDE_CONFIG_DIR
     assert spec.env["NPM_CONFIG_CACHE"] == "/var/cache/claude-docker/npm"
     assert spec.env["PIP_CACHE_DIR"] == "/var/cache/claude-docker/pip"
     assert spec.env["UV_CACHE_DIR"] == "/var/cache/claude-docker/uv"
     assert spec.env["CLAUDE_DOCKER_HISTORY_DIR"] == "/var/lib/claude-docker/history"
     assert spec.mounts == [
-        BindMount(str(state / "claude"), paths.CLAUDE_CONFIG_DIR, read_only=False),
+        BindMount(str(state / "claude"), contract.CLAUDE_CONFIG_DIR, read_only=False),
         BindMount(str(state / "history"), "/var/lib/claude-docker/history", read_only=False),
         BindMount(str(state / "cache" / "npm"), "/var/cache/claude-docker/npm", read_only=False),
         BindMount(str(state / "cache" / "pip"), "/var/cache/claude-docker/pip", read_only=False),
@@ -65,7 +65,7 @@ def test_project_scope_layout_mounts_and_env(cd_home, host_home):
 def test_toggles_turn_features_off(cd_home, host_home):
     cfg = make_config(host_home / "proj", shell_history=False, npm_cache=False, pip_cache=False)
     spec, _ = run(cfg)
-    assert [m.target for m in spec.mounts] == [paths.CLAUDE_CONFIG_DIR]
+    assert [m.target for m in spec.mounts] == [contract.CLAUDE_CONFIG_DIR]
     assert set(spec.env) == {"CLAUDE_CONFIG_DIR"}
 
 

@@ -24,15 +24,27 @@ fail() { # exit-code message
 
 [ "$(id -u)" -eq 0 ] || fail "$EXIT_SETUP_FAILED" "the entrypoint must start as root (it drops to the agent user itself)"
 
+# 0. The credentials the sandbox proxy adds on the way out (CLAUDE_DOCKER_SECRET_*): out of the
+#    environment before anything else runs. The firewall script gets them (exported by the shell,
+#    never on a command line) for the proxy alone; nothing else, the agent least, ever has them.
+proxy_secrets=()
+for secret in ${!CLAUDE_DOCKER_SECRET_@}; do
+    proxy_secrets+=("$secret=${!secret}")
+    unset "$secret"
+done
+
 # 1. The egress firewall, before anything else can open a connection. Fail closed.
 if [ "${CLAUDE_DOCKER_FIREWALL:-0}" = "1" ]; then
     if [ ! -x "$RUNTIME/init-firewall.sh" ]; then
         fail "$EXIT_FIREWALL_FAILED" "firewall requested but $RUNTIME/init-firewall.sh is missing; the session did not start"
     fi
-    if ! "$RUNTIME/init-firewall.sh"; then
+    # shellcheck disable=SC2163 # each entry is NAME=value
+    if ! (for secret in "${proxy_secrets[@]}"; do export "$secret"; done; exec "$RUNTIME/init-firewall.sh"); then
         fail "$EXIT_FIREWALL_FAILED" "the firewall could not be set up; the session did not start (see the messages above)"
     fi
 fi
+
+proxy_secrets=()
 
 # 2. The agent user, with the uid/gid of the host user so workspace files stay theirs.
 AGENT_UID="${AGENT_UID:-1000}"
@@ -90,18 +102,17 @@ fi
 # 4. Become the agent for good.
 export HOME="$AGENT_HOME" USER="$AGENT_USER" LOGNAME="$AGENT_USER" SHELL=/bin/bash
 unset CLAUDE_DOCKER_FIREWALL
-# claude.env's PATH and loader variables arrive prefixed (runplan.AGENT_ONLY_VARIABLES): they
+# claude.env's PATH and loader variables arrive prefixed (contract.AGENT_ONLY_VARIABLES): they
 # must not steer anything root runs, so `env` sets them only once the agent has taken over.
 agent_env=()
 for name in PATH LD_PRELOAD LD_LIBRARY_PATH LD_AUDIT BASH_ENV ENV; do
-    carried="CLAUDE_DOCKER_AGENT_$name"
+    carried=CLAUDE_DOCKER_AGENT_"$name"
     if [ -n "${!carried+x}" ]; then
         agent_env+=("$name=${!carried}")
         unset "$carried"
     fi
 done
-drop=(setpriv --reuid "$AGENT_UID" --regid "$AGENT_GID" --init-groups
-      --inh-caps=-all --bounding-set=-all --no-new-privs -- /usr/bin/env "${agent_env[@]}")
+drop=(setpriv --reuid "$AGENT_UID" --regid "$AGENT_GID" --init-groups --inh-caps=-all --bounding-set=-all --no-new-privs -- /usr/bin/env "${agent_env[@]}")
 
 if [ "${1:-}" = "--exec" ]; then
     shift

@@ -131,10 +131,19 @@ if [ "$DOMAIN_EXACT" = 1 ]; then
     # Started as root, it binds and becomes its own user; it logs refusals to the descriptor
     # root opened, so neither it nor the agent can rewrite the log. It starts first, so its
     # start-up overlaps the rest; it only listens until the self-test waits for its listeners.
-    haproxy -db -f "$PROXY_CONF" </dev/null >>"$PROXY_LOG" 2>&1 &
+    # It holds the credentials of the local endpoints (CLAUDE_DOCKER_SECRET_*, in its environment
+    # only): no core dump may ever write its memory to a file.
+    (
+        ulimit -c 0
+        exec haproxy -db -f "$PROXY_CONF"
+    ) </dev/null >>"$PROXY_LOG" 2>&1 &
     proxy_pid=$!
     echo "$proxy_pid" >"$STATE_DIR/proxy.pid"
 fi
+# Nothing started after the proxy (dnsmasq, the log loop) inherits the credentials.
+for secret in ${!CLAUDE_DOCKER_SECRET_@}; do
+    unset "$secret"
+done
 
 step="start the packet log"
 # Optional: where the image has no ulogd, or the kernel no NFLOG target or hashlimit match, the

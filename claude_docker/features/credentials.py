@@ -1,0 +1,197 @@
+"""Keys out of reach: the sandbox proxy holds the model credential and the git token.
+
+The agent runs every command it likes, so whatever is in its environment, its files or the
+memory of its processes can be sent anywhere an allowed site accepts text (a gist, an issue
+comment). So Claude Code gets a placeholder key and a local endpoint
+(`ANTHROPIC_BASE_URL=http://127.0.0.1:15090`), served by the sandbox's HAProxy, which runs as its
+own user: it swaps the placeholder for the real credential and forwards to the one configured
+model endpoint, over TLS with full certificate verification. git is pointed at a second local
+endpoint for one host (`url.<local>.insteadOf`), where the proxy adds the token.
+
+The credentials reach the proxy through its environment only: the container's environment
+carries them under SECRET_PREFIX names, the root entrypoint takes them out before anything else
+runs and hands them to the firewall script, which starts HAProxy with them and forgets them.
+No rendered file ever holds one (runtime artifacts are readable by the agent).
+
+Not possible (and then Claude holds its credential as before, with a warning at `up`): without
+the firewall's proxy (firewall or name_checks off), behind `network.proxy`, and for Bedrock and
+Vertex AI (their requests are signed with the credential, which a proxy cannot do without
+holding the signing key in the agent's place; a bearer token for Bedrock would work the same way,
+but is not done yet). A `/login` credentials file is the agent's own: see docs/firewall.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from ..config.interpolate import read_env_file
+from ..config.model import Config, ModelEndpoint
+from ..errors import ClaudeDockerError
+
+MODEL_LISTEN_PORT = 15090  # the local model endpoint (HAProxy, 127.0.0.1)
+GIT_LISTEN_PORT = 15091  # the local git endpoint for network.git_credential's host
+
+# Container environment names the entrypoint takes away from everything but the proxy.
+SECRET_PREFIX = "CLAUDE_DOCKER_SECRET_"
+SECRET_API_KEY = SECRET_PREFIX + "API_KEY"  # the value of x-api-key
+SECRET_AUTHORIZATION = SECRET_PREFIX + "AUTHORIZATION"  # "Bearer <token>"
+SECRET_GIT_AUTHORIZATION = SECRET_PREFIX + "GIT_AUTHORIZATION"  # "Basic <base64(user:token)>"
+SECRET_VARIABLES = (SECRET_API_KEY, SECRET_AUTHORIZATION, SECRET_GIT_AUTHORIZATION)
+
+# What Claude Code holds instead: long enough that its "use this API key?" answer (the last 20
+# characters) is the placeholder's, the same for every session.
+PLACEHOLDER = "sk-ant-claude-docker-placeholder-held-by-the-sandbox-proxy"
+
+API_KEY_VARIABLE = "ANTHROPIC_API_KEY"  # sent as x-api-key
+# Sent as Authorization: Bearer; Claude Code prefers ANTHROPIC_AUTH_TOKEN over the OAuth token.
+BEARER_VARIABLES = ("ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+CREDENTIAL_VARIABLES = (API_KEY_VARIABLE, *BEARER_VARIABLES)
+
+# The local endpoints' limits: the Messages API's own request limit, and a rate no session needs.
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+MAX_REQUESTS_PER_MINUTE = 600
+MAX_CONNECTIONS = 64
+
+
+@dataclass(frozen=True)
+class Injection:
+    """What the container gets: placeholders for the agent, secrets for the proxy only."""
+
+    headers: tuple[str, ...]  # the model request headers the proxy fills
+    agent_env: dict[str, str] = field(default_factory=dict)
+    secret_env: dict[str, str] = field(default_factory=dict)
+    unprotected: tuple[str, ...] = ()  # credential variables Claude holds itself, and why (warnings)
+
+
+def credential_environment(cfg: Config, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """Credential variable → (value, where from): the process environment over the env file, the
+    only two places a credential is ever read from."""
+    found: dict[str, tuple[str, str]] = {}
+    if cfg.env_file:
+        for name, value in read_env_file(Path(cfg.env_file)).items():
+            if value:
+                found[name] = (value, f"the env file {cfg.env_file}")
+    for name, value in environ.items():
+        if value:
+            found[name] = (value, "the environment")
+    return found
+
+
+def not_injectable(cfg: Config, environ: Mapping[str, str]) -> str | None:
+    """Why the proxy cannot hold the model credential for this session, in words; None if it can."""
+    from .endpoint import claude_environment
+
+    env = claude_environment(cfg, environ)
+    if not cfg.network.firewall:
+        return "network.firewall is false (no sandbox proxy runs)"
+    if not cfg.network.name_checks:
+        return "network.name_checks is false (no sandbox proxy runs)"
+    if cfg.network.proxy is not None:
+        return "network.proxy is set (the model endpoint is reached through your proxy)"
+    if any(_truthy(env.get(name, ("", ""))[0]) for name in ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")):
+        return "the provider signs requests with the credential itself (Bedrock, Vertex AI)"
+    return None
+
+
+# HAProxy reads the header value as a log-format string: `%`, quotes, backslashes and spaces
+# would change it. Real keys and tokens are letters, digits and `-._~+/=`.
+_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,4096}$")
+
+
+def _checked(name: str, found: dict[str, tuple[str, str]]) -> str:
+    value, where = found[name]
+    if not _TOKEN.match(value.strip()):
+        raise ClaudeDockerError(
+            f"{name} (from {where}) holds characters a key or token never has (spaces, quotes, %, ...)",
+            "check the value: letters, digits and -._~+/= only",
+        )
+    return value.strip()
+
+
+def _truthy(value: str) -> bool:
+    return value.strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def plan(cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint) -> Injection:
+    """The placeholders, the local endpoints and the secrets for this session."""
+    found = credential_environment(cfg, environ)
+    agent_env: dict[str, str] = {}
+    secret_env: dict[str, str] = {}
+    headers: list[str] = []
+    present = [name for name in CREDENTIAL_VARIABLES if name in found]
+    reason = not_injectable(cfg, environ)
+    unprotected: tuple[str, ...] = ()
+    if present and reason is None:
+        if API_KEY_VARIABLE in found:
+            secret_env[SECRET_API_KEY] = _checked(API_KEY_VARIABLE, found)
+            agent_env[API_KEY_VARIABLE] = PLACEHOLDER
+            headers.append("x-api-key")
+        bearer = [name for name in BEARER_VARIABLES if name in found]
+        if bearer:
+            secret_env[SECRET_AUTHORIZATION] = "Bearer " + _checked(bearer[0], found)
+            for name in bearer:
+                agent_env[name] = PLACEHOLDER
+            headers.append("authorization")
+        agent_env["ANTHROPIC_BASE_URL"] = f"http://127.0.0.1:{MODEL_LISTEN_PORT}{endpoint.path}"
+    elif present:
+        unprotected = (f"{', '.join(present)} reach{'es' if len(present) == 1 else ''} the agent's environment: {reason}",)
+    git = cfg.network.git_credential
+    if git is not None:
+        token = found.get(git.token_variable)
+        if token is None:
+            raise ClaudeDockerError(
+                f"network.git_credential: {git.token_variable} is not set in the environment or the env file", TOKEN_HINT
+            )
+        basic = base64.b64encode(f"{git.username}:{token[0]}".encode()).decode()
+        secret_env[SECRET_GIT_AUTHORIZATION] = "Basic " + basic
+        # git inside reaches https://HOST/ through the local endpoint (GIT_CONFIG_* is git's own
+        # environment configuration, read before any file).
+        agent_env.update(
+            {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": f"url.http://127.0.0.1:{GIT_LISTEN_PORT}/.insteadOf",
+                "GIT_CONFIG_VALUE_0": f"https://{git.host}/",
+            }
+        )
+    return Injection(tuple(headers), agent_env, secret_env, unprotected)
+
+
+TOKEN_HINT = "put the token in the env file (e.g. GITHUB_TOKEN=...) or the environment, or remove network.git_credential"
+
+
+def problems(cfg: Config, environ: Mapping[str, str]) -> list[str]:
+    """What `up` would refuse about credentials, for `validate`."""
+    git = cfg.network.git_credential
+    if git is not None and git.token_variable not in credential_environment(cfg, environ):
+        return [f"network.git_credential: {git.token_variable} is not set in the environment or the env file"]
+    return []
+
+
+# --- which mode a session is in, for `doctor` ------------------------------------------------
+
+
+def mode(cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint, login_file: bool) -> tuple[str, str]:
+    """(mode, what is protected) in words."""
+    found = credential_environment(cfg, environ)
+    reason = not_injectable(cfg, environ)
+    for name, words in (
+        ("ANTHROPIC_AUTH_TOKEN", "gateway token (ANTHROPIC_AUTH_TOKEN)"),
+        (API_KEY_VARIABLE, "API key (ANTHROPIC_API_KEY)"),
+        ("CLAUDE_CODE_OAUTH_TOKEN", "OAuth token (CLAUDE_CODE_OAUTH_TOKEN, from `claude setup-token`)"),
+    ):
+        if name in found:
+            where = found[name][1]
+            if reason is None:
+                return words, f"from {where}; held by the sandbox proxy, the agent sees a placeholder"
+            return words, f"from {where}; in the agent's environment, because {reason}"
+    if login_file:
+        return (
+            "/login credentials file",
+            "kept in the agent's config dir, readable by the agent (refresh tokens rotate; a proxy cannot hold them): "
+            "prefer CLAUDE_CODE_OAUTH_TOKEN from `claude setup-token` in the env file",
+        )
+    return "none", "no credential yet: put ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN in the env file, or /login once"
