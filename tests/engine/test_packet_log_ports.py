@@ -18,7 +18,6 @@ from claude_docker import contract
 from claude_docker.config.model import NetworkConfig, PublishedPort
 from claude_docker.engine import Engine
 from claude_docker.features import firewall
-from claude_docker.lifecycle import drop_privileges
 from tests.conftest import TEST_BASE_IMAGE, TEST_LABEL
 from tests.support.sandbox import Sandbox
 
@@ -176,7 +175,7 @@ SERVER = "import http.server, sys; http.server.test(HandlerClass=http.server.Sim
 def serve_as_agent(box: Sandbox, port: int) -> None:
     """A dev server started by the agent (its uid, no capabilities), listening on every address."""
     box.container.exec_run(
-        drop_privileges(str(box.uid), str(box.gid)) + ["python3", "-c", SERVER, str(port)], detach=True, workdir="/tmp",
+        contract.drop_privileges(str(box.uid), str(box.gid)) + ["python3", "-c", SERVER, str(port)], detach=True, workdir="/tmp",
     )
     for _ in range(100):
         code, _ = box.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"])
