@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from claude_docker.config.model import ImageConfig  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.features.image import ensure_image  # noqa: E402
+from claude_docker.imagebuild import ensure_image  # noqa: E402
 
 MB = 1000 * 1000
 
@@ -34,6 +34,19 @@ def layers(engine: Engine, tag: str) -> list[tuple[str, int]]:
             created_by = created_by.removeprefix(shell)
         rows.append((created_by[:90] or "(the base image)", int(entry.get("Size") or 0)))
     return rows
+
+
+DPKG_SIZES = "dpkg-query -W -f '${Installed-Size} ${Package}\\n'"
+
+
+def installed(engine: Engine, tag: str) -> dict[str, int]:
+    """Package -> installed size in bytes (dpkg's own figure, KiB), read inside the image."""
+    output = engine.client.containers.run(tag, entrypoint=["sh", "-c", DPKG_SIZES], network_disabled=True, remove=True)
+    sizes = {}
+    for line in output.decode().splitlines():
+        size, _, package = line.partition(" ")
+        sizes[package] = int(size or 0) * 1024
+    return sizes
 
 
 def main() -> None:
@@ -62,6 +75,18 @@ def main() -> None:
     for instruction, size in layers(engine, lean):
         if size:
             print(f"| `{instruction}` | {size / MB:.1f} MB |")
+
+    base_packages = installed(engine, args.base)
+    added = {name: size for name, size in installed(engine, lean).items() if name not in base_packages}
+    biggest = sorted(added.items(), key=lambda item: -item[1])
+    print(f"\nPackages the default image adds to the base: {len(added)}, {sum(added.values()) / MB:.1f} MB installed "
+          "(dpkg's Installed-Size, measured before dpkg left out documentation, manuals and translations):\n")
+    print("| package | installed size |")
+    print("|---|---:|")
+    for name, size in biggest[:12]:
+        print(f"| {name} | {size / MB:.1f} MB |")
+    rest = biggest[12:]
+    print(f"| {len(rest)} others | {sum(size for _, size in rest) / MB:.1f} MB |")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ outside this machine is contacted: the endpoint's name resolves to the Docker ho
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import shutil
 import statistics
@@ -27,39 +26,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import docker  # noqa: E402
 
+from bench import harness  # noqa: E402
 from claude_docker import runplan  # noqa: E402
-from claude_docker.config.model import Config, ImageConfig, NetworkConfig, PersistenceConfig, WorkspaceConfig  # noqa: E402
+from claude_docker.config.model import Config, NetworkConfig, PersistenceConfig, WorkspaceConfig  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.features.image import ensure_image  # noqa: E402
 from claude_docker.session import Session  # noqa: E402
 from tests.fakes.dns import FakeDNS  # noqa: E402
 
-BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/debian:bookworm")
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LABELS = {"dev.claude-docker.test": "bench-keys"}
 ENDPOINT = "llm.bench.test"
 KEY = "sk-ant-api03-" + "b" * 80
-
-
-class _ResolverClient:
-    """The SDK client; containers the engine creates use the bench's DNS server as their upstream."""
-
-    def __init__(self, client, dns: str) -> None:
-        self._client, self.containers, self.api = client, client.containers, _ResolverAPI(client.api, dns)
-
-    def __getattr__(self, name: str):
-        return getattr(self._client, name)
-
-
-class _ResolverAPI:
-    def __init__(self, api, dns: str) -> None:
-        self._api, self._dns = api, dns
-
-    def create_host_config(self, **options):
-        return self._api.create_host_config(**options, dns=[self._dns])
-
-    def __getattr__(self, name: str):
-        return getattr(self._api, name)
 
 
 def one_start(engine: Engine, image: str, home: Path, with_key: bool) -> float:
@@ -98,9 +74,8 @@ def main() -> int:
     args = parser.parse_args()
 
     client = docker.from_env()
-    bridge = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-    gateway = bridge.get("Gateway") or str(ipaddress.ip_network(bridge["Subnet"])[1])
-    image = ensure_image(Engine(client), ImageConfig(base=BASE_IMAGE, extra_ca_certificates=(CA_BUNDLE,))).tag
+    gateway = harness.bridge_gateway(client)
+    image = harness.image(Engine(client))
     home = Path(tempfile.mkdtemp(prefix="cd-bench-"))
     os.environ["CLAUDE_DOCKER_HOME"] = str(home)
     dns = FakeDNS(host=gateway, port=53).start()
@@ -108,7 +83,7 @@ def main() -> int:
         dns.set(ENDPOINT, gateway)
         for name in ("api.anthropic.com", "platform.claude.com", "claude.ai", "registry.npmjs.org"):
             dns.set(name, gateway)  # the self-test's allowlisted names resolve (then fail to connect)
-        engine = Engine(_ResolverClient(client, gateway))
+        engine = harness.engine_with_resolver(client, gateway)
         one_start(engine, image, home, True)  # warm the page cache
         times: dict[bool, list[float]] = {True: [], False: []}
         for _ in range(args.runs):

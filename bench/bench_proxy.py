@@ -15,13 +15,12 @@ authoritative DNS server; nothing outside this machine is contacted.
 
     python3 bench/bench_proxy.py [--runs 5] [--markdown]
 
-Needs root (the DNS server binds port 53 on the Docker bridge) and the test base image.
+Needs root (a network namespace whose host address the DNS server binds) and the test base image.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import shutil
 import statistics
@@ -34,17 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import docker  # noqa: E402
 
+from bench import harness  # noqa: E402
 from claude_docker import runplan  # noqa: E402
-from claude_docker.config.model import Config, ImageConfig, NetworkConfig, PersistenceConfig, WorkspaceConfig  # noqa: E402
+from claude_docker.config.model import Config  # noqa: E402
 from claude_docker.contract import drop_privileges  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.features.image import ensure_image  # noqa: E402
 from claude_docker.session import Session  # noqa: E402
-from tests.fakes.dns import FakeDNS  # noqa: E402
 from tests.fakes.shared_host import make_certificates  # noqa: E402
 
-BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/debian:bookworm")
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LABELS = {"dev.claude-docker.test": "bench-proxy"}
 NAME = "big.bench.test"
 DOMAINS = 100
@@ -82,59 +78,15 @@ const once = () => new Promise((done, fail) => {
 """
 
 
-class _ResolverClient:
-    """The SDK client; containers the engine creates use the bench's DNS server as their upstream."""
-
-    def __init__(self, client, dns: str) -> None:
-        self._client, self.containers, self.api = client, client.containers, _ResolverAPI(client.api, dns)
-
-    def __getattr__(self, name: str):
-        return getattr(self._client, name)
-
-
-class _ResolverAPI:
-    def __init__(self, api, dns: str) -> None:
-        self._api, self._dns = api, dns
-
-    def create_host_config(self, **options):
-        return self._api.create_host_config(**options, dns=[self._dns])
-
-    def __getattr__(self, name: str):
-        return getattr(self._api, name)
-
-
-def domains(count: int) -> tuple[str, ...]:
-    """`big.bench.test` first (the self-test's name), then a mix of exact names and wildcards."""
-    rest = tuple(f"*.zone{i}.bench.test" if i % 4 == 3 else f"host{i}.bench.test" for i in range(count - 1))
-    return (NAME,) + rest
-
-
 def config(home: Path, name_checks: bool, count: int) -> Config:
-    workspace = Path(tempfile.mkdtemp(dir=home))
-    return Config(
-        source_files=(),
-        project_dir=str(workspace),
-        workspace=WorkspaceConfig(path=str(workspace)),
-        network=NetworkConfig(allowed_domains=domains(count), name_checks=name_checks),
-        persistence=PersistenceConfig(auth="none", shell_history=False, npm_cache=False, pip_cache=False, git_config=False),
-    )
+    """`big.bench.test` first (the self-test's name), then exact names and wildcards, `count` in all."""
+    # The server container's address is on the Docker bridge, a private range: admitted from DNS.
+    return harness.config(home, allowed_domains=harness.domains(count, first=(NAME,)), name_checks=name_checks,
+                          allow_private_answers=True)
 
 
 def one_start(engine: Engine, image: str, home: Path, name_checks: bool) -> float:
-    cfg = config(home, name_checks, DOMAINS)
-    plan = runplan.plan(cfg, Session.new(cfg.project_name), image, command=["--exec", "date", "+%s.%N"])
-    plan.labels.update(LABELS)
-    container = engine.create(plan)
-    try:
-        started = time.time()
-        engine.start(container)
-        code = container.wait(timeout=120)["StatusCode"]
-        logs = container.logs().decode(errors="replace")
-        if code != 0 or "warning" in logs:
-            raise RuntimeError(f"session exited {code}: {logs}")
-        return float(logs.strip().splitlines()[-1]) - started
-    finally:
-        container.remove(force=True)
+    return harness.start_to_exec(engine, image, config(home, name_checks, DOMAINS), LABELS)
 
 
 class Sandbox:
@@ -183,9 +135,9 @@ def main() -> int:
     args = parser.parse_args()
 
     client = docker.from_env()
-    bridge = client.networks.get("bridge").attrs["IPAM"]["Config"][0]
-    gateway = bridge.get("Gateway") or str(ipaddress.ip_network(bridge["Subnet"])[1])
-    image = ensure_image(Engine(client), ImageConfig(base=BASE_IMAGE, extra_ca_certificates=(CA_BUNDLE,))).tag
+    resolver = harness.SelfTestPeer()  # its host address is where the DNS server listens, its own
+    # Node runs the HTTPS server and the connection timer: the image with `image.node: true`
+    image = harness.image(Engine(client), node=True)
     ca_pem, cert_pem, key_pem = make_certificates((NAME, "*.bench.test"))
     server = client.containers.run(
         image,
@@ -207,8 +159,8 @@ def main() -> int:
             time.sleep(0.1)
         server.reload()
         address = server.attrs["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
-        dns = FakeDNS(host=gateway, port=53, ttl=60, records={NAME: [address], "*.bench.test": [address]}).start()
-        engine = Engine(_ResolverClient(client, gateway))
+        dns = harness.start_dns(resolver.host_address, {NAME: [address], "*.bench.test": [address]})
+        engine = harness.engine_with_resolver(client, resolver.host_address)
         for checks in (True, False):
             boxes[checks] = Sandbox(engine, image, home, checks, ca_pem)
             boxes[checks].download_mb_per_s()  # warm up
@@ -225,6 +177,7 @@ def main() -> int:
         server.remove(force=True)
         if dns is not None:
             dns.stop()
+        resolver.stop()
         shutil.rmtree(home, ignore_errors=True)
 
     med = statistics.median

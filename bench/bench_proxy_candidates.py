@@ -18,7 +18,6 @@ Needs the test base image and Debian's mirror reachable from containers (apt-get
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -26,13 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import docker  # noqa: E402
 
-from claude_docker.config.model import ImageConfig  # noqa: E402
+from bench import harness  # noqa: E402
 from claude_docker.engine import Engine  # noqa: E402
-from claude_docker.features.image import ensure_image  # noqa: E402
 from tests.fakes.shared_host import make_certificates  # noqa: E402
 
-BASE_IMAGE = os.environ.get("CLAUDE_DOCKER_TEST_BASE", "claude-docker-test/debian:bookworm")
-CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 LABELS = {"dev.claude-docker.test": "bench-proxy-candidates"}
 
 SERVER_JS = r"""
@@ -158,7 +154,7 @@ measure sniproxy daemon sh -c 'sniproxy -c /bench/sniproxy.conf'
 
 def main() -> int:
     client = docker.from_env()
-    image = ensure_image(Engine(client), ImageConfig(base=BASE_IMAGE, extra_ca_certificates=(CA_BUNDLE,))).tag
+    image = harness.image(Engine(client), node=True)  # Node runs the HTTPS server and the connection timer
     ca, cert, key = make_certificates(("shop.bench.test", "other.bench.test"))
     files = {
         "ca.pem": ca, "cert.pem": cert, "key.pem": key, "server.js": SERVER_JS, "connects.js": CONNECTS_JS,

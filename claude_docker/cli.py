@@ -17,7 +17,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 # `--help` lists commands in the order a session uses them; any other command follows, sorted.
 COMMAND_ORDER = (
-    "init", "validate", "trust", "up", "ps", "logs", "shell", "down",
+    "init", "validate", "trust", "up", "ps", "logs", "attach", "shell", "down",
     "build", "config", "render", "blocked", "notify", "reset", "doctor",
     "profiles", "schema", "completion",
 )

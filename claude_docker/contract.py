@@ -16,6 +16,10 @@ CONTAINER_ROOT = "/opt/claude-docker"
 CONTAINER_BIN = f"{CONTAINER_ROOT}/bin"  # helper scripts baked into the image
 CONTAINER_RUNTIME = f"{CONTAINER_ROOT}/runtime"  # rendered runtime artifacts, mounted read-only
 CONTAINER_OUTBOX = "/run/claude-docker/outbox"  # hook events for the host notifier (agent-writable)
+CONTAINER_PROGRESS = "/run/claude-docker/progress"  # progress records for `logs --follow` (agent-writable)
+PROGRESS_FILE = "progress.jsonl"  # in CONTAINER_PROGRESS; moved to PROGRESS_FILE.1 past PROGRESS_MAX_BYTES
+PROGRESS_MAX_BYTES = 1024 * 1024
+PROGRESS_RECORD_BYTES = 4096  # the hook cuts each record (the event JSON) here
 CONTAINER_LOG_DIR = "/run/claude-docker/log"  # firewall logs read by the host (root-writable only)
 DNS_LOG_NAME = "dns.log"  # dnsmasq's query log, in CONTAINER_LOG_DIR
 PROXY_LOG_NAME = "proxy.log"  # the name-checking proxy's log, in CONTAINER_LOG_DIR
@@ -41,6 +45,9 @@ LABEL_WORKSPACE = f"{LABEL_PREFIX}.workspace"
 LABEL_CONFIG_FILE = f"{LABEL_PREFIX}.config-file"
 LABEL_PROTECT_GIT = f"{LABEL_PREFIX}.protect-git"  # "0": `down` leaves the workspace's git dirs alone
 LABEL_IMAGE = f"{LABEL_PREFIX}.image"
+# "1": started with `up --detach` (without --keep): kept after it ends so `logs` and `ps` can show
+# its output and exit code, and removed by the first `up` or `down` SESSION_KEEP_DAYS after its end.
+LABEL_DETACHED = f"{LABEL_PREFIX}.detached"
 # ... and on images
 LABEL_CLAUDE_CODE_VERSION = f"{LABEL_PREFIX}.claude-code-version"
 LABEL_CONTEXT_HASH = f"{LABEL_PREFIX}.image-hash"
@@ -57,6 +64,7 @@ HOOK_EVENTS: Mapping[str, str] = {
 }
 EVENT_KINDS = tuple(HOOK_EVENTS.values())
 HOOK_HELPER = f"{CONTAINER_BIN}/hook-event"  # `hook-event KIND` < the hook's event JSON
+PROGRESS_HOOK_HELPER = f"{CONTAINER_BIN}/hook-progress"  # `hook-progress` < the hook's event JSON
 
 # --- the environment ------------------------------------------------------------------------
 
@@ -88,6 +96,10 @@ def template_context() -> dict[str, object]:
         "container_bin": CONTAINER_BIN,
         "container_runtime": CONTAINER_RUNTIME,
         "container_outbox": CONTAINER_OUTBOX,
+        "container_progress": CONTAINER_PROGRESS,
+        "progress_file": PROGRESS_FILE,
+        "progress_max_bytes": PROGRESS_MAX_BYTES,
+        "progress_record_bytes": PROGRESS_RECORD_BYTES,
         "container_log_dir": CONTAINER_LOG_DIR,
         "dns_log": f"{CONTAINER_LOG_DIR}/{DNS_LOG_NAME}",
         "agent_user": AGENT_USER,

@@ -183,6 +183,8 @@ class ContainerInfo:
     labels: dict[str, str]
     env: dict[str, str]
     exit_code: int | None = None  # of a container that ran and ended
+    finished: str = ""  # when it ended (the engine's RFC 3339 timestamp); "" while it runs
+    tty: bool = False  # it has a terminal (an interactive session one can attach to)
 
 
 class Engine:
@@ -192,6 +194,7 @@ class Engine:
         self.client = client
         self.api = client.api
         self._product: str | None = None
+        self._inspected: dict[str, dict] = {}  # the last inspect of an image, for image_created
 
     @classmethod
     @translate_errors
@@ -219,13 +222,16 @@ class Engine:
             attrs = self.api.inspect_image(reference)
         except docker.errors.ImageNotFound:
             return None
+        self._inspected[reference] = attrs
         return dict((attrs.get("Config") or {}).get("Labels") or {})
 
     @translate_errors
     def image_created(self, reference: str) -> str | None:
-        """When the image was built (the engine's RFC 3339 timestamp), or None when it is absent."""
+        """When the image was built (the engine's RFC 3339 timestamp), or None when it is absent.
+        Right after `image_labels` of the same reference, from that inspect (one round trip less)."""
         try:
-            return str(self.api.inspect_image(reference).get("Created") or "") or None
+            attrs = self._inspected.pop(reference, None) or self.api.inspect_image(reference)
+            return str(attrs.get("Created") or "") or None
         except docker.errors.ImageNotFound:
             return None
 
@@ -404,6 +410,12 @@ class Engine:
         container.start()
 
     @translate_errors
+    def resize_tty(self, container, rows: int, columns: int) -> None:
+        """Give a container's terminal a size: one nobody attached to has none (0 x 0), and a
+        full-screen program such as Claude Code draws nothing into it."""
+        container.resize(height=rows, width=columns)
+
+    @translate_errors
     def attach(self, container) -> Iterator[tuple[bytes | None, bytes | None]]:
         """(stdout, stderr) chunks until the container exits; call before `start` to miss nothing."""
         return self.api.attach(container.id, stream=True, logs=True, demux=True)
@@ -470,7 +482,9 @@ class Engine:
     def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
         infos = []
-        for container in self.client.containers.list(all=True, filters=filters):
+        # A container removed between the list and its inspect (another session's `down`, an
+        # ended foreground `up`) is simply not listed, rather than failing `ps` for every session.
+        for container in self.client.containers.list(all=True, filters=filters, ignore_removed=True):
             attrs = container.attrs
             config = attrs.get("Config") or {}
             env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
@@ -484,6 +498,8 @@ class Engine:
                     labels=dict(config.get("Labels") or {}),
                     env=env,
                     exit_code=_exit_code(attrs.get("State")),
+                    finished=_finished(attrs.get("State"), container.status),
+                    tty=bool(config.get("Tty")),
                 )
             )
         return sorted(infos, key=lambda info: info.created)
@@ -532,6 +548,15 @@ class Engine:
 def _exit_code(state: object) -> int | None:
     code = state.get("ExitCode") if isinstance(state, dict) else None
     return code if isinstance(code, int) else None
+
+
+def _finished(state: object, status: str) -> str:
+    """FinishedAt of an ended container; engines report a zero time (0001-01-01) for one that
+    never ended, and Podman a time for a running one it restarted."""
+    stamp = state.get("FinishedAt") if isinstance(state, dict) else None
+    if status in ("running", "created", "paused", "restarting") or not isinstance(stamp, str) or stamp.startswith("0001"):
+        return ""
+    return stamp
 
 
 def _mount(mount: BindMount | TmpfsMount) -> Mount:

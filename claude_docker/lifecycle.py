@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,11 +19,11 @@ from typing import BinaryIO, Callable, Mapping, Sequence
 
 from . import contract, notify, paths, runplan
 from .config.model import Config
-from .contract import LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
+from .contract import LABEL_DETACHED, LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .features import credentials, filesystem, firewall, persistence
-from .features.image import ImageResult, age_warning, ensure_image
+from .features import FEATURES, EndedSession, credentials, firewall, persistence
+from .imagebuild import ImageResult, age_warning, ensure_image
 from .session import Session
 
 Echo = Callable[[str], None]
@@ -61,20 +62,21 @@ def up(
     engine = engine or Engine.connect()
     if not (options.headless or options.detach):
         docker_cli()  # fail before building or creating anything
+    interactive = not options.headless  # a terminal: here, or for `attach` to a detached session
     result = prepare_image(engine, cfg, options.on_build_output)
     echo(f"image {result.tag} ({'built' if result.built else 'current'}, Claude Code {result.claude_code_version})")
     stale = age_warning(result, cfg.image.max_age_days)
     if stale:
         echo(f"warning: {stale}")
 
-    prune_sessions(engine, cfg.project_name)
+    prune_sessions(engine, cfg.project_name, report=echo)
     session = Session.new(cfg.project_name)
     container_plan = runplan.plan(
         cfg,
         session,
         result.tag,
         options.extra_args,
-        interactive=not (options.headless or options.detach),
+        interactive=interactive,
         forward_stdin=options.headless and not options.detach and options.stdin is not None,
         detach=options.detach,
         keep=options.keep,
@@ -83,19 +85,25 @@ def up(
     )
     for warning in container_plan.warnings:
         echo(f"warning: {warning}")
-    if options.command is None:
-        problem = persistence.missing_credential(cfg, os.environ if environ is None else environ)
-        if problem:
-            echo(f"warning: {problem}")
 
     container = engine.create(container_plan)
     if options.detach:
         try:
             engine.start(container)
+            if interactive:  # the size of this terminal, until `attach` brings its own
+                size = shutil.get_terminal_size(DETACHED_TERMINAL_SIZE)
+                engine.resize_tty(container, size.lines, size.columns)
         except EngineError:
             engine.remove(container)
             raise
         echo(f"started session {session.session_id} ({session.container_name}) in the background")
+        if interactive:
+            echo(f"attach to it with `claude-docker attach {session.session_id}` (detach again with Ctrl-P Ctrl-Q)")
+        else:
+            echo(f"follow it with `claude-docker logs --follow {session.session_id}`")
+        if not options.keep:
+            echo(f"once it ends, `ps` and `logs` show it until `claude-docker down {session.session_id}` "
+                 f"(or an `up` or `down` {SESSION_KEEP_DAYS} days later)")
         notify.start_detached_watcher(cfg, session, session.container_name)
         return 0
 
@@ -111,7 +119,8 @@ def up(
                 started = time.time()
                 exit_code = _run_interactive(engine, container, session)
                 if exit_code is None:  # the user detached (Ctrl-P Ctrl-Q): the session goes on
-                    echo(f"detached; session {session.session_id} keeps running (`claude-docker ps`, `down`)")
+                    echo(f"detached; session {session.session_id} keeps running "
+                         f"(`claude-docker attach {session.session_id}` returns to it, `down {session.session_id}` ends it)")
                     keep, exit_code, detached = True, 0, True
                 else:  # Claude's own hint names the command inside the container
                     conversation = persistence.latest_conversation(cfg, session, started)
@@ -129,11 +138,9 @@ def up(
                 notifier.hand_over()  # the standby watcher delivers until the container ends
             else:
                 notifier.set_exit_code(code)
-    if not keep:
-        tidy_session(session)
-    if cfg.workspace.protect_git:  # what the agent planted must not wait for the next `up`
-        for warning in filesystem.disarm_repositories(filesystem.real(cfg.workspace.path)):
-            echo(f"warning: {warning}")
+    ended = EndedSession(session, cfg.workspace.path, cfg.workspace.protect_git, container_gone=not keep)
+    for warning in clean_up([ended]):  # what the agent planted must not wait for the next `up`
+        echo(f"warning: {warning}")
     if code == contract.EXIT_FIREWALL_FAILED:
         echo("the firewall could not be set up; the session did not start (see the container output above)")
     elif code == contract.EXIT_SETUP_FAILED:
@@ -164,27 +171,42 @@ def refusals_block(session: Session) -> list[str]:
     ]
 
 
+def clean_up(ended: Sequence[EndedSession]) -> list[str]:
+    """Each feature clears what the ended sessions left on the host (features.FEATURES, `cleanup`);
+    then the rendered runtime files go, and the session dir when nothing is left in it. A session
+    keeps only what is still of use: events not yet delivered, the notifier log and the
+    firewall's log of refused names. Returns the features' warnings."""
+    warnings: list[str] = []
+    for feature in FEATURES:
+        warnings.extend(feature.cleanup(ended))
+    for entry in ended:
+        if entry.session is not None and entry.container_gone:
+            shutil.rmtree(entry.session.runtime_dir, ignore_errors=True)
+            try:
+                entry.session.session_dir.rmdir()  # only when nothing is left in it
+            except OSError:
+                pass
+    return warnings
+
+
+DETACHED_TERMINAL_SIZE = (120, 40)  # columns, lines: the terminal of `up --detach` without one
+
+
 def tidy_session(session: Session) -> None:
-    """Once its container is gone, a session keeps only what is still of use on the host: events
-    not yet delivered, the notifier log and the firewall's log of refused names."""
-    shutil.rmtree(session.runtime_dir, ignore_errors=True)
-    shutil.rmtree(session.session_dir / "claude", ignore_errors=True)  # the throwaway login of `auth: false`
-    (session.session_dir / "empty").unlink(missing_ok=True)  # filesystem.empty_file's mask
-    for directory in (session.outbox_dir, session.session_dir):
-        try:
-            directory.rmdir()  # only when nothing is left in it
-        except OSError:
-            pass
+    """Once its container is gone, what the session left on the host (its workspace aside)."""
+    clean_up([EndedSession(session, workspace=None, protect_git=False)])
 
 
 SESSION_KEEP_DAYS = 7  # session dirs of ended sessions are removed after this long
 
 
-def prune_sessions(engine: Engine, project: str | None, now: float | None = None) -> list[str]:
-    """Remove the session dirs of ended sessions untouched for SESSION_KEEP_DAYS (`up` and `down`
-    call this): undelivered events, logs and firewall logs of old sessions go with them.
+def prune_sessions(engine: Engine, project: str | None, now: float | None = None, report: Echo | None = None) -> list[str]:
+    """Remove what ended sessions left once SESSION_KEEP_DAYS have passed (`up` and `down` call
+    this): the containers of detached sessions that ended that long ago (kept until then for
+    `logs` and `ps`), and session dirs untouched that long, with the undelivered events, logs
+    and firewall logs in them.
 
-    A session is left alone while a container of it exists or its notifier runs. Its age is
+    A session dir is left alone while a container of it exists or its notifier runs. Its age is
     that of the files only the host writes (the session dir, notify.log, the delivery state):
     the agent can set any time on what it wrote.
     """
@@ -193,8 +215,11 @@ def prune_sessions(engine: Engine, project: str | None, now: float | None = None
     cutoff = (time.time() if now is None else now) - SESSION_KEEP_DAYS * 86400
     projects_dir = paths.claude_docker_home() / "projects"
     names = [project] if project else sorted(p.name for p in _subdirs(projects_dir))
-    existing = {(info.labels.get(LABEL_PROJECT), info.labels.get(LABEL_SESSION)) for info in sessions(engine, project)}
-    pruned: list[str] = []
+    found = sessions(engine, project)
+    expired = [info for info in found if info.labels.get(LABEL_DETACHED) == "1" and _ended_before(info, cutoff)]
+    pruned: list[str] = [info.labels.get(LABEL_SESSION, "?") for info in expired]
+    remove_sessions(engine, expired, report)
+    existing = {(info.labels.get(LABEL_PROJECT), info.labels.get(LABEL_SESSION)) for info in found if info not in expired}
     for name in names:
         for session_dir in _subdirs(projects_dir / name / "sessions"):
             if (name, session_dir.name) in existing or is_live(session_dir):
@@ -208,7 +233,22 @@ def prune_sessions(engine: Engine, project: str | None, now: float | None = None
             if stamps and max(stamps) < cutoff:
                 shutil.rmtree(session_dir, ignore_errors=True)  # root-owned firewall logs may stay
                 pruned.append(session_dir.name)
-    return pruned
+    return list(dict.fromkeys(pruned))
+
+
+def _ended_before(info: ContainerInfo, cutoff: float) -> bool:
+    if info.status not in ("exited", "dead") or not info.finished:
+        return False
+    ended = _parse_time(info.finished)
+    return ended is not None and ended.timestamp() < cutoff
+
+
+def _parse_time(stamp: str) -> datetime | None:
+    """The engine's RFC 3339 timestamp (nanoseconds and zone ignored: engines report UTC)."""
+    try:
+        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
 
 
 def _subdirs(directory) -> list:
@@ -266,13 +306,18 @@ def _cli_env(engine: Engine) -> dict[str, str]:
     return env
 
 
+DETACH_KEYS = "ctrl-p,ctrl-q"  # the engine's default, named so a user's ~/.docker/config.json cannot change it
+
+
 def _run_interactive(engine: Engine, container, session: Session) -> int | None:
     """Hand the terminal to `docker start --attach --interactive` (resize and Ctrl-C just work).
 
     Returns the exit code, or None when the user detached and the container still runs.
     """
     cli = docker_cli()
-    subprocess.run([cli, "start", "--attach", "--interactive", session.container_name], env=_cli_env(engine))
+    subprocess.run(
+        [cli, "start", "--attach", "--interactive", "--detach-keys", DETACH_KEYS, session.container_name], env=_cli_env(engine),
+    )
     if engine.status(container) == "running":
         return None
     return engine.wait(container)
@@ -296,11 +341,16 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = (), r
     """Stop and remove the project's sessions (all projects when `project` is None). With the
     containers gone, what the agent left in their workspaces' git dirs is disarmed (`report`
     gets one warning per change)."""
-    removed = []
-    workspaces: dict[str, None] = {}
     found = sessions(engine, project)
     if session_ids:
         found = list({info.name: info for info in (match_session(found, wanted, project) for wanted in session_ids)}.values())
+    return remove_sessions(engine, found, report)
+
+
+def remove_sessions(engine: Engine, found: Sequence[ContainerInfo], report: Echo | None = None) -> list[str]:
+    """Remove these sessions' containers, tidy their dirs, disarm their workspaces' git dirs."""
+    removed = []
+    ended: list[EndedSession] = []
     for info in found:
         container = engine.get(info.name)
         if container is not None:
@@ -312,23 +362,21 @@ def down(engine: Engine, project: str | None, session_ids: Sequence[str] = (), r
                 (session.session_dir / notify.ENDED_BY_DOWN).touch()
             engine.remove(container, force=True)
             removed.append(info.name)
-            if trusted:
-                tidy_session(session)
-            workspace = info.labels.get(LABEL_WORKSPACE, "")
-            if info.labels.get(LABEL_PROTECT_GIT) != "0" and os.path.isabs(workspace) and os.path.isdir(workspace):
-                workspaces[workspace] = None
-    for workspace in workspaces:
-        for warning in filesystem.disarm_repositories(filesystem.real(workspace)):
-            if report is not None:
-                report(f"warning: {warning}")
+            ended.append(EndedSession(
+                session if trusted else None,
+                workspace=info.labels.get(LABEL_WORKSPACE, ""),
+                protect_git=info.labels.get(LABEL_PROTECT_GIT) != "0",
+            ))
+    for warning in clean_up(ended):
+        if report is not None:
+            report(f"warning: {warning}")
     return removed
 
 
 def age(created: str, now: datetime | None = None) -> str:
     """'30s', '5m', '3h', '2d' from the engine's RFC 3339 timestamp (nanoseconds ignored)."""
-    try:
-        stamp = datetime.strptime(created[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    except ValueError:
+    stamp = _parse_time(created)
+    if stamp is None:
         return "?"
     seconds = int(((now or datetime.now(timezone.utc)) - stamp).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
@@ -344,14 +392,21 @@ def status_text(info: ContainerInfo) -> str:
     return info.status
 
 
-def ps_rows(engine: Engine, project: str | None = None) -> list[tuple[str, str, str, str, str]]:
-    """(project, session, status, age, image) for every managed container."""
+def ended_text(info: ContainerInfo, now: datetime | None = None) -> str:
+    """'5m ago' for a session that ended, '-' for one that has not."""
+    return f"{age(info.finished, now)} ago" if info.finished else "-"
+
+
+def ps_rows(engine: Engine, project: str | None = None) -> list[tuple[str, str, str, str, str, str]]:
+    """(project, session, status, age, ended, image) for every managed container, ended ones
+    included (a detached session is kept after it ends until `down` or pruning)."""
     return [
         (
             info.labels.get(LABEL_PROJECT, "?"),
             info.labels.get(LABEL_SESSION, "?"),
             status_text(info),
             age(info.created),
+            ended_text(info),
             info.labels.get(contract.LABEL_IMAGE, info.image),
         )
         for info in sessions(engine, project)
@@ -401,13 +456,122 @@ def find_session(engine: Engine, project: str, session_id: str | None, running: 
     return candidates[0]
 
 
-def logs(engine: Engine, info: ContainerInfo, follow: bool, out: BinaryIO) -> None:
+def _session_of(info: ContainerInfo) -> Session | None:
+    """The session a container's labels name, when they have the shapes claude-docker writes."""
+    project_label, session_label = info.labels.get(LABEL_PROJECT, ""), info.labels.get(LABEL_SESSION, "")
+    if _SAFE_LABEL.fullmatch(project_label) and _SAFE_LABEL.fullmatch(session_label):
+        return Session(project_label, session_label)
+    return None
+
+
+def _current(engine: Engine, info: ContainerInfo) -> ContainerInfo | None:
+    project = info.labels.get(LABEL_PROJECT)
+    return next((found for found in sessions(engine, project) if found.name == info.name), None)
+
+
+def ended_summary(info: ContainerInfo) -> str | None:
+    """One line about a session that ended: when, its exit code, how long it stays."""
+    if info.status not in ("exited", "dead"):
+        return None
+    session_id = info.labels.get(LABEL_SESSION, "?")
+    code = "unknown" if info.exit_code is None else str(info.exit_code)
+    kept = f"kept until `claude-docker down {session_id}`"
+    if info.labels.get(LABEL_DETACHED) == "1":
+        kept += f" (or the first `up` or `down` {SESSION_KEEP_DAYS} days after its end)"
+    return f"session {session_id} ended {ended_text(info)}, exit code {code}; {kept}"
+
+
+PROGRESS_POLL_SECONDS = 0.3
+
+
+def logs(
+    engine: Engine, info: ContainerInfo, follow: bool, out: BinaryIO,
+    *, progress: Echo | None = None, report: Echo | None = None,
+) -> None:
+    """The session's output as the engine kept it, ended sessions included. Following, the
+    agent's progress records (see features.progress) go to `progress` as they are written,
+    cleaned of anything a terminal would act on; `report` gets one line when the session ended."""
+    from .features.progress import ProgressReader
+
     container = engine.get(info.name)
     if container is None:
         raise ClaudeDockerError(f"session container {info.name} is gone", "list sessions with `claude-docker ps`")
-    for chunk in engine.logs(container, follow=follow):
-        out.write(chunk)
-        out.flush()
+    session = _session_of(info)
+    reader = ProgressReader(session.session_dir) if follow and progress is not None and session is not None else None
+    stop = threading.Event()
+    tail: threading.Thread | None = None
+    if reader is not None and progress is not None:
+        emit = progress
+        for line in reader.backlog():
+            emit(line)
+
+        def follow_progress() -> None:
+            while not stop.wait(PROGRESS_POLL_SECONDS):
+                for line in reader.poll():
+                    emit(line)
+
+        tail = threading.Thread(target=follow_progress, name="claude-docker-progress", daemon=True)
+        tail.start()
+    try:
+        for chunk in engine.logs(container, follow=follow):
+            out.write(chunk)
+            out.flush()
+    finally:
+        if tail is not None and reader is not None and progress is not None:
+            stop.set()
+            tail.join(timeout=5)
+            for line in reader.poll():  # what the last hooks wrote before the container ended
+                progress(line)
+            reader.close()
+    if report is not None:
+        current = _current(engine, info)
+        summary = ended_summary(current) if current is not None else None
+        if summary:
+            report(summary)
+
+
+def attach(engine: Engine, cfg: Config, info: ContainerInfo, echo: Echo) -> int:
+    """Hand the terminal to a running interactive session (`docker attach`; Ctrl-P Ctrl-Q
+    detaches again). Returns 0 after a detach, else the session's exit code."""
+    session_id = info.labels.get(LABEL_SESSION, "?")
+    if not info.tty:
+        raise ClaudeDockerError(
+            f"session {session_id} runs a task without a terminal: there is nothing to attach to",
+            f"follow its output with `claude-docker logs --follow {session_id}`",
+        )
+    if not sys.stdin.isatty():
+        raise ClaudeDockerError(
+            "attach needs a terminal on stdin",
+            f"run it in a terminal; `claude-docker logs --follow {session_id}` shows the output without one",
+        )
+    cli = docker_cli()
+    container = engine.get(info.name)
+    if container is None:
+        raise ClaudeDockerError(f"session container {info.name} is gone", "list sessions with `claude-docker ps`")
+    attached = subprocess.run([cli, "attach", "--detach-keys", DETACH_KEYS, info.name], env=_cli_env(engine))
+    status = engine.status(container)
+    if status == "running":
+        echo(f"detached; session {session_id} keeps running "
+             f"(`claude-docker attach {session_id}` returns to it, `down {session_id}` ends it)")
+        return 0
+    code = engine.wait(container) if status != "removed" else attached.returncode
+    session = _session_of(info)
+    created = _parse_time(info.created)
+    if session is not None and created is not None:
+        conversation = persistence.latest_conversation(cfg, session, created.timestamp())
+        if conversation:
+            echo(f"resume this conversation with: claude-docker up -- --resume {conversation}")
+    current = _current(engine, info)
+    summary = ended_summary(current) if current is not None else None
+    if summary:
+        echo(summary)
+    # as `up` does when its session ends; the container stays until it is pruned or removed
+    ended_session = EndedSession(
+        None, workspace=info.labels.get(LABEL_WORKSPACE, ""), protect_git=info.labels.get(LABEL_PROTECT_GIT) != "0", container_gone=False
+    )
+    for warning in clean_up([ended_session]):
+        echo(f"warning: {warning}")
+    return code
 
 
 def shell_argv(info: ContainerInfo, command: Sequence[str] = ()) -> list[str]:

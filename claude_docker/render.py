@@ -1,9 +1,9 @@
 """Render the configuration into container artifacts.
 
 Two groups, so that only image settings can change the image:
-- build context: the Dockerfile and the static helpers baked into the image (hash = image tag);
-- runtime artifacts: firewall script, dnsmasq config, Claude settings and MCP config, written
-  per session and mounted read-only.
+- build context: the Dockerfile and the helpers baked into the image (hash = image tag);
+- runtime artifacts: what each feature renders (firewall script, dnsmasq and proxy config,
+  Claude settings and MCP config), written per session and mounted read-only.
 Templates live in `container/` and render through one strict Jinja environment (artifacts.py).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from .artifacts import Artifact
 from .config.model import Config
-from .features import claude_settings, firewall
+from .features import FEATURES
 from .features.image import build_context
 from .session import Session
 
@@ -24,6 +24,6 @@ def render_build_context(cfg: Config) -> dict[str, Artifact]:
 def render_runtime(cfg: Config, session: Session) -> dict[str, Artifact]:
     """Per-session files mounted read-only at contract.CONTAINER_RUNTIME."""
     artifacts: dict[str, Artifact] = {}
-    artifacts.update(firewall.runtime_artifacts(cfg, session))
-    artifacts.update(claude_settings.runtime_artifacts(cfg, session))
+    for feature in FEATURES:
+        artifacts.update(feature.runtime_artifacts(cfg, session))
     return dict(sorted(artifacts.items()))

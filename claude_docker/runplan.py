@@ -1,8 +1,8 @@
 """Turn a config and a session into a ContainerPlan: mounts, env, capabilities, labels, limits.
 
-Features (filesystem, persistence, firewall, notify) add what they need to a RunSpec; this
-module adds the fixed security posture and the run-time-only credentials, writes the rendered
-runtime artifacts and mounts them read-only.
+One RunContext is built per run and handed to every feature of the registry (features.FEATURES),
+each adding what it needs to a RunSpec; this module adds the fixed security posture, writes the
+rendered runtime artifacts and mounts them read-only.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import os
 from dataclasses import replace
 from typing import Mapping
 
-from . import contract, notify
+from . import contract
 from .artifacts import Artifact, context_hash, write_artifacts
 from .config.model import Config
 from .contract import (
@@ -19,6 +19,7 @@ from .contract import (
     AGENT_ONLY_VARIABLES,
     LABEL_CONFIG_FILE,
     LABEL_CONFIG_HASH,
+    LABEL_DETACHED,
     LABEL_IMAGE,
     LABEL_MANAGED,
     LABEL_PROJECT,
@@ -27,9 +28,8 @@ from .contract import (
     LABEL_WORKSPACE,
 )
 from .errors import ClaudeDockerError
-from .features import credentials, endpoint, filesystem, firewall, persistence
-from .features.claude_settings import auth_env
-from .features.persistence import agent_ids
+from .features import FEATURES, RunContext, credentials, endpoint, firewall, notifier, persistence
+from .features.base import agent_ids as agent_ids  # where tests and benchmarks find it
 from .render import render_runtime
 from .runspec import ContainerPlan, RunSpec
 from .session import Session
@@ -62,20 +62,6 @@ def workspace_warning(cfg: Config, uid: int, gid: int) -> str | None:
     )
 
 
-def _refuse_notifier_secrets(cfg: Config) -> None:
-    """Notifier credentials never enter the container: MCP variables are checked where they are
-    resolved (notify.mcp_environment); the same value in claude.env or the proxy is refused too."""
-    secrets = notify.notifier_secrets(cfg.notifier)
-    values = [(f"claude.env.{name}", value) for name, value in cfg.claude.env.items()]
-    values += [(f"network.proxy ({name})", value) for name, value in proxy_env(cfg).items()]
-    for where, value in values:
-        if any(secret in value for secret in secrets):
-            raise ClaudeDockerError(
-                f"{where} holds a notifier credential, which never enters the container",
-                "notifier secrets stay on the host; give the container its own credential",
-            )
-
-
 def proxy_env(cfg: Config) -> dict[str, str]:
     """The proxy reaches the session through the same variables as the build; when the sandbox
     proxy chains to it, they point at the sandbox proxy."""
@@ -87,13 +73,30 @@ def config_hash(image_tag: str, runtime: dict[str, Artifact]) -> str:
     return context_hash({"image": Artifact(image_tag.encode()), **{f"runtime/{k}": v for k, v in runtime.items()}})[:16]
 
 
-def collect_spec(cfg: Config, session: Session) -> RunSpec:
+def collect_spec(ctx: RunContext) -> RunSpec:
+    """Every feature's mounts, env and capabilities, in registry order."""
     spec = RunSpec()
-    filesystem.contribute(cfg, session, spec)
-    persistence.contribute(cfg, session, spec)
-    firewall.contribute(cfg, session, spec)
-    notify.contribute(cfg, session, spec)
+    for feature in FEATURES:
+        feature.contribute(ctx, spec)
     return spec
+
+
+def context(cfg: Config, session: Session, environ: Mapping[str, str] | None = None) -> RunContext:
+    """The run context of one `up`: the env file read once, the agent's ids, and the model
+    endpoint (when the config names none, derived from what Claude will use) for the firewall
+    to open. Refuses a notifier credential bound for the container and a credentials file that
+    cannot be mounted, before anything is prepared on the host."""
+    ctx = RunContext.build(cfg, session, environ)
+    notifier.refuse_secrets(cfg)
+    credential_problems = endpoint.credential_file_problems(cfg, ctx.process_environ, ctx.env_file_values)
+    if credential_problems:
+        raise ClaudeDockerError(credential_problems[0], endpoint.CREDENTIAL_FILE_HINT)
+    model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, ctx.process_environ, ctx.env_file_values)
+    # The proxy holds the model credential and the git token (the credentials feature gives the
+    # agent placeholders); the firewall opens the endpoint and serves the local ones.
+    injection = credentials.plan(cfg, ctx.process_environ, model_endpoint, ctx.env_file_values)
+    network = replace(cfg.network, model_endpoint=model_endpoint, injected_headers=injection.headers)
+    return replace(ctx, config=replace(cfg, network=network))
 
 
 def plan(
@@ -111,30 +114,29 @@ def plan(
 ) -> ContainerPlan:
     """Prepare the session's host dirs and runtime files; return what `create` needs.
 
+    `interactive`: a terminal (tty, stdin kept open), also for a detached session one attaches
+    to later; `detach`: the container is labelled to be kept after it ends (unless `keep`,
+    which keeps it from pruning too).
+
     `command` replaces Claude's arguments entirely (e.g. ["--exec", "id"]).
     """
-    environ = os.environ if environ is None else environ
-    _refuse_notifier_secrets(cfg)  # before anything is prepared on the host
-    credential_problems = endpoint.credential_file_problems(cfg, environ)
-    if credential_problems:
-        raise ClaudeDockerError(credential_problems[0], endpoint.CREDENTIAL_FILE_HINT)
-    model_endpoint = cfg.network.model_endpoint or endpoint.derive(cfg, environ)
-    # The proxy holds the model credential and the git token; the agent gets placeholders.
-    injection = credentials.plan(cfg, environ, model_endpoint)
-    cfg = replace(
-        cfg, network=replace(cfg.network, model_endpoint=model_endpoint, injected_headers=injection.headers)
-    )  # the firewall opens the endpoint and serves the local ones
-    spec = collect_spec(cfg, session)
+    ctx = context(cfg, session, environ)
+    cfg = ctx.config
+    spec = collect_spec(ctx)
 
     runtime = render_runtime(cfg, session)
     session.runtime_dir.mkdir(parents=True, exist_ok=True)
     write_artifacts(runtime, session.runtime_dir)
     spec.bind(str(session.runtime_dir), contract.CONTAINER_RUNTIME, read_only=True)
 
-    uid, gid = agent_ids(cfg)
+    uid, gid = ctx.ids
     warning = workspace_warning(cfg, uid, gid)
     if warning:
         spec.warnings.append(warning)
+    if command is None:  # Claude Code runs: say now when it will start logged out
+        warning = persistence.missing_credential(cfg, ctx.environ)
+        if warning:
+            spec.warnings.append(warning)
     env: dict[str, str] = {}
     env.update(proxy_env(cfg))
     env.update({AGENT_ONLY_PREFIX + k if k in AGENT_ONLY_VARIABLES else k: v for k, v in cfg.claude.env.items()})
@@ -151,14 +153,6 @@ def plan(
             "CLAUDE_DOCKER_SESSION": session.session_id,
         }
     )
-    env.update(auth_env(cfg, environ))
-    env.update(injection.agent_env)  # placeholders and the local endpoints over the credentials
-    env.update(injection.secret_env)  # taken out by the entrypoint and handed to the proxy alone
-    spec.warnings.extend(injection.unprotected)
-    env.update(endpoint.container_env(model_endpoint))  # checked by the entrypoint before Claude starts
-    for credential in endpoint.credential_files(cfg, environ):  # the file alone, read-only
-        spec.bind(credential.host_path, credential.container_path, read_only=True)
-        env[credential.variable] = credential.container_path
 
     labels = {
         **spec.labels,
@@ -171,6 +165,8 @@ def plan(
         LABEL_CONFIG_HASH: config_hash(image_tag, runtime),
         LABEL_IMAGE: image_tag,
     }
+    if detach and not keep:
+        labels[LABEL_DETACHED] = "1"
     return ContainerPlan(
         name=session.container_name,
         image=image_tag,
@@ -183,7 +179,9 @@ def plan(
         tty=interactive,
         stdin_open=interactive or forward_stdin,
         stdin_once=forward_stdin,
-        auto_remove=detach and not keep,
+        # A detached session outlives its end (its output and exit code, for `logs` and `ps`)
+        # until `down` or pruning removes it; a foreground `up` removes its own container.
+        auto_remove=False,
         memory=cfg.resources.memory,
         cpus=cfg.resources.cpus,
         gpus=cfg.resources.gpus,

@@ -1,7 +1,9 @@
 """What a container needs at run time, assembled from every feature before `create`.
 
-Each feature module exposes `contribute(cfg, session, spec)` and adds its mounts, env and
-capabilities here; the engine turns the finished spec into Docker SDK arguments.
+Each feature of the registry (features.FEATURES) gets the run's context and this spec,
+`contribute(ctx, spec)`, and adds its mounts, env and capabilities here: the context is what a
+run starts from, the spec what it has gathered. The run plan turns the finished spec into a
+ContainerPlan, the engine that into Docker SDK arguments.
 """
 
 from __future__ import annotations

@@ -45,6 +45,11 @@ class Session:
         return self.session_dir / "outbox"
 
     @property
+    def progress_dir(self) -> Path:
+        """Progress records of the agent's hooks, mounted at contract.CONTAINER_PROGRESS."""
+        return self.session_dir / "progress"
+
+    @property
     def log_dir(self) -> Path:
         """Firewall logs (blocked DNS names), mounted at contract.CONTAINER_LOG_DIR."""
         return self.session_dir / "log"

@@ -27,7 +27,7 @@ fi
 
 # The tests that say something about the engine: run a second time against Podman.
 PODMAN_TESTS=(tests/engine/test_image.py tests/engine/test_lifecycle.py
-    tests/engine/test_firewall_container.py tests/engine/test_security_firewall.py
+    tests/engine/test_firewall_container.py tests/engine/test_security_firewall.py tests/engine/test_proxy_config.py
     tests/e2e/test_firewall_container.py tests/e2e/test_e2e.py)
 PODMAN_DIR="${CLAUDE_DOCKER_TEST_PODMAN_DIR:-/run/claude-docker-test-podman}"
 TEST_BASE_IMAGE="${CLAUDE_DOCKER_TEST_BASE:-claude-docker-test/debian:bookworm}"
@@ -47,6 +47,7 @@ if ! scripts/test-env.sh "${env_args[@]}"; then
     podman_stage=no
 fi
 export CLAUDE_DOCKER_REQUIRE_ENGINE="$require_engine"
+export CLAUDE_DOCKER_TEST_THOROUGH=1  # property tests draw all their examples (tests/support/examples.py)
 
 status=0
 echo "test.sh: Docker stage" >&2

@@ -63,7 +63,7 @@ def _build_standard_image(client) -> None:
     import sys
 
     from claude_docker.engine import Engine
-    from claude_docker.features.image import ensure_image
+    from claude_docker.imagebuild import ensure_image
 
     result = ensure_image(Engine(client), standard_image_config(), on_output=lambda line: print(line, file=sys.stderr))
     if result.built:
@@ -90,7 +90,7 @@ def server_image_config():
 def server_image(docker_client) -> str:
     """The image the tests' own servers run in: the product image with Node."""
     from claude_docker.engine import Engine
-    from claude_docker.features.image import ensure_image
+    from claude_docker.imagebuild import ensure_image
 
     return ensure_image(Engine(docker_client), server_image_config()).tag
 

@@ -25,6 +25,7 @@ COMMAND_MODULES: dict[str, str] = {
     "down": "lifecycle_cmds",
     "ps": "lifecycle_cmds",
     "logs": "lifecycle_cmds",
+    "attach": "lifecycle_cmds",
     "shell": "lifecycle_cmds",
     "doctor": "lifecycle_cmds",
     "notify": "notify_cmds",

@@ -39,8 +39,10 @@ _VAR_REFERENCE = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}")
 def validate(config_file: str | None, output_format: str) -> None:
     """Check the configuration and show its profile chain.
 
-    Every problem is reported at once, each with file, line and key path. Exit code 0 when
-    valid (warnings included: no firewall, a proxy the allowlist does not admit), 1 otherwise.
+    Every problem is reported at once, each with file, line and key path, including what `up`
+    would refuse in this environment (an MCP server's ${VAR} set nowhere, a notifier credential
+    bound for the container). Exit code 0 when valid (warnings included: no firewall, a proxy
+    the allowlist does not admit), 1 otherwise.
 
     \b
     Examples:
@@ -48,9 +50,11 @@ def validate(config_file: str | None, output_format: str) -> None:
       claude-docker validate -f ci/claude-docker.yaml --format json
     """
     from ..config.pipeline import load_config
+    from ..features import require_runnable
 
     try:
         loaded = load_config(config_file)
+        require_runnable(loaded)  # what `up` would refuse in this environment, with file and line
     except ConfigError as error:
         if output_format != "json":
             raise
@@ -202,8 +206,8 @@ def effective_document(cfg: Config) -> dict:
     show `null` for "no limit".
     """
     from .. import paths
+    from ..config.blocked_paths import ALWAYS_BLOCKED
     from ..config.model import to_plain
-    from ..features.filesystem import ALWAYS_BLOCKED
 
     def present(section: dict) -> dict:
         return {key: value for key, value in section.items() if value is not None}

@@ -122,7 +122,8 @@ def kube(
 def _build_images(cfg: Config, image: str | None, notifier_image: str | None) -> tuple[str, str | None]:
     """Build the sandbox image (when missing) and, with a notifier, the notifier image on it."""
     from ..engine import Engine
-    from ..features.image import ensure_image, proxy_build_args
+    from ..features.image import proxy_build_args
+    from ..imagebuild import ensure_image
     from ..kubernetes import kube_notifier, notifier_build_context, notifier_image_tag
 
     engine = Engine.connect()

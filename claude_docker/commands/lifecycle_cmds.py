@@ -112,11 +112,14 @@ trust_option = click.option(
 )
 
 
-def _load_trusted(config_file: str | None, approve: bool) -> Config:
-    """The config, once every file of it the agent could have written is approved."""
-    from ..features import trust
+def _load_trusted(config_file: str | None, approve: bool, run: bool = False) -> Config:
+    """The config, once every file of it the agent could have written is approved. With `run`,
+    also what a session of it would refuse in this environment (the checks `validate` runs)."""
+    from ..features import require_runnable, trust
 
     loaded = load_config(config_file)
+    if run:
+        require_runnable(loaded)
     cfg = loaded.config
     if approve:
         pending = trust.untrusted(cfg, loaded.digests)
@@ -171,8 +174,11 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
 @file_option
-@click.option("-d", "--detach", is_flag=True, help="Start in the background; see `ps`, `logs`, `shell`, `down`.")
-@click.option("--keep", is_flag=True, help="Keep the container after it exits (default: removed).")
+@click.option("-d", "--detach", is_flag=True, help="Start in the background: with a task (-p), follow it with "
+              "`logs --follow`; without one, an interactive session you `attach` to. Kept after it ends (`ps`, "
+              "`logs`) until `down`, or the first `up` or `down` 7 days later.")
+@click.option("--keep", is_flag=True, help="Keep the container after it exits (default: removed when a foreground "
+              "session ends; a detached one is kept until `down` or pruned 7 days after its end, with --keep only by `down`).")
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log if the image is built.")
 @click.option("--dry-run", is_flag=True, help="Show what the container would get (image, capabilities, mounts, "
               "environment names, limits); start nothing.")
@@ -191,10 +197,17 @@ def up(
     Arguments after `--` go to Claude Code. With -p/--print, or when stdin is not a terminal,
     the session runs headless: output is streamed and the exit code is Claude's.
 
+    With --detach the session runs in the background. A task (-p) runs headless: `logs
+    --follow` shows its progress (each tool it runs, its answers) and its output, `ps` its exit
+    code once it ended. Without a task, Claude Code runs in a terminal of its own: `attach` to
+    it, detach again with Ctrl-P Ctrl-Q. An ended detached session stays listed by `ps` and
+    readable by `logs` until `down` removes it, or the first `up` or `down` 7 days after its end.
+
     \b
       claude-docker up                                  # interactive
       claude-docker up -- -p "fix the failing test"     # headless
-      claude-docker up --detach -- -p "long task"       # background session (needs a task)
+      claude-docker up --detach -- -p "long task"       # background task: logs --follow, ps
+      claude-docker up --detach                         # background interactive session: attach
       claude-docker up --trust                          # approve the config files first
       claude-docker up --dry-run                        # what the container would get
       claude-docker up -p 3000 -p 8080:80               # dev servers on the host's 127.0.0.1
@@ -204,32 +217,26 @@ def up(
     """
     from .. import lifecycle
 
-    if detach and not (lifecycle.is_headless(claude_args, True) or claude_args[:1] == ("--exec",)):
-        # Claude Code without a task and without a terminal ends at once: never "started" and gone.
-        raise ClaudeDockerError(
-            "up --detach needs a task: without one, Claude Code has no terminal to talk to and would end at once",
-            'run `claude-docker up --detach -- -p "your task"`, or `claude-docker up` for an interactive session',
-        )
+    if detach:
+        # Without a task Claude Code gets a terminal of its own (for `attach`), whoever runs `up`:
+        # without one it would start and end at once.
+        headless = lifecycle.is_headless(claude_args, True) or claude_args[:1] == ("--exec",)
+    else:
+        headless = lifecycle.is_headless(claude_args, sys.stdin.isatty())
     extra_ports = _parse_published(published)
-    cfg = _with_published(_load_trusted(config_file, approve), extra_ports)
+    cfg = _with_published(_load_trusted(config_file, approve, run=True), extra_ports)
     if dry_run:
         from ..planview import describe, preview
 
-        interactive = not (detach or lifecycle.is_headless(claude_args, sys.stdin.isatty()))
-        from ..features.persistence import missing_credential
-
-        for line in describe(preview(cfg, tuple(claude_args), interactive=interactive)):
+        for line in describe(preview(cfg, tuple(claude_args), interactive=not headless)):
             click.echo(line)
-        problem = missing_credential(cfg)
-        if problem:
-            click.echo(f"warning: {problem}")
         return
     progress = BuildProgress(verbose, log_path=build_log_path())
     options = lifecycle.UpOptions(
         extra_args=tuple(claude_args),
         detach=detach,
         keep=keep,
-        headless=lifecycle.is_headless(claude_args, sys.stdin.isatty()),
+        headless=headless,
         stdin=None if sys.stdin.isatty() or detach else sys.stdin.buffer,
         on_build_output=progress,
     )
@@ -287,10 +294,12 @@ def _project_or_all(config_file: str | None, all_projects: bool) -> str | None:
 @click.option("--all", "all_projects", is_flag=True, help="Every claude-docker session on this engine.")
 @click.argument("session_ids", nargs=-1)
 def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ...]) -> None:
-    """Stop and remove this project's sessions (or only the SESSION_IDS given).
+    """Stop and remove this project's sessions (or only the SESSION_IDS given), running or ended.
 
     A SESSION_ID may be a prefix of the id, as long as only one session starts with it; an
-    unknown or ambiguous one is an error and nothing is removed.
+    unknown or ambiguous one is an error and nothing is removed. Ended detached sessions are
+    kept for `ps` and `logs` until this removes them; `down` and `up` also prune what sessions
+    that ended 7 days ago left (their containers, unless started with --keep, and their dirs).
 
     \b
     Examples:
@@ -308,21 +317,25 @@ def down(config_file: str | None, all_projects: bool, session_ids: tuple[str, ..
         click.echo(f"removed {name}")
     if not removed:
         click.echo("no sessions to remove")
-    pruned = lifecycle.prune_sessions(engine, project)
+    pruned = lifecycle.prune_sessions(engine, project, report=_echo_err)
     if pruned:
-        click.echo(f"pruned {len(pruned)} session dir(s) untouched for {lifecycle.SESSION_KEEP_DAYS} days")
+        click.echo(f"pruned {len(pruned)} session(s) that ended more than {lifecycle.SESSION_KEEP_DAYS} days ago")
 
 
 @click.command()
 @file_option
 @click.option("--all", "all_projects", is_flag=True, help="Sessions of every project (default when no config is found).")
 def ps(config_file: str | None, all_projects: bool) -> None:
-    """List sessions: project, session, status (with the exit code of ended ones), age, image.
+    """List sessions: project, session, status (with the exit code of ended ones), age, when
+    it ended, image.
+
+    Ended sessions are listed too: a detached one is kept until `down` removes it, or the first
+    `up` or `down` 7 days after its end (a foreground one only with `up --keep`).
 
     \b
     Examples:
       claude-docker ps
-      claude-docker ps --all
+      claude-docker ps --all            # every project's sessions
     """
     from .. import lifecycle
     from ..engine import Engine
@@ -335,7 +348,7 @@ def ps(config_file: str | None, all_projects: bool) -> None:
             if config_file:
                 raise
     rows = lifecycle.ps_rows(Engine.connect(), project)
-    header = ("PROJECT", "SESSION", "STATUS", "AGE", "IMAGE")
+    header = ("PROJECT", "SESSION", "STATUS", "AGE", "ENDED", "IMAGE")
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
@@ -343,17 +356,28 @@ def ps(config_file: str | None, all_projects: bool) -> None:
 
 @click.command()
 @file_option
-@click.option("--follow", is_flag=True, help="Keep streaming new output until the session ends (Ctrl-C stops).")
+@click.option("--follow", is_flag=True, help="Keep streaming new output until the session ends (Ctrl-C stops), "
+              "with the agent's progress on stderr.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="With --follow: show each tool the agent starts and its answers, as they happen, on stderr.")
 @click.argument("session_id", required=False)
-def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
+def logs(config_file: str | None, follow: bool, progress: bool, session_id: str | None) -> None:
     """Show a session's output (the project's only session unless SESSION_ID is given).
 
-    SESSION_ID may be a prefix of the id, as long as only one session starts with it.
+    SESSION_ID may be a prefix of the id, as long as only one session starts with it. Ended
+    sessions are shown too, with their exit code and when they ended (on stderr): a detached
+    session is kept until `down` removes it, or the first `up` or `down` 7 days after its end.
+
+    A headless task (`-p`) prints its answer only at its end; `--follow` also shows its progress
+    meanwhile, one line per tool it starts and per answer, on stderr (stdout stays the session's
+    output). The agent writes those records, so they are cut short and stripped of control
+    characters and escape sequences before they reach your terminal.
 
     \b
     Examples:
       claude-docker logs
       claude-docker logs --follow 3f9a
+      claude-docker logs --follow --no-progress 3f9a > output.txt
       claude-docker logs -f ci.yaml
     """
     from .. import lifecycle
@@ -362,9 +386,35 @@ def logs(config_file: str | None, follow: bool, session_id: str | None) -> None:
     engine = Engine.connect()
     info = lifecycle.find_session(engine, _load(config_file).project_name, session_id)
     try:
-        lifecycle.logs(engine, info, follow, sys.stdout.buffer)
+        lifecycle.logs(engine, info, follow, sys.stdout.buffer, progress=_echo_err if progress else None, report=_echo_err)
     except KeyboardInterrupt:
         pass
+
+
+@click.command()
+@file_option
+@click.argument("session_id", required=False)
+@click.pass_context
+def attach(ctx: click.Context, config_file: str | None, session_id: str | None) -> None:
+    """Attach this terminal to a running interactive session (`up --detach` without a task,
+    or one you detached from). Detach again with Ctrl-P Ctrl-Q; the session goes on.
+
+    SESSION_ID may be a prefix of the id (default: the project's only running session). When
+    the session ends while attached, the exit code is its own and the command that resumes
+    the conversation is printed.
+
+    \b
+    Examples:
+      claude-docker up --detach && claude-docker attach
+      claude-docker attach 3f9a
+    """
+    from .. import lifecycle
+    from ..engine import Engine
+
+    cfg = _load(config_file)
+    engine = Engine.connect()
+    info = lifecycle.find_session(engine, cfg.project_name, session_id, running=True)
+    ctx.exit(lifecycle.attach(engine, cfg, info, _echo_err))
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -417,4 +467,4 @@ def doctor(config_file: str | None) -> None:
         raise ClaudeDockerError(f"{failed} check(s) failed", "fix the lines marked FAIL above")
 
 
-COMMANDS: list[click.Command] = [build, up, down, ps, logs, shell, doctor]
+COMMANDS: list[click.Command] = [build, up, down, ps, logs, attach, shell, doctor]

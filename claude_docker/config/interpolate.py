@@ -8,6 +8,7 @@ MCP server `env` and `headers` values are left untouched: Claude Code expands th
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -67,9 +68,11 @@ def _is_passthrough(path: KeyPath) -> bool:
     )
 
 
-def interpolate_document(doc: Document, variables: Mapping[str, str], env_file: str | None = None) -> list[ConfigProblem]:
-    """Interpolate `doc.data` in place; return one problem per bad value (an unset variable's
-    names where it can be set: the environment or `env_file`)."""
+def interpolate_document(
+    doc: Document, variables: Mapping[str, str], env_file: str | None = None
+) -> tuple[Document, list[ConfigProblem]]:
+    """The document with its values interpolated (`doc` itself is left as it is), and one problem
+    per bad value (an unset variable's names where it can be set: the environment or `env_file`)."""
     problems: list[ConfigProblem] = []
 
     def walk(value: object, path: KeyPath) -> object:
@@ -87,8 +90,9 @@ def interpolate_document(doc: Document, variables: Mapping[str, str], env_file: 
                 problems.append(ConfigProblem(doc.path, format_key_path(path), doc.line_of(path), message))
         return value
 
-    doc.data = walk(doc.data, ())  # type: ignore[assignment]
-    return problems
+    data = walk(doc.data, ())
+    assert isinstance(data, dict)
+    return replace(doc, data=data), problems
 
 
 def read_env_file(path: Path) -> dict[str, str]:

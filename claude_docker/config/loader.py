@@ -73,7 +73,7 @@ _Loader.add_implicit_resolver(
 )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Document:
     """One loaded config file: its data and where each key sits."""
 

@@ -9,12 +9,13 @@ line), its relative paths are anchored at its own directory, and only then are t
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping
 
 from .. import paths
 from ..errors import ConfigError, ConfigProblem
+from .blocked_paths import Locator
 from .interpolate import InterpolationError, interpolate_document, read_env_file, substitute
 from .loader import Document, KeyPath, find_config_file, format_key_path
 from .merge import locate, merge_documents
@@ -38,6 +39,7 @@ class LoadedConfig:
     merged: dict  # the merged, interpolated document (what `claude-docker config` prints)
     chain: tuple[str, ...]  # profile chain for display: built-in names or file paths, base first
     digests: Mapping[str, str] = field(default_factory=dict)  # real path → SHA-256 of the bytes parsed
+    locate: Locator | None = None  # merged key path → (file, line) of the file that set it
 
 
 def load_config(
@@ -56,8 +58,11 @@ def load_config(
     from .validate import schema_problems
 
     problems: list[ConfigProblem] = []
-    for doc in documents:
-        unresolved = interpolate_document(doc, variables, str(_env_path(documents, environ)))
+    env_file = str(_env_path(documents, environ))
+    interpolated: list[Document] = []
+    for raw in documents:
+        doc, unresolved = interpolate_document(raw, variables, env_file)
+        interpolated.append(doc)
         problems.extend(unresolved)
         failed = frozenset(problem.key_path for problem in unresolved)
         problems.extend(
@@ -66,8 +71,7 @@ def load_config(
     if problems:
         raise ConfigError(_ordered(problems), _hint(problems))
 
-    for doc in documents:
-        _resolve_paths(doc)
+    documents = [_resolve_paths(doc) for doc in interpolated]
     merged, origins = merge_documents(documents)
 
     def file_of(path: KeyPath) -> str:
@@ -99,16 +103,17 @@ def load_config(
     if config.env_file is None:
         config = _with_env_file(config, str(paths.default_env_file()))
 
-    from ..features import filesystem
+    from .blocked_paths import problems as blocked_path_problems
 
     def locate_merged(path: KeyPath) -> tuple[str, int | None] | None:
         return (file_of(path), line_of(path)) if locate(origins, path) else None
 
-    extra = list(filesystem.problems(config, locate_merged))
+    extra = blocked_path_problems(config, locate_merged)
     if extra:
         raise ConfigError(_ordered(extra), _hint(extra))
     digests = {os.path.realpath(_source_path(doc)): doc.sha256 for doc in documents}
-    return LoadedConfig(config=config, merged=merged, chain=tuple(doc.display for doc in documents), digests=digests)
+    return LoadedConfig(config=config, merged=merged, chain=tuple(doc.display for doc in documents), digests=digests,
+                        locate=locate_merged)
 
 
 def _constant(file: str) -> Callable[[KeyPath], str]:
@@ -164,8 +169,8 @@ def _absolute(value: str, base_dir: Path) -> str:
     return os.path.normpath(expanded if os.path.isabs(expanded) else os.path.join(base_dir, expanded))
 
 
-def _resolve_paths(doc: Document) -> None:
-    """Anchor relative host paths at the declaring file's directory and expand `~`."""
+def _resolve_paths(doc: Document) -> Document:
+    """The document with relative host paths anchored at its own directory and `~` expanded."""
 
     def walk(node: object, pattern: KeyPath) -> object:
         if not pattern:
@@ -177,8 +182,11 @@ def _resolve_paths(doc: Document) -> None:
             return {**node, head: walk(node[head], rest)}
         return node
 
+    data: object = doc.data
     for pattern in _PATH_KEYS:
-        doc.data = walk(doc.data, pattern)  # type: ignore[assignment]
+        data = walk(data, pattern)
+    assert isinstance(data, dict)
+    return replace(doc, data=data)
 
 
 def _source_path(doc: Document) -> str:
@@ -190,8 +198,6 @@ def _source_path(doc: Document) -> str:
 
 
 def _with_env_file(config: Config, env_file: str) -> Config:
-    from dataclasses import replace
-
     return replace(config, env_file=env_file)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import ConfigError, ConfigProblem
@@ -30,9 +31,7 @@ def builtin_path(name: str) -> Path:
 
 
 def load_builtin(name: str) -> Document:
-    doc = load_file(builtin_path(name), display=name)
-    doc.path = f"<profile {name}>"
-    return doc
+    return replace(load_file(builtin_path(name), display=name), path=f"<profile {name}>")
 
 
 def _extends_list(doc: Document) -> list[str]:

@@ -26,11 +26,16 @@ import base64
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
+from ..artifacts import Artifact
+from ..config.blocked_paths import Locator
 from ..config.interpolate import read_env_file
 from ..config.model import Config, ModelEndpoint
-from ..errors import ClaudeDockerError
+from ..errors import ClaudeDockerError, ConfigProblem
+from ..runspec import RunSpec
+from ..session import Session
+from .base import EndedSession, RunContext
 
 MODEL_LISTEN_PORT = 15090  # the local model endpoint (HAProxy, 127.0.0.1)
 GIT_LISTEN_PORT = 15091  # the local git endpoint for network.git_credential's host
@@ -67,12 +72,17 @@ class Injection:
     unprotected: tuple[str, ...] = ()  # credential variables Claude holds itself, and why (warnings)
 
 
-def credential_environment(cfg: Config, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+def credential_environment(
+    cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, str]]:
     """Credential variable → (value, where from): the process environment over the env file, the
-    only two places a credential is ever read from."""
+    only two places a credential is ever read from. `file_values`: the env file, when the caller
+    has read it already (RunContext)."""
     found: dict[str, tuple[str, str]] = {}
     if cfg.env_file:
-        for name, value in read_env_file(Path(cfg.env_file)).items():
+        if file_values is None:
+            file_values = read_env_file(Path(cfg.env_file))
+        for name, value in file_values.items():
             if value:
                 found[name] = (value, f"the env file {cfg.env_file}")
     for name, value in environ.items():
@@ -81,11 +91,11 @@ def credential_environment(cfg: Config, environ: Mapping[str, str]) -> dict[str,
     return found
 
 
-def not_injectable(cfg: Config, environ: Mapping[str, str]) -> str | None:
+def not_injectable(cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None) -> str | None:
     """Why the proxy cannot hold the model credential for this session, in words; None if it can."""
     from .endpoint import claude_environment
 
-    env = claude_environment(cfg, environ)
+    env = claude_environment(cfg, environ, file_values)
     if not cfg.network.firewall:
         return "network.firewall is false (no sandbox proxy runs)"
     if not cfg.network.name_checks:
@@ -116,14 +126,16 @@ def _truthy(value: str) -> bool:
     return value.strip().lower() not in ("", "0", "false", "no", "off")
 
 
-def plan(cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint) -> Injection:
+def plan(
+    cfg: Config, environ: Mapping[str, str], endpoint: ModelEndpoint, file_values: Mapping[str, str] | None = None
+) -> Injection:
     """The placeholders, the local endpoints and the secrets for this session."""
-    found = credential_environment(cfg, environ)
+    found = credential_environment(cfg, environ, file_values)
     agent_env: dict[str, str] = {}
     secret_env: dict[str, str] = {}
     headers: list[str] = []
     present = [name for name in CREDENTIAL_VARIABLES if name in found]
-    reason = not_injectable(cfg, environ)
+    reason = not_injectable(cfg, environ, file_values)
     unprotected: tuple[str, ...] = ()
     if present and reason is None:
         if API_KEY_VARIABLE in found:
@@ -168,6 +180,33 @@ def problems(cfg: Config, environ: Mapping[str, str]) -> list[str]:
     git = cfg.network.git_credential
     if git is not None and git.token_variable not in credential_environment(cfg, environ):
         return [f"network.git_credential: {git.token_variable} is not set in the environment or the env file"]
+    return []
+
+
+# --- the feature ------------------------------------------------------------------------------
+
+
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
+    return []  # a missing git token: `problems`, which `validate` reports
+
+
+def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:
+    return {}  # the proxy's configuration is the firewall's (haproxy.cfg, from network.injected_headers)
+
+
+def contribute(ctx: RunContext, spec: RunSpec) -> None:
+    """Placeholders and the local endpoints over the credentials Claude Code would hold, and the
+    credentials under SECRET_PREFIX names for the entrypoint to hand to the proxy alone. Runs
+    after claude_settings, whose credential variables these replace."""
+    endpoint = ctx.config.network.model_endpoint
+    assert endpoint is not None, "runplan.context fills in the model endpoint"
+    injection = plan(ctx.config, ctx.process_environ, endpoint, ctx.env_file_values)
+    spec.env.update(injection.agent_env)
+    spec.env.update(injection.secret_env)
+    spec.warnings.extend(injection.unprotected)
+
+
+def cleanup(ended: Sequence[EndedSession]) -> list[str]:
     return []
 
 

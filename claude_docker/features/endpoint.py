@@ -11,11 +11,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 from urllib.parse import urlsplit
 
+from ..artifacts import Artifact
+from ..config.blocked_paths import Locator, blocked_set, conflicts, is_within, real
 from ..config.interpolate import read_env_file
 from ..config.model import Config, ModelEndpoint
+from ..errors import ConfigProblem
+from ..runspec import RunSpec
+from ..session import Session
+from .base import EndedSession, RunContext
 
 DEFAULT_HOST = "api.anthropic.com"
 
@@ -52,12 +58,17 @@ ENV_PORT = "CLAUDE_DOCKER_ENDPOINT_PORT"
 ENV_SOURCE = "CLAUDE_DOCKER_ENDPOINT_SOURCE"
 
 
-def claude_environment(cfg: Config, environ: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+def claude_environment(
+    cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None
+) -> dict[str, tuple[str, str]]:
     """Name → (value, where from) for what Claude sees: the process environment over the env
-    file over `claude.env` (the order runplan applies them in)."""
+    file over `claude.env` (the order runplan applies them in). `file_values`: the env file,
+    when the caller has read it already (RunContext)."""
     found: dict[str, tuple[str, str]] = {name: (value, "claude.env") for name, value in cfg.claude.env.items()}
     if cfg.env_file:
-        for name, value in read_env_file(Path(cfg.env_file)).items():
+        if file_values is None:
+            file_values = read_env_file(Path(cfg.env_file))
+        for name, value in file_values.items():
             if value:
                 found[name] = (value, f"env_file {cfg.env_file}")
     for name, value in environ.items():
@@ -83,9 +94,9 @@ def _from_url(url: str, source: str) -> ModelEndpoint | None:
     return ModelEndpoint(host, port, source, scheme, parts.path.rstrip("/"))
 
 
-def derive(cfg: Config, environ: Mapping[str, str]) -> ModelEndpoint:
+def derive(cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None) -> ModelEndpoint:
     """Where Claude Code will send its model requests."""
-    env = claude_environment(cfg, environ)
+    env = claude_environment(cfg, environ, file_values)
 
     def value(name: str) -> str:
         return env[name][0] if name in env else ""
@@ -138,8 +149,8 @@ class CredentialFile:
         return f"{CONTAINER_CREDENTIALS_DIR}/{CREDENTIAL_FILE_VARIABLES[self.variable]}"
 
 
-def credential_files(cfg: Config, environ: Mapping[str, str]) -> list[CredentialFile]:
-    env = claude_environment(cfg, environ)
+def credential_files(cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None) -> list[CredentialFile]:
+    env = claude_environment(cfg, environ, file_values)
     found = []
     for variable in CREDENTIAL_FILE_VARIABLES:
         if variable in env and env[variable][1] != "claude.env":  # claude.env names a container path
@@ -148,14 +159,14 @@ def credential_files(cfg: Config, environ: Mapping[str, str]) -> list[Credential
     return found
 
 
-def credential_file_problems(cfg: Config, environ: Mapping[str, str]) -> list[str]:
+def credential_file_problems(
+    cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None
+) -> list[str]:
     """A credentials file must exist, lie outside the workspace (the agent could change it there)
     and outside every blocked path (which never enters the container)."""
-    from .filesystem import blocked_set, conflicts, is_within, real
-
     problems = []
     workspace = real(cfg.workspace.path)
-    for entry in credential_files(cfg, environ):
+    for entry in credential_files(cfg, environ, file_values):
         where = f"{entry.variable} ({entry.source}) names {entry.host_path}"
         if not os.path.isfile(entry.host_path):
             problems.append(f"{where}, which is not a file on this machine")
@@ -172,3 +183,28 @@ CREDENTIAL_FILE_HINT = (
     "copy the one credentials file the provider needs outside the workspace and outside blocked paths such as "
     "~/.aws and ~/.config/gcloud (e.g. ~/.claude-docker-keys/vertex.json), or use environment credentials"
 )
+
+
+# --- the feature ------------------------------------------------------------------------------
+
+
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
+    return []
+
+
+def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:
+    return {}  # the firewall opens the endpoint (firewall.endpoint_domains)
+
+
+def contribute(ctx: RunContext, spec: RunSpec) -> None:
+    """Where the entrypoint checks the endpoint before Claude starts, and the provider's one
+    credentials file, read-only, with its variable pointing at it."""
+    model_endpoint = ctx.config.network.model_endpoint or derive(ctx.config, ctx.process_environ, ctx.env_file_values)
+    spec.env.update(container_env(model_endpoint))
+    for credential in credential_files(ctx.config, ctx.process_environ, ctx.env_file_values):
+        spec.bind(credential.host_path, credential.container_path, read_only=True)
+        spec.env[credential.variable] = credential.container_path
+
+
+def cleanup(ended: Sequence[EndedSession]) -> list[str]:
+    return []

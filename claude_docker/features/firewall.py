@@ -22,17 +22,19 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 from .. import contract
 from ..artifacts import Artifact, render_template
+from ..config.blocked_paths import Locator
 from ..config.config_values import ValueProblem, parse_cidr
 from ..config.model import Config
 from ..contract import DNS_LOG_NAME, PACKET_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
-from ..errors import FirewallError
+from ..errors import ConfigProblem, FirewallError
 from ..runspec import RunSpec
 from ..session import Session
+from .base import EndedSession, RunContext
 
 SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
@@ -661,8 +663,19 @@ def published_port_warnings(cfg: Config) -> list[str]:
     ]
 
 
-def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
+    """CIDRs and domains are judged with the config (config_values); what is left are warnings."""
+    return []
+
+
+def cleanup(ended: Sequence[EndedSession]) -> list[str]:
+    """The log of refused names stays with the session dir for `blocked`."""
+    return []
+
+
+def contribute(ctx: RunContext, spec: RunSpec) -> None:
     """Capabilities, env and the log mount the firewall needs."""
+    cfg, session = ctx.config, ctx.session
     spec.warnings.extend(published_port_warnings(cfg))
     if not cfg.network.firewall:
         spec.env[ENV_FLAG] = "0"

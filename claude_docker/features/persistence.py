@@ -17,17 +17,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import stat
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from .. import contract, paths
+from ..artifacts import Artifact
 from ..atomicfile import set_aside, write_atomic
-from ..config.model import DEFAULT_AGENT_UID, Config
-from ..errors import ClaudeDockerError
+from ..config.blocked_paths import Locator, host_gitconfig
+from ..config.model import Config
+from ..errors import ClaudeDockerError, ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
-from .claude_settings import auth_env
+from .base import EndedSession, RunContext
+from .base import agent_ids as agent_ids  # where the run plan and tests find it
+from .claude_settings import auth_variables
 
 # Container side. Outside the agent's home so that Docker-created mount points do not leave
 # root-owned directories in it.
@@ -65,25 +70,6 @@ def history_dir(state_dir: Path) -> Path:
 
 def cache_dir(state_dir: Path) -> Path:
     return state_dir / "cache"
-
-
-def agent_ids(cfg: Config) -> tuple[int, int]:
-    """The uid/gid the agent runs as, so files it writes in the workspace belong to the right user.
-
-    claude.uid/gid win; otherwise the host user who runs `up`. When that is root (servers, CI),
-    the agent stays non-root: it takes the workspace owner's ids, or 1000 if root owns it.
-    """
-    uid, gid = os.getuid(), os.getgid()
-    if uid == 0:
-        try:
-            owner = os.stat(cfg.workspace.path)
-            uid, gid = owner.st_uid, owner.st_gid
-        except OSError:
-            uid = gid = 0
-        if uid == 0:
-            uid = gid = DEFAULT_AGENT_UID
-        gid = gid or uid
-    return (cfg.claude.uid if cfg.claude.uid is not None else uid, cfg.claude.gid if cfg.claude.gid is not None else gid)
 
 
 # --- preparing host dirs --------------------------------------------------------------------
@@ -265,14 +251,11 @@ CREDENTIAL_VARIABLES = (
 )
 
 
-def missing_credential(cfg: Config, environ: Mapping[str, str] | None = None) -> str | None:
+def missing_credential(cfg: Config, environment: Mapping[str, str]) -> str | None:
     """Why Claude Code will start logged out, with the two ways to fix it; None when a key, a
-    token or a kept login will be there. (Claude says "Not logged in" only after the first prompt.)"""
-    environ = os.environ if environ is None else environ
-    try:
-        sources = {**auth_env(cfg, environ), **cfg.claude.env}
-    except ClaudeDockerError:
-        sources = dict(cfg.claude.env)
+    token or a kept login will be there. (Claude says "Not logged in" only after the first prompt.)
+    `environment`: the process environment over the env file (RunContext.environ)."""
+    sources = {**auth_variables(environment), **cfg.claude.env}
     if any(sources.get(name) for name in CREDENTIAL_VARIABLES):
         return None
     probe = Session(cfg.project_name, "probe")
@@ -310,13 +293,30 @@ def latest_conversation(cfg: Config, session: Session, since: float) -> str | No
 # --- the contribution -----------------------------------------------------------------------
 
 
-def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
+def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
+    return []
+
+
+def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:
+    return {}
+
+
+def cleanup(ended: Sequence[EndedSession]) -> list[str]:
+    """The throwaway login of `auth: none` goes with its session."""
+    for entry in ended:
+        if entry.session is not None and entry.container_gone:
+            shutil.rmtree(entry.session.session_dir / "claude", ignore_errors=True)
+    return []
+
+
+def contribute(ctx: RunContext, spec: RunSpec) -> None:
     """Prepare persisted host dirs and add their mounts and env."""
+    cfg, session = ctx.config, ctx.session
     persistence = cfg.persistence
-    ids = agent_ids(cfg)
+    ids = ctx.ids
 
     config_dir = ensure_dir(auth_dir(cfg, session), ids)
-    seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(cfg), warnings=spec.warnings)
+    seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(ctx), warnings=spec.warnings)
     if persistence.import_host_login and persistence.auth != "none" and import_host_login(config_dir, ids):
         spec.warnings.append(IMPORT_LOGIN_WARNING)
     spec.bind(str(config_dir), contract.CLAUDE_CONFIG_DIR, read_only=False)
@@ -347,19 +347,17 @@ def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
             taken.add(target)
 
 
-def _api_key(cfg: Config) -> str | None:
+def _api_key(ctx: RunContext) -> str | None:
     """The API key the container will get, found the way the run plan finds it: the placeholder
     when the sandbox proxy holds the key (not even the key's end lands in the agent's files)."""
-    if "x-api-key" in cfg.network.injected_headers:
+    if "x-api-key" in ctx.config.network.injected_headers:
         from .credentials import PLACEHOLDER
 
         return PLACEHOLDER
-    return auth_env(cfg, os.environ).get("ANTHROPIC_API_KEY") or cfg.claude.env.get("ANTHROPIC_API_KEY")
+    return auth_variables(ctx.environ).get("ANTHROPIC_API_KEY") or ctx.config.claude.env.get("ANTHROPIC_API_KEY")
 
 
 def _git(cfg: Config, spec: RunSpec) -> None:
-    from .filesystem import host_gitconfig
-
     gitconfig = host_gitconfig(cfg)
     if gitconfig is not None:
         spec.bind(os.path.realpath(gitconfig), f"{contract.AGENT_HOME}/.gitconfig", read_only=True)

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Mapping
 
 from .. import paths
+from ..config.blocked_paths import is_within, real
 from ..config.model import Config
 from ..errors import ClaudeDockerError
-from .filesystem import is_within, real
 
 RECORD_NAME = "trusted.json"
 TRUSTED, NEW, CHANGED = "trusted", "new", "changed"

@@ -6,8 +6,7 @@ the host: the container never sees a notifier secret and its firewall need not a
 notifier's domains.
 
 Entry points for the engine:
-- `contribute(cfg, session, spec)`: the outbox mount, and the values of `${VAR}`s that MCP
-  servers reference (Claude Code expands them inside the container).
+- the outbox mount comes from the notifier feature (features/notifier.py);
 - `session_notifier(cfg, session, standby_for=container)`: wrap a foreground session; yields
   a handle whose `set_exit_code(code)` puts the container's exit code into the final messages.
   A watcher process stands by and takes over if this process ends before the session does.
@@ -19,20 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterator
 
-from ..config.interpolate import read_env_file, referenced_variables
 from ..config.model import Config, NotifierConfig, to_plain
-from ..contract import CONTAINER_OUTBOX
-from ..errors import ClaudeDockerError
-from ..features.persistence import agent_ids
-from ..runspec import RunSpec
 from ..session import Session
 from .delivery import (
     ENDED_BY_DOWN,
@@ -50,7 +43,6 @@ from .delivery import (
 POLL_SECONDS = 1.0
 
 __all__ = [
-    "contribute",
     "session_notifier",
     "start_detached_watcher",
     "flush_project",
@@ -64,69 +56,6 @@ __all__ = [
 def log_file(session: Session) -> Path:
     """Where delivery outcomes of a session are logged (shown by `claude-docker logs`)."""
     return session.session_dir / LOG_FILE
-
-
-# --- run spec ---------------------------------------------------------------------------------
-
-
-def contribute(cfg: Config, session: Session, spec: RunSpec) -> None:
-    """Mount the session outbox into the container, writable by the agent uid; pass MCP env.
-
-    Without a notifier there is no outbox: nothing would deliver it, and the in-container
-    `notify` command then says so instead of queueing messages nobody reads.
-    """
-    spec.env.update(mcp_environment(cfg))
-    if not cfg.notifier.configured:
-        return
-    outbox = session.outbox_dir
-    outbox.mkdir(parents=True, exist_ok=True, mode=0o700)
-    uid, gid = agent_ids(cfg)
-    if os.geteuid() == 0:
-        os.chown(outbox, uid, gid)
-        outbox.chmod(0o700)
-    elif uid != os.getuid():
-        # The agent runs under another uid we cannot chown to: a sticky, shared directory
-        # still lets it add files and lets us (the owner) read and remove them.
-        outbox.chmod(0o1777)
-    spec.bind(str(outbox), CONTAINER_OUTBOX, read_only=False)
-
-
-def mcp_environment(cfg: Config, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Values of the `${VAR}`s that `claude.mcp_servers` reference, from the env and env file.
-
-    They stay references in mcp.json (never written resolved into a file); Claude Code expands
-    them from its environment. A notifier credential is refused here: it must never enter the
-    container, even when a config asks for it by name.
-    """
-    names: list[tuple[str, str, bool]] = []  # (server, variable, has a default)
-    for server in cfg.claude.mcp_servers:
-        values = [server.command or "", server.url or "", *server.args, *server.env.values(), *server.headers.values()]
-        for value in values:
-            for name in referenced_variables(value):
-                has_default = f"${{{name}:-" in value
-                names.append((server.name, name, has_default))
-    if not names:
-        return {}
-    environ = os.environ if environ is None else environ
-    file_values = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
-    secrets = notifier_secrets(cfg.notifier)
-    resolved: dict[str, str] = {}
-    for server_name, name, has_default in names:
-        found = environ[name] if name in environ else file_values.get(name)
-        if found is None:
-            if has_default:
-                continue
-            raise ClaudeDockerError(
-                f"claude.mcp_servers.{server_name}: variable {name} is not set",
-                f"export {name}=… or add it to your env file ({cfg.env_file or '~/.claude-docker/.env'})",
-            )
-        if found and found in secrets:
-            raise ClaudeDockerError(
-                f"claude.mcp_servers.{server_name}: {name} holds a notifier credential, which never enters the container",
-                "give the MCP server its own credential (e.g. a separate API key)",
-            )
-        resolved[name] = found
-    return resolved
 
 
 def notifier_secrets(notifier: NotifierConfig) -> set[str]:

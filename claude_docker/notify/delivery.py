@@ -34,12 +34,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from ..atomicfile import set_aside, write_atomic
 from ..config.model import NotifierConfig
 from ..errors import ClaudeDockerError, NotifyError
-from .backends import Backend, backends_for
 from .events import (
     DEBOUNCE_LANES,
     MAX_EVENT_BYTES,
@@ -50,7 +49,10 @@ from .events import (
     read_event,
     sweep_outbox,
 )
-from .message import MessageContext, render_message
+
+if TYPE_CHECKING:  # the backends (urllib, http) and the message templates load when a message is sent
+    from .backends import Backend
+    from .message import MessageContext
 
 STATE_FILE = "notify-state.json"
 LOG_FILE = "notify.log"
@@ -108,7 +110,11 @@ class SessionDelivery:
         self.session_id = session_id
         self.session_dir = session_dir
         self.outbox = session_dir / "outbox"
-        self.backends = backends if backends is not None else backends_for(notifier)
+        if backends is None:
+            from .backends import backends_for
+
+            backends = backends_for(notifier)
+        self.backends = backends
         self.report = report
         self.clock = clock
         self._thread_lock = threading.Lock()
@@ -343,6 +349,8 @@ class SessionDelivery:
         if not self.backends:
             outcome.failed.append(event.name)
             return False
+        from .message import MessageContext, render_message
+
         context = MessageContext(
             project=self.project,
             session=self.session_id,

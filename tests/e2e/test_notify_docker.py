@@ -9,6 +9,7 @@ no notifier secret is visible anywhere inside the container.
 from __future__ import annotations
 
 import io
+import os
 import secrets
 from pathlib import Path
 
@@ -28,7 +29,8 @@ from tests.support.notifier import twilio_project
 
 def run_claude(engine: Engine, cfg, api: FakeAnthropic, prompt: str) -> tuple[int, str]:
     out, err = io.BytesIO(), io.BytesIO()
-    environ = {"ANTHROPIC_BASE_URL": api.url_for(bridge_gateway(engine.client)), "ANTHROPIC_API_KEY": api.api_key}
+    # `up` hands this environment to every feature: it is what the session's variables come from.
+    environ = {**os.environ, "ANTHROPIC_BASE_URL": api.url_for(bridge_gateway(engine.client)), "ANTHROPIC_API_KEY": api.api_key}
     code = lifecycle.up(
         cfg,
         lifecycle.UpOptions(extra_args=("-p", prompt), headless=True),

@@ -18,7 +18,7 @@ import pytest
 from claude_docker import runplan
 from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
-from claude_docker.features.image import ensure_image
+from claude_docker.imagebuild import ensure_image
 from claude_docker.render import render_build_context, render_runtime
 from claude_docker.session import Session
 from tests.conftest import TEST_LABEL, base_image_yaml
@@ -236,13 +236,13 @@ def test_git_hooks_and_config_are_read_only_but_git_works(engine, agent_image, c
 def test_env_file_secret_is_in_no_image_layer_and_no_rendered_file(engine, cd_home, tmp_path):
     secret = "sk-ant-never-in-a-layer-4f1c9e"
     (cd_home / ".env").write_text(f"ANTHROPIC_API_KEY={secret}\n")
-    project = make_project(tmp_path, "secret", 'claude:\n  env:\n    ANTHROPIC_API_KEY: "${ANTHROPIC_API_KEY}"\n')
+    project = make_project(tmp_path, "secret", "")
     cfg = load_config(str(project / "claude-docker.yaml")).config
-    assert secret in cfg.claude.env.values()  # the secret did reach the config, so the scan means something
     session = Session.new(cfg.project_name)
     tag = ensure_image(engine, cfg.image).tag
     plan = runplan.plan(cfg, session, tag, environ={})  # writes the session's runtime files
-    assert plan.env["ANTHROPIC_API_KEY"] == secret  # it reaches the container at run time only
+    # it reaches the container at run time only (with the firewall off, no proxy holds it)
+    assert plan.env["ANTHROPIC_API_KEY"] == secret
     rendered = {**render_build_context(cfg), **render_runtime(cfg, session)}
     for name, artifact in rendered.items():
         assert secret.encode() not in artifact.content, name

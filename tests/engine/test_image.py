@@ -10,7 +10,7 @@ from claude_docker import contract
 from claude_docker.config.model import ImageConfig
 from claude_docker.engine import Engine
 from claude_docker.errors import EngineError
-from claude_docker.features.image import ensure_image
+from claude_docker.imagebuild import ensure_image
 from tests.conftest import standard_image_config
 
 TEST_IMAGE = standard_image_config()
@@ -35,6 +35,27 @@ def test_build_then_no_rebuild_and_labels():
     assert engine.client.containers.run(first.tag, entrypoint=["bash", "-c", leftovers], remove=True, network_disabled=True) == b""
 
 
+IMAGE_LEFTOVERS = (
+    "ls /var/cache/apt/*.bin /var/lib/apt/lists/*_Packages* /var/cache/apt/archives/*.deb 2>/dev/null;"
+    " find /usr/share/doc/git /usr/share/doc/haproxy /usr/share/doc/dnsmasq-base -type f ! -name copyright;"
+    " ls /usr/share/man/man1/git.1.gz /usr/share/locale/de/LC_MESSAGES/git.mo /etc/dpkg/dpkg.cfg.d/*claude* 2>/dev/null;"
+    " test -s /usr/share/doc/git/copyright || echo 'no copyright'; true"
+)
+
+
+def leftovers(engine: Engine, tag: str) -> list[str]:
+    """What of the image only a person reads, or only apt needs while installing."""
+    output = engine.client.containers.run(tag, entrypoint=["bash", "-c", IMAGE_LEFTOVERS], remove=True, network_disabled=True)
+    return output.decode().split()
+
+
+def test_the_image_carries_no_apt_caches_docs_manuals_or_translations():
+    """apt's package caches (78 MB with Debian's lists), documentation, manuals and translations
+    of the image's own packages stay out; copyright notices stay in."""
+    engine = Engine.connect()
+    assert leftovers(engine, ensure_image(engine, TEST_IMAGE).tag) == []
+
+
 def test_failed_build_is_an_engine_error_with_the_last_lines():
     engine = Engine.connect()
     broken = dataclasses.replace(TEST_IMAGE, apt_packages=("no-such-package-claude-docker-test",))
@@ -51,6 +72,9 @@ def test_project_packages_are_installed():
     result = ensure_image(engine, with_jq)
     output = engine.client.containers.run(result.tag, entrypoint=["jq", "-n", "1+1"], remove=True, network_disabled=True)
     assert output.strip() == b"2"
+    # the project's own packages come as Debian ships them, manual included
+    manual = engine.client.containers.run(result.tag, entrypoint=["ls", "/usr/share/man/man1/jq.1.gz"], remove=True, network_disabled=True)
+    assert manual.strip() == b"/usr/share/man/man1/jq.1.gz"
 
 
 def test_missing_base_image_is_named_in_the_error():

@@ -128,7 +128,7 @@ def test_two_parallel_sessions_ps_logs_down(project):
 
     listing = run_cli("ps", "-f", str(project))
     assert listing.returncode == 0, listing.stderr
-    assert listing.stdout.splitlines()[0].split() == ["PROJECT", "SESSION", "STATUS", "AGE", "IMAGE"]
+    assert listing.stdout.splitlines()[0].split() == ["PROJECT", "SESSION", "STATUS", "AGE", "ENDED", "IMAGE"]
     assert sum(cfg.project_name in line for line in listing.stdout.splitlines()) == 2
 
     ambiguous = run_cli("logs", "-f", str(project))

@@ -70,7 +70,8 @@ def test_a_configured_path_or_bash_env_never_runs_agent_files_as_root(tmp_path, 
 # What the agent may write: scratch space, its home, the workspace and the persisted dirs. None
 # of it is run or read by root (the entrypoint's programs, setup.d, the firewall's files, /etc).
 AGENT_WRITABLE = ("/tmp", "/var/tmp", "/var/lock", "/run/lock", "/dev/shm", "/home/agent", "/workspace",
-                  "/var/cache/claude-docker", "/var/lib/claude-docker/history", "/run/claude-docker/outbox")
+                  "/var/cache/claude-docker", "/var/lib/claude-docker/history", "/run/claude-docker/outbox",
+                  "/run/claude-docker/progress")  # progress records: the host reads them as hostile text
 
 
 def test_nothing_the_root_phase_uses_is_writable_by_the_agent(tmp_path, cd_home):

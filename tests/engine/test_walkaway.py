@@ -1,11 +1,7 @@
-"""Walk away: the task finishes and the message arrives when the `up` that started it is gone,
-and a state file a crash cut short does not stop the next unattended `up`.
-
-The real `claude-docker up -- -p` command runs the real Claude Code binary against the scripted
-API stand-in; a webhook receiver on loopback records what the host delivers. The host process
-is killed (SIGKILL) or hung up on (SIGHUP) in the middle of the task, with and without stdin
-forwarded from a pipe whose writer stays open. No further command is run: the `stop` message
-must arrive on its own, exactly once, and the container must be cleaned up.
+"""Walk away, with a real engine: one owner of a session's outbox at a time (the foreground
+notifier, then its standby watcher), Ctrl-C and detaching, and a state file a crash cut short
+that does not stop the next unattended `up`. tests/e2e/test_walkaway.py walks away from the real
+Claude Code binary; tests/unit/notify/test_watch.py holds the watcher to the fake engine.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import json
 import secrets
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -58,6 +59,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: dict | None
     credential: str = ""  # x-api-key, or the Bearer token; "" when the request carried none
+    at: float = field(default_factory=time.time)  # when it arrived (the benchmarks' clock)
 
 
 class FakeAnthropic:

@@ -160,7 +160,11 @@ class FakeDNS:
         socketserver.ThreadingTCPServer.allow_reuse_address = True
         udp = socketserver.ThreadingUDPServer((self.host, self.port), Udp)
         self.port = udp.server_address[1]
-        tcp = socketserver.ThreadingTCPServer((self.host, self.port), Tcp)
+        try:
+            tcp = socketserver.ThreadingTCPServer((self.host, self.port), Tcp)
+        except OSError:
+            udp.server_close()  # the port stays free for the next try
+            raise
         for server in (udp, tcp):
             server.daemon_threads = True
             threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Iterator
 
@@ -54,6 +55,7 @@ class FakeContainer:
     created: str = FAKE_CREATED
     status: str = "created"  # created → running → exited; "removed" once gone
     exit_code: int | None = None
+    finished: str = ""  # when it ended, as the engine says it (RFC 3339); "" while it runs
     run: Run | None = None
     stdin: bytes = b""
     ended: threading.Event = field(default_factory=threading.Event)
@@ -92,7 +94,8 @@ class FakeEngine(Engine):
         self.claude_code_version = claude_code_version
         self._root_dir = root_dir
         self.memory_total = memory_total
-        self.containers: dict[str, FakeContainer] = {}
+        self.containers: dict[str, FakeContainer] = {}  # by name, while they exist
+        self.created: list[FakeContainer] = []  # every container ever created, removed ones too
         self.builds: list[dict[str, Any]] = []
         self.calls: list[tuple[str, str]] = []  # (method, its main argument)
         self._failures: dict[str, list[BaseException]] = {}
@@ -104,6 +107,25 @@ class FakeEngine(Engine):
     def fail(self, method: str, error: BaseException, times: int = 1) -> None:
         """Make the next `times` calls of `method` raise `error` (docker-py errors are translated)."""
         self._failures.setdefault(method, []).extend([error] * times)
+
+    def add_container(
+        self, name: str, labels: dict[str, str], *, status: str = "exited", exit_code: int | None = 0, finished: str = FAKE_CREATED
+    ) -> FakeContainer:
+        """A container that exists already (an earlier session's), without the calls that made it."""
+        plan = ContainerPlan(name=name, image="claude-docker:earlier", command=[], env={}, labels=labels, mounts=[], cap_add=[], working_dir="/")
+        container = FakeContainer(
+            id=f"{next(self._ids):064x}", name=name, plan=plan, status=status, exit_code=exit_code,
+            finished=finished if status != "running" else "",
+        )
+        if status != "running":
+            container.ended.set()
+        self.containers[name] = container
+        self.created.append(container)
+        return container
+
+    def finish(self, name: str, exit_code: int) -> None:
+        """A running container ends on its own (the agent finished, or crashed)."""
+        self._end(self.containers[name], exit_code)
 
     def called(self, method: str) -> list[str]:
         return [argument for name, argument in self.calls if name == method]
@@ -226,6 +248,7 @@ class FakeEngine(Engine):
             raise EngineError(f'the engine refused: Conflict. The container name "/{plan.name}" is already in use', "remove the old container with `claude-docker down`")
         container = FakeContainer(id=f"{next(self._ids):064x}", name=plan.name, plan=plan)
         self.containers[plan.name] = container
+        self.created.append(container)
         return container
 
     @translate_errors
@@ -246,6 +269,7 @@ class FakeEngine(Engine):
 
     def _end(self, box: FakeContainer, code: int) -> None:
         box.exit_code = code
+        box.finished = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
         if box.status != "removed":
             box.status = "exited"
         box.ended.set()
@@ -331,6 +355,8 @@ class FakeEngine(Engine):
                 labels=dict(box.plan.labels),
                 env=dict(box.plan.env),
                 exit_code=box.exit_code,
+                finished=box.finished,
+                tty=box.plan.tty,
             )
             for box in self.containers.values()
             if all(box.plan.labels.get(key) == value for key, value in labels.items())

@@ -29,7 +29,7 @@ from claude_docker.config.model import (
     WorkspaceConfig,
 )
 from claude_docker.engine import Engine
-from claude_docker.features.image import ensure_image
+from claude_docker.imagebuild import ensure_image
 from claude_docker.session import Session
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 from tests.fakes.anthropic import FakeAnthropic

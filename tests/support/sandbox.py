@@ -21,7 +21,7 @@ from claude_docker import runplan
 from claude_docker.config.model import Config, ImageConfig, NetworkConfig, PersistenceConfig, WorkspaceConfig
 from claude_docker.contract import drop_privileges
 from claude_docker.engine import Engine
-from claude_docker.features.image import ensure_image
+from claude_docker.imagebuild import ensure_image
 from claude_docker.session import Session
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, TEST_LABEL
 from tests.fakes.dns import FakeDNS, encode_name

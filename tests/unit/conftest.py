@@ -1,9 +1,17 @@
-"""Unit tests: no engine. A unit test that asks for one fails here, whether an engine runs or not,
-so `python3 -m pytest tests/unit` means the same on every machine."""
+"""Unit tests: no engine. Every unit test sees an engine address where nothing answers, and one
+that asks for the engine fixture fails, whether an engine runs on this machine or not, so that
+`python3 -m pytest tests/unit` means the same everywhere (tests/fakes/engine.py stands in)."""
 
 from __future__ import annotations
 
 import pytest
+
+NO_ENGINE = "unix:///nonexistent/claude-docker-unit-tests.sock"
+
+
+@pytest.fixture(autouse=True)
+def no_engine(monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", NO_ENGINE)
 
 
 @pytest.fixture(scope="session")

@@ -25,12 +25,12 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("config", (
         "claude_docker.config", "claude_docker.config.loader", "claude_docker.config.interpolate", "claude_docker.config.merge", "claude_docker.config.profiles",
         "claude_docker.config.validate", "claude_docker.config.model", "claude_docker.config.config_values", "claude_docker.config.build_model",
-        "claude_docker.config.pipeline",
+        "claude_docker.config.pipeline", "claude_docker.config.blocked_paths",
     )),
     ("features", (
         "claude_docker.features", "claude_docker.features.filesystem", "claude_docker.features.persistence", "claude_docker.features.firewall", "claude_docker.features.image",
-        "claude_docker.features.endpoint",
-        "claude_docker.features.credentials",
+        "claude_docker.features.endpoint", "claude_docker.features.base", "claude_docker.features.git",
+        "claude_docker.features.notifier", "claude_docker.features.credentials", "claude_docker.features.progress",
         "claude_docker.features.claude_settings", "claude_docker.features.trust", "claude_docker.notify", "claude_docker.notify.events",
         "claude_docker.notify.message", "claude_docker.notify.delivery", "claude_docker.notify.backends",
         "claude_docker.notify.twilio", "claude_docker.notify.webhook", "claude_docker.notify.command",
@@ -38,7 +38,10 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     )),
     ("plan", ("claude_docker.render", "claude_docker.runplan", "claude_docker.kubernetes")),
     ("engine", ("claude_docker.engine",)),
-    ("session", ("claude_docker.lifecycle", "claude_docker.doctor", "claude_docker.notify.watch", "claude_docker.planview")),
+    ("session", (
+        "claude_docker.lifecycle", "claude_docker.doctor", "claude_docker.notify.watch", "claude_docker.planview",
+        "claude_docker.imagebuild",
+    )),
     ("commands", (
         "claude_docker.commands", "claude_docker.commands.options", "claude_docker.commands.config_cmds",
         "claude_docker.commands.firewall_cmds", "claude_docker.commands.lifecycle_cmds",
@@ -50,9 +53,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
 
 # Imports that still go against the direction, each with the change that removes it. The test
 # fails when one of them disappears, so that this list only ever shrinks.
-KNOWN_UPWARD = {
-    ("claude_docker.config.pipeline", "claude_docker.features.filesystem"): "the blocked-path rules move into the config stage",
-}
+KNOWN_UPWARD: dict[tuple[str, str], str] = {}
 
 
 def module_name(path: Path) -> str:

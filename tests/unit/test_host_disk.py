@@ -22,6 +22,7 @@ from claude_docker.notify.events import (
     write_event,
 )
 from claude_docker.session import Session
+from tests.fakes.engine import FakeEngine
 
 MiB = 1024 * 1024
 
@@ -152,21 +153,6 @@ def test_the_rotated_dns_log_is_read_too(tmp_path):
 # --- old session directories --------------------------------------------------------------------
 
 
-class StubEngine:
-    """Just enough of Engine for lifecycle.prune_sessions: the containers that still exist."""
-
-    def __init__(self, sessions: list[str]) -> None:
-        self.sessions = sessions
-
-    def list(self, labels: dict[str, str]):
-        from claude_docker.engine import ContainerInfo
-
-        return [
-            ContainerInfo(f"c-{sid}", sid, "exited", "", "img", {**labels, "dev.claude-docker.session": sid}, {})
-            for sid in self.sessions
-        ]
-
-
 def age(path: Path, days: float) -> None:
     stamp = time.time() - days * 86400
     for item in [*path.rglob("*"), path]:
@@ -185,6 +171,25 @@ def test_session_dirs_of_ended_sessions_are_pruned_after_a_week(cd_home):
         age(made[name], 8)
     with holding_live_lock(made["live"]):
         age(made["live"], 8)
-        pruned = lifecycle.prune_sessions(StubEngine(["kept"]), project)
+        engine = FakeEngine()
+        engine.add_container("c-kept", {contract.LABEL_MANAGED: "1", contract.LABEL_PROJECT: project, contract.LABEL_SESSION: "kept"})
+        pruned = lifecycle.prune_sessions(engine, project)
     assert pruned == ["old"]
     assert sorted(p.name for p in made["old"].parent.iterdir()) == ["kept", "live", "recent"]
+
+
+def test_ended_detached_sessions_are_kept_a_week_then_pruned(cd_home):
+    from claude_docker.contract import LABEL_DETACHED, LABEL_PROJECT
+
+    project = "proj-12345678"
+    long_ago = time.strftime("%Y-%m-%dT%H:%M:%S.123456789Z", time.gmtime(time.time() - 8 * 86400))
+    lately = time.strftime("%Y-%m-%dT%H:%M:%S.123456789Z", time.gmtime(time.time() - 6 * 86400))
+    engine = FakeEngine()
+    for session, finished, detached in (("old", long_ago, True), ("recent", lately, True), ("kept", long_ago, False)):
+        # "kept": `up --keep` (or a foreground one): only `down` removes it
+        labels = {contract.LABEL_MANAGED: "1", LABEL_PROJECT: project, contract.LABEL_SESSION: session}
+        engine.add_container(f"c-{session}", {**labels, **({LABEL_DETACHED: "1"} if detached else {})}, finished=finished)
+    Session(project, "old").outbox_dir.mkdir(parents=True)
+    assert lifecycle.prune_sessions(engine, project) == ["old"]
+    assert engine.called("remove") == ["c-old"]
+    assert not Session(project, "old").session_dir.exists()

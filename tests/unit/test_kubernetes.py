@@ -1,16 +1,8 @@
 """`claude-docker kube`: the sandbox as Kubernetes manifests.
 
-Two halves:
-- rendering: every variant validates offline against the Kubernetes 1.37 schemas (strict: an
-  unknown field fails too), keeps the sandbox's posture and never inlines a credential or mounts
-  a host path;
-- executed for real: no cluster runs here, but Podman plays Pod YAML (`podman kube play`). The
-  rendered Job runs the real Claude binary against the scripted API behind the firewall container,
-  with escape probes from the agent's own Bash tool calls, and a broken firewall keeps the agent
-  from ever starting.
-
-Where Podman 4.3 differs from a cluster, the manifest stays as rendered and only the test adapts
-it (`adapt_for_podman`); docs/kubernetes.md lists the same adaptations.
+The rendering half: every variant validates offline against the Kubernetes 1.37 schemas (strict:
+an unknown field fails too), keeps the sandbox's posture and never inlines a credential or mounts
+a host path. tests/e2e/test_kubernetes.py runs the rendered manifests for real on Podman.
 """
 
 from __future__ import annotations

@@ -9,14 +9,8 @@ from claude_docker import planview
 from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
 from claude_docker.contract import LABEL_CLAUDE_CODE_VERSION
-
-
-class FakeEngine:
-    def __init__(self, labels):
-        self.labels = labels
-
-    def image_labels(self, tag):
-        return self.labels
+from claude_docker.features.image import build_context, image_tag
+from tests.fakes.engine import FakeEngine, FakeImage
 
 
 @pytest.fixture
@@ -39,7 +33,7 @@ def project(tmp_path, monkeypatch, cd_home):
 def test_the_plan_names_what_the_container_gets(project, cd_home):
     cfg = load_config().config
     view = planview.preview(cfg, ("-p", "task"), interactive=False, environ={"ANTHROPIC_API_KEY": "sk-ant-secret"},
-                            engine=FakeEngine(None))
+                            engine=FakeEngine())
     lines = planview.describe(view)
     text = "\n".join(lines)
     assert lines[0] == f"image: {view.image_tag} (to be built)"
@@ -54,7 +48,9 @@ def test_the_plan_names_what_the_container_gets(project, cd_home):
 
 
 def test_a_present_image_is_named_with_its_claude_code_version(project):
-    view = planview.preview(load_config().config, engine=FakeEngine({LABEL_CLAUDE_CODE_VERSION: "2.1.3"}))
+    cfg = load_config().config
+    tag = image_tag(build_context(cfg.image))
+    view = planview.preview(cfg, engine=FakeEngine({tag: FakeImage(labels={LABEL_CLAUDE_CODE_VERSION: "2.1.3"})}))
     assert view.image_state == "present (Claude Code 2.1.3)"
 
 

@@ -6,6 +6,7 @@ code that only works from a checkout.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -65,8 +66,7 @@ def installed(tmp_path_factory) -> Path:
 
 
 def _pip_supports_python_option() -> bool:
-    result = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True)
-    major, minor = (int(part) for part in result.stdout.split()[1].split(".")[:2])
+    major, minor = (int(part) for part in importlib.metadata.version("pip").split(".")[:2])
     return (major, minor) >= (22, 3)
 
 
@@ -77,7 +77,7 @@ def _without_checkout() -> dict[str, str]:
 
 def _run(env_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     environ = _without_checkout()
-    environ.update(HOME=str(cwd / "home"), CLAUDE_DOCKER_HOME=str(cwd / "home" / ".claude-docker"))
+    environ.update(HOME=str(cwd / "home"), CLAUDE_DOCKER_HOME=str(cwd / "home" / ".claude-docker"), DOCS_TOKEN="docs-token")
     return subprocess.run([str(env_dir / "bin" / "claude-docker"), *args], cwd=cwd, env=environ,
                           capture_output=True, text=True)
 

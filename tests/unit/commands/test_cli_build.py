@@ -16,7 +16,9 @@ from claude_docker.commands.lifecycle_cmds import BuildProgress
 from claude_docker.config.model import ImageConfig
 from claude_docker.engine import Engine, build_failure_hint
 from claude_docker.errors import EngineError
-from claude_docker.features.image import ImageResult, age_warning, ensure_image, newest_claude_code
+from claude_docker.features.image import build_context, image_tag
+from claude_docker.imagebuild import ImageResult, age_warning, ensure_image, newest_claude_code
+from tests.fakes.engine import FakeEngine, FakeImage
 
 
 class FakeApi:
@@ -113,29 +115,15 @@ def registry(monkeypatch):
     server.server_close()
 
 
-class FakeEngine:
-    def __init__(self, present_version: str | None, newly_built: str = "2.1.5"):
-        self.present_version = present_version
-        self.newly_built = newly_built
-        self.builds: list[dict] = []
-
-    def image_labels(self, reference):
-        if self.present_version is None:
-            return None
-        return {contract.LABEL_CLAUDE_CODE_VERSION: self.present_version}
-
-    def image_created(self, reference):
-        return "2026-01-01T00:00:00.000000000Z" if self.present_version else None
-
-    def build(self, artifacts, **flags):
-        self.builds.append(flags)
-        return "sha256:new"
-
-    def read_file(self, image_id, path):
-        return self.newly_built + "\n"
-
-    def label_image(self, tag, labels):
-        pass
+def engine_with(present_version: str | None, newly_built: str = "2.1.5", image: ImageConfig | None = None) -> FakeEngine:
+    """An engine holding the image's current tag (built with `present_version`), or not; a build
+    puts `newly_built` into the image."""
+    image = image or ImageConfig()
+    images = {}
+    if present_version is not None:
+        labels = {contract.LABEL_CLAUDE_CODE_VERSION: present_version}
+        images[image_tag(build_context(image))] = FakeImage(labels=labels, created="2026-01-01T00:00:00.000000000Z")
+    return FakeEngine(images, pullable=(image.base,), claude_code_version=newly_built)
 
 
 def test_newest_version_comes_from_the_registry(registry):
@@ -147,14 +135,14 @@ def test_newest_version_comes_from_the_registry(registry):
 
 
 def test_build_pull_rebuilds_without_cache_when_latest_moved(registry):
-    engine = FakeEngine(present_version="2.1.4")
+    engine = engine_with("2.1.4")
     result = ensure_image(engine, ImageConfig(), pull=True)
     assert engine.builds[0]["no_cache"] is True and engine.builds[0]["pull"] is True
     assert (result.built, result.previous_version, result.claude_code_version) == (True, "2.1.4", "2.1.5")
 
 
 def test_build_pull_keeps_the_cache_when_latest_is_what_the_image_has(registry):
-    engine = FakeEngine(present_version="2.1.5")
+    engine = engine_with("2.1.5")
     result = ensure_image(engine, ImageConfig(), pull=True)
     assert engine.builds[0]["no_cache"] is False  # only a newer base image changes anything
     assert result.previous_version is None
@@ -162,13 +150,14 @@ def test_build_pull_keeps_the_cache_when_latest_is_what_the_image_has(registry):
 
 def test_a_pinned_version_is_not_looked_up(registry):
     tags, paths = registry
-    engine = FakeEngine(present_version="2.0.0", newly_built="2.0.0")
-    ensure_image(engine, ImageConfig(claude_code_version="2.0.0"), pull=True)
+    pinned = ImageConfig(claude_code_version="2.0.0")
+    engine = engine_with("2.0.0", "2.0.0", pinned)
+    ensure_image(engine, pinned, pull=True)
     assert paths == [] and engine.builds[0]["no_cache"] is False
 
 
 def test_without_pull_a_present_image_is_used_and_its_age_known():
-    engine = FakeEngine(present_version="2.1.4")
+    engine = engine_with("2.1.4")
     result = ensure_image(engine, ImageConfig())
     assert engine.builds == [] and result.created == "2026-01-01T00:00:00.000000000Z"
 

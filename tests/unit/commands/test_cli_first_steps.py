@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
 from claude_docker.features import persistence
+from claude_docker.features.base import merged_environment
 from claude_docker.resources import schema_path
 
 
@@ -73,7 +74,7 @@ def test_missing_credential_names_both_fixes(project, tmp_path):
     assert persistence.missing_credential(cfg, {"CLAUDE_CODE_OAUTH_TOKEN": "t"}) is None
     env_file.parent.mkdir(parents=True)
     env_file.write_text("ANTHROPIC_API_KEY=sk-ant-test\n")
-    assert persistence.missing_credential(cfg, {}) is None
+    assert persistence.missing_credential(cfg, merged_environment(cfg, {})) is None  # the env file counts
     env_file.unlink()
     kept = persistence.auth_dir(cfg, persistence.Session(cfg.project_name, "x")) / ".credentials.json"
     kept.parent.mkdir(parents=True)
@@ -84,7 +85,7 @@ def test_missing_credential_names_both_fixes(project, tmp_path):
 def test_help_lists_commands_in_the_order_of_use():
     output = run("--help").output
     listed = [line.split()[0] for line in output.split("Commands:", 1)[1].splitlines() if line.strip()]
-    assert listed[:8] == ["init", "validate", "trust", "up", "ps", "logs", "shell", "down"]
+    assert listed[:9] == ["init", "validate", "trust", "up", "ps", "logs", "attach", "shell", "down"]
     assert sorted(listed) == sorted(main.list_commands(click.Context(main)))
 
 

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from claude_docker.cli import main
 from claude_docker.config.model import Config, WorkspaceConfig
-from claude_docker.features import firewall
+from claude_docker.features import RunContext, firewall
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
 
@@ -17,11 +17,11 @@ def test_the_unresolved_warning_is_shown_once_per_project(tmp_path, cd_home):
     cfg = Config(source_files=(), project_dir=str(tmp_path), workspace=WorkspaceConfig(path=str(tmp_path)))
     first = Session(cfg.project_name, "aaaa0001")
     spec = RunSpec()
-    firewall.contribute(cfg, first, spec)
+    firewall.contribute(RunContext.build(cfg, first), spec)
     assert firewall.ENV_UNRESOLVED_SEEN not in spec.env
     (first.log_dir / firewall.UNRESOLVED_MARKER).write_text("")  # what the script leaves when it warned
     later = RunSpec()
-    firewall.contribute(cfg, Session(cfg.project_name, "aaaa0002"), later)
+    firewall.contribute(RunContext.build(cfg, Session(cfg.project_name, "aaaa0002")), later)
     assert later.env[firewall.ENV_UNRESOLVED_SEEN] == "1"
     script = firewall.runtime_artifacts(cfg, first)[firewall.SCRIPT].content.decode()
     assert 'if [ "$UNRESOLVED_SEEN" != 1 ]; then' in script

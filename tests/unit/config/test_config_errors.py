@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from claude_docker.config.pipeline import load_config
 from claude_docker.errors import ConfigError
+from tests.support.examples import examples
 
 
 @pytest.fixture
@@ -296,7 +297,7 @@ YAML_PIECES = [
 ]
 
 
-@settings(max_examples=150, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(text="? network:\n")  # a mapping as a key
 @example(text="? [a]\n: 1\n")
 @example(text="notifier:\n  twilio:\n    to: !!binary ")

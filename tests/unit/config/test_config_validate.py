@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from claude_docker.config.loader import parse
 from claude_docker.config.profiles import builtin_names, builtin_path
 from claude_docker.config.validate import schema
+from tests.support.examples import examples
 from tests.unit.test_hostile_values import BASE, FIELDS, with_value
 
 from .test_config_golden import CASES
@@ -39,7 +40,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None, database=None)
+@settings(max_examples=examples(200), deadline=None, database=None)
 @given(path=st.sampled_from(FIELDS), value=json_values)
 def test_any_value_of_any_type_gives_a_config_error_or_a_config(path, value):
     from tests.unit.test_hostile_values import render_data

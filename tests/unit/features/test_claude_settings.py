@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker import notify
 from claude_docker.config.model import (
     ClaudeConfig,
     Config,
@@ -24,7 +23,8 @@ from claude_docker.config.model import (
 )
 from claude_docker.contract import CONTAINER_OUTBOX, EVENT_KINDS, HOOK_EVENTS, HOOK_HELPER
 from claude_docker.errors import ClaudeDockerError
-from claude_docker.features.claude_settings import runtime_artifacts
+from claude_docker.features import RunContext, notifier
+from claude_docker.features.claude_settings import mcp_environment, runtime_artifacts
 from claude_docker.features.image import build_context
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
@@ -48,13 +48,20 @@ def documents(cfg: Config) -> tuple[dict, dict]:
     return json.loads(artifacts["settings.json"].content), json.loads(artifacts["mcp.json"].content)
 
 
+PROGRESS_HOOK = {"type": "command", "command": "/opt/claude-docker/bin/hook-progress", "timeout": 5}
+
+
 def test_hooks_for_the_configured_events_only(tmp_path):
     cfg = make_config(tmp_path, NotifierConfig(on=("stop", "session_end"), twilio=TWILIO))
     settings, _ = documents(cfg)
     assert settings == {
         "skipDangerousModePermissionPrompt": True,
         "hooks": {
-            "Stop": [{"hooks": [{"type": "command", "command": "/opt/claude-docker/bin/hook-event stop", "timeout": 10}]}],
+            "PreToolUse": [{"matcher": "*", "hooks": [PROGRESS_HOOK]}],
+            "Stop": [
+                {"hooks": [{"type": "command", "command": "/opt/claude-docker/bin/hook-event stop", "timeout": 10}]},
+                {"hooks": [PROGRESS_HOOK]},
+            ],
             "SessionEnd": [
                 {"hooks": [{"type": "command", "command": "/opt/claude-docker/bin/hook-event session_end", "timeout": 10}]}
             ],
@@ -65,13 +72,16 @@ def test_hooks_for_the_configured_events_only(tmp_path):
 def test_every_event_maps_to_its_hook(tmp_path):
     cfg = make_config(tmp_path, NotifierConfig(on=("stop", "notification", "failure", "session_end"), twilio=TWILIO))
     settings, _ = documents(cfg)
-    assert sorted(settings["hooks"]) == ["Notification", "SessionEnd", "Stop", "StopFailure"]
+    assert sorted(settings["hooks"]) == ["Notification", "PreToolUse", "SessionEnd", "Stop", "StopFailure"]
     assert settings["hooks"]["StopFailure"][0]["hooks"][0]["command"].endswith("hook-event failure")
 
 
-def test_no_notifier_no_hooks(tmp_path):
+def test_no_notifier_only_the_progress_hooks(tmp_path):
     settings, mcp = documents(make_config(tmp_path))
-    assert settings == {"skipDangerousModePermissionPrompt": True}
+    assert settings == {
+        "skipDangerousModePermissionPrompt": True,
+        "hooks": {"PreToolUse": [{"matcher": "*", "hooks": [PROGRESS_HOOK]}], "Stop": [{"hooks": [PROGRESS_HOOK]}]},
+    }
     assert mcp == {"mcpServers": {}}
 
 
@@ -126,7 +136,7 @@ def test_contribute_mounts_outbox_rw_and_passes_mcp_values(tmp_path, cd_home, mo
     cfg = make_config(tmp_path, NotifierConfig(twilio=TWILIO), servers, env_file=str(env_file))
     session = Session("proj", "s1")
     spec = RunSpec()
-    notify.contribute(cfg, session, spec)
+    contribute_run(cfg, session, spec)
     [mount] = spec.mounts
     assert (mount.source, mount.target, mount.read_only) == (str(session.outbox_dir), CONTAINER_OUTBOX, False)
     assert session.outbox_dir.is_dir()
@@ -137,7 +147,7 @@ def test_contribute_mounts_outbox_rw_and_passes_mcp_values(tmp_path, cd_home, mo
 def test_no_notifier_no_outbox(tmp_path, cd_home):
     session = Session("proj", "s1")
     spec = RunSpec()
-    notify.contribute(make_config(tmp_path), session, spec)
+    contribute_run(make_config(tmp_path), session, spec)
     assert spec.mounts == [] and spec.env == {} and not session.outbox_dir.exists()
 
 
@@ -145,7 +155,7 @@ def test_unset_mcp_variable_is_a_clear_error(tmp_path, cd_home, monkeypatch):
     monkeypatch.delenv("NOPE_TOKEN", raising=False)
     cfg = make_config(tmp_path, servers=[McpServer("docs", command="x", env={"T": "${NOPE_TOKEN}"})])
     with pytest.raises(ClaudeDockerError) as raised:
-        notify.contribute(cfg, Session("proj", "s1"), RunSpec())
+        contribute_run(cfg, Session("proj", "s1"), RunSpec())
     assert raised.value.message == "claude.mcp_servers.docs: variable NOPE_TOKEN is not set"
 
 
@@ -156,9 +166,17 @@ def test_mcp_server_cannot_pull_a_notifier_secret_into_the_container(tmp_path, c
     )
     spec = RunSpec()
     with pytest.raises(ClaudeDockerError) as raised:
-        notify.contribute(cfg, Session("proj", "s1"), spec)
+        contribute_run(cfg, Session("proj", "s1"), spec)
     assert "notifier credential" in raised.value.message
     assert "tw-secret-token" not in json.dumps(spec.env)
+
+
+def contribute_run(cfg: Config, session: Session, spec: RunSpec) -> None:
+    """What the notifier and Claude Code's MCP configuration add to a run: the outbox and the
+    values of the MCP servers' `${VAR}` references."""
+    ctx = RunContext.build(cfg, session)
+    notifier.contribute(ctx, spec)
+    spec.env.update(mcp_environment(cfg, ctx.environ))
 
 
 # --- the in-container scripts (bash, run here against a plain directory) ---------------------------
@@ -190,7 +208,8 @@ def test_hook_event_writes_every_kind_the_host_reads(tmp_path, hook, kind):
     outbox.mkdir()
     cfg = make_config(tmp_path, NotifierConfig(twilio=TWILIO, on=EVENT_KINDS))
     settings = json.loads(runtime_artifacts(cfg, Session("p", "s"))["settings.json"].content)
-    [command] = [entry["command"] for group in settings["hooks"][hook] for entry in group["hooks"]]
+    [command] = [entry["command"] for group in settings["hooks"][hook] for entry in group["hooks"]
+                 if entry["command"].startswith(HOOK_HELPER + " ")]  # beside it on Stop: the progress hook
     helper, argument = command.split()
     assert helper == HOOK_HELPER
     result = run_script("hook-event", outbox, [argument], json.dumps({"hook_event_name": hook}).encode())

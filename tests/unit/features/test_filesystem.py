@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from claude_docker.config import build_model
+from claude_docker.config import blocked_paths, build_model
 from claude_docker.config.model import Config, FilesystemConfig, Mount, PersistenceConfig, WorkspaceConfig
-from claude_docker.features import filesystem
+from claude_docker.features import RunContext, filesystem, git
 from claude_docker.runspec import BindMount, RunSpec, TmpfsMount
 from claude_docker.session import Session
 
@@ -27,6 +27,13 @@ def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("CLAUDE_DOCKER_HOME", str(tmp_path / "cd-home"))  # always blocked; keep it aside
     return home
+
+
+def contribute(cfg: Config, session: Session, spec: RunSpec, home: str) -> None:
+    """The workspace feature, then git protection, as the run plan asks them."""
+    ctx = RunContext.build(cfg, session, home=home)
+    filesystem.contribute(ctx, spec)
+    git.contribute(ctx, spec)
 
 
 def make_config(
@@ -47,7 +54,7 @@ def make_config(
 
 
 def messages(cfg: Config, home: Path | str) -> list[str]:
-    return [problem.format() for problem in filesystem.problems(cfg, home=str(home))]
+    return [problem.format() for problem in blocked_paths.problems(cfg, home=str(home))]
 
 
 def test_clean_config_has_no_problems(home):
@@ -66,14 +73,14 @@ def test_mount_that_is_a_blocked_path_is_refused(home):
 
 def test_mount_inside_a_blocked_path_is_refused(home):
     cfg = make_config(home / "project", [str(home / ".ssh")], mounts=(Mount(str(home / ".ssh" / "id_ed25519"), "/k"),))
-    [problem] = filesystem.problems(cfg, home=str(home))
+    [problem] = blocked_paths.problems(cfg, home=str(home))
     assert problem.key_path == "filesystem.mounts[0].source"
     assert f"lies inside the blocked path {home}/.ssh" in problem.message
 
 
 def test_mount_containing_a_blocked_path_is_refused(home):
     cfg = make_config(home / "project", [str(home / ".aws")], mounts=(Mount(str(home), "/h"),))
-    [problem] = filesystem.problems(cfg, home=str(home))
+    [problem] = blocked_paths.problems(cfg, home=str(home))
     assert f"{home} contains the blocked path {home}/.aws" in problem.message
 
 
@@ -81,7 +88,7 @@ def test_mount_through_a_symlink_is_refused(home, tmp_path):
     link = tmp_path / "innocent"
     link.symlink_to(home / ".ssh")
     cfg = make_config(home / "project", [str(home / ".ssh")], mounts=(Mount(str(link), "/data"),))
-    [problem] = filesystem.problems(cfg, home=str(home))
+    [problem] = blocked_paths.problems(cfg, home=str(home))
     assert problem.message.startswith(f"{link} (a link to {home}/.ssh) is the blocked path {home}/.ssh,")
 
 
@@ -93,7 +100,7 @@ def test_one_problem_per_blocked_path_even_when_listed_twice_through_links(home,
     var_run.symlink_to(run_dir)
     blocked = [str(var_run / "docker.sock"), str(run_dir / "docker.sock")]
     cfg = make_config(home / "project", blocked, mounts=(Mount(str(run_dir), "/r"),))
-    [problem] = filesystem.problems(cfg, home=str(home))
+    [problem] = blocked_paths.problems(cfg, home=str(home))
     assert "contains the blocked path" in problem.message
 
 
@@ -104,12 +111,12 @@ def test_blocked_path_that_is_a_symlink_is_resolved(home, tmp_path):
     (home / ".aws").rmdir()
     (home / ".aws").symlink_to(vault)
     cfg = make_config(home / "project", [str(home / ".aws")], mounts=(Mount(str(vault), "/v"),))
-    assert len(filesystem.problems(cfg, home=str(home))) == 1
+    assert len(blocked_paths.problems(cfg, home=str(home))) == 1
 
 
 def test_workspace_inside_a_blocked_path_is_refused(home):
     cfg = make_config(home / ".ssh", [str(home / ".ssh")])
-    [problem] = filesystem.problems(cfg, home=str(home))
+    [problem] = blocked_paths.problems(cfg, home=str(home))
     assert problem.key_path == "workspace.path"
     assert "is the blocked path" in problem.message
 
@@ -118,7 +125,7 @@ def test_workspace_containing_a_blocked_path_is_allowed_and_masked(home):
     cfg = make_config(home, [str(home / ".ssh"), str(home / ".aws"), str(home / ".kube")])
     assert messages(cfg, home) == []
     spec = RunSpec()
-    filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
+    contribute(cfg, Session("p", "s"), spec, home=str(home))
     assert spec.mounts[0] == BindMount(str(home), "/workspace", read_only=False)
     masks = [m for m in spec.mounts if isinstance(m, TmpfsMount)]
     # ~/.kube does not exist: nothing to hide, and no mount point created on the host
@@ -143,7 +150,7 @@ def test_blocked_file_inside_workspace_is_masked_with_an_empty_file(home, cd_hom
     cfg = make_config(home, [str(home / ".netrc")])
     spec = RunSpec()
     session = Session("p", "s")
-    filesystem.contribute(cfg, session, spec, home=str(home))
+    contribute(cfg, session, spec, home=str(home))
     empty = session.session_dir / "empty"
     assert BindMount(str(empty), "/workspace/.netrc", read_only=True) in spec.mounts
     assert empty.read_bytes() == b"" and empty.stat().st_mode & 0o777 == 0o444
@@ -156,28 +163,28 @@ def test_root_home_workspace_under_root_is_allowed(tmp_path):
     (root_home / ".ssh").mkdir()
     blocked = [str(root_home), str(root_home / ".ssh")]
     cfg = make_config(root_home / "proj", blocked)
-    assert filesystem.problems(cfg, home=str(root_home)) == []
+    assert blocked_paths.problems(cfg, home=str(root_home)) == []
     # the home's secrets are still refused, by their own entry
     cfg = make_config(root_home / "proj", blocked, mounts=(Mount(str(root_home / ".ssh"), "/k"),))
-    [problem] = filesystem.problems(cfg, home=str(root_home))
+    [problem] = blocked_paths.problems(cfg, home=str(root_home))
     assert f"blocked path {root_home}/.ssh" in problem.message
     # and the home's ancestor entry still blocks everything outside the home
     other = tmp_path / "other"
     other.mkdir()
     cfg = make_config(root_home / "proj", [str(tmp_path)], mounts=(Mount(str(other), "/o"),))
-    assert len(filesystem.problems(cfg, home=str(root_home))) == 1
+    assert len(blocked_paths.problems(cfg, home=str(root_home))) == 1
 
 
 def test_root_home_is_not_blocked_for_another_user(tmp_path):
     root_home = tmp_path / "root"
     (root_home / "proj").mkdir(parents=True)
     cfg = make_config(root_home / "proj", [str(root_home)])
-    assert len(filesystem.problems(cfg, home=str(tmp_path / "home" / "user"))) == 1
+    assert len(blocked_paths.problems(cfg, home=str(tmp_path / "home" / "user"))) == 1
 
 
 def test_docker_socket_is_blocked_without_being_listed(home):
     cfg = make_config(home / "project", [], mounts=(Mount("/var/run/docker.sock", "/var/run/docker.sock"),))
-    problems = filesystem.problems(cfg, home=str(home))
+    problems = blocked_paths.problems(cfg, home=str(home))
     assert problems and all("docker.sock" in p.message for p in problems)
 
 
@@ -187,29 +194,29 @@ def test_claude_docker_state_is_blocked_wherever_it_lives(home, tmp_path, monkey
     state.mkdir(parents=True)
     monkeypatch.setenv("CLAUDE_DOCKER_HOME", str(state))
     cfg = make_config(tmp_path / "data", [])
-    assert filesystem.problems(cfg, home=str(home)) == []
+    assert blocked_paths.problems(cfg, home=str(home)) == []
     assert filesystem.workspace_masks(cfg, home=str(home)) == [("/workspace/cd-state", True)]
     cfg = make_config(home / "project", [], mounts=(Mount(str(state), "/s"),))
-    [problem] = filesystem.problems(cfg, home=str(home))
+    [problem] = blocked_paths.problems(cfg, home=str(home))
     assert f"blocked path {state}" in problem.message
 
 
 def test_dotfile_in_blocked_path_is_refused(home):
     cfg = make_config(home / "project", [str(home / ".ssh")], dotfiles=(str(home / ".ssh" / "id_ed25519"),))
-    [problem] = filesystem.problems(cfg, home=str(home))
+    [problem] = blocked_paths.problems(cfg, home=str(home))
     assert problem.key_path == "persistence.dotfiles[0]"
 
 
 def test_gitconfig_in_blocked_path_is_refused(home):
     (home / ".gitconfig").write_text("[user]\n name = x\n")
     cfg = make_config(home / "project", [str(home / ".gitconfig")], git_config=True)
-    [problem] = filesystem.problems(cfg, home=str(home))
+    [problem] = blocked_paths.problems(cfg, home=str(home))
     assert problem.key_path == "persistence.git_config"
 
 
 def test_missing_mount_source_and_reserved_target(home):
     cfg = make_config(home / "project", [], mounts=(Mount(str(home / "nope"), "/opt/claude-docker/bin"),))
-    keys = sorted(p.key_path for p in filesystem.problems(cfg, home=str(home)))
+    keys = sorted(p.key_path for p in blocked_paths.problems(cfg, home=str(home)))
     assert keys == ["filesystem.mounts[0].source"]  # the target is the config stage's to judge
     reported: list = []
     mounts = [{"source": str(home / "nope"), "target": "/opt/claude-docker/bin"}, {"source": "/x", "target": "/run"}]
@@ -228,14 +235,14 @@ def test_locator_supplies_file_and_line(home):
         seen.append(key)
         return ("/x/profile.yaml", 7)
 
-    [problem] = filesystem.problems(cfg, locate=locate, home=str(home))
+    [problem] = blocked_paths.problems(cfg, locate=locate, home=str(home))
     assert seen == [("workspace", "path")]
     assert problem.format().startswith("/x/profile.yaml:7: workspace.path: ")
 
 
 def test_locator_without_an_answer_falls_back_to_the_users_file(home):
     cfg = make_config(home / ".ssh", [str(home / ".ssh")])
-    [problem] = filesystem.problems(cfg, locate=lambda key: None, home=str(home))
+    [problem] = blocked_paths.problems(cfg, locate=lambda key: None, home=str(home))
     assert (problem.file, problem.line) == ("/proj/claude-docker.yaml", None)
 
 
@@ -246,7 +253,7 @@ def test_protect_git_binds_hooks_and_config_read_only(home):
     (project / ".husky").mkdir()
     cfg = make_config(project, [])
     spec = RunSpec()
-    filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
+    contribute(cfg, Session("p", "s"), spec, home=str(home))
     assert spec.mounts[1:] == [
         BindMount(str(project / ".git"), "/workspace/.git", read_only=False),
         BindMount(str(project / ".git" / "hooks"), "/workspace/.git/hooks", read_only=True),
@@ -260,7 +267,7 @@ def test_protect_git_creates_an_empty_alternates_file_to_keep_it_read_only(home)
     project = home / "project"
     (project / ".git" / "objects" / "info").mkdir(parents=True)
     spec = RunSpec()
-    filesystem.contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
+    contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
     alternates = project / ".git" / "objects" / "info" / "alternates"
     assert alternates.read_text() == ""
     assert BindMount(str(alternates), "/workspace/.git/objects/info/alternates", True) in spec.mounts
@@ -273,7 +280,7 @@ def test_protect_git_follows_a_hooks_link_inside_the_workspace(home):
     (project / "tools" / "hooks").mkdir(parents=True)
     (project / ".git" / "hooks").symlink_to("../tools/hooks")
     spec = RunSpec()
-    filesystem.contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
+    contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
     assert BindMount(str(project / "tools" / "hooks"), "/workspace/tools/hooks", True) in spec.mounts
     assert all(m.target != "/workspace/.git/hooks" for m in spec.mounts)
 
@@ -283,7 +290,7 @@ def test_protect_git_creates_missing_hooks_dir(home):
     (project / ".git").mkdir()
     (project / ".git" / "config").write_text("")
     spec = RunSpec()
-    filesystem.contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
+    contribute(make_config(project, []), Session("p", "s"), spec, home=str(home))
     assert (project / ".git" / "hooks").is_dir()
     assert BindMount(str(project / ".git" / "hooks"), "/workspace/.git/hooks", True) in spec.mounts
 
@@ -292,7 +299,7 @@ def test_protect_git_off_binds_only_the_workspace(home):
     project = home / "project"
     (project / ".git" / "hooks").mkdir(parents=True)
     spec = RunSpec()
-    filesystem.contribute(make_config(project, [], protect_git=False), Session("p", "s"), spec, home=str(home))
+    contribute(make_config(project, [], protect_git=False), Session("p", "s"), spec, home=str(home))
     assert spec.mounts == [BindMount(str(project), "/workspace", read_only=False)]
 
 
@@ -303,7 +310,7 @@ def test_user_mounts_are_bound_resolved(home, tmp_path):
     link.symlink_to(data)
     cfg = make_config(home / "project", [], mounts=(Mount(str(link), "/data", read_only=False),))
     spec = RunSpec()
-    filesystem.contribute(cfg, Session("p", "s"), spec, home=str(home))
+    contribute(cfg, Session("p", "s"), spec, home=str(home))
     assert spec.mounts[-1] == BindMount(os.path.realpath(data), "/data", read_only=False)
 
 
@@ -326,7 +333,7 @@ def test_a_gitfile_pointing_outside_the_workspace_is_left_alone(home, tmp_path):
     project = home / "project"
     (project / "sub").mkdir(parents=True)
     (project / "sub" / ".git").write_text(f"gitdir: {outside}\n")
-    assert filesystem.disarm_repositories(str(project)) == []
+    assert git.disarm_repositories(str(project)) == []
     assert "keep-me" in (outside / "config").read_text()
 
 
@@ -337,7 +344,7 @@ def test_a_linked_config_is_renamed_never_written_through(home, tmp_path):
     git_dir = nested_repo(project / "sub")
     (git_dir / "config").unlink()
     (git_dir / "config").symlink_to(target)
-    [warning] = filesystem.disarm_repositories(str(project))
+    [warning] = git.disarm_repositories(str(project))
     assert warning.startswith(f"disarmed {git_dir}/config: a link, renamed to config.disabled-by-claude-docker")
     assert target.read_text() == "[core]\n\tfsmonitor = keep-me\n"
 
@@ -348,14 +355,14 @@ def test_a_nested_repository_keeps_its_ordinary_settings(home):
                           '[filter "lfs"]\n\tclean = git-lfs clean -- %f\n[alias]\n\tst = !touch x\n')
     (git_dir / "objects" / "info" / "alternates").write_text("/elsewhere/objects\n")
     (git_dir / "commondir").write_text("/nowhere\n")
-    warnings = filesystem.disarm_repositories(str(project))
+    warnings = git.disarm_repositories(str(project))
     assert [w.split(": ", 1)[1].split(" (")[0] for w in warnings] == [
         "removed filter.lfs.clean", "removed alias.st",
         "renamed to commondir.disabled-by-claude-docker", "renamed to alternates.disabled-by-claude-docker",
     ]
     result = subprocess.run(["git", "config", "-f", str(git_dir / "config"), "remote.origin.url"], capture_output=True, text=True)
     assert result.stdout.strip() == "https://example.com/x.git"
-    assert filesystem.disarm_repositories(str(project)) == []  # nothing left to say the second time
+    assert git.disarm_repositories(str(project)) == []  # nothing left to say the second time
 
 
 def test_submodule_git_dirs_of_the_top_level_repository_are_disarmed(home):
@@ -364,7 +371,7 @@ def test_submodule_git_dirs_of_the_top_level_repository_are_disarmed(home):
     module = nested_repo(project / "modsrc", "[core]\n\tfsmonitor = x\n")
     (project / ".git" / "modules").mkdir()
     module.rename(project / ".git" / "modules" / "sub")
-    [warning] = filesystem.disarm_repositories(str(project))
+    [warning] = git.disarm_repositories(str(project))
     assert warning.startswith(f"disarmed {project}/.git/modules/sub/config: removed core.fsmonitor")
 
 
@@ -372,8 +379,8 @@ def test_the_walk_is_bounded_and_says_so(home, monkeypatch):
     project = home / "project"
     for index in range(5):
         (project / f"d{index}").mkdir(parents=True)
-    monkeypatch.setattr(filesystem, "NESTED_WALK_LIMIT", 3)
-    [warning] = filesystem.disarm_repositories(str(project))
+    monkeypatch.setattr(git, "NESTED_WALK_LIMIT", 3)
+    [warning] = git.disarm_repositories(str(project))
     assert warning.startswith(f"stopped looking for nested repositories in {project} after 3 directories")
 
 
@@ -381,7 +388,7 @@ def test_without_git_on_the_host_a_config_that_runs_something_is_set_aside(home,
     project = home / "project"
     git_dir = nested_repo(project / "sub", "[core]\n\tfsmonitor = x\n")
     monkeypatch.setenv("PATH", str(home))  # no git
-    [warning] = filesystem.disarm_repositories(str(project))
+    [warning] = git.disarm_repositories(str(project))
     assert warning.startswith(f"disarmed {git_dir}/config: set aside whole as config.disabled-by-claude-docker")
     assert not (git_dir / "config").exists()
 
@@ -395,7 +402,7 @@ def test_a_repository_that_cannot_be_disarmed_is_named_not_a_traceback(home, mon
     def refuse(path: str) -> str:
         raise PermissionError(13, "Permission denied", path)
 
-    monkeypatch.setattr(filesystem, "_rename_aside", refuse)
-    assert filesystem.disarm_repositories(str(project)) == [
+    monkeypatch.setattr(git, "_rename_aside", refuse)
+    assert git.disarm_repositories(str(project)) == [
         f"could not disarm the repository at {git_dir} (Permission denied): review it before running git there"
     ]

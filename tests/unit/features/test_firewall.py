@@ -15,7 +15,7 @@ from claude_docker import contract
 from claude_docker.cli import main
 from claude_docker.config.model import Config, NetworkConfig, WorkspaceConfig
 from claude_docker.errors import FirewallError
-from claude_docker.features import firewall
+from claude_docker.features import RunContext, firewall
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
 from tests.support.wait import wait_for
@@ -124,24 +124,6 @@ def test_runtime_artifacts_render_the_allowlist(tmp_path):
     assert "    acl name_allowed var(txn.name) -m end .github.com" in proxy
 
 
-def test_proxy_config_is_valid_for_haproxy(tmp_path):
-    """The rendered config passes HAProxy's own check (where HAProxy is installed)."""
-    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
-    if haproxy is None:
-        pytest.skip("haproxy is not installed")
-    from claude_docker.config.model import ProxyConfig
-
-    names = tuple(f"host{i}.example.com" for i in range(100)) + ("*.example.org", "proxy.example.net")
-    for proxy in (None, ProxyConfig(https="http://proxy.example.net:3128"), ProxyConfig(http="http://10.0.0.1:8080")):
-        cfg = make_config(tmp_path, allowed_domains=names, proxy=proxy)
-        conf = tmp_path / "haproxy.cfg"
-        conf.write_bytes(firewall.runtime_artifacts(cfg, Session("p", "s"))["haproxy.cfg"].content)
-        text = conf.read_text().replace("user haproxy", "").replace("group haproxy", "")
-        conf.write_text(text)
-        result = subprocess.run([haproxy, "-c", "-f", str(conf)], capture_output=True, text=True)
-        assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_private_answers_are_refused_except_where_allowed_cidrs_reach():
     refused = firewall.refused_answers(firewall.plan_cidrs(["10.1.2.3/32:5432", "192.168.0.0/16", "172.17.0.0/16"]))
     networks = [ipaddress.ip_network(n) for n in refused]
@@ -198,7 +180,7 @@ def test_rendered_script_passes_shellcheck(tmp_path, host_network):
 def test_contribute_adds_caps_env_and_the_log_mount(tmp_path, cd_home):
     session = Session("proj", "abcd1234")
     spec = RunSpec()
-    firewall.contribute(make_config(tmp_path, allowed_domains=("example.com",)), session, spec)
+    firewall.contribute(RunContext.build(make_config(tmp_path, allowed_domains=("example.com",)), session), spec)
     assert spec.env["CLAUDE_DOCKER_FIREWALL"] == "1"
     assert {"NET_ADMIN", "NET_RAW"} <= spec.cap_add
     assert spec.sysctls == {"net.ipv4.ping_group_range": "1 0"}  # no unprivileged ICMP sockets
@@ -210,7 +192,7 @@ def test_contribute_adds_caps_env_and_the_log_mount(tmp_path, cd_home):
 
 def test_firewall_off_warns_and_adds_no_capabilities(tmp_path, cd_home):
     spec = RunSpec()
-    firewall.contribute(make_config(tmp_path, firewall=False), Session("proj", "s1"), spec)
+    firewall.contribute(RunContext.build(make_config(tmp_path, firewall=False), Session("proj", "s1")), spec)
     assert spec.env["CLAUDE_DOCKER_FIREWALL"] == "0"
     assert spec.cap_add == set()
     assert spec.sysctls == {}
@@ -438,7 +420,7 @@ def test_name_checks_off_renders_address_level_rules_and_warns(tmp_path, cd_home
     script = firewall.runtime_artifacts(cfg, Session("p", "s"))["init-firewall.sh"].content.decode()
     assert "readonly DOMAIN_EXACT=0" in script
     spec = RunSpec()
-    firewall.contribute(cfg, Session("proj", "s2"), spec)
+    firewall.contribute(RunContext.build(cfg, Session("proj", "s2")), spec)
     assert spec.warnings == [firewall.NAME_CHECKS_OFF_WARNING]
     assert "network.name_checks is false" in spec.warnings[0]
 

@@ -11,7 +11,7 @@ import pytest
 
 from claude_docker import contract
 from claude_docker.config.model import Config, GitIdentity, PersistenceConfig, WorkspaceConfig
-from claude_docker.features import persistence
+from claude_docker.features import RunContext, persistence
 from claude_docker.runspec import BindMount, RunSpec
 from claude_docker.session import Session
 
@@ -37,7 +37,7 @@ def make_config(workspace: Path, **persist) -> Config:
 def run(cfg: Config, session: Session | None = None) -> tuple[RunSpec, Session]:
     session = session or Session.new(cfg.project_name)
     spec = RunSpec()
-    persistence.contribute(cfg, session, spec)
+    persistence.contribute(RunContext.build(cfg, session), spec)
     return spec, session
 
 
@@ -218,7 +218,7 @@ def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
     cfg = make_config(host_home / "proj")
     session = Session.new(cfg.project_name)
     cfg = dataclasses.replace(cfg, claude=dataclasses.replace(cfg.claude, uid=1234, gid=2345))
-    persistence.contribute(cfg, session, RunSpec())
+    persistence.contribute(RunContext.build(cfg, session), RunSpec())
     for path in (session.state_dir / "claude", session.state_dir / "claude" / ".claude.json",
                  session.state_dir / "history", session.state_dir / "cache" / "npm"):
         assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345), path

@@ -28,6 +28,7 @@ from claude_docker.notify.events import read_event, write_event
 from claude_docker.notify.message import SMS_LIMIT, MessageContext, render_message
 from claude_docker.notify.twilio import TwilioSms
 from tests.fakes.twilio import FakeTwilio
+from tests.support.examples import examples
 from tests.support.notifier import Clock, FlakyBackend, delivery, stop_event
 
 TO = "+15551234567"
@@ -386,7 +387,7 @@ def test_apprise_refusal_keeps_the_event(tmp_path, webhook_server):
     assert "apprise json://…: the service did not accept the message" in (d.session_dir / LOG_FILE).read_text()
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     last=st.text(max_size=4000),
     template=st.sampled_from([None, "{{ last_message }}", "x" * 1700 + "{{ last_message }}", "{{ last_message }}|{{ last_message }}"]),

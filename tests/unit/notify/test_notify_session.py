@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from claude_docker import notify
 from claude_docker.config.model import Config, NotifierConfig, TwilioConfig, WorkspaceConfig
 from claude_docker.notify.delivery import is_live
@@ -13,6 +15,12 @@ from tests.fakes.twilio import FakeTwilio
 from tests.support.wait import wait_for
 
 TO = "+15551234567"
+POLL = 0.03  # the delivery loop's interval here (1 s in the product)
+
+
+@pytest.fixture(autouse=True)
+def fast_delivery_loop(monkeypatch):
+    monkeypatch.setattr(notify, "POLL_SECONDS", POLL)
 
 
 def make_config(tmp_path, twilio: FakeTwilio, **notifier) -> Config:
@@ -33,7 +41,7 @@ def test_delivers_while_running_and_session_end_carries_exit_code(tmp_path, twil
         write_event(session.outbox_dir, "stop", {"hook_event_name": "Stop", "last_assistant_message": "turn done"})
         assert wait_for(lambda: len(twilio.messages) == 1, 10)  # sent during the session
         write_event(session.outbox_dir, "session_end", {"hook_event_name": "SessionEnd", "reason": "other"})
-        time.sleep(1.5)
+        time.sleep(10 * POLL)  # ten rounds of the delivery loop
         assert len(twilio.messages) == 1  # session_end waits for the exit code
         handle.set_exit_code(4)
     assert not is_live(session.session_dir)
@@ -69,7 +77,7 @@ def test_running_sessions_are_not_flushed_by_others(tmp_path, twilio, cd_home):
         write_event(running.outbox_dir, "stop", {"hook_event_name": "Stop", "last_assistant_message": "a"})
         assert wait_for(lambda: len(twilio.messages) == 1, 10)
         write_event(running.outbox_dir, "stop", {"hook_event_name": "Stop", "last_assistant_message": "b"})
-        time.sleep(1.5)
+        time.sleep(10 * POLL)
         [(session_id, outcome)] = notify.flush_project(cfg, cfg.project_name).items()
         assert (session_id, outcome.busy, outcome.delivered) == (running.session_id, True, [])  # "b" stays held
         assert len(twilio.messages) == 1

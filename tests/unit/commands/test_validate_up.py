@@ -1,0 +1,139 @@
+"""`validate` refuses what `up` would refuse, with the same file, key path and line: a problem
+found only when the session starts is one the user could have been told about first."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from claude_docker.cli import main
+
+TWILIO = """\
+notifier:
+  twilio:
+    to: ["+15551234567"]
+    from: "+15005550006"
+    account_sid: AC0123456789abcdef0123456789abcdef
+    auth_token: ${TWILIO_AUTH_TOKEN}
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch, cd_home):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name in ("NOPE_TOKEN", "DOCS_TOKEN", "TWILIO_AUTH_TOKEN", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    directory = tmp_path / "proj"
+    directory.mkdir()
+    monkeypatch.chdir(directory)
+    return directory
+
+
+def write(project, text: str, extra: str = "") -> None:
+    (project / "claude-docker.yaml").write_text("version: 1\n" + textwrap.dedent(text) + extra)
+
+
+def both(project) -> tuple[str, str]:
+    """What `validate` and `up --dry-run` say, each refusing (exit 1)."""
+    runner = CliRunner()
+    validate = runner.invoke(main, ["validate"])
+    dry_run = runner.invoke(main, ["up", "--trust", "--dry-run", "--", "-p", "task"])
+    assert validate.exit_code == 1, validate.output
+    assert dry_run.exit_code == 1, dry_run.output
+    return validate.output, dry_run.output
+
+
+def test_an_unset_mcp_variable_is_refused_by_both_with_file_key_and_line(project):
+    write(project, """\
+        claude:
+          mcp_servers:
+            docs:
+              command: npx
+              env:
+                TOKEN: ${NOPE_TOKEN}
+        """)
+    validate, dry_run = both(project)
+    expected = f"{project}/claude-docker.yaml:7: claude.mcp_servers.docs.env.TOKEN: variable NOPE_TOKEN is not set"
+    assert expected in validate and expected in dry_run, (validate, dry_run)
+
+
+def test_an_unset_variable_in_an_mcp_header_is_refused_by_both(project):
+    write(project, """\
+        claude:
+          mcp_servers:
+            search:
+              type: http
+              url: https://search.example.com/mcp
+              headers:
+                Authorization: Bearer ${NOPE_TOKEN}
+        """)
+    validate, dry_run = both(project)
+    expected = f"{project}/claude-docker.yaml:8: claude.mcp_servers.search.headers.Authorization: variable NOPE_TOKEN is not set"
+    assert expected in validate and expected in dry_run, (validate, dry_run)
+
+
+def test_an_mcp_variable_holding_a_notifier_secret_is_refused_by_both(project, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tw-secret-token-0123")
+    write(project, """\
+        claude:
+          mcp_servers:
+            twilio:
+              command: npx
+              env:
+                T: ${TWILIO_AUTH_TOKEN}
+        """, TWILIO)
+    validate, dry_run = both(project)
+    expected = (
+        f"{project}/claude-docker.yaml:7: claude.mcp_servers.twilio.env.T: "
+        "TWILIO_AUTH_TOKEN holds a notifier credential, which never enters the container"
+    )
+    assert expected in validate and expected in dry_run, (validate, dry_run)
+    assert "tw-secret-token-0123" not in validate + dry_run
+
+
+def test_claude_env_holding_a_notifier_secret_is_refused_by_both(project, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tw-secret-token-0123")
+    write(project, """\
+        claude:
+          env:
+            HELPER_TOKEN: ${TWILIO_AUTH_TOKEN}
+        """, TWILIO)
+    validate, dry_run = both(project)
+    expected = (
+        f"{project}/claude-docker.yaml:4: claude.env.HELPER_TOKEN: "
+        "holds a notifier credential, which never enters the container"
+    )
+    assert expected in validate and expected in dry_run, (validate, dry_run)
+    assert "tw-secret-token-0123" not in validate + dry_run
+
+
+def test_a_proxy_holding_a_notifier_secret_is_refused_by_both(project, monkeypatch):
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tw-secret-token-0123")
+    write(project, """\
+        network:
+          proxy:
+            https: http://user:${TWILIO_AUTH_TOKEN}@proxy.example.com:3128
+        """, TWILIO)
+    validate, dry_run = both(project)
+    expected = f"{project}/claude-docker.yaml:4: network.proxy.https: holds a notifier credential"
+    assert expected in validate and expected in dry_run, (validate, dry_run)
+
+
+def test_a_set_mcp_variable_passes_both(project, monkeypatch):
+    monkeypatch.setenv("DOCS_TOKEN", "docs")
+    write(project, """\
+        claude:
+          mcp_servers:
+            docs:
+              command: npx
+              env:
+                TOKEN: ${DOCS_TOKEN}
+                OPTIONAL: ${NOT_SET_EITHER:-fallback}
+        """)
+    runner = CliRunner()
+    assert runner.invoke(main, ["validate"]).exit_code == 0
+    result = runner.invoke(main, ["up", "--trust", "--dry-run", "--", "-p", "task"])
+    assert result.exit_code == 0, result.output
+    assert "DOCS_TOKEN" in result.output
