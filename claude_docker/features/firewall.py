@@ -837,6 +837,10 @@ REFUSAL_REASONS = {
     "no-address": "name does not resolve",
     "proxy-request": "CONNECT or absolute URI",
     "names-disagree": "Host and request target disagree",
+    # the local endpoints that hold the credentials (credentials.py): limits, not the allowlist
+    "method": "method not allowed at the local endpoint",
+    "too-large": "request too large (or chunked) for the local endpoint",
+    "rate": "over the local endpoint's rate limit",
 }
 NO_NAME = {"443": "no SNI", "80": "no Host"}
 
