@@ -210,3 +210,9 @@ def test_config_prints_ports_in_a_form_validate_accepts(tmp_path, cd_home):
     assert "ports:\n- 127.0.0.1:3000:3000\n- 127.0.0.1:8080:80\n" in printed.output
     again = write_config(tmp_path / "q", printed.output)
     assert load_config(str(again)).config.ports == (PublishedPort(3000, 3000), PublishedPort(8080, 80))
+
+
+def test_an_unquoted_mapping_is_the_mapping_not_a_base_60_number(tmp_path, cd_home):
+    # YAML 1.1 reads `22:22` as the integer 1342, a valid port: it would publish the wrong one.
+    config = write_config(tmp_path / "p", "version: 1\nports:\n  - 2222:22\n  - 22:22\n")
+    assert load_config(str(config)).config.ports == (PublishedPort(2222, 22), PublishedPort(22, 22))
