@@ -8,8 +8,9 @@ from __future__ import annotations
 import secrets
 import time
 
+from claude_docker import contract
 from claude_docker.config.model import NetworkConfig
-from claude_docker.features import credentials
+from claude_docker.features import credentials, firewall
 from tests.conftest import TEST_LABEL
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.http import address_on
@@ -71,6 +72,16 @@ def test_the_agent_cannot_reach_the_model_endpoint_directly(start, gateway, dns)
     assert by_address == "000 exit=7", by_address
     assert local == "200 exit=0", local
     assert [(r.path, r.credential) for r in api.requests] == [("/v1/messages/count_tokens", secret)]
+    # ... and `blocked` says why (the packet log)
+    deadline = time.time() + 5
+    while True:
+        packets = firewall.read_packets(box.session.log_dir / contract.PACKET_LOG_NAME)
+        if packets or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert [(p.address, p.port, p.reason, p.uid) for p in packets] == [
+        (gateway, str(api.port), firewall.PACKET_REASONS["model-endpoint"], str(box.uid))
+    ], packets
 
 
 def test_an_allowlisted_model_endpoint_on_443_is_reached_through_the_local_endpoint_only(start, docker_client, keys_image, dns):
