@@ -25,18 +25,17 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping, Sequence
 
 from .. import contract
 from ..artifacts import Artifact
 from ..config.blocked_paths import Locator
-from ..config.interpolate import read_env_file
 from ..config.model import Config, GitCredential, ModelEndpoint
 from ..errors import ClaudeDockerError, ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
 from .base import EndedSession, RunContext
+from .endpoint import CLAUDE_ENV, claude_environment
 
 # The local endpoints and the secret variables are part of the host/container contract.
 MODEL_LISTEN_PORT = contract.MODEL_LISTEN_PORT
@@ -76,19 +75,11 @@ def credential_environment(
     cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None
 ) -> dict[str, tuple[str, str]]:
     """Credential variable → (value, where from): the process environment over the env file, the
-    only two places a credential is ever read from. `file_values`: the env file, when the caller
-    has read it already (RunContext)."""
-    found: dict[str, tuple[str, str]] = {}
-    if cfg.env_file:
-        if file_values is None:
-            file_values = read_env_file(Path(cfg.env_file))
-        for name, value in file_values.items():
-            if value:
-                found[name] = (value, f"the env file {cfg.env_file}")
-    for name, value in environ.items():
-        if value:
-            found[name] = (value, "the environment")
-    return found
+    only two places a credential is ever read from (never `claude.env`, which `validate` refuses
+    for credentials). `file_values`: the env file, when the caller has read it already."""
+    return {
+        name: found for name, found in claude_environment(cfg, environ, file_values).items() if found[1] != CLAUDE_ENV
+    }
 
 
 def not_injectable(cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None) -> str | None:

@@ -59,13 +59,16 @@ ENV_SOURCE = "CLAUDE_DOCKER_ENDPOINT_SOURCE"
 ENV_SCHEME = "CLAUDE_DOCKER_ENDPOINT_SCHEME"  # https: the sandbox proxy verifies its certificate
 
 
+CLAUDE_ENV = "claude.env"  # where a value came from, in claude_environment's answers
+
+
 def claude_environment(
     cfg: Config, environ: Mapping[str, str], file_values: Mapping[str, str] | None = None
 ) -> dict[str, tuple[str, str]]:
     """Name → (value, where from) for what Claude sees: the process environment over the env
     file over `claude.env` (the order runplan applies them in). `file_values`: the env file,
     when the caller has read it already (RunContext)."""
-    found: dict[str, tuple[str, str]] = {name: (value, "claude.env") for name, value in cfg.claude.env.items()}
+    found: dict[str, tuple[str, str]] = {name: (value, CLAUDE_ENV) for name, value in cfg.claude.env.items()}
     if cfg.env_file:
         if file_values is None:
             file_values = read_env_file(Path(cfg.env_file))
