@@ -9,15 +9,10 @@ so no extra image is needed. The CA never leaves the test: the sandbox trusts it
 
 from __future__ import annotations
 
-import datetime
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from tests.fakes.http import address_on
+from tests.fakes.tls import test_ca
 from tests.support.wait import wait_for
 
 SERVER_JS = r"""
@@ -47,45 +42,11 @@ class SharedHost:
         return address_on(self.container, network)
 
 
-def _name(common: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-
 def make_certificates(names: tuple[str, ...]) -> tuple[str, str, str]:
-    """(CA PEM, leaf certificate PEM, leaf key PEM): one leaf for every name."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(_name("claude-docker test CA"))
-        .issuer_name(_name("claude-docker test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(_name(names[0]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    return (
-        ca.public_bytes(pem).decode(),
-        leaf.public_bytes(pem).decode(),
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode(),
-    )
+    """(CA PEM, leaf certificate PEM, leaf key PEM): one leaf for every name, from the machine's test CA."""
+    ca = test_ca()
+    cert_pem, key_pem = ca.leaf(names)
+    return ca.cert_pem, cert_pem, key_pem
 
 
 def start_shared_host(client, image: str, names: tuple[str, ...], labels: dict[str, str]) -> SharedHost:
