@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Mapping, Sequence
 
 from . import contract, notify, paths, runplan
-from .config.model import Config
+from .config.model import AUTO_MEMORY, Config
 from .contract import LABEL_DETACHED, LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
@@ -60,6 +60,8 @@ def up(
 ) -> int:
     """Build if needed, create the session's container and run it; return its exit code."""
     engine = engine or Engine.connect()
+    if cfg.resources.memory == AUTO_MEMORY:
+        engine.prefetch_auto_memory()  # answered while the image is checked and the run planned
     if not (options.headless or options.detach):
         docker_cli()  # fail before building or creating anything
     interactive = not options.headless  # a terminal: here, or for `attach` to a detached session

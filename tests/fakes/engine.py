@@ -251,6 +251,9 @@ class FakeEngine(Engine):
         self.created.append(container)
         return container
 
+    def prefetch_auto_memory(self) -> None:
+        self._enter("prefetch_auto_memory")
+
     @translate_errors
     def auto_memory(self) -> int:
         self._enter("auto_memory")
