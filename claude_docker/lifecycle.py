@@ -60,10 +60,10 @@ def up(
 ) -> int:
     """Build if needed, create the session's container and run it; return its exit code."""
     engine = engine or Engine.connect()
-    if cfg.resources.memory == AUTO_MEMORY:
-        engine.prefetch_auto_memory()  # answered while the image is checked and the run planned
     if not (options.headless or options.detach):
         docker_cli()  # fail before building or creating anything
+    if cfg.resources.memory == AUTO_MEMORY:
+        engine.prefetch_auto_memory()  # answered while the image is checked and the run planned
     interactive = not options.headless  # a terminal: here, or for `attach` to a detached session
     result = prepare_image(engine, cfg, options.on_build_output)
     echo(f"image {result.tag} ({'built' if result.built else 'current'}, Claude Code {result.claude_code_version})")
