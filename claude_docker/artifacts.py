@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .atomicfile import write_atomic
+from .atomicfile import sync_directory, write_atomic
 from .resources import container_dir
 
 if TYPE_CHECKING:
@@ -74,10 +74,22 @@ def context_hash(artifacts: dict[str, Artifact]) -> str:
 
 
 def write_artifacts(artifacts: dict[str, Artifact], directory: Path) -> list[Path]:
-    written = []
-    for name, artifact in artifacts.items():
-        path = directory / name
+    """Write each artifact atomically (flushed, then renamed into place). The files are written
+    at once, so the filesystem commits their flushes together instead of one after another
+    (each waits for the disk), and each directory is flushed once, after its last rename."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    written = [directory / name for name in artifacts]
+    for path in written:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, artifact.content, mode=artifact.mode)
-        written.append(path)
+
+    def write(path: Path, artifact: Artifact) -> None:
+        write_atomic(path, artifact.content, mode=artifact.mode, sync_parent=False)
+
+    if written:
+        with ThreadPoolExecutor(max_workers=min(8, len(written))) as pool:
+            for done in [pool.submit(write, path, artifact) for path, artifact in zip(written, artifacts.values())]:
+                done.result()
+    for parent in dict.fromkeys(path.parent for path in written):
+        sync_directory(parent)
     return written
