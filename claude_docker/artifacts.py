@@ -88,7 +88,7 @@ def write_artifacts(artifacts: dict[str, Artifact], directory: Path) -> list[Pat
 
     if written:
         with ThreadPoolExecutor(max_workers=min(8, len(written))) as pool:
-            for done in [pool.submit(write, path, artifact) for path, artifact in zip(written, artifacts.values())]:
+            for done in [pool.submit(write, path, artifact) for path, artifact in zip(written, artifacts.values(), strict=True)]:
                 done.result()
     for parent in dict.fromkeys(path.parent for path in written):
         sync_directory(parent)
