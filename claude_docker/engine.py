@@ -490,8 +490,24 @@ class Engine:
             return None
 
     @translate_errors
-    def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
+    def list(self, labels: dict[str, str], brief: bool = False) -> list[ContainerInfo]:
+        """The containers with these labels. `brief`: from the list alone, without inspecting
+        each (one round trip in all): name, id, status and labels; the rest left empty."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        if brief:
+            return [
+                ContainerInfo(
+                    name=(attrs.get("Names") or ["/"])[0].lstrip("/"),
+                    short_id=container.short_id,
+                    status=container.status,
+                    created="",
+                    image=attrs.get("Image", ""),
+                    labels=dict(attrs.get("Labels") or {}),
+                    env={},
+                )
+                for container in self.client.containers.list(all=True, filters=filters, sparse=True)
+                for attrs in [container.attrs]
+            ]
         infos = []
         # A container removed between the list and its inspect (another session's `down`, an
         # ended foreground `up`) is simply not listed, rather than failing `ps` for every session.

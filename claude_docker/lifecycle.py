@@ -198,7 +198,11 @@ def prune_sessions(engine: Engine, project: str | None, now: float | None = None
     cutoff = (time.time() if now is None else now) - SESSION_KEEP_DAYS * 86400
     projects_dir = paths.claude_docker_home() / "projects"
     names = [project] if project else sorted(p.name for p in _subdirs(projects_dir))
-    found = sessions(engine, project)
+    # Listed without inspecting each container (the project's other running sessions), unless
+    # an ended detached session is among them: only then is its end time needed.
+    found = sessions(engine, project, brief=True)
+    if any(info.labels.get(LABEL_DETACHED) == "1" and info.status in ("exited", "dead") for info in found):
+        found = sessions(engine, project)
     expired = [info for info in found if info.labels.get(LABEL_DETACHED) == "1" and _ended_before(info, cutoff)]
     pruned: list[str] = [info.labels.get(LABEL_SESSION, "?") for info in expired]
     remove_sessions(engine, expired, report)
@@ -309,11 +313,11 @@ def _run_interactive(engine: Engine, container, session: Session) -> int | None:
 # --- down / ps / logs / shell ----------------------------------------------------------------
 
 
-def sessions(engine: Engine, project: str | None = None) -> list[ContainerInfo]:
+def sessions(engine: Engine, project: str | None = None, brief: bool = False) -> list[ContainerInfo]:
     labels = {LABEL_MANAGED: "1"}
     if project:
         labels[LABEL_PROJECT] = project
-    return engine.list(labels)
+    return engine.list(labels, brief=brief)
 
 
 # Labels name host directories: only the shapes claude-docker itself writes are trusted.
