@@ -23,6 +23,7 @@ PROGRESS_RECORD_BYTES = 4096  # the hook cuts each record (the event JSON) here
 CONTAINER_LOG_DIR = "/run/claude-docker/log"  # firewall logs read by the host (root-writable only)
 DNS_LOG_NAME = "dns.log"  # dnsmasq's query log, in CONTAINER_LOG_DIR
 PROXY_LOG_NAME = "proxy.log"  # the name-checking proxy's log, in CONTAINER_LOG_DIR
+PACKET_LOG_NAME = "packets.log"  # refused packets (NFLOG through ulogd), in CONTAINER_LOG_DIR
 AGENT_USER = "agent"
 AGENT_HOME = "/home/agent"
 CLAUDE_CONFIG_DIR = "/home/agent/.claude"  # persisted login + .claude.json (CLAUDE_CONFIG_DIR)

@@ -366,6 +366,11 @@ class Engine:
             host_options["shm_size"] = plan.shm_size
         if plan.sysctls:
             host_options["sysctls"] = dict(plan.sysctls)
+        bindings: dict[int, list[tuple[str, int]]] = {}
+        for address, host_port, container_port in plan.ports:
+            bindings.setdefault(container_port, []).append((address, host_port))
+        if bindings:
+            host_options["port_bindings"] = bindings
         if plan.gpus is not None:
             if self.product() == "Podman":
                 raise EngineError(
@@ -381,6 +386,7 @@ class Engine:
             labels=plan.labels,
             environment=plan.env,
             working_dir=plan.working_dir,
+            ports=sorted(bindings) or None,
             tty=plan.tty,
             stdin_open=plan.stdin_open,
             # detach=False is how the SDK spells StdinOnce: the container sees EOF when the

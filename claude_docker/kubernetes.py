@@ -382,6 +382,8 @@ def _warnings(cfg: Config) -> list[str]:
         warnings.append("filesystem.mounts are host paths and are not rendered: a cluster Pod gets no host mounts")
     if cfg.persistence.dotfiles or cfg.persistence.import_host_login:
         warnings.append("persistence.dotfiles and import_host_login read host files and are not rendered")
+    if cfg.ports:
+        warnings.append("ports are published on the Docker host and are not rendered: use `kubectl port-forward` to reach a Pod's port")
     for server in cfg.claude.mcp_servers:
         for section, values in (("env", server.env), ("headers", server.headers)):
             for key, value in values.items():

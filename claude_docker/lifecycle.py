@@ -22,7 +22,7 @@ from .config.model import AUTO_MEMORY, Config
 from .contract import LABEL_DETACHED, LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .features import FEATURES, EndedSession, credentials, persistence
+from .features import FEATURES, EndedSession, credentials, firewall, persistence
 from .imagebuild import ImageResult, age_warning, ensure_image
 from .session import Session
 
@@ -149,9 +149,28 @@ def up(
         echo("the container setup failed before Claude Code started (see the output above)")
     elif code == contract.EXIT_ENDPOINT_UNREACHABLE:
         echo("the model endpoint did not accept a connection; Claude Code did not start (see the reason above)")
+    if code not in (0, 130) and cfg.network.firewall:
+        for line in refusals_block(session):
+            echo(line)
     if options.keep:
         echo(f"kept container {session.container_name}; remove it with `claude-docker down`")
     return code
+
+
+def refusals_block(session: Session) -> list[str]:
+    """What the firewall refused in a session that ended with an error, in one short block
+    (Claude Code's own start-up traffic left out): often the reason it failed."""
+    try:
+        lines = firewall.refusal_summary(session.log_dir)
+    except ClaudeDockerError:
+        return []  # an unreadable log must not hide the session's own exit
+    if not lines:
+        return []
+    return [
+        f"the firewall refused in session {session.session_id}:",
+        *(f"  {line}" for line in lines),
+        f"  (`claude-docker blocked --session {session.session_id}` shows them all, `--suggest` what to allow)",
+    ]
 
 
 def clean_up(ended: Sequence[EndedSession]) -> list[str]:

@@ -1,7 +1,7 @@
 """`up --dry-run`: what the next session's container would get, without creating it.
 
 The plan is the one `up` builds (runplan.plan), so the view cannot drift from what runs:
-capabilities, every mount with its mode, the names of the environment variables (never their
+capabilities, every mount with its mode, published ports, the names of the environment variables (never their
 values: API keys are among them), resource limits, the image tag and whether a build is needed.
 """
 
@@ -100,6 +100,11 @@ def describe(view: Preview) -> list[str]:
     lines.append("resources: " + ", ".join(
         f"{name} {unset[name] if value is None else value}" for name, value in limits.items()
     ))
+    if plan.ports:
+        lines.append("published ports (TCP; the firewall admits inbound connections to these only):")
+        lines += [f"  {address}:{host_port} -> {container_port}" for address, host_port, container_port in plan.ports]
+    else:
+        lines.append("published ports: none (inbound connections are dropped)")
     if plan.sysctls:
         lines.append("sysctls: " + ", ".join(f"{name}={value}" for name, value in sorted(plan.sysctls.items())))
     lines += [f"warning: {warning}" for warning in plan.warnings]

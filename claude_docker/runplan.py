@@ -190,5 +190,6 @@ def plan(
         log_max_size=cfg.resources.log_max_size,
         log_max_files=cfg.resources.log_max_files,
         sysctls=dict(spec.sysctls),
+        ports=[(port.address, port.host_port, port.container_port) for port in cfg.ports],
         warnings=list(spec.warnings),
     )

@@ -62,4 +62,6 @@ class ContainerPlan:
     log_max_size: str | None = None  # json-file rotation; None = the engine's logging default
     log_max_files: int | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
+    # Published ports: (host address, host port, container port), TCP; the firewall admits them.
+    ports: list[tuple[str, int, int]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)

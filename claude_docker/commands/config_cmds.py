@@ -247,6 +247,7 @@ def effective_document(cfg: Config) -> dict:
         "notifier": present(notifier),
         "claude": present(claude),
         "resources": plain["resources"],
+        "ports": [f"{port.address}:{port.host_port}:{port.container_port}" for port in cfg.ports],
     }
     if cfg.env_file:
         document["env_file"] = cfg.env_file

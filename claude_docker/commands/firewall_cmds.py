@@ -1,5 +1,6 @@
-"""`claude-docker blocked`: the names and connections the firewall refused, per session, and how
-to allow them. DNS refusals come from dnsmasq's log, refused connections from the proxy's."""
+"""`claude-docker blocked`: the names, connections and packets the firewall refused, per session,
+and how to allow them. DNS refusals come from dnsmasq's log, refused connections from the proxy's,
+refused packets from the packet log (NFLOG through ulogd)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def proxy_log(dns_log: Path) -> Path:
     return dns_log.with_name(contract.PROXY_LOG_NAME)
 
 
+def packet_log(dns_log: Path) -> Path:
+    return dns_log.with_name(contract.PACKET_LOG_NAME)
+
+
 @click.command()
 @file_option
 @click.option("--session", "session_id", default=None, help="Only this session (default: the latest one).")
@@ -38,12 +43,14 @@ def proxy_log(dns_log: Path) -> Path:
     "log_file",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="Read this dns.log or proxy.log instead of the project's sessions (no config needed).",
+    help="Read this dns.log, proxy.log or packets.log instead of the project's sessions (no config needed).",
 )
 @click.option("--suggest", is_flag=True, help="Print the YAML lines that would allow the refused names and connections.")
 def blocked(config_file: str | None, session_id: str | None, all_sessions: bool, log_file: Path | None, suggest: bool) -> None:
-    """List the names the firewall refused to resolve and the connections its proxy refused
-    (name, port, reason), with the time of the last refusal.
+    """List the names the firewall refused to resolve, the connections its proxy refused (name,
+    port, reason) and the packets its filter refused (address, port, protocol, reason, uid), with
+    the time of the last refusal. Names Claude Code tries at start on its own (its downloads and
+    telemetry) are marked and never suggested.
 
     \b
     Examples:
@@ -74,15 +81,19 @@ def blocked(config_file: str | None, session_id: str | None, all_sessions: bool,
         names = firewall.read_blocked(log)
         connection_log = log if log_file is not None else proxy_log(log)
         connections = firewall.read_refused(connection_log)
+        packets_file = log if log_file is not None else packet_log(log)
+        packets = firewall.read_packets(packets_file)
         if suggest:
             refused.extend(entry.name for entry in names if not entry.private_answer)
             refused.extend(entry.name for entry in connections if entry.reason == "name not allowed")
             continue
-        if log_file is None or names or not connections:
+        if log_file is None or names or not (connections or packets):
             click.echo(f"session {sid}: {len(names)} refused name{'s' if len(names) != 1 else ''} ({log})")
         for entry in names:
             times = f" ({entry.count}x, first {entry.first:%H:%M:%S})" if entry.count > 1 else ""
             why = "  (allowed, but it resolved to a private address: see allowed_cidrs)" if entry.private_answer else ""
+            if firewall.is_startup_traffic(entry.name):
+                why = "  (Claude Code's own start-up traffic; not needed)"
             click.echo(f"  {entry.last:%Y-%m-%d %H:%M:%S}  {entry.name}{times}{why}")
         if connections:
             plural = "s" if len(connections) != 1 else ""
@@ -90,6 +101,12 @@ def blocked(config_file: str | None, session_id: str | None, all_sessions: bool,
         for conn in connections:
             times = f" ({conn.count}x, first {conn.first:%H:%M:%S})" if conn.count > 1 else ""
             click.echo(f"  {conn.last:%Y-%m-%d %H:%M:%S}  {conn.name} port {conn.port}: {conn.reason}{times}")
+        if packets:
+            plural = "s" if len(packets) != 1 else ""
+            click.echo(f"session {sid}: {len(packets)} refused destination{plural} ({packets_file})")
+        for packet in packets:
+            times = f" ({packet.count}x, first {packet.first:%H:%M:%S})" if packet.count > 1 else ""
+            click.echo(f"  {packet.last:%Y-%m-%d %H:%M:%S}  {packet.describe()}{times}")
     if suggest:
         yaml_lines = firewall.suggest_yaml(refused)
         if yaml_lines:

@@ -15,7 +15,7 @@ from typing import Callable, TextIO
 
 import click
 
-from ..config.model import Config
+from ..config.model import Config, PublishedPort
 from ..config.pipeline import load_config
 from ..errors import ClaudeDockerError, EngineError
 from .options import file_option
@@ -182,12 +182,15 @@ def build(config_file: str | None, no_cache: bool, pull: bool, verbose: bool, ap
 @click.option("-v", "--verbose", is_flag=True, help="Show the full build log if the image is built.")
 @click.option("--dry-run", is_flag=True, help="Show what the container would get (image, capabilities, mounts, "
               "environment names, limits); start nothing.")
+@click.option("-p", "--publish", "published", multiple=True, metavar="[ADDRESS:]HOST:CONTAINER",
+              help="Publish a container port on the host (127.0.0.1 unless an address is given) and let the "
+              "firewall admit it; repeatable. Adds to the config's `ports:`.")
 @trust_option
 @click.argument("claude_args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
 def up(
     ctx: click.Context, config_file: str | None, detach: bool, keep: bool, verbose: bool, dry_run: bool,
-    approve: bool, claude_args: tuple[str, ...],
+    published: tuple[str, ...], approve: bool, claude_args: tuple[str, ...],
 ) -> None:
     """Start Claude Code in a new session container (builds the image if needed).
 
@@ -207,6 +210,7 @@ def up(
       claude-docker up --detach                         # background interactive session: attach
       claude-docker up --trust                          # approve the config files first
       claude-docker up --dry-run                        # what the container would get
+      claude-docker up -p 3000 -p 8080:80               # dev servers on the host's 127.0.0.1
 
     Config files in the workspace (claude-docker.yaml, profiles it extends) must be approved
     once, and again after each change: `claude-docker trust` shows them, `--trust` approves.
@@ -219,7 +223,8 @@ def up(
         headless = lifecycle.is_headless(claude_args, True) or claude_args[:1] == ("--exec",)
     else:
         headless = lifecycle.is_headless(claude_args, sys.stdin.isatty())
-    cfg = _load_trusted(config_file, approve, run=True)
+    extra_ports = _parse_published(published)
+    cfg = _with_published(_load_trusted(config_file, approve, run=True), extra_ports)
     if dry_run:
         from ..planview import describe, preview
 
@@ -248,6 +253,36 @@ def up(
     finally:
         progress.finish()
     ctx.exit(code)
+
+
+def _parse_published(published: tuple[str, ...]) -> list[PublishedPort]:
+    """The ports of `up -p`, checked before anything else (a usage error)."""
+    from ..config.config_values import ValueProblem, parse_port_mapping
+
+    ports: list[PublishedPort] = []
+    for entry in published:
+        try:
+            ports.append(parse_port_mapping(entry))
+        except ValueProblem as problem:
+            raise click.BadParameter(
+                f"{problem}; to give Claude Code a task, put it after `--`: claude-docker up -- -p 'task'",
+                param_hint="-p/--publish",
+            ) from None
+    return ports
+
+
+def _with_published(cfg: Config, published: list[PublishedPort]) -> Config:
+    """The config with the ports of `up -p` added to its `ports:`; a host port is published once."""
+    from dataclasses import replace
+
+    ports = list(cfg.ports)
+    for mapping in published:
+        taken = [port for port in ports if port.host_port == mapping.host_port and port != mapping]
+        if taken:
+            raise click.BadParameter(f"host port {mapping.host_port} is already published ({taken[0]})", param_hint="-p/--publish")
+        if mapping not in ports:
+            ports.append(mapping)
+    return replace(cfg, ports=tuple(ports))
 
 
 def _project_or_all(config_file: str | None, all_projects: bool) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..contract import CLAUDE_CONFIG_DIR, CONTAINER_OUTBOX, CONTAINER_ROOT
-from .config_values import ValueProblem, parse_cidr, read_ca_certificate
+from .config_values import ValueProblem, parse_cidr, parse_port_mapping, read_ca_certificate
 from .loader import KeyPath
 from .model import (
     ClaudeConfig,
@@ -171,6 +171,7 @@ def build_config(data: dict, source_files: tuple[str, ...], project_dir: str) ->
             log_max_size=resources.get("log_max_size", ResourcesConfig.log_max_size),
             log_max_files=resources.get("log_max_files", ResourcesConfig.log_max_files),
         ),
+        ports=tuple(dict.fromkeys(parse_port_mapping(entry) for entry in _list(data.get("ports")))),
         env_file=data.get("env_file"),
     )
 
@@ -183,6 +184,13 @@ def semantic_problems(data: dict, report: Report) -> None:
     """Rules beyond the schema: real IP networks and ports, twilio credentials, safe mount targets."""
     for index, entry in enumerate(_list(_section(data, "network").get("allowed_cidrs"))):
         _check_value(parse_cidr, entry, ("network", "allowed_cidrs", index), report)
+    for index, entry in enumerate(_list(data.get("ports"))):
+        if isinstance(entry, (str, int)) and not isinstance(entry, bool):
+            try:
+                parse_port_mapping(entry)
+            except ValueProblem as problem:
+                report(("ports", index), str(problem))
+    _check_published_ports(_list(data.get("ports")), report)
     for index, entry in enumerate(_list(_section(data, "image").get("extra_ca_certificates"))):
         _check_value(read_ca_certificate, entry, ("image", "extra_ca_certificates", index), report)
 
@@ -220,6 +228,19 @@ def semantic_problems(data: dict, report: Report) -> None:
         if isinstance(mount, dict) and isinstance(mount.get("target"), str):
             target_path = ("filesystem", "mounts", index, "target")
             _check_target(mount["target"], target_path, report, SYSTEM_CONTAINER_PATHS, MANAGED_TARGETS)
+
+
+def _check_published_ports(entries: list, report: Report) -> None:
+    """One host port can be published once; one container port may be published on several."""
+    seen: dict[int, int] = {}
+    for index, entry in enumerate(entries):
+        try:
+            mapping = parse_port_mapping(entry)
+        except (ValueProblem, TypeError):
+            continue
+        if mapping.host_port in seen and entries[seen[mapping.host_port]] != entry:
+            report(("ports", index), f"host port {mapping.host_port} is already published by {entries[seen[mapping.host_port]]!r}")
+        seen.setdefault(mapping.host_port, index)
 
 
 def _check_value(parse: Callable[[str], object], entry: object, path: KeyPath, report: Report) -> None:

@@ -1,4 +1,5 @@
-"""Config values the schema's patterns cannot judge alone: IP networks and CA certificate files.
+"""Config values the schema's patterns cannot judge alone: IP networks, port mappings and CA
+certificate files.
 
 One parser each. `validate` reports what they refuse with file, key path and line
 (build_model.semantic_problems); the features take the parsed value from the same functions, so
@@ -10,6 +11,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+
+from .model import PublishedPort
 
 CIDR_EXAMPLES = "e.g. 10.0.0.0/8 or 10.1.2.3/32:443"
 PEM_MARKER = b"-----BEGIN CERTIFICATE-----"
@@ -51,6 +54,30 @@ def parse_cidr(entry: str) -> Cidr:
     if not 1 <= int(port) <= 65535:
         raise ValueProblem(f"port {port} is out of range 1-65535")
     return Cidr(str(network), int(port))
+
+
+PORT_EXAMPLES = 'e.g. 3000, "8080:80" or "127.0.0.1:8080:80"'
+
+
+def parse_port_mapping(entry: str | int) -> PublishedPort:
+    """`[ADDRESS:][HOST_PORT:]CONTAINER_PORT` (TCP), on the host's loopback unless an IPv4
+    address is given; a bare port is published on the same port number."""
+    parts = str(entry).strip().split(":")
+    if not 1 <= len(parts) <= 3:
+        raise ValueProblem(f"{entry!r} is not a port mapping ({PORT_EXAMPLES})")
+    address = parts[0] if len(parts) == 3 else PublishedPort.address
+    try:
+        if ipaddress.ip_address(address).version != 4:
+            raise ValueProblem(f"{address!r} in {entry!r} is IPv6; publish on an IPv4 address ({PORT_EXAMPLES})")
+    except ValueError:
+        raise ValueProblem(f"{address!r} in {entry!r} is not an IPv4 address ({PORT_EXAMPLES})") from None
+    ports = parts[-2:] if len(parts) >= 2 else parts * 2
+    for port in ports:
+        if not port.isdigit():
+            raise ValueProblem(f"port {port!r} in {entry!r} is not a number ({PORT_EXAMPLES})")
+        if not 1 <= int(port) <= 65535:
+            raise ValueProblem(f"port {port} in {entry!r} is out of range 1-65535")
+    return PublishedPort(host_port=int(ports[0]), container_port=int(ports[1]), address=address)
 
 
 def read_ca_certificate(path: str) -> bytes:

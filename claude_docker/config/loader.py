@@ -61,11 +61,24 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 # YAML 1.2 core booleans only: in YAML 1.1 `on`, `off`, `yes`, `no` are booleans too. And no
 # implicit timestamps: `2024-01-01` stays text, as in YAML 1.2.
-_YAML11_ONLY = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
+# Nor base-60 numbers: in YAML 1.1 an unquoted `8080:80` is the integer 484880, which would
+# silently become another port (YAML 1.2 reads it as text, as users mean it).
+_YAML11_ONLY = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 _Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML11_ONLY]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+_Loader.add_implicit_resolver(  # YAML 1.1's integers without the base-60 form
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$", re.X),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(  # YAML 1.1's floats without the base-60 form
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+               r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),

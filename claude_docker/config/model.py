@@ -99,6 +99,19 @@ class ModelEndpoint:
 
 
 @dataclass(frozen=True)
+class PublishedPort:
+    """A container port published on the host (`ports:`, `up -p`): `address:host_port` on the
+    host forwards to `container_port` inside, and the firewall admits inbound TCP to it."""
+
+    host_port: int
+    container_port: int
+    address: str = "127.0.0.1"  # the host's loopback unless the entry names another address
+
+    def __str__(self) -> str:
+        return f"{self.address}:{self.host_port} -> {self.container_port}/tcp"
+
+
+@dataclass(frozen=True)
 class GitCredential:
     """network.git_credential: the variable holding a token for one git host over HTTPS. The
     token itself is read from the environment or the env file at `up`, never from a file here."""
@@ -240,6 +253,7 @@ class Config:
     notifier: NotifierConfig = field(default_factory=NotifierConfig)
     claude: ClaudeConfig = field(default_factory=ClaudeConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    ports: tuple[PublishedPort, ...] = ()  # container ports published on the host
     env_file: str | None = None  # absolute path; may not exist
 
     @property

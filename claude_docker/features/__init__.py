@@ -21,7 +21,7 @@ FEATURES: tuple[Feature, ...] = (
     filesystem,  # the workspace, masks over blocked paths in it, config files read-only, user mounts
     git,  # the repository's hooks and config read-only; nested repositories disarmed
     persistence,  # CLAUDE_CONFIG_DIR, shell history, caches, git config, dotfiles
-    firewall,  # capabilities, sysctls, the log dir; init-firewall.sh, dnsmasq.conf, haproxy.cfg
+    firewall,  # capabilities, sysctls, the log dir; init-firewall.sh, dnsmasq.conf, haproxy.cfg, ulogd.conf
     notifier,  # the session outbox
     progress,  # the session's progress dir (hook records `logs --follow` shows)
     claude_settings,  # settings.json (hooks), mcp.json, MCP variables, credentials and provider variables

@@ -10,8 +10,9 @@ an admitted address is redirected to a name-checking proxy (HAProxy, `container/
 which reads the TLS SNI or HTTP Host, checks it against the same allowlist and connects to the
 address *it* resolves for that name. Only the proxy's user may reach admitted addresses itself.
 
-Refused names are logged by dnsmasq and refused connections by the proxy to the session's log
-dir, which `claude-docker blocked` reads back (see `read_blocked`).
+Refused names are logged by dnsmasq, refused connections by the proxy and refused packets (through
+NFLOG, rate-limited) by ulogd to the session's log dir, which `claude-docker blocked` reads back
+(see `read_blocked`, `read_refused`, `read_packets`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from ..artifacts import Artifact, render_template
 from ..config.blocked_paths import Locator
 from ..config.config_values import ValueProblem, parse_cidr
 from ..config.model import Config
-from ..contract import DNS_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
+from ..contract import DNS_LOG_NAME, PACKET_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
 from ..errors import ConfigProblem, FirewallError
 from ..runspec import RunSpec
 from ..session import Session
@@ -52,6 +53,18 @@ DNS_LOG_KEEP_BYTES = 256 * 1024
 DNS_LOG_CHECK_SECONDS = 5
 MAX_DNS_LOG_READ = 1024 * 1024
 UPSTREAM_PLACEHOLDER = "@UPSTREAM@"
+# The packet log: every refused packet the filter logs (rate-limited: a flood to one destination
+# is logged LOG_BURST_PER_DESTINATION times, then LOG_RATE_PER_DESTINATION a second; all of them
+# together at most LOG_RATE a second after a burst of LOG_BURST) goes to an NFLOG group that ulogd
+# (Debian's ulogd2, configured by container/ulogd.conf.j2) writes to packets.log.
+ULOGD_CONF = "ulogd.conf"
+ULOGD_USER = "ulog"  # created by Debian's ulogd2 package
+NFLOG_GROUP = 7
+NFLOG_PREFIX = "cd-refused:"  # + the reason, see PACKET_REASONS
+LOG_RATE_PER_DESTINATION = 1
+LOG_BURST_PER_DESTINATION = 5
+LOG_RATE = 20
+LOG_BURST = 100
 SELFTEST_REFUSED = "claude-docker-selftest.invalid"  # must be refused; not shown as blocked
 
 # Capabilities the entrypoint's root phase needs for the firewall (the agent never has any):
@@ -512,6 +525,16 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         upstream_placeholder=UPSTREAM_PLACEHOLDER,
         selftest_refused=SELFTEST_REFUSED,
         unresolved_marker=UNRESOLVED_MARKER,
+        published_ports=sorted({port.container_port for port in cfg.ports}),
+        packet_log=f"{contract.CONTAINER_LOG_DIR}/{PACKET_LOG_NAME}",
+        ulogd_conf=ULOGD_CONF,
+        ulogd_user=ULOGD_USER,
+        nflog_group=NFLOG_GROUP,
+        nflog_prefix=NFLOG_PREFIX,
+        log_rate=LOG_RATE,
+        log_burst=LOG_BURST,
+        log_rate_per_destination=LOG_RATE_PER_DESTINATION,
+        log_burst_per_destination=LOG_BURST_PER_DESTINATION,
     )
     servers = "".join(f"server=/{p}/{UPSTREAM_PLACEHOLDER}\n" for p in (*dns.forward, *notifier_forward))
     return {
@@ -519,6 +542,7 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
         DNSMASQ_CONF: Artifact(render_template("dnsmasq.conf.j2", **context).encode()),
         DNSMASQ_SERVERS: Artifact(servers.encode()),
         PROXY_CONF: Artifact(render_template("haproxy.cfg.j2", **context).encode()),
+        ULOGD_CONF: Artifact(render_template("ulogd.conf.j2", **context).encode()),
     }
 
 
@@ -628,6 +652,17 @@ def host_address_warnings(cfg: Config, addresses: Iterable[str]) -> list[str]:
     return warnings
 
 
+def published_port_warnings(cfg: Config) -> list[str]:
+    """Published ports bound beyond the host's loopback: reachable from other machines."""
+    return [
+        f"ports: {port.address}:{port.host_port} publishes container port {port.container_port} beyond the host's "
+        f"loopback: {'every machine that reaches this host' if port.address == '0.0.0.0' else 'others on that network'} "
+        f"can connect to it; drop the address to publish on 127.0.0.1 only"
+        for port in cfg.ports
+        if not ipaddress.ip_address(port.address).is_loopback
+    ]
+
+
 def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
     """CIDRs and domains are judged with the config (config_values); what is left are warnings."""
     return []
@@ -641,6 +676,7 @@ def cleanup(ended: Sequence[EndedSession]) -> list[str]:
 def contribute(ctx: RunContext, spec: RunSpec) -> None:
     """Capabilities, env and the log mount the firewall needs."""
     cfg, session = ctx.config, ctx.session
+    spec.warnings.extend(published_port_warnings(cfg))
     if not cfg.network.firewall:
         spec.env[ENV_FLAG] = "0"
         spec.warnings.append(DISABLED_WARNING)
@@ -663,8 +699,8 @@ def config_warnings(cfg: Config) -> list[str]:
     """What `validate` says before any `up` does: no firewall at all, or a proxy the allowlist
     does not let the container reach."""
     if not cfg.network.firewall:
-        return [DISABLED_WARNING]
-    warnings = []
+        return [DISABLED_WARNING, *published_port_warnings(cfg)]
+    warnings = published_port_warnings(cfg)
     proxy = cfg.network.proxy
     for key, url in (("http", proxy.http if proxy else None), ("https", proxy.https if proxy else None)):
         if url and not proxy_admitted(url, cfg.network.allowed_domains, cfg.network.allowed_cidrs):
@@ -775,12 +811,9 @@ def parse_blocked(lines: Iterable[str], now: datetime | None = None) -> list[Blo
         match = _BLOCKED_LINE.match(line.rstrip("\n"))
         if not match:
             continue
-        try:
-            stamp = datetime.strptime(f"{now.year} {match['stamp']}", "%Y %b %d %H:%M:%S")
-        except ValueError:
+        stamp = _syslog_stamp(match["stamp"], now)
+        if stamp is None:
             continue
-        if stamp > now and (stamp - now).days > 1:
-            stamp = stamp.replace(year=now.year - 1)
         name = match["name"].lower()
         if name == SELFTEST_REFUSED:
             continue
@@ -804,6 +837,10 @@ REFUSAL_REASONS = {
     "no-address": "name does not resolve",
     "proxy-request": "CONNECT or absolute URI",
     "names-disagree": "Host and request target disagree",
+    # the local endpoints that hold the credentials (credentials.py): limits, not the allowlist
+    "method": "method not allowed at the local endpoint",
+    "too-large": "request too large (or chunked) for the local endpoint",
+    "rate": "over the local endpoint's rate limit",
 }
 NO_NAME = {"443": "no SNI", "80": "no Host"}
 
@@ -875,9 +912,173 @@ def _log_tail(path: Path, limit: int) -> list[str]:
     return lines[1:] if size > limit else lines  # the first line was cut
 
 
+# --- the packet log ---------------------------------------------------------------------------
+
+# ulogd's LOGEMU lines (the kernel LOG target's format) behind NFLOG_PREFIX and the reason.
+_PACKET_LINE = re.compile(
+    r"^(?P<stamp>\w{3} +\d+ \d\d:\d\d:\d\d) \S+ " + re.escape(NFLOG_PREFIX) + r"(?P<reason>[a-z-]+) (?P<fields>.*)$"
+)
+_PACKET_FIELD = re.compile(r"\b([A-Z]+)=(\S*)")
+PACKET_REASONS = {  # the log rules of init-firewall.sh.j2, by the prefix's reason
+    "not-allowed": "not allowed",
+    "host": "the Docker host (see network.host_ports)",
+    "private": "a private, loopback or link-local address (see network.allowed_cidrs)",
+    "dns": "DNS past the sandbox's resolver",
+    "ping": "ping",
+}
+
+
+@dataclass(frozen=True)
+class RefusedPacket:
+    address: str
+    port: str  # "-" for protocols without ports (ICMP)
+    protocol: str  # "tcp", "udp", "icmp", ...
+    reason: str  # PACKET_REASONS' words
+    uid: str  # the sender's uid, "" when the kernel did not know it
+    first: datetime
+    last: datetime
+    count: int  # logged packets: past the rate limit, refusals are not counted
+
+    def describe(self) -> str:
+        port = f" port {self.port}" if self.port != "-" else ""
+        uid = f", uid {self.uid}" if self.uid else ""
+        return f"{self.address}{port} {self.protocol}: {self.reason}{uid}"
+
+
+def _syslog_stamp(text: str, now: datetime) -> datetime | None:
+    """A `Mon DD HH:MM:SS` stamp (no year): one later than `now` belongs to last year."""
+    try:
+        stamp = datetime.strptime(f"{now.year} {text}", "%Y %b %d %H:%M:%S")
+    except ValueError:
+        return None
+    if stamp > now and (stamp - now).days > 1:
+        stamp = stamp.replace(year=now.year - 1)
+    return stamp
+
+
+def parse_packets(lines: Iterable[str], now: datetime | None = None) -> list[RefusedPacket]:
+    """Packets the filter refused, grouped by (address, port, protocol, reason, uid), in order of
+    last refusal. Each line is the kernel's view of a packet, written by ulogd; no part of it is
+    text the agent chose."""
+    now = now or datetime.now()
+    seen: dict[tuple[str, str, str, str, str], RefusedPacket] = {}
+    for line in lines:
+        match = _PACKET_LINE.match(line.rstrip("\n"))
+        if not match or match["reason"] not in PACKET_REASONS:
+            continue
+        stamp = _syslog_stamp(match["stamp"], now)
+        fields = dict(_PACKET_FIELD.findall(match["fields"]))
+        address = fields.get("DST", "")
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            continue
+        if stamp is None:
+            continue
+        port = fields.get("DPT", "-")
+        uid = fields.get("UID", "")
+        key = (
+            address,
+            port if port.isdigit() else "-",
+            fields.get("PROTO", "?").lower()[:10],
+            PACKET_REASONS[match["reason"]],
+            uid if uid.isdigit() else "",
+        )
+        old = seen.pop(key, None)
+        if old is None:
+            seen[key] = RefusedPacket(*key, stamp, stamp, 1)
+        else:
+            seen[key] = RefusedPacket(*key, old.first, stamp, old.count + 1)
+    return list(seen.values())
+
+
+def read_packets(log_file: Path, now: datetime | None = None) -> list[RefusedPacket]:
+    """The refused packets in packets.log and its previous generation, capped like the DNS log."""
+    lines: list[str] = []
+    for path in (log_file.with_name(log_file.name + ".1"), log_file):
+        lines += _log_tail(path, MAX_DNS_LOG_READ)
+    return parse_packets(lines, now)
+
+
+# --- Claude Code's own start-up traffic ----------------------------------------------------------
+
+# Names Claude Code looks up at start whether or not the session needs them: its update and
+# native-install downloads and its telemetry (Statsig, Sentry, Datadog). Their refusal is
+# expected: `blocked` marks them, `blocked --suggest` never proposes them, and the refusals `up`
+# prints after a failed session leave them out. The one list of them.
+CLAUDE_STARTUP_HOSTS = (
+    "downloads.claude.ai",
+    "storage.googleapis.com",  # older versions' update bucket
+    "statsig.anthropic.com",
+    "statsig.com",
+    "*.statsig.com",
+    "sentry.io",
+    "*.sentry.io",
+    "datadoghq.com",
+    "*.datadoghq.com",
+    "*-datadoghq.com",  # browser-intake-<site>-datadoghq.com
+)
+
+
+def is_startup_traffic(name: str) -> bool:
+    """Whether a name is one Claude Code tries at start on its own (CLAUDE_STARTUP_HOSTS)."""
+    name = name.lower().rstrip(".")
+    for pattern in CLAUDE_STARTUP_HOSTS:
+        if name == pattern or (pattern.startswith("*") and name.endswith(pattern[1:]) and len(name) > len(pattern) - 1):
+            return True
+    return False
+
+
+# --- one session's refusals ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionRefusals:
+    names: list[BlockedName]
+    connections: list[RefusedConnection]
+    packets: list[RefusedPacket]
+
+
+def session_refusals(log_dir: Path, now: datetime | None = None) -> SessionRefusals:
+    """Everything the firewall refused in one session, from the three logs of its log dir."""
+    return SessionRefusals(
+        read_blocked(log_dir / DNS_LOG_NAME, now),
+        read_refused(log_dir / PROXY_LOG_NAME),
+        read_packets(log_dir / PACKET_LOG_NAME, now),
+    )
+
+
+def refusal_summary(log_dir: Path, limit: int = 8, now: datetime | None = None) -> list[str]:
+    """What the firewall refused in a session, one line each, oldest first, without Claude Code's
+    own start-up traffic; `up` shows it when a session ends with an error."""
+    found = session_refusals(log_dir, now)
+    entries: list[tuple[datetime, str]] = []
+    for name in found.names:
+        if not is_startup_traffic(name.name):
+            what = "allowed, but it resolved to a private address" if name.private_answer else "name refused"
+            entries.append((name.last, f"{name.name}: {what}{_times(name.count)}"))
+    for conn in found.connections:
+        if not is_startup_traffic(conn.name):
+            entries.append((conn.last, f"{conn.name} port {conn.port}: {conn.reason}{_times(conn.count)}"))
+    for packet in found.packets:
+        entries.append((packet.last, f"{packet.describe()}{_times(packet.count)}"))
+    lines = [text for _, text in sorted(entries, key=lambda entry: entry[0])]
+    if len(lines) > limit:
+        lines = [f"... and {len(lines) - limit} more before", *lines[-limit:]]
+    return lines
+
+
+def _times(count: int) -> str:
+    return f" ({count}x)" if count > 1 else ""
+
+
 def suggest_yaml(names: Iterable[str]) -> str:
-    """The `network.allowed_domains` lines that would allow these names (reverse lookups skipped)."""
-    wanted = [n for n in dict.fromkeys(names) if "." in n and not n.endswith(".arpa") and _DOMAIN.match(n)]
+    """The `network.allowed_domains` lines that would allow these names (reverse lookups and
+    Claude Code's own start-up traffic skipped)."""
+    wanted = [
+        n for n in dict.fromkeys(names)
+        if "." in n and not n.endswith(".arpa") and _DOMAIN.match(n) and not is_startup_traffic(n)
+    ]
     if not wanted:
         return ""
     return "network:\n  allowed_domains:\n" + "".join(f"    - {n}\n" for n in wanted)

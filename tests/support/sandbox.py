@@ -341,10 +341,10 @@ def dns(fake_dns):
 
 @pytest.fixture
 def session_with(docker_client, product_image, gateway, cd_home, tmp_path):
-    """start(network=NetworkConfig(...), command=..., environ=...) -> Sandbox (strict firewall)."""
+    """start(network=NetworkConfig(...), command=..., environ=..., ports=...) -> Sandbox (strict firewall)."""
     created = []
 
-    def start(network: NetworkConfig, command=("--exec", "sleep", "infinity"), environ=None, wait=True) -> Sandbox:
+    def start(network: NetworkConfig, command=("--exec", "sleep", "infinity"), environ=None, wait=True, ports=()) -> Sandbox:
         workspace = tmp_path / f"ws-{len(created)}"
         workspace.mkdir()
         cfg = Config(
@@ -352,6 +352,7 @@ def session_with(docker_client, product_image, gateway, cd_home, tmp_path):
             project_dir=str(workspace),
             workspace=WorkspaceConfig(path=str(workspace)),
             network=network,
+            ports=tuple(ports),
             persistence=PersistenceConfig(auth="none", shell_history=False, npm_cache=False, pip_cache=False, git_config=False),
         )
         session = Session.new(cfg.project_name)

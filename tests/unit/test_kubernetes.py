@@ -396,7 +396,7 @@ def test_refusals_name_the_problem(tmp_path, args, message):
 
 def test_rendering_is_deterministic_and_warns_about_what_a_cluster_cannot_have(tmp_path):
     (tmp_path / "data").mkdir()
-    config = f"filesystem:\n  mounts: [{{source: {tmp_path / 'data'}, target: /data}}]\nnotifier:\n  commands: [[/bin/true]]\n"
+    config = f"filesystem:\n  mounts: [{{source: {tmp_path / 'data'}, target: /data}}]\nnotifier:\n  commands: [[/bin/true]]\n" + "ports: [3000]\n"
     project = tmp_path / "project"
     project.mkdir()
     (project / "claude-docker.yaml").write_text(config)
@@ -411,6 +411,7 @@ def test_rendering_is_deterministic_and_warns_about_what_a_cluster_cannot_have(t
     assert outputs[0] == outputs[1]
     assert "filesystem.mounts are host paths and are not rendered" in result.output
     assert "notifier.commands run on your machine and are not rendered" in result.output
+    assert "ports are published on the Docker host and are not rendered" in result.output
     assert "no notifier container: hook events stay in the Pod's outbox volume" in result.output
 
 

@@ -103,7 +103,7 @@ def test_runtime_artifacts_render_the_allowlist(tmp_path):
         tmp_path, allowed_domains=("api.anthropic.com", "*.github.com", "pypi.org"), allowed_cidrs=("10.9.0.0/16", "10.8.0.1:22")
     )
     artifacts = firewall.runtime_artifacts(cfg, Session("p", "s"))
-    assert set(artifacts) == {"init-firewall.sh", "dnsmasq.conf", "dnsmasq-servers.tmpl", "haproxy.cfg"}
+    assert set(artifacts) == {"init-firewall.sh", "dnsmasq.conf", "dnsmasq-servers.tmpl", "haproxy.cfg", "ulogd.conf"}
     assert artifacts["init-firewall.sh"].mode == 0o755
     conf = artifacts["dnsmasq.conf"].content.decode()
     assert "local=/#/" in conf.splitlines()
@@ -347,6 +347,20 @@ def test_blocked_command_shows_refused_connections_beside_names(tmp_path):
     assert "selftest" not in listed.output and "api.example" not in listed.output
     suggested = runner.invoke(main, ["blocked", "--log", str(log_dir / "proxy.log"), "--suggest"])
     assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", "    - pypi.org"]
+
+
+def test_blocked_shows_what_the_local_credential_endpoints_refused(tmp_path):
+    log = tmp_path / "proxy.log"
+    log.write_text("".join(
+        f"2026-11-27T04:25:0{i}+0000 claude-docker-proxy refused port=- name=127.0.0.1:15090 reason={reason}\n"
+        for i, reason in enumerate(("method", "too-large", "rate", "rate"))
+    ))
+    listed = CliRunner().invoke(main, ["blocked", "--log", str(log)])
+    assert "127.0.0.1:15090 port -: method not allowed at the local endpoint" in listed.output
+    assert "request too large (or chunked) for the local endpoint" in listed.output
+    assert "over the local endpoint's rate limit (2x" in listed.output
+    suggested = CliRunner().invoke(main, ["blocked", "--log", str(log), "--suggest"])
+    assert "allowed_domains" not in suggested.output  # limits, not names to allow
 
 
 def test_blocked_command_reads_both_logs_of_a_session(tmp_path, cd_home, monkeypatch):

@@ -11,7 +11,9 @@
 #     redirected (our own nat chain; Docker's nat rules stay) to HAProxy, which checks the TLS SNI
 #     or HTTP Host against the allowlist and connects to the address it resolves itself. Only
 #     the proxy's user may reach admitted addresses directly.
-#  4. A self-test proves an allowlisted name is admitted and anything else is refused, by DNS
+#  4. Refused packets are logged (rate-limited) through NFLOG to ulogd, which writes the
+#     session's packet log; inbound connections are admitted to the published ports only.
+#  5. A self-test proves an allowlisted name is admitted and anything else is refused, by DNS
 #     and by the proxy.
 set -euo pipefail
 umask 022
@@ -41,6 +43,17 @@ readonly SELFTEST_HELLOS=('\x16\x03\x01\x00\x77\x01\x00\x00\x73\x03\x03\x0e\x4a\
 readonly ENDPOINT_HOST=''
 readonly ENDPOINT_PORT=0
 readonly HOST_PORTS=()
+# Container ports published on the host (`ports:`, `up -p`): inbound TCP is admitted to these only.
+readonly PUBLISHED_PORTS=()
+# The packet log: refused packets go, rate-limited, to an NFLOG group that ulogd reads.
+readonly PACKET_LOG=/run/claude-docker/log/packets.log
+readonly ULOGD_CONF="$RUNTIME"/ulogd.conf
+readonly ULOGD_USER=ulog
+readonly NFLOG_GROUP=7
+readonly NFLOG_PREFIX=cd-refused:
+# A flood to one destination is logged 5 times, then 1/s; all refusals
+# together at most 20/s after a burst of 100 (the rate tables are shared by every log rule).
+readonly LOG_LIMIT="-m hashlimit --hashlimit-mode dstip,dstport --hashlimit-upto 1/sec --hashlimit-burst 5 --hashlimit-name cd-refused-dst -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 100 --hashlimit-name cd-refused"
 HOST_ADDRESSES="${CLAUDE_DOCKER_HOST_ADDRESSES:-}"  # set by the host: its own addresses
 UNRESOLVED_SEEN="${CLAUDE_DOCKER_UNRESOLVED_SEEN:-0}"  # set by the host: the warning below was shown once
 
@@ -66,6 +79,9 @@ getent passwd "$DNSMASQ_USER" >/dev/null || fail "the image has no '$DNSMASQ_USE
 dnsmasq_uid="$(id -u "$DNSMASQ_USER")"
 if [ -n "${AGENT_UID:-}" ] && [ "$AGENT_UID" = "$dnsmasq_uid" ]; then
     fail "the agent's uid $AGENT_UID is the DNS forwarder's uid; choose another claude.uid"
+fi
+if getent passwd "$ULOGD_USER" >/dev/null && [ -n "${AGENT_UID:-}" ] && [ "$AGENT_UID" = "$(id -u "$ULOGD_USER")" ]; then
+    fail "the agent's uid $AGENT_UID is the packet logger's uid; choose another claude.uid"
 fi
 getent passwd "$PROXY_USER" >/dev/null || fail "the image has no '$PROXY_USER' user for the name-checking proxy"
 proxy_uid="$(id -u "$PROXY_USER")"
@@ -129,6 +145,30 @@ for secret in ${!CLAUDE_DOCKER_SECRET_@}; do
     unset "$secret"
 done
 
+step="start the packet log"
+# Optional: where the image has no ulogd, or the kernel no NFLOG target or hashlimit match, the
+# filter below is the same without its log rules (a warning says so). ulogd binds the group as
+# root, opens the log and becomes its own user; the agent can neither write the log nor bind the
+# group (that needs the network-admin capability it never has).
+packet_log_on=0
+if command -v ulogd >/dev/null && getent passwd "$ULOGD_USER" >/dev/null; then
+    probe_limit="${LOG_LIMIT//cd-refused/cd-probe}"
+    if printf '*filter\n:CD-PROBE - [0:0]\n-A CD-PROBE %s -j NFLOG --nflog-group %s\nCOMMIT\n' \
+        "$probe_limit" "$NFLOG_GROUP" | iptables-restore --noflush 2>/dev/null; then
+        packet_log_on=1
+    fi
+    iptables -F CD-PROBE 2>/dev/null || true
+    iptables -X CD-PROBE 2>/dev/null || true
+fi
+if [ "$packet_log_on" = 1 ]; then
+    touch "$PACKET_LOG"
+    chmod 0644 "$PACKET_LOG"
+    ulogd -c "$ULOGD_CONF" -u "$ULOGD_USER" </dev/null >/dev/null 2>&1 &
+    echo "$!" >"$STATE_DIR/ulogd.pid"
+else
+    printf 'claude-docker firewall: warning: refused packets are not logged (no ulogd, or no NFLOG support in the kernel)\n' >&2
+fi
+
 step="load the ipsets"
 ipset restore -exist <<'IPSETS'
 create cd-dns hash:ip family inet
@@ -177,6 +217,12 @@ for address in "${host_targets[@]}"; do
 done
 
 step="build the IPv4 rules"
+log_refused() { # reason match...: log what the next rule refuses (rate-limited; never decides)
+    local reason="$1"
+    shift
+    [ "$packet_log_on" = 1 ] || return 0
+    echo "-A OUTPUT $* $LOG_LIMIT -j NFLOG --nflog-group $NFLOG_GROUP --nflog-prefix $NFLOG_PREFIX$reason"
+}
 rules="$(
     echo '*filter'
     echo ':INPUT DROP [0:0]'
@@ -184,8 +230,14 @@ rules="$(
     echo ':OUTPUT DROP [0:0]'
     echo '-A INPUT -i lo -j ACCEPT'
     echo '-A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
+    # Published ports: new inbound TCP connections to exactly these (replies leave through the
+    # established accept below); everything else inbound is dropped by the policy.
+    for port in "${PUBLISHED_PORTS[@]}"; do
+        echo "-A INPUT -p tcp --dport $port -m conntrack --ctstate NEW -j ACCEPT"
+    done
     # Docker's embedded DNS listens on loopback: only dnsmasq may use it, before the lo accept.
     echo "-A OUTPUT -d $EMBEDDED_DNS/32 -m owner --uid-owner $dnsmasq_uid -j ACCEPT"
+    log_refused dns -d "$EMBEDDED_DNS/32"
     echo "-A OUTPUT -d $EMBEDDED_DNS/32 -p tcp -j REJECT --reject-with tcp-reset"
     echo "-A OUTPUT -d $EMBEDDED_DNS/32 -j REJECT --reject-with icmp-admin-prohibited"
     echo '-A OUTPUT -o lo -j ACCEPT'
@@ -203,10 +255,13 @@ rules="$(
             echo "-A OUTPUT -p $proto --dport 53 -m owner --uid-owner 0 -j ACCEPT"
         done
     fi
+    log_refused dns -p tcp -m multiport --dports 53,853
+    log_refused dns -p udp -m multiport --dports 53,853
     echo '-A OUTPUT -p tcp -m multiport --dports 53,853 -j REJECT --reject-with tcp-reset'
     echo '-A OUTPUT -p udp -m multiport --dports 53,853 -j REJECT --reject-with icmp-admin-prohibited'
     # ICMP echo from root only (diagnostics by `docker exec`); the container also closes ping
     # sockets (net.ipv4.ping_group_range), this holds where an engine leaves them open.
+    log_refused ping -p icmp --icmp-type echo-request -m owner ! --uid-owner 0
     echo '-A OUTPUT -p icmp --icmp-type echo-request -m owner ! --uid-owner 0 -j REJECT --reject-with icmp-admin-prohibited'
     echo '-A OUTPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT'
     echo '-A OUTPUT -m set --match-set cd-exact dst,dst -j ACCEPT'  # the model endpoint, host ports
@@ -214,6 +269,7 @@ rules="$(
         if [ "$ALLOW_HOST_NETWORK" = 1 ]; then
             echo "-A OUTPUT -d $address/32 -j ACCEPT"
         else
+            log_refused host -d "$address/32"
             echo "-A OUTPUT -d $address/32 -p tcp -j REJECT --reject-with tcp-reset"
             echo "-A OUTPUT -d $address/32 -j REJECT --reject-with icmp-admin-prohibited"
         fi
@@ -227,6 +283,7 @@ rules="$(
     echo '-A OUTPUT -m set --match-set cd-netport dst,dst -j ACCEPT'
     # Loopback-, link-local and (unless allow_private_answers) private ranges are reached through
     # allowed_cidrs only, never because DNS said so; dnsmasq already refuses such answers.
+    log_refused private -m set --match-set cd-private dst
     echo '-A OUTPUT -m set --match-set cd-private dst -p tcp -j REJECT --reject-with tcp-reset'
     echo '-A OUTPUT -m set --match-set cd-private dst -j REJECT --reject-with icmp-admin-prohibited'
     if [ "$DOMAIN_EXACT" = 1 ]; then
@@ -237,6 +294,7 @@ rules="$(
         echo '-A OUTPUT -m set --match-set cd-dns dst -j ACCEPT'
     fi
     # Reject rather than drop, so tools fail at once instead of hanging.
+    log_refused not-allowed
     echo '-A OUTPUT -p tcp -j REJECT --reject-with tcp-reset'
     echo '-A OUTPUT -j REJECT --reject-with icmp-admin-prohibited'
     echo 'COMMIT'
@@ -300,7 +358,7 @@ step="cap the logs"
 (
     set +e
     while sleep 5; do
-        for log in "$DNS_LOG" "$PROXY_LOG"; do
+        for log in "$DNS_LOG" "$PROXY_LOG" "$PACKET_LOG"; do
             size="$(stat -c %s "$log" 2>/dev/null)" || continue
             if [ "$size" -gt 1048576 ]; then
                 tail -c 262144 "$log" >"$log.1.tmp" && chmod 0644 "$log.1.tmp" \
@@ -317,7 +375,9 @@ chown root:root /etc/resolv.conf
 chmod 0644 /etc/resolv.conf
 
 step="self-test"
-iptables -S OUTPUT | head -n 1 | grep -qx -- '-P OUTPUT DROP' || fail "self-test: the OUTPUT policy is not DROP"
+# Read whole (not through `head`, which would cut iptables off mid-write: a SIGPIPE under pipefail).
+output_rules="$(iptables -S OUTPUT)"
+[ "${output_rules%%$'\n'*}" = '-P OUTPUT DROP' ] || fail "self-test: the OUTPUT policy is not DROP"
 [ -d "/proc/$(cat "$STATE_DIR/dnsmasq.pid")" ] || fail "self-test: dnsmasq is not running"
 if getent ahostsv4 "$SELFTEST_REFUSED" >/dev/null 2>&1; then
     fail "self-test: a name outside the allowlist resolved; refusing to start"
@@ -422,6 +482,24 @@ if [ "$DOMAIN_EXACT" = 1 ]; then
                 fail "self-test: the proxy refused the allowlisted name $resolved"
             fi
         fi
+    fi
+fi
+if [ "$packet_log_on" = 1 ]; then
+    # ulogd binds its group and drops to its own user within a few milliseconds; a logger that
+    # died leaves the filter as it is (it only logs), so this is a warning, not a failure.
+    step="self-test the packet log"
+    ulogd_pid="$(cat "$STATE_DIR/ulogd.pid")"
+    ulogd_runs_as=""
+    for _ in $(seq 100); do
+        [ -d "/proc/$ulogd_pid" ] || break
+        ulogd_runs_as="$(awk '/^Uid:/ { print $3; exit }' "/proc/$ulogd_pid/status" 2>/dev/null || true)"
+        [ "$ulogd_runs_as" = "$(id -u "$ULOGD_USER")" ] && break
+        sleep 0.01
+    done
+    if [ "$ulogd_runs_as" != "$(id -u "$ULOGD_USER")" ]; then
+        printf 'claude-docker firewall: warning: the packet logger did not start; refused packets are not logged: %s\n' \
+            "$(tail -n 2 "$STATE_DIR/ulogd.log" 2>/dev/null | tr '\n' ' ')" >&2
+        kill "$ulogd_pid" 2>/dev/null || true
     fi
 fi
 trap - ERR

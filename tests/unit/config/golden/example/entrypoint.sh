@@ -40,7 +40,7 @@ case "$AGENT_UID$AGENT_GID" in
     *[!0-9]*) fail "$EXIT_SETUP_FAILED" "AGENT_UID and AGENT_GID must be numbers (got '$AGENT_UID' and '$AGENT_GID')" ;;
 esac
 [ "$AGENT_UID" -ne 0 ] && [ "$AGENT_GID" -ne 0 ] || fail "$EXIT_SETUP_FAILED" "the agent must not run as root (uid/gid 0); set claude.uid/claude.gid"
-for reserved in dnsmasq haproxy; do
+for reserved in dnsmasq haproxy ulog; do
     if [ "$(id -u "$reserved" 2>/dev/null || echo none)" = "$AGENT_UID" ]; then
         fail "$EXIT_SETUP_FAILED" "uid $AGENT_UID is reserved for the firewall's $reserved; set claude.uid to another uid"
     fi
