@@ -18,7 +18,15 @@ allowlisted names resolve to an address in a network namespace of the benchmark'
 TLS like a real server (bench/harness.py: SelfTestPeer); the DNS server listens on the host's end of
 that namespace's veth pair, out of the way of other runs' servers on the bridge's port 53.
 
-    python3 bench/bench_up.py [--runs 7] [--sessions 10] [--concurrent-runs 3] [--markdown]
+    python3 bench/bench_up.py [--runs 7] [--sessions 10] [--concurrent-runs 3] [--markdown] [--before DIR]
+
+With `--before DIR` (another checkout, e.g. `git worktree add DIR main`) a fourth case, `up
+(before)`, runs that checkout's `up` with the firewall on, interleaved with the others, so a
+change is measured against what it changes in the same run.
+
+Every `up` runs from compiled bytecode, as an installed package does (pip compiles it at
+install): PYTHONDONTWRITEBYTECODE is dropped and the bytecode goes to a cache of the run's own
+(PYTHONPYCACHEPREFIX), written by the warm-up runs.
 
 Needs root (a network namespace, DNS on port 53), the test base image and the docker CLI.
 """
@@ -100,20 +108,30 @@ finally:
 """
 
 CASES = ("bare", "up, firewall off", "up")
+BEFORE = "up (before)"
+LABELS = {"bare": "bare `docker run --entrypoint claude IMAGE -p` (baseline)",
+          "up, firewall off": "`up -- -p`, `network.firewall: false`",
+          "up": "`up -- -p`, firewall on (default network section)",
+          BEFORE: "`up -- -p`, firewall on, the `--before` checkout"}
 
 
 class Bench:
-    def __init__(self, client, api: FakeAnthropic, image: str, gateway: str, dns_address: str, home: Path) -> None:
+    def __init__(self, client, api: FakeAnthropic, image: str, gateway: str, dns_address: str, home: Path,
+                 before: Path | None = None) -> None:
         self.client, self.api, self.image, self.gateway, self.home = client, api, image, gateway, home
+        self.before = before
+        self.cases = CASES + ((BEFORE,) if before else ())
+        environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         self.env = {
-            **os.environ,
+            **environ,
+            "PYTHONPYCACHEPREFIX": str(home / "pycache"),
             "CLAUDE_DOCKER_HOME": str(home / "state"),
             "ANTHROPIC_BASE_URL": api.url_for(gateway),
             "ANTHROPIC_API_KEY": api.api_key,
             "BENCH_DNS": dns_address,
             "PYTHONPATH": str(harness.REPO_ROOT),
         }
-        self.configs = {case: self._project(case) for case in CASES[1:]}
+        self.configs = {case: self._project(case) for case in self.cases[1:]}
         self.serial = 0
 
     def _project(self, case: str) -> Path:
@@ -134,6 +152,8 @@ class Bench:
             return ["docker", "run", "--rm", "-e", f"ANTHROPIC_BASE_URL={self.env['ANTHROPIC_BASE_URL']}",
                     "-e", f"ANTHROPIC_API_KEY={self.api.api_key}", "--entrypoint", "claude", self.image, "-p", PROMPT], self.env
         env = {**self.env, "BENCH_TIMES": str(times)}
+        if case == BEFORE:
+            env["PYTHONPATH"] = str(self.before)
         return [sys.executable, "-c", DRIVER, "-f", str(self.configs[case]), "--", "-p", PROMPT], env
 
     def run(self, case: str, count: int = 1) -> tuple[list[float], float, list[dict[str, tuple[float, float]]]]:
@@ -169,23 +189,23 @@ class Bench:
 Steps = list[dict[str, tuple[float, float]]]
 
 
-def first_request_rows(bench: Bench, runs: int) -> tuple[dict[str, list[float]], Steps]:
-    first: dict[str, list[float]] = {case: [] for case in CASES}
-    up_steps: Steps = []
-    for case in CASES:  # warm every path once
+def first_request_rows(bench: Bench, runs: int) -> tuple[dict[str, list[float]], dict[str, Steps]]:
+    first: dict[str, list[float]] = {case: [] for case in bench.cases}
+    up_steps: dict[str, Steps] = {case: [] for case in ("up", BEFORE)}
+    for case in bench.cases:  # warm every path once (and write the bytecode)
         bench.run(case)
     for _ in range(runs):
-        for case in CASES:
+        for case in bench.cases:
             firsts, _, steps = bench.run(case)
             first[case].append(firsts[0])
-            if case == "up":
-                up_steps.extend(steps)
+            if case in up_steps:
+                up_steps[case].extend(steps)
     return first, up_steps
 
 
 def concurrent_rows(bench: Bench, runs: int, sessions: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Wall time until the last of `sessions` has exited, and every session's first request."""
-    wall: dict[str, list[float]] = {case: [] for case in ("bare", "up")}
+    wall: dict[str, list[float]] = {case: [] for case in ("bare", "up", BEFORE) if case in bench.cases}
     firsts: dict[str, list[float]] = {case: [] for case in wall}
     for _ in range(runs):
         for case in wall:
@@ -222,6 +242,7 @@ def main() -> int:
     parser.add_argument("--concurrent-runs", type=int, default=3)
     parser.add_argument("--skip-concurrent", action="store_true")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--before", type=Path, help="another checkout, measured as a fourth case")
     args = parser.parse_args()
 
     client = docker.from_env()
@@ -235,7 +256,7 @@ def main() -> int:
     loads = [harness.load_average()]
     try:
         with FakeAnthropic() as api:
-            bench = Bench(client, api, image, gateway, peer.host_address, home)
+            bench = Bench(client, api, image, gateway, peer.host_address, home, args.before)
             first, up_steps = first_request_rows(bench, args.runs)
             loads.append(harness.load_average())
             wall, firsts = ({}, {}) if args.skip_concurrent else concurrent_rows(bench, args.concurrent_runs, args.sessions)
@@ -251,26 +272,26 @@ def main() -> int:
           f"middle, end: {' / '.join(loads)}. Python {sys.version.split()[0]}.\n")
     print("| first API request after spawn | time | / bare `docker run` |")
     print("|---|---|---|")
-    for case in CASES:
+    for case in bench.cases:
         ratios = [value / baseline for value in first[case]]
-        label = {"bare": "bare `docker run --entrypoint claude IMAGE -p` (baseline)",
-                 "up, firewall off": "`up -- -p`, `network.firewall: false`",
-                 "up": "`up -- -p`, firewall on (default network section)"}[case]
-        print(f"| {label} | {harness.spread(first[case], 1000, unit=' ms')} | "
+        print(f"| {LABELS[case]} | {harness.spread(first[case], 1000, unit=' ms')} | "
               f"**{med(first[case]) / baseline:.2f}×** (per run vs the median baseline {min(ratios):.2f}–{max(ratios):.2f}×) |")
-    print("\nWhere `up`'s time goes (medians of the firewalled runs; steps overlap nothing, in order):\n")
-    print("| step | ms |")
-    print("|---|---:|")
-    for name, seconds in step_table(up_steps, first["up"]):
-        print(f"| {name} | {seconds * 1000:.0f} |")
+    print("\nWhere `up`'s time goes (medians of the firewalled runs, in order):\n")
+    tables = {case: dict(step_table(up_steps[case], first[case])) for case in up_steps if up_steps[case]}
+    print("| step | " + " | ".join(f"{case}, ms" for case in tables) + " |")
+    print("|---|" + "---:|" * len(tables))
+    for name in dict.fromkeys(name for table in tables.values() for name in table):
+        print(f"| {name} | " + " | ".join(f"{table[name] * 1000:.0f}" if name in table else "—" for table in tables.values()) + " |")
     if wall:
         print(f"\n{args.sessions} sessions started at once, until the last has exited; {args.concurrent_runs} runs each:\n")
         print("| case | wall time | / bare |")
         print("|---|---|---|")
         bare = med(wall["bare"])
         print(f"| {args.sessions} × bare `docker run … claude -p` (baseline) | {harness.spread(wall['bare'], unit=' s', digits=1)} | — |")
-        print(f"| {args.sessions} × `up -- -p`, firewall on | {harness.spread(wall['up'], unit=' s', digits=1)} | "
-              f"**{med(wall['up']) / bare:.2f}×** |")
+        for case in wall:
+            if case != "bare":
+                print(f"| {args.sessions} × {LABELS[case]} | {harness.spread(wall[case], unit=' s', digits=1)} | "
+                      f"**{med(wall[case]) / bare:.2f}×** |")
         print("\nEach session's first API request after the common start, all runs:\n")
         print("| case | median (min–max) |")
         print("|---|---|")

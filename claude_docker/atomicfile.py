@@ -18,8 +18,12 @@ import time
 from pathlib import Path
 
 
-def write_atomic(path: Path, content: bytes, *, mode: int = 0o600, owner: tuple[int, int] | None = None) -> None:
-    """Replace `path` with `content` (write, fsync, rename, fsync the directory)."""
+def write_atomic(
+    path: Path, content: bytes, *, mode: int = 0o600, owner: tuple[int, int] | None = None, sync_parent: bool = True
+) -> None:
+    """Replace `path` with `content` (write, fsync, rename, fsync the directory). A caller that
+    writes several files into one directory may pass `sync_parent=False` and flush the directory
+    itself once, after the last rename (`sync_directory`)."""
     # `.tmp-` like the hooks' half-written outbox files, which the outbox sweep leaves alone while fresh
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
@@ -35,7 +39,8 @@ def write_atomic(path: Path, content: bytes, *, mode: int = 0o600, owner: tuple[
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    sync_directory(path.parent)
+    if sync_parent:
+        sync_directory(path.parent)
 
 
 def sync_directory(directory: Path) -> None:

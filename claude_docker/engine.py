@@ -6,6 +6,7 @@ name clash) comes back as an EngineError with a hint, never as an SDK traceback.
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import io
 import os
@@ -195,15 +196,15 @@ class Engine:
         self.api = client.api
         self._product: str | None = None
         self._inspected: dict[str, dict] = {}  # the last inspect of an image, for image_created
+        self._memory_total: concurrent.futures.Future[int] | None = None
 
     @classmethod
     @translate_errors
     def connect(cls) -> Engine:
         """Honour DOCKER_HOST, then the current `docker context`, then the default socket
-        (docker-py's `from_env` does all three since 7.2)."""
-        client = docker.from_env()
-        client.ping()
-        return cls(client)
+        (docker-py's `from_env` does all three since 7.2). Connecting asks the engine for its API
+        version, which proves it answers: no separate ping."""
+        return cls(docker.from_env(version="auto"))
 
     @translate_errors
     def version(self) -> dict:
@@ -396,11 +397,27 @@ class Engine:
         )
         return self.client.containers.prepare_model({"Id": created["Id"]})  # no extra inspect
 
+    def prefetch_auto_memory(self) -> None:
+        """Ask the engine for its memory now, in the background, so that `create` does not wait
+        for `info` (the engine's slowest answer on the way to a session) after the image check."""
+        if self._memory_total is None:
+            self._memory_total = concurrent.futures.Future()
+            threading.Thread(target=self._fetch_memory_total, args=(self._memory_total,), daemon=True).start()
+
+    def _fetch_memory_total(self, future: concurrent.futures.Future[int]) -> None:
+        try:
+            future.set_result(int(self.client.info().get("MemTotal") or 0))
+        except BaseException as error:  # re-raised (and translated) by auto_memory
+            future.set_exception(error)
+
     @translate_errors
     def auto_memory(self) -> int:
         """`resources.memory: auto`: half the memory of the machine the engine runs on (which
         is a VM under Docker Desktop), so one runaway session cannot take it all."""
-        total = int(self.client.info().get("MemTotal") or 0)
+        if self._memory_total is not None:
+            total = self._memory_total.result()
+        else:
+            total = int(self.client.info().get("MemTotal") or 0)
         if total <= 0:
             total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         return total // 2
@@ -479,8 +496,24 @@ class Engine:
             return None
 
     @translate_errors
-    def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
+    def list(self, labels: dict[str, str], brief: bool = False) -> list[ContainerInfo]:
+        """The containers with these labels. `brief`: from the list alone, without inspecting
+        each (one round trip in all): name, id, status and labels; the rest left empty."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        if brief:
+            return [
+                ContainerInfo(
+                    name=(attrs.get("Names") or ["/"])[0].lstrip("/"),
+                    short_id=container.short_id,
+                    status=container.status,
+                    created="",
+                    image=attrs.get("Image", ""),
+                    labels=dict(attrs.get("Labels") or {}),
+                    env={},
+                )
+                for container in self.client.containers.list(all=True, filters=filters, sparse=True)
+                for attrs in [container.attrs]
+            ]
         infos = []
         # A container removed between the list and its inspect (another session's `down`, an
         # ended foreground `up`) is simply not listed, rather than failing `ps` for every session.

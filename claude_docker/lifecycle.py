@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import BinaryIO, Callable, Mapping, Sequence
 
 from . import contract, notify, paths, runplan
-from .config.model import Config
+from .config.model import AUTO_MEMORY, Config
 from .contract import LABEL_DETACHED, LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
@@ -62,6 +62,8 @@ def up(
     engine = engine or Engine.connect()
     if not (options.headless or options.detach):
         docker_cli()  # fail before building or creating anything
+    if cfg.resources.memory == AUTO_MEMORY:
+        engine.prefetch_auto_memory()  # answered while the image is checked and the run planned
     interactive = not options.headless  # a terminal: here, or for `attach` to a detached session
     result = prepare_image(engine, cfg, options.on_build_output)
     echo(f"image {result.tag} ({'built' if result.built else 'current'}, Claude Code {result.claude_code_version})")
@@ -215,7 +217,11 @@ def prune_sessions(engine: Engine, project: str | None, now: float | None = None
     cutoff = (time.time() if now is None else now) - SESSION_KEEP_DAYS * 86400
     projects_dir = paths.claude_docker_home() / "projects"
     names = [project] if project else sorted(p.name for p in _subdirs(projects_dir))
-    found = sessions(engine, project)
+    # Listed without inspecting each container (the project's other running sessions), unless
+    # an ended detached session is among them: only then is its end time needed.
+    found = sessions(engine, project, brief=True)
+    if any(info.labels.get(LABEL_DETACHED) == "1" and info.status in ("exited", "dead") for info in found):
+        found = sessions(engine, project)
     expired = [info for info in found if info.labels.get(LABEL_DETACHED) == "1" and _ended_before(info, cutoff)]
     pruned: list[str] = [info.labels.get(LABEL_SESSION, "?") for info in expired]
     remove_sessions(engine, expired, report)
@@ -326,11 +332,11 @@ def _run_interactive(engine: Engine, container, session: Session) -> int | None:
 # --- down / ps / logs / shell ----------------------------------------------------------------
 
 
-def sessions(engine: Engine, project: str | None = None) -> list[ContainerInfo]:
+def sessions(engine: Engine, project: str | None = None, brief: bool = False) -> list[ContainerInfo]:
     labels = {LABEL_MANAGED: "1"}
     if project:
         labels[LABEL_PROJECT] = project
-    return engine.list(labels)
+    return engine.list(labels, brief=brief)
 
 
 # Labels name host directories: only the shapes claude-docker itself writes are trusted.

@@ -251,6 +251,9 @@ class FakeEngine(Engine):
         self.created.append(container)
         return container
 
+    def prefetch_auto_memory(self) -> None:
+        self._enter("prefetch_auto_memory")
+
     @translate_errors
     def auto_memory(self) -> int:
         self._enter("auto_memory")
@@ -343,20 +346,20 @@ class FakeEngine(Engine):
         return self.containers.get(name)
 
     @translate_errors
-    def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
-        self._enter("list", ",".join(f"{k}={v}" for k, v in labels.items()))
+    def list(self, labels: dict[str, str], brief: bool = False) -> list[ContainerInfo]:
+        self._enter("list brief" if brief else "list", ",".join(f"{k}={v}" for k, v in labels.items()))
         return [
             ContainerInfo(
                 name=box.name,
                 short_id=box.short_id,
                 status=box.status,
-                created=box.created,
+                created="" if brief else box.created,
                 image=box.plan.image,
                 labels=dict(box.plan.labels),
-                env=dict(box.plan.env),
-                exit_code=box.exit_code,
-                finished=box.finished,
-                tty=box.plan.tty,
+                env={} if brief else dict(box.plan.env),
+                exit_code=None if brief else box.exit_code,
+                finished="" if brief else box.finished,
+                tty=False if brief else box.plan.tty,
             )
             for box in self.containers.values()
             if all(box.plan.labels.get(key) == value for key, value in labels.items())

@@ -192,4 +192,5 @@ def test_ended_detached_sessions_are_kept_a_week_then_pruned(cd_home):
     Session(project, "old").outbox_dir.mkdir(parents=True)
     assert lifecycle.prune_sessions(engine, project) == ["old"]
     assert engine.called("remove") == ["c-old"]
+    assert [method for method, _ in engine.calls if method.startswith("list")] == ["list brief", "list"]  # end times inspected
     assert not Session(project, "old").session_dir.exists()

@@ -225,7 +225,10 @@ def test_up_prunes_nothing_of_a_running_session(project, monkeypatch):
     [session_dir] = (paths.claude_docker_home() / "projects" / cfg.project_name / "sessions").iterdir()
     a_month_ago = session_dir.stat().st_mtime - 30 * 86400
     os.utime(session_dir, (a_month_ago, a_month_ago))
+    engine.calls.clear()
     assert lifecycle.prune_sessions(engine, cfg.project_name) == []
     assert session_dir.exists()
+    # one list of the project's containers, none inspected: a running session's end is not needed
+    assert [method for method, _ in engine.calls] == ["list brief"]
     engine.remove(engine.get(engine.created[0].name))
     assert lifecycle.prune_sessions(engine, cfg.project_name) == [session_dir.name]  # the control: once it is gone

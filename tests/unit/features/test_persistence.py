@@ -153,6 +153,40 @@ def test_links_planted_in_the_config_dir_are_never_followed(cd_home, host_home, 
     assert (config_dir / ".credentials.json").read_text() == '{"token": "host"}'
 
 
+def test_seeding_an_unchanged_state_writes_nothing(tmp_path, monkeypatch):
+    """Each `up` seeds the same state: after the first, nothing is rewritten (no flush to disk)."""
+    ids = (os.getuid(), os.getgid())
+    persistence.seed_claude_state(tmp_path, "/workspace", ids)
+    before = {name: (tmp_path / name).stat().st_ino for name in (".claude.json", "settings.json")}
+    writes: list[Path] = []
+    monkeypatch.setattr(persistence, "write_atomic", lambda path, *a, **k: writes.append(path))
+    persistence.seed_claude_state(tmp_path, "/workspace", ids)
+    assert writes == []
+    assert {name: (tmp_path / name).stat().st_ino for name in before} == before
+    persistence.seed_claude_state(tmp_path, "/elsewhere", ids)  # a change is written
+    assert writes == [tmp_path / ".claude.json"]
+
+
+def test_an_unchanged_state_is_rewritten_when_it_is_a_link_a_second_name_or_open_to_others(tmp_path):
+    ids = (os.getuid(), os.getgid())
+    persistence.seed_claude_state(tmp_path, "/workspace", ids)
+    state, settings = tmp_path / ".claude.json", tmp_path / "settings.json"
+    # the same bytes behind a link, under a second name, and readable by others
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_bytes(state.read_bytes())
+    os.chmod(elsewhere, 0o600)
+    state.unlink()
+    state.symlink_to(elsewhere)
+    second = tmp_path / "second-name"
+    os.link(settings, second)
+    persistence.seed_claude_state(tmp_path, "/workspace", ids)
+    assert not state.is_symlink() and state.stat().st_nlink == 1
+    assert settings.stat().st_nlink == 1 and second.exists()
+    os.chmod(state, 0o644)
+    persistence.seed_claude_state(tmp_path, "/workspace", ids)
+    assert state.stat().st_mode & 0o777 == 0o600
+
+
 def test_seed_sets_corrupt_state_aside_and_goes_on(tmp_path):
     (tmp_path / ".claude.json").write_text("{not json")
     warnings: list[str] = []

@@ -33,20 +33,7 @@ for secret in ${!CLAUDE_DOCKER_SECRET_@}; do
     unset "$secret"
 done
 
-# 1. The egress firewall, before anything else can open a connection. Fail closed.
-if [ "${CLAUDE_DOCKER_FIREWALL:-0}" = "1" ]; then
-    if [ ! -x "$RUNTIME/init-firewall.sh" ]; then
-        fail "$EXIT_FIREWALL_FAILED" "firewall requested but $RUNTIME/init-firewall.sh is missing; the session did not start"
-    fi
-    # shellcheck disable=SC2163 # each entry is NAME=value
-    if ! (for secret in "${proxy_secrets[@]}"; do export "$secret"; done; exec "$RUNTIME/init-firewall.sh"); then
-        fail "$EXIT_FIREWALL_FAILED" "the firewall could not be set up; the session did not start (see the messages above)"
-    fi
-fi
-
-proxy_secrets=()
-
-# 2. The agent user, with the uid/gid of the host user so workspace files stay theirs.
+# 1. The agent user, with the uid/gid of the host user so workspace files stay theirs.
 AGENT_UID="${AGENT_UID:-1000}"
 AGENT_GID="${AGENT_GID:-$AGENT_UID}"
 case "$AGENT_UID$AGENT_GID" in
@@ -86,7 +73,25 @@ ensure_agent_user() {
     mkdir -p "$AGENT_HOME" || return 1
     chown "$AGENT_UID:$AGENT_GID" "$AGENT_HOME" || return 1
 }
-ensure_agent_user || fail "$EXIT_SETUP_FAILED" "could not create the agent user (uid $AGENT_UID, gid $AGENT_GID)"
+# Created while the firewall is set up (it touches only /etc/passwd, /etc/group and the home;
+# the firewall names no user but its own), and waited for before anything runs as the agent.
+ensure_agent_user &
+agent_user_pid=$!
+
+# 2. The egress firewall, before anything can open a connection as the agent. Fail closed.
+if [ "${CLAUDE_DOCKER_FIREWALL:-0}" = "1" ]; then
+    if [ ! -x "$RUNTIME/init-firewall.sh" ]; then
+        fail "$EXIT_FIREWALL_FAILED" "firewall requested but $RUNTIME/init-firewall.sh is missing; the session did not start"
+    fi
+    # shellcheck disable=SC2163 # each entry is NAME=value
+    if ! (for secret in "${proxy_secrets[@]}"; do export "$secret"; done; exec "$RUNTIME/init-firewall.sh"); then
+        fail "$EXIT_FIREWALL_FAILED" "the firewall could not be set up; the session did not start (see the messages above)"
+    fi
+fi
+
+proxy_secrets=()
+
+wait "$agent_user_pid" || fail "$EXIT_SETUP_FAILED" "could not create the agent user (uid $AGENT_UID, gid $AGENT_GID)"
 
 # 3. Setup steps contributed by features (persistence, notifications...), as root, in order.
 export AGENT_UID AGENT_GID AGENT_HOME AGENT_USER
