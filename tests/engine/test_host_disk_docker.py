@@ -68,6 +68,6 @@ def test_up_and_down_prune_session_dirs_of_long_ended_sessions(project):
     make_session_dir(sessions, "0ld0ld02", 30)
     result = run_cli("down", "-f", str(project))
     assert result.returncode == 0, result.stderr
-    assert "pruned 1 session dir(s) untouched for 7 days" in result.stdout
+    assert "pruned 1 session(s) that ended more than 7 days ago" in result.stdout
     assert "0ld0ld02" not in [p.name for p in sessions.iterdir()]
     assert "recent00" in [p.name for p in sessions.iterdir()]

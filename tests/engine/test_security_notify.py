@@ -92,7 +92,7 @@ def test_a_notifier_credential_never_enters_the_container_through_claude_env(tmp
     result = run_cli("up", "-f", str(project / "claude-docker.yaml"), "--", "--exec", "env")
     assert secret not in result.stdout + result.stderr
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "claude.env.SOME_TOKEN holds a notifier credential" in result.stderr
+    assert "claude-docker.yaml:10: claude.env.SOME_TOKEN: holds a notifier credential" in result.stderr
     assert "Traceback" not in result.stderr
 
 
