@@ -58,7 +58,7 @@ def main() -> None:
         for name, text in CHAIN.items():
             (project / name).write_text(text)
         pythonpath = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        env = {**os.environ, "CLAUDE_DOCKER_HOME": str(project / "cd-home"), "PYTHONPATH": pythonpath}
+        env = {**os.environ, "CLAUDE_DOCKER_HOME": str(project / "cd-home"), "PYTHONPATH": pythonpath, "T": "token"}  # the MCP variable the chain references
         checkout = [sys.executable, "-c", "import claude_docker, sys; print(claude_docker.__file__)"]
         where = subprocess.run(checkout, cwd=project, env=env, capture_output=True, text=True).stdout.strip()
         if not where.startswith(str(REPO_ROOT)):
