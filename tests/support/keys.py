@@ -34,7 +34,7 @@ from claude_docker.session import Session
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.tls import test_ca
-from tests.support.sandbox import Sandbox, _TestNetworkClient, wait_ready
+from tests.support.sandbox import _TestNetworkClient, remove_all, start_box
 
 ENDPOINT_NAME = "llm-gateway.test"
 GIT_NAME = "git.test"
@@ -220,20 +220,10 @@ def start(docker_client, keys_image, gateway, cd_home, tmp_path):
         if runtime:
             runtime(session.runtime_dir)
         engine = Engine(_TestNetworkClient(docker_client, [gateway], None, [], {}))
-        container = engine.create(plan)
-        created.append(container)
-        engine.start(container)
-        box = Sandbox(container, session, uid, gid)
-        if wait:
-            wait_ready(box)
-        return box
+        return start_box(engine, plan, session, (uid, gid), created, wait)
 
     yield run
-    for container in created:
-        try:
-            container.remove(force=True)
-        except Exception:  # already gone
-            pass
+    remove_all(created)
 
 
 def b64(secret: str) -> str:

@@ -261,16 +261,24 @@ def sandbox(docker_client, product_image, gateway, cd_home, tmp_path):
         session = Session.new(cfg.project_name)
         plan = runplan.plan(cfg, session, product_image, command=list(command))
         engine = Engine(_TestNetworkClient(docker_client, dns or [gateway], network, list(extra_mounts), host_options or {}))
-        container = engine.create(plan)
-        created.append(container)
-        engine.start(container)
-        uid, gid = runplan.agent_ids(cfg)
-        box = Sandbox(container, session, uid, gid)
-        if wait:
-            wait_ready(box)
-        return box
+        return start_box(engine, plan, session, runplan.agent_ids(cfg), created, wait)
 
     yield start
+    remove_all(created)
+
+
+def start_box(engine: Engine, plan, session: Session, ids: tuple[int, int], created: list, wait: bool) -> Sandbox:
+    """Create and start a planned container, remember it for removal, wait for its firewall."""
+    container = engine.create(plan)
+    created.append(container)
+    engine.start(container)
+    box = Sandbox(container, session, *ids)
+    if wait:
+        wait_ready(box)
+    return box
+
+
+def remove_all(created: list) -> None:
     for container in created:
         try:
             container.remove(force=True)
@@ -358,18 +366,7 @@ def session_with(docker_client, product_image, gateway, cd_home, tmp_path):
         session = Session.new(cfg.project_name)
         plan = runplan.plan(cfg, session, product_image, command=list(command), environ=environ or {})
         engine = Engine(_TestNetworkClient(docker_client, [gateway], None, [], {}))
-        container = engine.create(plan)
-        created.append(container)
-        engine.start(container)
-        uid, gid = runplan.agent_ids(cfg)
-        box = Sandbox(container, session, uid, gid)
-        if wait:
-            wait_ready(box)
-        return box
+        return start_box(engine, plan, session, runplan.agent_ids(cfg), created, wait)
 
     yield start
-    for container in created:
-        try:
-            container.remove(force=True)
-        except Exception:  # already gone
-            pass
+    remove_all(created)
