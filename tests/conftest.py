@@ -119,7 +119,7 @@ def twilio(monkeypatch):
 
     from tests.fakes.twilio import FakeTwilio
 
-    monkeypatch.setattr("claude_docker.notify.twilio.FIRST_BACKOFF_SECONDS", 0.01)
+    monkeypatch.setattr("claude_docker.notify.twilio.FIRST_BACKOFF_SECONDS", 0.002)
     fake = FakeTwilio(auth_token="TWsecret" + secrets.token_hex(12)).start()
     monkeypatch.setenv("TW_SID", fake.account_sid)
     monkeypatch.setenv("TW_TOKEN", fake.auth_token)

@@ -8,7 +8,7 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.1) -> T:
+def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.02) -> T:
     """Call `predicate` until it returns something true or `timeout` seconds have passed.
 
     Returns the last value, so `assert wait_for(...)` fails with what was seen last when time ran

@@ -101,7 +101,7 @@ def test_a_writer_killed_mid_write_leaves_the_old_or_the_new_file_never_half(tmp
                 print("writing", flush=True)
         """
     )
-    for delay in (0.05, 0.2, 0.5):
+    for delay in (0.01, 0.04, 0.12):
         process = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE)
         assert process.stdout.readline() == b"writing\n"
         time.sleep(delay)

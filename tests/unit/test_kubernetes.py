@@ -481,26 +481,35 @@ def test_help_has_examples():
 def test_the_pod_notifier_delivers_and_sends_session_end_on_sigterm(tmp_path):
     """What Kubernetes does to a native sidecar once the agent exited: SIGTERM. The notifier
     sends the held session_end then (the final flush) and exits 0; before it, only the stop."""
+    import queue
     import signal
+    import threading
 
     from tests.fakes.webhook import WebhookReceiver
 
     state = tmp_path / "state"
     (state / "outbox").mkdir(parents=True)
+    now = time.time_ns()  # both events wait before the notifier starts: its first pass sees them together
+    (state / "outbox" / f"{now}-stop-a.json").write_text(json.dumps({"hook_event_name": "Stop", "last_assistant_message": "done"}))
+    (state / "outbox" / f"{now + 1}-session_end-b.json").write_text(json.dumps({"hook_event_name": "SessionEnd"}))
     with WebhookReceiver() as hook:
         config = {"on": ["stop", "session_end"], "min_interval_seconds": 0, "webhooks": [{"url": hook.url, "headers": {}}]}
         env = {**os.environ, "CLAUDE_DOCKER_NOTIFIER": json.dumps(config), "CLAUDE_DOCKER_NOTIFIER_STATE": str(state),
                "CLAUDE_DOCKER_PROJECT": "proj", "CLAUDE_DOCKER_SESSION": "pod-1", "PYTHONPATH": str(REPO_ROOT)}
         child = subprocess.Popen([sys.executable, "-m", "claude_docker.notify.pod"], env=env, stderr=subprocess.PIPE, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(line) for line in child.stderr], daemon=True)  # type: ignore[union-attr]
+        reader.start()
         try:
-            now = time.time_ns()
-            (state / "outbox" / f"{now}-stop-a.json").write_text(json.dumps({"hook_event_name": "Stop", "last_assistant_message": "done"}))
-            (state / "outbox" / f"{now + 1}-session_end-b.json").write_text(json.dumps({"hook_event_name": "SessionEnd"}))
-            assert hook.wait_for(lambda h: h.events("stop"), timeout=20)
-            time.sleep(1.5)
-            assert hook.events("session_end") == []  # held for the final flush
+            seen: list[str] = []
+            while not any(line.startswith("claude-docker notifier: delivered ") for line in seen):
+                seen.append(lines.get(timeout=20))  # a pass is over once it says what it delivered
+            assert seen[-1].rstrip().endswith("-stop-a.json"), seen
+            assert hook.events("stop") and hook.events("session_end") == []  # held for the final flush
             child.send_signal(signal.SIGTERM)
-            _, stderr = child.communicate(timeout=30)
+            child.wait(timeout=30)
+            reader.join(timeout=10)
+            stderr = "".join(seen + list(lines.queue))
         finally:
             child.kill()
     assert child.returncode == 0, stderr

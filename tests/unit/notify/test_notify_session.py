@@ -15,7 +15,7 @@ from tests.fakes.twilio import FakeTwilio
 from tests.support.wait import wait_for
 
 TO = "+15551234567"
-POLL = 0.03  # the delivery loop's interval here (1 s in the product)
+POLL = 0.01  # the delivery loop's interval here (1 s in the product)
 
 
 @pytest.fixture(autouse=True)

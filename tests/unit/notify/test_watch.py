@@ -38,7 +38,7 @@ from claude_docker import notify
 from claude_docker.config.model import Config, NotifierConfig, WorkspaceConfig, from_plain
 from claude_docker.session import Session
 
-notify.POLL_SECONDS = 0.05  # as the watcher's, below
+notify.POLL_SECONDS = 0.02  # as the watcher's, below
 workspace, notifier, project, session_id, finish = sys.argv[1:6]
 cfg = Config(source_files=(), project_dir=workspace, workspace=WorkspaceConfig(path=workspace),
              notifier=from_plain(NotifierConfig, json.loads(notifier)))
@@ -51,8 +51,8 @@ with notify.session_notifier(cfg, Session(project, session_id)) as handle:
 
 @pytest.fixture
 def fast_watcher(monkeypatch):
-    monkeypatch.setattr(watch, "POLL_SECONDS", 0.05)
-    monkeypatch.setattr(watch, "ENGINE_RETRY_SECONDS", 0.05)
+    monkeypatch.setattr(watch, "POLL_SECONDS", 0.02)
+    monkeypatch.setattr(watch, "ENGINE_RETRY_SECONDS", 0.02)
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_the_watcher_takes_over_when_the_foreground_dies_and_sends_nothing_twice
         hook_event(session, "stop", "second turn")  # the foreground is gone: the watcher sends it
         assert hook.wait_for(lambda h: len(h.events("stop")) == 2, 10), hook.payloads
         hook_event(session, "session_end", "")
-        assert not hook.wait_for(lambda h: h.events("session_end"), 0.3)  # held for the final flush
+        assert not hook.wait_for(lambda h: h.events("session_end"), 0.15)  # held for the final flush
         engine.finish("the-session", 5)
         runner.join(timeout=10)
     finally:
