@@ -6,6 +6,7 @@ lazy import is still a dependency). docs/architecture.md describes the same tabl
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 from pathlib import Path
@@ -87,7 +88,9 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
+@functools.lru_cache(maxsize=1)
 def graph() -> dict[str, set[str]]:
+    """Read once per run: two tests walk the same graph."""
     modules = all_modules()
     known = set(modules)
     return {name: imports_of(name, path, known) for name, path in modules.items()}

@@ -12,19 +12,18 @@ from pathlib import Path
 from claude_docker import contract, lifecycle
 from claude_docker.config.model import CommandNotifierConfig, NotifierConfig
 from claude_docker.features import firewall
-from claude_docker.notify.delivery import LOG_FILE, MAX_LOG_BYTES, SessionDelivery, holding_live_lock
-from claude_docker.notify.events import (
-    MAX_BAD_FILES,
-    MAX_EVENT_BYTES,
-    MAX_OUTBOX_BYTES,
-    MAX_OUTBOX_FILES,
-    sweep_outbox,
-    write_event,
-)
+from claude_docker.notify import delivery as delivery_module
+from claude_docker.notify import events
+from claude_docker.notify.delivery import LOG_FILE, SessionDelivery, holding_live_lock
+from claude_docker.notify.events import MAX_BAD_FILES, MAX_EVENT_BYTES, MAX_OUTBOX_BYTES, sweep_outbox, write_event
 from claude_docker.session import Session
 from tests.fakes.engine import FakeEngine
 
 MiB = 1024 * 1024
+KiB = 1024
+
+# The caps on files and lines are lowered in the tests that flood them: the code that enforces a
+# cap is the same at 32 files as at 256, and writing tens of thousands of lines is the slow part.
 
 
 class Recorder:
@@ -82,12 +81,13 @@ def test_entries_that_are_not_events_are_removed(tmp_path):
     assert list(d.outbox.iterdir()) == []
 
 
-def test_a_flood_of_event_files_is_cut_to_the_outbox_limits(tmp_path):
+def test_a_flood_of_event_files_is_cut_to_the_outbox_limits(tmp_path, monkeypatch):
+    monkeypatch.setattr(events, "MAX_OUTBOX_FILES", 32)
     d = delivery(tmp_path, min_interval_seconds=60)
-    for n in range(MAX_OUTBOX_FILES + 300):
+    for n in range(32 + 60):
         write_event(d.outbox, "stop", {"hook_event_name": "Stop", "last_assistant_message": "x"}, now_ns=n + 1)
     d.deliver()
-    assert len(list(d.outbox.iterdir())) <= MAX_OUTBOX_FILES
+    assert len(list(d.outbox.iterdir())) <= 32
     d.deliver(final=True)
     assert list(d.outbox.iterdir()) == []
     summary = d.backends[0].sent[-1]
@@ -118,29 +118,31 @@ def test_unusable_files_kept_aside_are_capped(tmp_path):
 # --- the notifier's log -------------------------------------------------------------------------
 
 
-def test_the_notify_log_is_rotated(tmp_path):
+def test_the_notify_log_is_rotated(tmp_path, monkeypatch):
+    monkeypatch.setattr(delivery_module, "MAX_LOG_BYTES", 64 * KiB)
     d = delivery(tmp_path)
-    for n in range(30000):
+    for n in range(2000):  # ~180 KiB: rotated twice
         d.log(f"{n}-stop-1-a.json", "INFO", "skipped: 'stop' is not in notifier.on " + "x" * 40)
     logs = sorted(d.session_dir.glob(LOG_FILE + "*"))
     assert [p.name for p in logs] == [LOG_FILE, LOG_FILE + ".1"]
-    assert all(p.stat().st_size <= MAX_LOG_BYTES + 1000 for p in logs)
+    assert all(p.stat().st_size <= 64 * KiB + 1000 for p in logs)
 
 
 # --- the firewall's DNS log ---------------------------------------------------------------------
 
 
-def test_reading_the_dns_log_reads_its_end_only(tmp_path):
+def test_reading_the_dns_log_reads_its_end_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(firewall, "MAX_DNS_LOG_READ", 64 * KiB)
     line = "Nov 27 04:24:{:02d} dnsmasq[26]: config {} is NXDOMAIN\n"
     log = tmp_path / contract.DNS_LOG_NAME
     with log.open("w") as handle:
-        for n in range(60000):
+        for n in range(4000):
             handle.write(line.format(n % 60, f"old{n}.example"))
         handle.write(line.format(59, "recent.example"))
     assert log.stat().st_size > 3 * firewall.MAX_DNS_LOG_READ
     names = [entry.name for entry in firewall.read_blocked(log, datetime(2026, 11, 28))]
     assert names[-1] == "recent.example"
-    assert "old0.example" not in names and len(names) < 60000 // 3
+    assert "old0.example" not in names and len(names) < 4000 // 3
 
 
 def test_the_rotated_dns_log_is_read_too(tmp_path):
