@@ -17,42 +17,10 @@ from claude_docker.artifacts import context_hash
 from claude_docker.config.pipeline import load_config
 from claude_docker.render import render_build_context, render_runtime
 from claude_docker.session import Session
+from tests.support.configs import CASES
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("CLAUDE_DOCKER_UPDATE_GOLDEN") == "1"
-
-CASES = {
-    "default": None,  # no config file at all
-    "example": """\
-        version: 1
-        extends: [python, github]
-        image:
-          base: node:22-bookworm-slim
-          claude_code_version: "2.1.32"
-          apt_packages: [ripgrep, jq]
-          npm_packages: [typescript, "@org/tool@1.2.3"]
-          pip_packages: ["requests==2.32.3"]
-        workspace:
-          mount_path: /workspace
-        network:
-          allowed_domains: [pypi.org, "*.example.com"]
-          allowed_cidrs: ["10.0.0.0/8", "192.168.1.5/32:8080"]
-        persistence:
-          auth: shared
-          git: {name: "Jane O'Neil", email: jane@example.com}
-        notifier:
-          on: [stop, notification, failure]
-          webhooks: [{url: "https://hooks.example/notify"}]
-        claude:
-          args: ["--model", "opus"]
-          env: {LOG_LEVEL: debug}
-          mcp_servers:
-            docs: {command: npx, args: ["-y", "some-mcp-server"], env: {TOKEN: "${DOCS_TOKEN}"}}
-            web: {type: http, url: "https://mcp.example/mcp", headers: {Authorization: "Bearer ${WEB_TOKEN}"}}
-        resources: {memory: 8g, cpus: 2}
-        """,
-}
-
 
 def render_case(tmp_path: Path, text: str | None) -> dict[str, bytes]:
     project = tmp_path / "proj"

@@ -3,6 +3,7 @@ config error or a config, never a traceback."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import jsonschema
@@ -12,11 +13,9 @@ from hypothesis import strategies as st
 
 from claude_docker.config.loader import parse
 from claude_docker.config.profiles import builtin_names, builtin_path
-from claude_docker.config.validate import schema
+from claude_docker.config.validate import _validator, describe, schema
+from tests.support.configs import BASE, CASES, FIELDS, render_data, with_value
 from tests.support.examples import examples
-from tests.unit.test_hostile_values import BASE, FIELDS, with_value
-
-from .test_config_golden import CASES
 
 ORACLE = jsonschema.Draft202012Validator(schema())
 
@@ -43,7 +42,23 @@ json_values = st.recursive(
 @settings(max_examples=examples(200), deadline=None, database=None)
 @given(path=st.sampled_from(FIELDS), value=json_values)
 def test_any_value_of_any_type_gives_a_config_error_or_a_config(path, value):
-    from tests.unit.test_hostile_values import render_data
-
     assume(path[-1] != "*KEY" or isinstance(value, str))  # YAML keys here are text
     render_data(with_value(path, value))  # raises only for a bug (a traceback)
+
+
+@settings(max_examples=examples(150), deadline=None, database=None)
+@given(path=st.sampled_from(FIELDS), value=json_values | st.sampled_from(["", "x y", "-rf", "a\nb", "ex.com", "10.0.0.0/8"]))
+def test_the_validator_judges_as_the_schema_does(path, value):
+    """claude-docker validates with the schema's references resolved ahead (validate.py): the same
+    documents fail, with the same errors at the same places, as under the schema itself."""
+    assume(path[-1] != "*KEY" or isinstance(value, str))
+    document = with_value(path, value)
+
+    def judged(validator) -> list[tuple]:
+        return sorted((list(e.absolute_path), e.validator, e.message, describe(e)) for e in validator.iter_errors(document))
+
+    assert judged(_validator()) == judged(ORACLE)
+
+
+def test_the_resolved_schema_has_no_reference_left():
+    assert '"$ref"' not in json.dumps(_validator().schema)
