@@ -25,16 +25,16 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
-from .. import contract
-from ..artifacts import Artifact, render_template
-from ..config.blocked_paths import Locator
-from ..config.config_values import ValueProblem, parse_cidr
-from ..config.model import Config
-from ..contract import DNS_LOG_NAME, PACKET_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
-from ..errors import ConfigProblem, FirewallError
-from ..runspec import RunSpec
-from ..session import Session
-from .base import EndedSession, RunContext
+from ... import contract
+from ...artifacts import Artifact, render_template
+from ...config.blocked_paths import Locator
+from ...config.config_values import ValueProblem, parse_cidr
+from ...config.model import Config
+from ...contract import DNS_LOG_NAME, PACKET_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
+from ...errors import ConfigProblem, FirewallError
+from ...runspec import RunSpec
+from ...session import Session
+from ..base import EndedSession, RunContext
 
 SCRIPT = "init-firewall.sh"
 DNSMASQ_CONF = "dnsmasq.conf"
@@ -296,7 +296,7 @@ def session_proxy_env(cfg: Config) -> dict[str, str]:
     chaining listener when it chains (credentials kept, so they reach the upstream proxy)."""
     from urllib.parse import urlsplit, urlunsplit
 
-    from .image import proxy_build_args
+    from ..image import proxy_build_args
 
     env = proxy_build_args(cfg.network.proxy)
     if upstream_proxy(cfg) is None:
@@ -577,7 +577,7 @@ SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 
 def local_model_endpoint(cfg: Config) -> dict[str, object] | None:
     """The model frontend of haproxy.cfg, when the proxy holds the model credential."""
-    from . import credentials
+    from .. import credentials
 
     found = cfg.network.model_endpoint
     if not cfg.network.injected_headers or found is None or not cfg.network.name_checks:
@@ -598,7 +598,7 @@ def local_model_endpoint(cfg: Config) -> dict[str, object] | None:
 
 
 def local_git_endpoint(cfg: Config) -> dict[str, object] | None:
-    from . import credentials
+    from .. import credentials
 
     git = cfg.network.git_credential
     if git is None or not cfg.network.name_checks:
