@@ -197,7 +197,7 @@ def check(config: Config, environ: Mapping[str, str], locate: Locator | None = N
 
 
 def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:
-    return {}  # the firewall opens the endpoint (firewall.endpoint_domains)
+    return {}  # the firewall opens the endpoint (firewall.plan.endpoint_domains)
 
 
 def contribute(ctx: RunContext, spec: RunSpec) -> None:
