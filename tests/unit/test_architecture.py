@@ -29,7 +29,8 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
         "claude_docker.config.pipeline", "claude_docker.config.blocked_paths",
     )),
     ("features", (
-        "claude_docker.features", "claude_docker.features.filesystem", "claude_docker.features.persistence", "claude_docker.features.firewall", "claude_docker.features.firewall.plan",
+        "claude_docker.features", "claude_docker.features.filesystem", "claude_docker.features.persistence",
+        "claude_docker.features.firewall", "claude_docker.features.firewall.plan", "claude_docker.features.firewall.log",
         "claude_docker.features.image",
         "claude_docker.features.endpoint", "claude_docker.features.base", "claude_docker.features.git",
         "claude_docker.features.notifier", "claude_docker.features.credentials", "claude_docker.features.progress",

@@ -16,6 +16,7 @@ from claude_docker.cli import main
 from claude_docker.config.model import Config, NetworkConfig, WorkspaceConfig
 from claude_docker.errors import FirewallError
 from claude_docker.features import RunContext, firewall
+from claude_docker.features.firewall import log as firewall_log
 from claude_docker.features.firewall import plan as firewall_plan
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
@@ -230,7 +231,7 @@ Nov 27 04:25:11 dnsmasq[26]: config wpad is NXDOMAIN
 
 def test_parse_blocked_counts_names_and_orders_by_last_refusal():
     now = datetime(2026, 11, 27, 5, 0, 0)
-    entries = firewall.parse_blocked(LOG.splitlines(), now)
+    entries = firewall_log.parse_blocked(LOG.splitlines(), now)
     assert [e.name for e in entries] == ["pypi.org", "evil.example", "4.3.2.1.in-addr.arpa", "wpad"]
     evil = entries[1]
     assert evil.count == 2
@@ -239,15 +240,15 @@ def test_parse_blocked_counts_names_and_orders_by_last_refusal():
 
 
 def test_parse_blocked_puts_future_stamps_in_last_year():
-    (entry,) = firewall.parse_blocked(["Dec 31 23:59:59 dnsmasq[1]: config a.example is NXDOMAIN"], datetime(2027, 1, 1, 0, 1))
+    (entry,) = firewall_log.parse_blocked(["Dec 31 23:59:59 dnsmasq[1]: config a.example is NXDOMAIN"], datetime(2027, 1, 1, 0, 1))
     assert entry.last.year == 2026
 
 
 def test_suggest_yaml_skips_reverse_lookups_and_single_labels():
-    assert firewall.suggest_yaml(["pypi.org", "4.3.2.1.in-addr.arpa", "wpad", "pypi.org", "a.b.example"]) == (
+    assert firewall_log.suggest_yaml(["pypi.org", "4.3.2.1.in-addr.arpa", "wpad", "pypi.org", "a.b.example"]) == (
         "network:\n  allowed_domains:\n    - pypi.org\n    - a.b.example\n"
     )
-    assert firewall.suggest_yaml(["wpad"]) == ""
+    assert firewall_log.suggest_yaml(["wpad"]) == ""
 
 
 def test_blocked_command_lists_and_suggests(tmp_path):
@@ -273,7 +274,7 @@ Nov 27 04:30:01 dnsmasq[26]: config pypi.org is NXDOMAIN
 
 
 def test_refused_private_answers_are_listed_but_never_suggested(tmp_path):
-    entries = firewall.parse_blocked(PRIVATE_ANSWER_LOG.splitlines(), datetime(2026, 11, 27, 5, 0, 0))
+    entries = firewall_log.parse_blocked(PRIVATE_ANSWER_LOG.splitlines(), datetime(2026, 11, 27, 5, 0, 0))
     assert [(e.name, e.private_answer) for e in entries] == [("metadata.test", True), ("pypi.org", False)]
     log = tmp_path / "dns.log"
     log.write_text(PRIVATE_ANSWER_LOG)
@@ -324,7 +325,7 @@ PROXY_LOG = """\
 
 
 def test_parse_refused_groups_connections_by_name_port_and_reason():
-    entries = firewall.parse_refused(PROXY_LOG.splitlines())
+    entries = firewall_log.parse_refused(PROXY_LOG.splitlines())
     assert [(e.name, e.port, e.reason, e.count) for e in entries] == [
         ("no SNI", "443", "no name", 1),
         ("172.17.0.3", "80", "no name", 1),
