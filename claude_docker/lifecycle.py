@@ -22,7 +22,8 @@ from .config.model import AUTO_MEMORY, Config
 from .contract import LABEL_DETACHED, LABEL_MANAGED, LABEL_PROJECT, LABEL_PROTECT_GIT, LABEL_SESSION, LABEL_WORKSPACE
 from .engine import ContainerInfo, Engine
 from .errors import ClaudeDockerError, EngineError
-from .features import FEATURES, EndedSession, credentials, firewall, persistence
+from .features import FEATURES, EndedSession, credentials, persistence
+from .features.firewall import log as firewall_log
 from .imagebuild import ImageResult, age_warning, ensure_image
 from .session import Session
 
@@ -161,7 +162,7 @@ def refusals_block(session: Session) -> list[str]:
     """What the firewall refused in a session that ended with an error, in one short block
     (Claude Code's own start-up traffic left out): often the reason it failed."""
     try:
-        lines = firewall.refusal_summary(session.log_dir)
+        lines = firewall_log.refusal_summary(session.log_dir)
     except ClaudeDockerError:
         return []  # an unreadable log must not hide the session's own exit
     if not lines:

@@ -28,8 +28,9 @@ from .contract import (
     LABEL_WORKSPACE,
 )
 from .errors import ClaudeDockerError
-from .features import FEATURES, RunContext, credentials, endpoint, firewall, notifier, persistence
+from .features import FEATURES, RunContext, credentials, endpoint, notifier, persistence
 from .features.base import agent_ids as agent_ids  # where tests and benchmarks find it
+from .features.firewall.plan import session_proxy_env
 from .render import render_runtime
 from .runspec import ContainerPlan, RunSpec
 from .session import Session
@@ -65,7 +66,7 @@ def workspace_warning(cfg: Config, uid: int, gid: int) -> str | None:
 def proxy_env(cfg: Config) -> dict[str, str]:
     """The proxy reaches the session through the same variables as the build; when the sandbox
     proxy chains to it, they point at the sandbox proxy."""
-    return firewall.session_proxy_env(cfg)
+    return session_proxy_env(cfg)
 
 
 def config_hash(image_tag: str, runtime: dict[str, Artifact]) -> str:

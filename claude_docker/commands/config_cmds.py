@@ -65,6 +65,7 @@ def validate(config_file: str | None, output_format: str) -> None:
         sys.exit(1)
     from ..features import firewall, image, trust
     from ..features.endpoint import CREDENTIAL_FILE_HINT, DEFAULT_HOST, credential_file_problems
+    from ..features.firewall import plan as firewall_plan
 
     credential_problems = credential_file_problems(loaded.config, os.environ)
     if credential_problems:
@@ -100,7 +101,7 @@ def validate(config_file: str | None, output_format: str) -> None:
         click.echo(f"model endpoint: {_describe_endpoint(loaded.config, model_endpoint)}")
     for warning in warnings:
         click.echo(f"warning: {warning}")
-    for line in firewall.describe(loaded.config):
+    for line in firewall_plan.describe(loaded.config):
         click.echo(line)
     for line in trust.status_lines(loaded.config):
         click.echo(line)

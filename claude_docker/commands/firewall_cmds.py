@@ -11,7 +11,7 @@ import click
 from .. import contract
 from ..config.pipeline import load_config
 from ..errors import ClaudeDockerError
-from ..features import firewall
+from ..features.firewall import log as firewall_log
 from ..paths import project_state_dir
 from .options import file_option
 
@@ -78,11 +78,11 @@ def blocked(config_file: str | None, session_id: str | None, all_sessions: bool,
 
     refused: list[str] = []
     for sid, log in logs:
-        names = firewall.read_blocked(log)
+        names = firewall_log.read_blocked(log)
         connection_log = log if log_file is not None else proxy_log(log)
-        connections = firewall.read_refused(connection_log)
+        connections = firewall_log.read_refused(connection_log)
         packets_file = log if log_file is not None else packet_log(log)
-        packets = firewall.read_packets(packets_file)
+        packets = firewall_log.read_packets(packets_file)
         if suggest:
             refused.extend(entry.name for entry in names if not entry.private_answer)
             refused.extend(entry.name for entry in connections if entry.reason == "name not allowed")
@@ -92,7 +92,7 @@ def blocked(config_file: str | None, session_id: str | None, all_sessions: bool,
         for entry in names:
             times = f" ({entry.count}x, first {entry.first:%H:%M:%S})" if entry.count > 1 else ""
             why = "  (allowed, but it resolved to a private address: see allowed_cidrs)" if entry.private_answer else ""
-            if firewall.is_startup_traffic(entry.name):
+            if firewall_log.is_startup_traffic(entry.name):
                 why = "  (Claude Code's own start-up traffic; not needed)"
             click.echo(f"  {entry.last:%Y-%m-%d %H:%M:%S}  {entry.name}{times}{why}")
         if connections:
@@ -108,7 +108,7 @@ def blocked(config_file: str | None, session_id: str | None, all_sessions: bool,
             times = f" ({packet.count}x, first {packet.first:%H:%M:%S})" if packet.count > 1 else ""
             click.echo(f"  {packet.last:%Y-%m-%d %H:%M:%S}  {packet.describe()}{times}")
     if suggest:
-        yaml_lines = firewall.suggest_yaml(refused)
+        yaml_lines = firewall_log.suggest_yaml(refused)
         if yaml_lines:
             click.echo("# add to claude-docker.yaml to allow what was refused (only what you trust):")
             click.echo(yaml_lines, nl=False)

@@ -2,7 +2,7 @@
 
 Claude Code talks to `ANTHROPIC_BASE_URL` when it is set, to Amazon Bedrock or Google Vertex AI
 when `CLAUDE_CODE_USE_BEDROCK` / `CLAUDE_CODE_USE_VERTEX` say so, and to api.anthropic.com
-otherwise. The firewall opens exactly that host and port (firewall.py), and the entrypoint
+otherwise. The firewall opens exactly that host and port (firewall/plan.py), and the entrypoint
 checks it can connect there before Claude starts, so a blocked endpoint fails in seconds.
 """
 
@@ -197,7 +197,7 @@ def check(config: Config, environ: Mapping[str, str], locate: Locator | None = N
 
 
 def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:
-    return {}  # the firewall opens the endpoint (firewall.endpoint_domains)
+    return {}  # the firewall opens the endpoint (firewall.plan.endpoint_domains)
 
 
 def contribute(ctx: RunContext, spec: RunSpec) -> None:

@@ -19,9 +19,9 @@ from ..errors import ClaudeDockerError, ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
 from .base import EndedSession, RunContext, agent_writable_dir, problem_at
-from .firewall import session_proxy_env
+from .firewall.plan import session_proxy_env
 
-# network.proxy's fields and the variables the session gets them in (firewall.session_proxy_env)
+# network.proxy's fields and the variables the session gets them in (firewall.plan.session_proxy_env)
 PROXY_FIELDS = {"HTTP_PROXY": "http", "http_proxy": "http", "HTTPS_PROXY": "https", "https_proxy": "https",
                 "NO_PROXY": "no_proxy", "no_proxy": "no_proxy"}
 SECRET_MESSAGE = ("holds a notifier credential, which never enters the container; notifier secrets stay "

@@ -49,7 +49,7 @@ def test_refused_name_never_reaches_the_upstream_and_is_logged(sandbox, internet
     assert box.curl("http://other.test/")[0] != 0
     assert not internet.asked("other.test")
     assert internet.asked("exact.test")  # the self-test went through the real upstream
-    from claude_docker.features.firewall import read_blocked
+    from claude_docker.features.firewall.log import read_blocked
 
     assert "other.test" in [entry.name for entry in read_blocked(box.dns_log)]
 

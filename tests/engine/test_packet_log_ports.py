@@ -18,6 +18,7 @@ from claude_docker import contract
 from claude_docker.config.model import NetworkConfig, PublishedPort
 from claude_docker.engine import Engine
 from claude_docker.features import firewall
+from claude_docker.features.firewall import log as firewall_log
 from tests.conftest import TEST_BASE_IMAGE, TEST_LABEL
 from tests.support.sandbox import Sandbox
 
@@ -61,7 +62,7 @@ def logged_packets(box: Sandbox, want=lambda packets: bool(packets), timeout: fl
     """The session's refused packets, once `want` holds (ulogd writes within milliseconds)."""
     deadline = time.time() + timeout
     while True:
-        packets = firewall.read_packets(box.session.log_dir / contract.PACKET_LOG_NAME)
+        packets = firewall_log.read_packets(box.session.log_dir / contract.PACKET_LOG_NAME)
         if want(packets) or time.time() > deadline:
             return packets
         time.sleep(0.1)
@@ -157,7 +158,7 @@ def test_a_flood_of_refusals_is_rate_limited(session, gateway):
     elapsed = float(seconds) + 1
     time.sleep(1)
     lines = (box.session.log_dir / contract.PACKET_LOG_NAME).read_text().splitlines()
-    packets = firewall.parse_packets(lines)
+    packets = firewall_log.parse_packets(lines)
     flooded = [p for p in packets if p.port == str(base)]
     print(f"3000 refused connections in {elapsed - 1:.2f}s: {len(lines)} log lines, {len(packets)} destinations, "
           f"{flooded[0].count if flooded else 0} lines for the flooded one")

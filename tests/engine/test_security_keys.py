@@ -10,7 +10,8 @@ import time
 
 from claude_docker import contract
 from claude_docker.config.model import NetworkConfig
-from claude_docker.features import credentials, firewall
+from claude_docker.features import credentials
+from claude_docker.features.firewall import log as firewall_log
 from tests.conftest import TEST_LABEL
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.http import address_on
@@ -75,12 +76,12 @@ def test_the_agent_cannot_reach_the_model_endpoint_directly(start, gateway, dns)
     # ... and `blocked` says why (the packet log)
     deadline = time.time() + 5
     while True:
-        packets = firewall.read_packets(box.session.log_dir / contract.PACKET_LOG_NAME)
+        packets = firewall_log.read_packets(box.session.log_dir / contract.PACKET_LOG_NAME)
         if packets or time.time() > deadline:
             break
         time.sleep(0.1)
     assert [(p.address, p.port, p.reason, p.uid) for p in packets] == [
-        (gateway, str(api.port), firewall.PACKET_REASONS["model-endpoint"], str(box.uid))
+        (gateway, str(api.port), firewall_log.PACKET_REASONS["model-endpoint"], str(box.uid))
     ], packets
 
 

@@ -29,7 +29,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
         "claude_docker.config.pipeline", "claude_docker.config.blocked_paths",
     )),
     ("features", (
-        "claude_docker.features", "claude_docker.features.filesystem", "claude_docker.features.persistence", "claude_docker.features.firewall", "claude_docker.features.image",
+        "claude_docker.features", "claude_docker.features.filesystem", "claude_docker.features.persistence",
+        "claude_docker.features.firewall", "claude_docker.features.firewall.plan", "claude_docker.features.firewall.log",
+        "claude_docker.features.image",
         "claude_docker.features.endpoint", "claude_docker.features.base", "claude_docker.features.git",
         "claude_docker.features.notifier", "claude_docker.features.credentials", "claude_docker.features.progress",
         "claude_docker.features.claude_settings", "claude_docker.features.trust", "claude_docker.notify", "claude_docker.notify.events",
@@ -162,3 +164,15 @@ def test_a_stage_does_not_load_what_it_does_not_use(module, absent):
     probe = f"import sys, {module}; print({absent!r} in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=PACKAGE.parent, timeout=60)
     assert result.stdout.strip() == "False", result.stderr or f"importing {module} loads {absent}"
+
+
+@pytest.mark.parametrize("module", ["claude_docker.features.firewall.plan", "claude_docker.features.firewall.log"])
+def test_the_firewall_plan_and_log_do_not_render(module):
+    """The firewall's plan is plain data and its log reader only parses text: neither imports the
+    templates' module nor Jinja (rendering is the feature's, firewall/__init__.py)."""
+    path = PACKAGE / "features" / "firewall" / f"{module.rsplit('.', 1)[1]}.py"
+    assert "claude_docker.artifacts" not in graph()[module]
+    tree = ast.parse(path.read_text())
+    external = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    external |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level}
+    assert not any(name.split(".")[0] == "jinja2" for name in external)

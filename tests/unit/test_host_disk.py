@@ -11,7 +11,7 @@ from pathlib import Path
 
 from claude_docker import contract, lifecycle
 from claude_docker.config.model import CommandNotifierConfig, NotifierConfig
-from claude_docker.features import firewall
+from claude_docker.features.firewall import log as firewall_log
 from claude_docker.notify import delivery as delivery_module
 from claude_docker.notify import events
 from claude_docker.notify.delivery import LOG_FILE, SessionDelivery, holding_live_lock
@@ -132,15 +132,15 @@ def test_the_notify_log_is_rotated(tmp_path, monkeypatch):
 
 
 def test_reading_the_dns_log_reads_its_end_only(tmp_path, monkeypatch):
-    monkeypatch.setattr(firewall, "MAX_DNS_LOG_READ", 64 * KiB)
+    monkeypatch.setattr(firewall_log, "MAX_DNS_LOG_READ", 64 * KiB)
     line = "Nov 27 04:24:{:02d} dnsmasq[26]: config {} is NXDOMAIN\n"
     log = tmp_path / contract.DNS_LOG_NAME
     with log.open("w") as handle:
         for n in range(4000):
             handle.write(line.format(n % 60, f"old{n}.example"))
         handle.write(line.format(59, "recent.example"))
-    assert log.stat().st_size > 3 * firewall.MAX_DNS_LOG_READ
-    names = [entry.name for entry in firewall.read_blocked(log, datetime(2026, 11, 28))]
+    assert log.stat().st_size > 3 * firewall_log.MAX_DNS_LOG_READ
+    names = [entry.name for entry in firewall_log.read_blocked(log, datetime(2026, 11, 28))]
     assert names[-1] == "recent.example"
     assert "old0.example" not in names and len(names) < 4000 // 3
 
@@ -149,7 +149,7 @@ def test_the_rotated_dns_log_is_read_too(tmp_path):
     log = tmp_path / contract.DNS_LOG_NAME
     (tmp_path / (contract.DNS_LOG_NAME + ".1")).write_text("Nov 27 04:24:01 dnsmasq[26]: config before.example is NXDOMAIN\n")
     log.write_text("Nov 27 04:24:02 dnsmasq[26]: config after.example is NXDOMAIN\n")
-    assert [e.name for e in firewall.read_blocked(log, datetime(2026, 11, 28))] == ["before.example", "after.example"]
+    assert [e.name for e in firewall_log.read_blocked(log, datetime(2026, 11, 28))] == ["before.example", "after.example"]
 
 
 # --- old session directories --------------------------------------------------------------------

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from claude_docker.cli import main
 from claude_docker.config.model import Config, WorkspaceConfig
 from claude_docker.features import RunContext, firewall
+from claude_docker.features.firewall import plan as firewall_plan
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
 
@@ -60,10 +61,10 @@ def test_validate_warns_about_a_proxy_the_allowlist_does_not_admit(tmp_path, cd_
 
 
 def test_proxy_port_must_match_a_cidr_with_a_port():
-    assert firewall.proxy_admitted("http://10.1.2.3:3128", [], ["10.1.2.3"])
-    assert not firewall.proxy_admitted("http://10.1.2.3:3128", [], ["10.1.2.3:443"])
-    assert firewall.proxy_admitted("http://proxy.corp:8080", ["proxy.corp"], [])
-    assert not firewall.proxy_admitted("http://corp:8080", ["*.corp"], [])  # a wildcard is not the apex
+    assert firewall_plan.proxy_admitted("http://10.1.2.3:3128", [], ["10.1.2.3"])
+    assert not firewall_plan.proxy_admitted("http://10.1.2.3:3128", [], ["10.1.2.3:443"])
+    assert firewall_plan.proxy_admitted("http://proxy.corp:8080", ["proxy.corp"], [])
+    assert not firewall_plan.proxy_admitted("http://corp:8080", ["*.corp"], [])  # a wildcard is not the apex
 
 
 def test_a_missing_variable_says_where_to_set_it(tmp_path, cd_home, monkeypatch):

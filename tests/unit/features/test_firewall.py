@@ -16,6 +16,8 @@ from claude_docker.cli import main
 from claude_docker.config.model import Config, NetworkConfig, WorkspaceConfig
 from claude_docker.errors import FirewallError
 from claude_docker.features import RunContext, firewall
+from claude_docker.features.firewall import log as firewall_log
+from claude_docker.features.firewall import plan as firewall_plan
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
 from tests.support.wait import wait_for
@@ -34,33 +36,33 @@ def make_config(tmp_path, **network) -> Config:
 
 
 def test_exact_name_forwards_only_itself():
-    plan = firewall.plan_dns(["Example.COM."])
+    plan = firewall_plan.plan_dns(["Example.COM."])
     assert plan.forward == ("example.com",)
     assert plan.local == ("*.example.com",)  # subdomains refused: exact means exact
     assert plan.ipset_zones == ("example.com",)
 
 
 def test_wildcard_forwards_subdomains_but_not_the_apex():
-    plan = firewall.plan_dns(["*.example.com"])
+    plan = firewall_plan.plan_dns(["*.example.com"])
     assert plan.forward == ("*.example.com",)
     assert "example.com" not in plan.forward
     assert plan.local == ()
 
 
 def test_apex_and_wildcard_together_forward_both_without_refusing_subdomains():
-    plan = firewall.plan_dns(["example.com", "*.example.com"])
+    plan = firewall_plan.plan_dns(["example.com", "*.example.com"])
     assert set(plan.forward) == {"example.com", "*.example.com"}
     assert plan.local == ()
 
 
 def test_names_under_a_wildcard_add_nothing():
-    plan = firewall.plan_dns(["*.example.com", "a.example.com", "*.b.example.com"])
+    plan = firewall_plan.plan_dns(["*.example.com", "a.example.com", "*.b.example.com"])
     assert plan.forward == ("*.example.com",)
     assert plan.local == ()
 
 
 def test_nested_exact_names_both_stay_exact():
-    plan = firewall.plan_dns(["example.com", "a.example.com"])
+    plan = firewall_plan.plan_dns(["example.com", "a.example.com"])
     assert plan.forward == ("a.example.com", "example.com")
     assert plan.local == ("*.a.example.com", "*.example.com")
 
@@ -71,7 +73,7 @@ def test_nested_exact_names_both_stay_exact():
 )
 def test_hostile_or_malformed_domains_are_refused(bad):
     with pytest.raises(FirewallError) as caught:
-        firewall.plan_dns([bad])
+        firewall_plan.plan_dns([bad])
     assert "is not a domain name" in caught.value.message
     assert caught.value.hint
 
@@ -80,7 +82,7 @@ def test_hostile_or_malformed_domains_are_refused(bad):
 
 
 def test_cidrs_with_and_without_port():
-    plan = firewall.plan_cidrs(["10.0.0.0/8", "192.0.2.7", "10.1.2.3/32:443", "10.0.0.0/8"])
+    plan = firewall_plan.plan_cidrs(["10.0.0.0/8", "192.0.2.7", "10.1.2.3/32:443", "10.0.0.0/8"])
     assert plan.networks == ("10.0.0.0/8", "192.0.2.7/32")
     assert plan.network_ports == ("10.1.2.3/32,tcp:443", "10.1.2.3/32,udp:443")
 
@@ -91,7 +93,7 @@ def test_cidrs_with_and_without_port():
 )
 def test_bad_cidrs_are_refused(bad, words):
     with pytest.raises(FirewallError) as caught:
-        firewall.plan_cidrs([bad])
+        firewall_plan.plan_cidrs([bad])
     assert words in caught.value.message
 
 
@@ -125,18 +127,18 @@ def test_runtime_artifacts_render_the_allowlist(tmp_path):
 
 
 def test_private_answers_are_refused_except_where_allowed_cidrs_reach():
-    refused = firewall.refused_answers(firewall.plan_cidrs(["10.1.2.3/32:5432", "192.168.0.0/16", "172.17.0.0/16"]))
+    refused = firewall_plan.refused_answers(firewall_plan.plan_cidrs(["10.1.2.3/32:5432", "192.168.0.0/16", "172.17.0.0/16"]))
     networks = [ipaddress.ip_network(n) for n in refused]
     for address in ("10.1.2.4", "10.255.0.1", "169.254.169.254", "127.0.0.1", "100.100.100.200", "172.16.5.5", "0.1.2.3"):
         assert any(ipaddress.ip_address(address) in n for n in networks), address
     for address in ("10.1.2.3", "192.168.7.7", "172.17.3.4", "8.8.8.8", "203.0.113.80"):
         assert not any(ipaddress.ip_address(address) in n for n in networks), address
-    assert set(firewall.refused_answers(firewall.plan_cidrs([]))) == {
+    assert set(firewall_plan.refused_answers(firewall_plan.plan_cidrs([]))) == {
         "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"
     }
-    assert firewall.refused_answers(firewall.plan_cidrs(["0.0.0.0/0"])) == ()
+    assert firewall_plan.refused_answers(firewall_plan.plan_cidrs(["0.0.0.0/0"])) == ()
     # allow_private_answers admits the LAN, never loopback, link-local or "this network"
-    assert firewall.refused_answers(firewall.plan_cidrs([]), True) == ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16")
+    assert firewall_plan.refused_answers(firewall_plan.plan_cidrs([]), True) == ("0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16")
 
 
 def test_rebinding_protection_renders_unless_private_answers_are_allowed(tmp_path):
@@ -229,7 +231,7 @@ Nov 27 04:25:11 dnsmasq[26]: config wpad is NXDOMAIN
 
 def test_parse_blocked_counts_names_and_orders_by_last_refusal():
     now = datetime(2026, 11, 27, 5, 0, 0)
-    entries = firewall.parse_blocked(LOG.splitlines(), now)
+    entries = firewall_log.parse_blocked(LOG.splitlines(), now)
     assert [e.name for e in entries] == ["pypi.org", "evil.example", "4.3.2.1.in-addr.arpa", "wpad"]
     evil = entries[1]
     assert evil.count == 2
@@ -238,15 +240,15 @@ def test_parse_blocked_counts_names_and_orders_by_last_refusal():
 
 
 def test_parse_blocked_puts_future_stamps_in_last_year():
-    (entry,) = firewall.parse_blocked(["Dec 31 23:59:59 dnsmasq[1]: config a.example is NXDOMAIN"], datetime(2027, 1, 1, 0, 1))
+    (entry,) = firewall_log.parse_blocked(["Dec 31 23:59:59 dnsmasq[1]: config a.example is NXDOMAIN"], datetime(2027, 1, 1, 0, 1))
     assert entry.last.year == 2026
 
 
 def test_suggest_yaml_skips_reverse_lookups_and_single_labels():
-    assert firewall.suggest_yaml(["pypi.org", "4.3.2.1.in-addr.arpa", "wpad", "pypi.org", "a.b.example"]) == (
+    assert firewall_log.suggest_yaml(["pypi.org", "4.3.2.1.in-addr.arpa", "wpad", "pypi.org", "a.b.example"]) == (
         "network:\n  allowed_domains:\n    - pypi.org\n    - a.b.example\n"
     )
-    assert firewall.suggest_yaml(["wpad"]) == ""
+    assert firewall_log.suggest_yaml(["wpad"]) == ""
 
 
 def test_blocked_command_lists_and_suggests(tmp_path):
@@ -272,7 +274,7 @@ Nov 27 04:30:01 dnsmasq[26]: config pypi.org is NXDOMAIN
 
 
 def test_refused_private_answers_are_listed_but_never_suggested(tmp_path):
-    entries = firewall.parse_blocked(PRIVATE_ANSWER_LOG.splitlines(), datetime(2026, 11, 27, 5, 0, 0))
+    entries = firewall_log.parse_blocked(PRIVATE_ANSWER_LOG.splitlines(), datetime(2026, 11, 27, 5, 0, 0))
     assert [(e.name, e.private_answer) for e in entries] == [("metadata.test", True), ("pypi.org", False)]
     log = tmp_path / "dns.log"
     log.write_text(PRIVATE_ANSWER_LOG)
@@ -323,7 +325,7 @@ PROXY_LOG = """\
 
 
 def test_parse_refused_groups_connections_by_name_port_and_reason():
-    entries = firewall.parse_refused(PROXY_LOG.splitlines())
+    entries = firewall_log.parse_refused(PROXY_LOG.splitlines())
     assert [(e.name, e.port, e.reason, e.count) for e in entries] == [
         ("no SNI", "443", "no name", 1),
         ("172.17.0.3", "80", "no name", 1),
@@ -388,11 +390,11 @@ def test_blocked_command_reads_both_logs_of_a_session(tmp_path, cd_home, monkeyp
 
 def test_a_port_adds_an_address_level_set_to_its_zone():
     domains = ["github.com", "github.com:22", "*.corp.example:8443", "a.b.corp.example", "example.org:443", "x.example.org"]
-    dns = firewall.plan_dns(domains)
+    dns = firewall_plan.plan_dns(domains)
     assert dns.forward == ("*.corp.example", "example.org", "github.com", "x.example.org")
-    ports = firewall.port_entries(domains)
+    ports = firewall_plan.port_entries(domains)
     assert ports == (("github.com", 22), ("*.corp.example", 8443))  # 443 is always there, by name
-    assert firewall.plan_ipsets(dns, ports) == (
+    assert firewall_plan.plan_ipsets(dns, ports) == (
         ("corp.example", ("cd-dns", "cd-port-8443")),
         ("example.org", ("cd-dns",)),
         ("github.com", ("cd-dns", "cd-port-22")),
@@ -402,9 +404,9 @@ def test_a_port_adds_an_address_level_set_to_its_zone():
 
 def test_a_port_under_a_wildcard_keeps_the_wildcards_ports():
     domains = ["*.example.com:8443", "api.example.com:22"]
-    dns = firewall.plan_dns(domains)
+    dns = firewall_plan.plan_dns(domains)
     assert dns.forward == ("*.example.com",)  # the name itself is covered by the wildcard
-    assert firewall.plan_ipsets(dns, firewall.port_entries(domains)) == (
+    assert firewall_plan.plan_ipsets(dns, firewall_plan.port_entries(domains)) == (
         ("api.example.com", ("cd-dns", "cd-port-22", "cd-port-8443")),  # dnsmasq: longest zone only
         ("example.com", ("cd-dns", "cd-port-8443")),
     )
@@ -413,7 +415,7 @@ def test_a_port_under_a_wildcard_keeps_the_wildcards_ports():
 @pytest.mark.parametrize("bad", ["github.com:0", "github.com:65536", "github.com:", "github.com:ssh"])
 def test_bad_domain_ports_are_refused(bad):
     with pytest.raises(FirewallError):
-        firewall.plan_dns([bad])
+        firewall_plan.plan_dns([bad])
 
 
 def test_rendered_ports_open_by_address_and_names_go_to_the_proxy(tmp_path):
@@ -445,11 +447,11 @@ def test_a_tls_network_proxy_on_an_allowlisted_name_gets_its_port(tmp_path):
 
     proxy = ProxyConfig(http="https://proxy.corp.example:3128", https="https://user:pw@proxy.corp.example:3128")
     cfg = make_config(tmp_path, allowed_domains=("*.corp.example",), proxy=proxy)
-    assert firewall.proxy_port_entries(cfg) == ("proxy.corp.example:3128",)
+    assert firewall_plan.proxy_port_entries(cfg) == ("proxy.corp.example:3128",)
     conf = firewall.runtime_artifacts(cfg, Session("p", "s"))["dnsmasq.conf"].content.decode().splitlines()
     assert "ipset=/proxy.corp.example/cd-dns,cd-port-3128" in conf
     elsewhere = make_config(tmp_path, allowed_domains=("example.com",), proxy=proxy)
-    assert firewall.proxy_port_entries(elsewhere) == ()  # not allowlisted: nothing opens
+    assert firewall_plan.proxy_port_entries(elsewhere) == ()  # not allowlisted: nothing opens
 
 
 def test_the_self_tests_client_hello_names_the_server_and_gets_a_server_hello(tmp_path):
@@ -483,13 +485,13 @@ def test_the_self_tests_client_hello_names_the_server_and_gets_a_server_hello(tm
         connection = wait_for(connect, 5, interval=0.05)
         assert connection is not None, "openssl s_server did not listen"
         with connection:
-            connection.sendall(firewall.client_hello("api.example.test"))
+            connection.sendall(firewall_plan.client_hello("api.example.test"))
             reply = connection.recv(16)
     finally:
         server.kill()
         server.wait()
     assert reply[:1] == b"\x16" and reply[5:6] == b"\x02", reply.hex()  # handshake record: ServerHello
-    assert firewall.client_hello("a.test") == firewall.client_hello("a.test")  # rendering stays deterministic
+    assert firewall_plan.client_hello("a.test") == firewall_plan.client_hello("a.test")  # rendering stays deterministic
     assert firewall.printf_escaped(b"\x16\x03") == "\\x16\\x03"
 
 
@@ -499,11 +501,11 @@ def test_the_session_proxy_chains_to_an_http_network_proxy(tmp_path):
     proxy = ProxyConfig(http="http://u:pw@proxy.corp.example:3128", https="http://u:pw@proxy.corp.example:3128",
                         no_proxy=("localhost",))
     cfg = make_config(tmp_path, allowed_domains=("*.corp.example", "pypi.org"), proxy=proxy)
-    assert firewall.upstream_proxy(cfg) == firewall.UpstreamProxy("proxy.corp.example", 3128, False)
-    env = firewall.session_proxy_env(cfg)
+    assert firewall_plan.upstream_proxy(cfg) == firewall_plan.UpstreamProxy("proxy.corp.example", 3128, False)
+    env = firewall_plan.session_proxy_env(cfg)
     assert env["HTTPS_PROXY"] == env["http_proxy"] == "http://u:pw@127.0.0.1:15128"  # credentials go on upstream
     assert env["NO_PROXY"] == "localhost"
-    assert firewall.proxy_port_entries(cfg) == ()  # the agent does not reach it directly
+    assert firewall_plan.proxy_port_entries(cfg) == ()  # the agent does not reach it directly
     proxy_cfg = firewall.runtime_artifacts(cfg, Session("p", "s"))["haproxy.cfg"].content.decode()
     assert "bind 127.0.0.1:15128" in proxy_cfg
     assert "do-resolve(txn.upstream,sandbox,ipv4) str(proxy.corp.example)" in proxy_cfg
@@ -511,9 +513,9 @@ def test_the_session_proxy_chains_to_an_http_network_proxy(tmp_path):
     by_address = make_config(tmp_path, allowed_cidrs=("10.1.2.3/32",), proxy=ProxyConfig(https="http://10.1.2.3:8080"))
     assert "server upstream 10.1.2.3:8080" in firewall.runtime_artifacts(by_address, Session("p", "s"))["haproxy.cfg"].content.decode()
     # not chained: names not checked, a TLS proxy URL, no proxy at all
-    assert firewall.upstream_proxy(make_config(tmp_path, proxy=proxy, name_checks=False)) is None
-    assert firewall.upstream_proxy(make_config(tmp_path, proxy=ProxyConfig(https="https://proxy.corp.example:3129"))) is None
+    assert firewall_plan.upstream_proxy(make_config(tmp_path, proxy=proxy, name_checks=False)) is None
+    assert firewall_plan.upstream_proxy(make_config(tmp_path, proxy=ProxyConfig(https="https://proxy.corp.example:3129"))) is None
     assert "bind 127.0.0.1:15128" not in firewall.runtime_artifacts(make_config(tmp_path), Session("p", "s"))["haproxy.cfg"].content.decode()
     with pytest.raises(FirewallError) as caught:
-        firewall.upstream_proxy(make_config(tmp_path, proxy=ProxyConfig(http="http://a.example:1", https="http://b.example:1")))
+        firewall_plan.upstream_proxy(make_config(tmp_path, proxy=ProxyConfig(http="http://a.example:1", https="http://b.example:1")))
     assert "different proxies" in caught.value.message

@@ -14,6 +14,7 @@ from claude_docker.config.config_values import ValueProblem, parse_port_mapping
 from claude_docker.config.model import Config, PublishedPort, WorkspaceConfig
 from claude_docker.config.pipeline import load_config
 from claude_docker.features import firewall
+from claude_docker.features.firewall import log as firewall_log
 from claude_docker.session import Session
 
 # As ulogd writes them (captured from a session: LOGEMU after NFLOG with our prefix).
@@ -30,7 +31,7 @@ NOW = datetime(2026, 12, 1, 22, 0, 0)
 
 
 def test_the_packet_log_is_read_as_address_port_protocol_reason_and_uid():
-    packets = firewall.parse_packets(PACKETS.splitlines(), NOW)
+    packets = firewall_log.parse_packets(PACKETS.splitlines(), NOW)
     assert [(p.address, p.port, p.protocol, p.reason, p.uid, p.count) for p in packets] == [
         ("172.17.0.1", "5432", "tcp", "the Docker host (see network.host_ports)", "1000", 2),
         ("172.17.0.9", "443", "udp", "not allowed", "1000", 1),
@@ -56,12 +57,12 @@ def test_blocked_lists_refused_packets_from_a_packet_log(tmp_path):
     "http-intake.logs.us5.datadoghq.com", "browser-intake-us5-datadoghq.com", "Downloads.Claude.AI.",
 ])
 def test_claude_codes_start_up_hosts_are_recognised(name):
-    assert firewall.is_startup_traffic(name)
+    assert firewall_log.is_startup_traffic(name)
 
 
 @pytest.mark.parametrize("name", ["claude.ai", "api.anthropic.com", "pypi.org", "notsentry.io", "evil-sentry.io.example"])
 def test_other_names_are_not_start_up_traffic(name):
-    assert not firewall.is_startup_traffic(name)
+    assert not firewall_log.is_startup_traffic(name)
 
 
 DNS_WITH_STARTUP = """\
@@ -85,7 +86,7 @@ def test_suggest_never_proposes_claude_codes_start_up_traffic(tmp_path):
 def test_the_refusal_summary_leaves_out_start_up_traffic_and_stays_short(tmp_path):
     (tmp_path / "dns.log").write_text(DNS_WITH_STARTUP)
     (tmp_path / "packets.log").write_text(PACKETS)
-    lines = firewall.refusal_summary(tmp_path, now=NOW)
+    lines = firewall_log.refusal_summary(tmp_path, now=NOW)
     assert lines == [
         "pypi.org: name refused",
         "172.17.0.1 port 5432 tcp: the Docker host (see network.host_ports), uid 1000 (2x)",
@@ -93,7 +94,7 @@ def test_the_refusal_summary_leaves_out_start_up_traffic_and_stays_short(tmp_pat
         "172.17.0.9 icmp: ping",
         "127.0.0.11 port 53 udp: DNS past the sandbox's resolver, uid 1000",
     ]
-    assert firewall.refusal_summary(tmp_path, limit=2, now=NOW) == [
+    assert firewall_log.refusal_summary(tmp_path, limit=2, now=NOW) == [
         "... and 3 more before",
         "172.17.0.9 icmp: ping",
         "127.0.0.11 port 53 udp: DNS past the sandbox's resolver, uid 1000",
