@@ -28,7 +28,7 @@ from .contract import (
     LABEL_WORKSPACE,
 )
 from .errors import ClaudeDockerError
-from .features import FEATURES, RunContext, credentials, endpoint, firewall, notifier, persistence
+from .features import FEATURES, RunContext, claude_settings, credentials, endpoint, firewall, notifier
 from .features.base import agent_ids as agent_ids  # where tests and benchmarks find it
 from .render import render_runtime
 from .runspec import ContainerPlan, RunSpec
@@ -134,7 +134,7 @@ def plan(
     if warning:
         spec.warnings.append(warning)
     if command is None:  # Claude Code runs: say now when it will start logged out
-        warning = persistence.missing_credential(cfg, ctx.environ)
+        warning = claude_settings.missing_credential(cfg, ctx.environ)
         if warning:
             spec.warnings.append(warning)
     env: dict[str, str] = {}
