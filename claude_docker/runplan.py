@@ -82,10 +82,11 @@ def collect_spec(ctx: RunContext) -> RunSpec:
 
 
 def context(cfg: Config, session: Session, environ: Mapping[str, str] | None = None) -> RunContext:
-    """The run context of one `up`: the env file read once, the agent's ids, and the model
-    endpoint (when the config names none, derived from what Claude will use) for the firewall
-    to open. Refuses a notifier credential bound for the container and a credentials file that
-    cannot be mounted, before anything is prepared on the host."""
+    """The run context of one `up`: the env file read once, the agent's ids, the model endpoint
+    (when the config names none, derived from what Claude will use) for the firewall to open,
+    and what the sandbox proxy holds (credentials.plan, worked out once for the run). Refuses a
+    notifier credential bound for the container and a credentials file that cannot be mounted,
+    before anything is prepared on the host."""
     ctx = RunContext.build(cfg, session, environ)
     notifier.refuse_secrets(cfg)
     credential_problems = endpoint.credential_file_problems(cfg, ctx.process_environ, ctx.env_file_values)
@@ -96,7 +97,7 @@ def context(cfg: Config, session: Session, environ: Mapping[str, str] | None = N
     # agent placeholders); the firewall opens the endpoint and serves the local ones.
     injection = credentials.plan(cfg, ctx.process_environ, model_endpoint, ctx.env_file_values)
     network = replace(cfg.network, model_endpoint=model_endpoint, injected_headers=injection.headers)
-    return replace(ctx, config=replace(cfg, network=network))
+    return replace(ctx, config=replace(cfg, network=network), credentials=injection)
 
 
 def plan(
