@@ -485,7 +485,7 @@ class Engine:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as error:
-            if "already in progress" not in str(error):
+            if error.status_code != 409:  # with force, a conflict means the engine is removing it already
                 raise
 
     @translate_errors

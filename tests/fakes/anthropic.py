@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.serve import serve_in_background
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -87,8 +89,7 @@ class FakeAnthropic:
         return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     def start(self) -> FakeAnthropic:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._thread = serve_in_background(self._server)
         return self
 
     def stop(self) -> None:

@@ -15,6 +15,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from tests.support.serve import serve_in_background
+
 TYPE_A = 1
 TYPE_CNAME = 5
 CLASS_IN = 1
@@ -167,7 +169,7 @@ class FakeDNS:
             raise
         for server in (udp, tcp):
             server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+            serve_in_background(server)
             self._servers.append(server)
         return self
 

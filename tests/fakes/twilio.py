@@ -16,6 +16,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.serve import serve_in_background
+
 
 @dataclass
 class ReceivedRequest:
@@ -58,8 +60,7 @@ class FakeTwilio:
 
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self.port = self._server.server_address[1]
-        # A short poll interval: shutdown() waits for the next poll, and every test stops a server.
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        serve_in_background(self._server)
         return self
 
     def stop(self) -> None:

@@ -6,6 +6,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.serve import serve_in_background
+
 
 class WebhookReceiver:
     def __init__(self, host: str = "127.0.0.1") -> None:
@@ -48,8 +50,7 @@ class WebhookReceiver:
         return bool(wait_for(lambda: predicate(self), timeout))
 
     def __enter__(self) -> WebhookReceiver:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self._thread.start()
+        self._thread = serve_in_background(self._server)
         return self
 
     def __exit__(self, *exc: object) -> None:

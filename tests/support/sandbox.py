@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
-import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -26,6 +25,7 @@ from claude_docker.session import Session
 from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, TEST_LABEL
 from tests.fakes.dns import FakeDNS, encode_name
 from tests.fakes.http import ServerContainer, start_server
+from tests.support.serve import serve_in_background
 from tests.support.wait import wait_for
 
 LABELS = {TEST_LABEL: "firewall"}
@@ -330,7 +330,7 @@ def host_http():
             pass
 
     server = ThreadingHTTPServer(("0.0.0.0", 0), Hello)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    serve_in_background(server)
     yield server.server_address[1]
     server.shutdown()
 

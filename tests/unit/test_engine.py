@@ -225,3 +225,33 @@ def _raised_from(cause: OSError):
             raise docker.errors.DockerException(f"Error while fetching server API version: {error}") from error
     except docker.errors.DockerException as error:
         return error
+
+
+def _api_error(status: int, explanation: str):
+    """The error docker-py raises for an engine's HTTP answer (its own type, a real response)."""
+    import docker
+    import requests
+
+    response = requests.Response()
+    response.status_code = status
+    return docker.errors.APIError(explanation, response=response, explanation=explanation)
+
+
+class _Container:
+    """A container handle whose removal the engine answers with `error`."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def remove(self, force: bool) -> None:
+        raise self.error
+
+
+def test_a_removal_already_under_way_is_not_an_error_but_others_are():
+    import docker
+
+    engine = Engine(docker.DockerClient(base_url="unix:///nonexistent/claude-docker.sock", version="1.41"))  # never dialled
+    engine.remove(_Container(_api_error(409, "removal of container abc is already in progress")))
+    with pytest.raises(EngineError) as failure:
+        engine.remove(_Container(_api_error(500, "driver failed removing the root filesystem")))
+    assert "driver failed" in failure.value.message

@@ -6,8 +6,6 @@ code that only works from a checkout.
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import json
 import os
 import subprocess
@@ -51,20 +49,15 @@ def installed(tmp_path_factory) -> Path:
     # comes from the wheel, installed into the venv, which sys.path searches first.
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    # `--python` installs into the venv alone (pip >= 22.3); `--prefix` would first uninstall the
+    # copy of the running environment, the developer's editable install.
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--no-compile", str(wheel)]
-        if _pip_supports_python_option()
-        else [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-compile", "--prefix", str(env_dir), str(wheel)],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--no-compile", str(wheel)],
         capture_output=True,
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return env_dir
-
-
-def _pip_supports_python_option() -> bool:
-    major, minor = (int(part) for part in importlib.metadata.version("pip").split(".")[:2])
-    return (major, minor) >= (22, 3)
 
 
 def _without_checkout() -> dict[str, str]:

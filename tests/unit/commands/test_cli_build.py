@@ -4,7 +4,6 @@ failure, and a TLS hint where the network (not the `image:` section) is the prob
 from __future__ import annotations
 
 import json
-import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -19,6 +18,7 @@ from claude_docker.errors import EngineError
 from claude_docker.features.image import build_context, image_tag
 from claude_docker.imagebuild import ImageResult, age_warning, ensure_image, newest_claude_code
 from tests.fakes.engine import FakeEngine, FakeImage
+from tests.support.serve import serve_in_background
 
 
 class FakeApi:
@@ -107,7 +107,7 @@ def registry(monkeypatch):
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    serve_in_background(server)
     monkeypatch.setenv("NPM_CONFIG_REGISTRY", f"http://127.0.0.1:{server.server_port}/")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     yield tags, paths

@@ -45,22 +45,23 @@ def both(project) -> tuple[str, str]:
     return validate.output, dry_run.output
 
 
-def test_an_unset_mcp_variable_is_refused_by_both_with_file_key_and_line(project):
-    write(project, """\
+SECRET = "tw-secret-token-0123"
+
+# (config, the notifier section or "", the line both must print after "<file>:")
+REFUSED = {
+    "an unset MCP variable": (
+        """\
         claude:
           mcp_servers:
             docs:
               command: npx
               env:
                 TOKEN: ${NOPE_TOKEN}
-        """)
-    validate, dry_run = both(project)
-    expected = f"{project}/claude-docker.yaml:7: claude.mcp_servers.docs.env.TOKEN: variable NOPE_TOKEN is not set"
-    assert expected in validate and expected in dry_run, (validate, dry_run)
-
-
-def test_an_unset_variable_in_an_mcp_header_is_refused_by_both(project):
-    write(project, """\
+        """, "",
+        "7: claude.mcp_servers.docs.env.TOKEN: variable NOPE_TOKEN is not set",
+    ),
+    "an unset variable in an MCP header": (
+        """\
         claude:
           mcp_servers:
             search:
@@ -68,57 +69,48 @@ def test_an_unset_variable_in_an_mcp_header_is_refused_by_both(project):
               url: https://search.example.com/mcp
               headers:
                 Authorization: Bearer ${NOPE_TOKEN}
-        """)
-    validate, dry_run = both(project)
-    expected = f"{project}/claude-docker.yaml:8: claude.mcp_servers.search.headers.Authorization: variable NOPE_TOKEN is not set"
-    assert expected in validate and expected in dry_run, (validate, dry_run)
-
-
-def test_an_mcp_variable_holding_a_notifier_secret_is_refused_by_both(project, monkeypatch):
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tw-secret-token-0123")
-    write(project, """\
+        """, "",
+        "8: claude.mcp_servers.search.headers.Authorization: variable NOPE_TOKEN is not set",
+    ),
+    "an MCP variable holding a notifier secret": (
+        """\
         claude:
           mcp_servers:
             twilio:
               command: npx
               env:
                 T: ${TWILIO_AUTH_TOKEN}
-        """, TWILIO)
-    validate, dry_run = both(project)
-    expected = (
-        f"{project}/claude-docker.yaml:7: claude.mcp_servers.twilio.env.T: "
-        "TWILIO_AUTH_TOKEN holds a notifier credential, which never enters the container"
-    )
-    assert expected in validate and expected in dry_run, (validate, dry_run)
-    assert "tw-secret-token-0123" not in validate + dry_run
-
-
-def test_claude_env_holding_a_notifier_secret_is_refused_by_both(project, monkeypatch):
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tw-secret-token-0123")
-    write(project, """\
+        """, TWILIO,
+        "7: claude.mcp_servers.twilio.env.T: TWILIO_AUTH_TOKEN holds a notifier credential, which never enters the container",
+    ),
+    "claude.env holding a notifier secret": (
+        """\
         claude:
           env:
             HELPER_TOKEN: ${TWILIO_AUTH_TOKEN}
-        """, TWILIO)
-    validate, dry_run = both(project)
-    expected = (
-        f"{project}/claude-docker.yaml:4: claude.env.HELPER_TOKEN: "
-        "holds a notifier credential, which never enters the container"
-    )
-    assert expected in validate and expected in dry_run, (validate, dry_run)
-    assert "tw-secret-token-0123" not in validate + dry_run
-
-
-def test_a_proxy_holding_a_notifier_secret_is_refused_by_both(project, monkeypatch):
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "tw-secret-token-0123")
-    write(project, """\
+        """, TWILIO,
+        "4: claude.env.HELPER_TOKEN: holds a notifier credential, which never enters the container",
+    ),
+    "a proxy holding a notifier secret": (
+        """\
         network:
           proxy:
             https: http://user:${TWILIO_AUTH_TOKEN}@proxy.example.com:3128
-        """, TWILIO)
+        """, TWILIO,
+        "4: network.proxy.https: holds a notifier credential",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_both_refuse_with_file_key_and_line(project, monkeypatch, case):
+    text, notifier, where_and_what = REFUSED[case]
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", SECRET)
+    write(project, text, notifier)
     validate, dry_run = both(project)
-    expected = f"{project}/claude-docker.yaml:4: network.proxy.https: holds a notifier credential"
+    expected = f"{project}/claude-docker.yaml:{where_and_what}"
     assert expected in validate and expected in dry_run, (validate, dry_run)
+    assert SECRET not in validate + dry_run
 
 
 def test_a_set_mcp_variable_passes_both(project, monkeypatch):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -30,6 +29,7 @@ from claude_docker.notify.twilio import TwilioSms
 from tests.fakes.twilio import FakeTwilio
 from tests.support.examples import examples
 from tests.support.notifier import Clock, FlakyBackend, delivery, stop_event
+from tests.support.serve import serve_in_background
 
 TO = "+15551234567"
 FROM = "+15005550006"
@@ -300,7 +300,7 @@ def webhook_server():
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    serve_in_background(server)
     yield f"http://127.0.0.1:{server.server_address[1]}", received
     server.shutdown()
     server.server_close()
