@@ -56,7 +56,7 @@ def run_checks(config_file: str | None = None) -> Iterator[Check]:
             yield Check("CA file", readable, ca_file if readable else f"{ca_file} is not readable")
         yield _env_file(cfg.env_file)
         from .features.base import merged_environment
-        from .features.persistence import missing_credential
+        from .features.claude_settings import missing_credential
 
         problem = missing_credential(cfg, merged_environment(cfg))
         yield Check("credential", problem is None, problem or "an API key, a token or a kept login", advisory=True)

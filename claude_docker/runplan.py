@@ -28,7 +28,7 @@ from .contract import (
     LABEL_WORKSPACE,
 )
 from .errors import ClaudeDockerError
-from .features import FEATURES, RunContext, credentials, endpoint, notifier, persistence
+from .features import FEATURES, RunContext, claude_settings, credentials, endpoint, notifier
 from .features.base import agent_ids as agent_ids  # where tests and benchmarks find it
 from .features.firewall.plan import session_proxy_env
 from .render import render_runtime
@@ -83,10 +83,11 @@ def collect_spec(ctx: RunContext) -> RunSpec:
 
 
 def context(cfg: Config, session: Session, environ: Mapping[str, str] | None = None) -> RunContext:
-    """The run context of one `up`: the env file read once, the agent's ids, and the model
-    endpoint (when the config names none, derived from what Claude will use) for the firewall
-    to open. Refuses a notifier credential bound for the container and a credentials file that
-    cannot be mounted, before anything is prepared on the host."""
+    """The run context of one `up`: the env file read once, the agent's ids, the model endpoint
+    (when the config names none, derived from what Claude will use) for the firewall to open,
+    and what the sandbox proxy holds (credentials.plan, worked out once for the run). Refuses a
+    notifier credential bound for the container and a credentials file that cannot be mounted,
+    before anything is prepared on the host."""
     ctx = RunContext.build(cfg, session, environ)
     notifier.refuse_secrets(cfg)
     credential_problems = endpoint.credential_file_problems(cfg, ctx.process_environ, ctx.env_file_values)
@@ -97,7 +98,7 @@ def context(cfg: Config, session: Session, environ: Mapping[str, str] | None = N
     # agent placeholders); the firewall opens the endpoint and serves the local ones.
     injection = credentials.plan(cfg, ctx.process_environ, model_endpoint, ctx.env_file_values)
     network = replace(cfg.network, model_endpoint=model_endpoint, injected_headers=injection.headers)
-    return replace(ctx, config=replace(cfg, network=network))
+    return replace(ctx, config=replace(cfg, network=network), credentials=injection)
 
 
 def plan(
@@ -135,7 +136,7 @@ def plan(
     if warning:
         spec.warnings.append(warning)
     if command is None:  # Claude Code runs: say now when it will start logged out
-        warning = persistence.missing_credential(cfg, ctx.environ)
+        warning = claude_settings.missing_credential(cfg, ctx.environ)
         if warning:
             spec.warnings.append(warning)
     env: dict[str, str] = {}

@@ -20,11 +20,11 @@ from .base import EndedSession, Feature, RunContext, merged_environment
 FEATURES: tuple[Feature, ...] = (
     filesystem,  # the workspace, masks over blocked paths in it, config files read-only, user mounts
     git,  # the repository's hooks and config read-only; nested repositories disarmed
-    persistence,  # CLAUDE_CONFIG_DIR, shell history, caches, git config, dotfiles
+    persistence,  # CLAUDE_CONFIG_DIR (before claude_settings seeds it), shell history, caches, git config, dotfiles
     firewall,  # capabilities, sysctls, the log dir; init-firewall.sh, dnsmasq.conf, haproxy.cfg, ulogd.conf
     notifier,  # the session outbox
     progress,  # the session's progress dir (hook records `logs --follow` shows)
-    claude_settings,  # settings.json (hooks), mcp.json, MCP variables, credentials and provider variables
+    claude_settings,  # the seeded .claude.json and user settings; settings.json (hooks), mcp.json; MCP, credential, provider variables
     credentials,  # placeholders for the agent, the real credentials for the sandbox proxy alone
     endpoint,  # the model endpoint the entrypoint checks, the provider's credentials file
 )

@@ -15,7 +15,7 @@ A feature that has nothing to do at a step returns an empty result.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
@@ -56,9 +56,20 @@ def merged_environment(cfg: Config, environ: Mapping[str, str] | None = None) ->
 
 
 @dataclass(frozen=True)
+class Injection:
+    """What the container gets of the credentials (features/credentials.py `plan`): placeholders
+    for the agent, secrets for the sandbox proxy only."""
+
+    headers: tuple[str, ...]  # the model request headers the proxy fills
+    agent_env: dict[str, str] = field(default_factory=dict)
+    secret_env: dict[str, str] = field(default_factory=dict)
+    unprotected: tuple[str, ...] = ()  # credential variables Claude holds itself, and why (warnings)
+
+
+@dataclass(frozen=True)
 class RunContext:
-    """Built once per `up` and handed to every feature: the env file is read here, once, and the
-    agent's ids are worked out here, once."""
+    """Built once per `up` and handed to every feature: the env file is read here, once, the
+    agent's ids are worked out here, once, and so are the credentials (runplan.context)."""
 
     config: Config
     session: Session
@@ -67,6 +78,7 @@ class RunContext:
     process_environ: Mapping[str, str]  # the environment `up` runs in
     env_file_values: Mapping[str, str]  # `env_file`, read once
     home: str | None = None  # the host user's home; None: Path.home()
+    credentials: Injection | None = None  # credentials.plan for this run; runplan.context fills it in
 
     @classmethod
     def build(

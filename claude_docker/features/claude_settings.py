@@ -1,16 +1,26 @@
-"""Claude Code's settings.json (hooks) and mcp.json, built as data and written with json.dumps.
+"""Claude Code's own contract: settings.json (hooks) and mcp.json, the credentials and provider
+variables it reads, and the state it expects in its config dir before an unattended start.
 
-Both files are runtime artifacts: they are mounted read-only and passed explicitly with
-`--settings` and `--mcp-config`, so nothing inside the workspace can change them. The hooks
-only write the event into the session outbox; the host turns events into messages, so no
-notifier credential ever enters the container.
+settings.json and mcp.json are built as data and written with json.dumps. Both are runtime
+artifacts: they are mounted read-only and passed explicitly with `--settings` and
+`--mcp-config`, so nothing inside the workspace can change them. The hooks only write the event
+into the session outbox; the host turns events into messages, so no notifier credential ever
+enters the container.
+
+The first-run state is seeded into the persisted config dir (CLAUDE_CONFIG_DIR, which the
+persistence feature prepares earlier in the run): `.claude.json` with onboarding done, the
+workspace trusted and the API key approved, and user settings with the bypass-permissions prompt
+accepted. The files are read and written with persistence's helpers (damaged files recovered,
+planted links never followed).
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Mapping, Sequence
 
+from .. import paths
 from ..artifacts import Artifact
 from ..config.blocked_paths import Locator
 from ..config.interpolate import referenced_variables
@@ -20,7 +30,9 @@ from ..contract import HOOK_EVENTS, HOOK_HELPER, PROGRESS_HOOK_HELPER
 from ..errors import ClaudeDockerError, ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
+from . import persistence
 from .base import EndedSession, RunContext, merged_environment, problem_at
+from .credentials import PLACEHOLDER
 from .endpoint import PROVIDER_VARIABLES
 
 SETTINGS_FILE = "settings.json"
@@ -32,6 +44,7 @@ RUNTIME_VARIABLES = AUTH_VARIABLES + PROVIDER_VARIABLES
 MCP_CONFIG_FILE = "mcp.json"
 
 HOOK_TIMEOUT_SECONDS = 10
+API_KEY_SUFFIX = 20  # Claude Code remembers an approved API key by its last 20 characters
 
 # Progress records for `logs --follow` (read on the host by features.progress): a tool about to
 # run, a finished turn. Installed in every session.
@@ -148,6 +161,94 @@ def mcp_environment(cfg: Config, environment: Mapping[str, str]) -> dict[str, st
     return resolved
 
 
+# --- the state Claude Code expects in its config dir -------------------------------------------
+
+
+def seed_claude_state(
+    config_dir: Path, mount_path: str, ids: tuple[int, int], api_key: str | None = None, warnings: list[str] | None = None
+) -> None:
+    """Mark onboarding done and the workspace trusted in `.claude.json`, and accept the
+    bypass-permissions prompt in user settings, keeping every key already there. Without this an
+    unattended start stops at a wizard nobody will answer.
+
+    With an API key in the environment, interactive Claude Code asks "Do you want to use this
+    API key?" once; the answer is remembered as the key's last 20 characters (what Claude Code
+    stores itself), so that is what we pre-approve. The full key never lands in a file.
+
+    A damaged file is set aside and recovered (see `persistence.read_state_or_recover`);
+    `warnings` gets one line about it."""
+    state_file = config_dir / ".claude.json"
+    state = persistence.read_state_or_recover(state_file, warnings)
+    state["hasCompletedOnboarding"] = True
+    state["bypassPermissionsModeAccepted"] = True
+    if api_key and api_key.strip():
+        _approve_api_key(state, api_key.strip()[-API_KEY_SUFFIX:])
+    projects = state.get("projects")
+    if not isinstance(projects, dict):
+        projects = {}
+    project = projects.get(mount_path)
+    if not isinstance(project, dict):
+        project = {}
+    project["hasTrustDialogAccepted"] = True
+    project.setdefault("hasCompletedProjectOnboarding", True)
+    projects[mount_path] = project
+    state["projects"] = projects
+    persistence.write_state(state_file, state, ids)
+
+    settings_file = config_dir / "settings.json"  # the user settings in CLAUDE_CONFIG_DIR
+    settings = persistence.read_state_or_recover(settings_file, warnings)
+    settings["skipDangerousModePermissionPrompt"] = True
+    persistence.write_state(settings_file, settings, ids)
+
+
+def _approve_api_key(state: dict, suffix: str) -> None:
+    responses = state.get("customApiKeyResponses")
+    if not isinstance(responses, dict):
+        responses = {}
+    approved = [item for item in responses.get("approved") or [] if isinstance(item, str)]
+    rejected = [item for item in responses.get("rejected") or [] if isinstance(item, str) and item != suffix]
+    if suffix not in approved:
+        approved.append(suffix)
+    state["customApiKeyResponses"] = {**responses, "approved": approved, "rejected": rejected}
+
+
+def _api_key(ctx: RunContext) -> str | None:
+    """The API key the container will get, found the way the run plan finds it: the placeholder
+    when the sandbox proxy holds the key (not even the key's end lands in the agent's files)."""
+    if "x-api-key" in ctx.config.network.injected_headers:
+        return PLACEHOLDER
+    return auth_variables(ctx.environ).get("ANTHROPIC_API_KEY") or ctx.config.claude.env.get("ANTHROPIC_API_KEY")
+
+
+# --- what a newcomer needs to hear ---------------------------------------------------------------
+
+CREDENTIAL_VARIABLES = (
+    "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
+)
+
+
+def missing_credential(cfg: Config, environment: Mapping[str, str]) -> str | None:
+    """Why Claude Code will start logged out, with the two ways to fix it; None when a key, a
+    token or a kept login will be there. (Claude says "Not logged in" only after the first prompt.)
+    `environment`: the process environment over the env file (RunContext.environ)."""
+    sources = {**auth_variables(environment), **cfg.claude.env}
+    if any(sources.get(name) for name in CREDENTIAL_VARIABLES):
+        return None
+    probe = Session(cfg.project_name, "probe")
+    if cfg.persistence.auth != "none" and (persistence.auth_dir(cfg, probe) / ".credentials.json").is_file():
+        return None
+    if cfg.persistence.import_host_login and (Path.home() / ".claude" / ".credentials.json").is_file():
+        return None
+    env_file = cfg.env_file or str(paths.default_env_file())
+    kept = "" if cfg.persistence.auth == "none" else " (the login is kept for the next session)"
+    return (
+        f"no Claude Code credential: neither ANTHROPIC_API_KEY nor CLAUDE_CODE_OAUTH_TOKEN is set in the "
+        f"environment or in {env_file}, and no login is kept. Either put ANTHROPIC_API_KEY=... (or "
+        f"CLAUDE_CODE_OAUTH_TOKEN=... from `claude setup-token`) in {env_file}, or type /login in the "
+        f"session once{kept}"
+    )
+
+
 # --- the feature ------------------------------------------------------------------------------
 
 
@@ -188,8 +289,11 @@ def check(config: Config, environ: Mapping[str, str], locate: Locator | None = N
 
 
 def contribute(ctx: RunContext, spec: RunSpec) -> None:
-    """The run-time values of MCP `${VAR}` references, then the credentials and provider
-    variables (these win over `claude.env`)."""
+    """Claude Code's first-run state seeded into the config dir (prepared by persistence, which
+    runs earlier), then the run-time values of MCP `${VAR}` references, then the credentials and
+    provider variables (these win over `claude.env`)."""
+    config_dir = persistence.auth_dir(ctx.config, ctx.session)
+    seed_claude_state(config_dir, ctx.config.workspace.mount_path, ctx.ids, api_key=_api_key(ctx), warnings=spec.warnings)
     spec.env.update(mcp_environment(ctx.config, ctx.environ))
     spec.env.update(auth_variables(ctx.environ))
 

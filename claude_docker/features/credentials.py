@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import re
-from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 from .. import contract
@@ -34,7 +33,7 @@ from ..config.model import Config, GitCredential, ModelEndpoint
 from ..errors import ClaudeDockerError, ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
-from .base import EndedSession, RunContext
+from .base import EndedSession, Injection, RunContext
 from .endpoint import CLAUDE_ENV, claude_environment
 
 # The local endpoints and the secret variables are part of the host/container contract.
@@ -59,16 +58,6 @@ CREDENTIAL_VARIABLES = (API_KEY_VARIABLE, *BEARER_VARIABLES)
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 MAX_REQUESTS_PER_MINUTE = 600
 MAX_CONNECTIONS = 64
-
-
-@dataclass(frozen=True)
-class Injection:
-    """What the container gets: placeholders for the agent, secrets for the proxy only."""
-
-    headers: tuple[str, ...]  # the model request headers the proxy fills
-    agent_env: dict[str, str] = field(default_factory=dict)
-    secret_env: dict[str, str] = field(default_factory=dict)
-    unprotected: tuple[str, ...] = ()  # credential variables Claude holds itself, and why (warnings)
 
 
 def credential_environment(
@@ -195,11 +184,11 @@ def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:
 
 def contribute(ctx: RunContext, spec: RunSpec) -> None:
     """Placeholders and the local endpoints over the credentials Claude Code would hold, and the
-    credentials under SECRET_PREFIX names for the entrypoint to hand to the proxy alone. Runs
-    after claude_settings, whose credential variables these replace."""
-    endpoint = ctx.config.network.model_endpoint
-    assert endpoint is not None, "runplan.context fills in the model endpoint"
-    injection = plan(ctx.config, ctx.process_environ, endpoint, ctx.env_file_values)
+    credentials under SECRET_PREFIX names for the entrypoint to hand to the proxy alone, as
+    `plan` worked them out for the run context. Runs after claude_settings, whose credential
+    variables these replace."""
+    injection = ctx.credentials
+    assert injection is not None, "runplan.context plans the credentials"
     spec.env.update(injection.agent_env)
     spec.env.update(injection.secret_env)
     spec.warnings.extend(injection.unprotected)

@@ -10,6 +10,10 @@ With `persistence.auth: shared` the `claude/` dir lives in `$CLAUDE_DOCKER_HOME/
 with `auth: none` it lives in the session's own dir and is thrown away with it. Only these
 subdirectories are mounted, never the project dir itself, so the agent cannot reach the
 runtime config, other sessions or other projects.
+
+What Claude Code expects to find in `claude/` (the first-run state, the API key approval) is
+claude_settings' to say; it reads and writes those files through the helpers here
+(`read_state_or_recover`, `write_state`), which never follow a link the agent planted.
 """
 
 from __future__ import annotations
@@ -32,7 +36,6 @@ from ..runspec import RunSpec
 from ..session import Session
 from .base import EndedSession, RunContext
 from .base import agent_ids as agent_ids  # where the run plan and tests find it
-from .claude_settings import auth_variables
 
 # Container side. Outside the agent's home so that Docker-created mount points do not leave
 # root-owned directories in it.
@@ -41,7 +44,6 @@ CONTAINER_HISTORY = f"{CONTAINER_STATE}/history"
 CONTAINER_CACHE = "/var/cache/claude-docker"
 
 MAX_STATE_BYTES = 64 * 2**20  # .claude.json / settings.json: Claude Code's own stay far below
-API_KEY_SUFFIX = 20  # Claude Code remembers an approved API key by its last 20 characters
 
 CACHE_ENV = {"npm": "NPM_CONFIG_CACHE", "pip": "PIP_CACHE_DIR", "uv": "UV_CACHE_DIR"}
 
@@ -181,7 +183,9 @@ def _write_private(path: Path, content: bytes, ids: tuple[int, int]) -> None:
     write_atomic(path, content, mode=0o600, owner=ids if os.geteuid() == 0 else None)
 
 
-def _write_json(path: Path, data: dict, ids: tuple[int, int]) -> None:
+def write_state(path: Path, data: dict, ids: tuple[int, int]) -> None:
+    """Write a JSON state file in the config dir the way `_write_private` does, unless it holds
+    exactly this already."""
     content = (json.dumps(data, indent=2) + "\n").encode()
     if not _holds(path, content, ids):
         _write_private(path, content, ids)
@@ -204,54 +208,6 @@ def _holds(path: Path, content: bytes, ids: tuple[int, int]) -> bool:
         return info.st_size == len(content) and handle.read(len(content) + 1) == content
 
 
-def seed_claude_state(
-    config_dir: Path, mount_path: str, ids: tuple[int, int], api_key: str | None = None, warnings: list[str] | None = None
-) -> None:
-    """Mark onboarding done and the workspace trusted in `.claude.json`, and accept the
-    bypass-permissions prompt in user settings, keeping every key already there. Without this an
-    unattended start stops at a wizard nobody will answer.
-
-    With an API key in the environment, interactive Claude Code asks "Do you want to use this
-    API key?" once; the answer is remembered as the key's last 20 characters (what Claude Code
-    stores itself), so that is what we pre-approve. The full key never lands in a file.
-
-    A damaged file is set aside and recovered (see `read_state_or_recover`); `warnings` gets
-    one line about it."""
-    state_file = config_dir / ".claude.json"
-    state = read_state_or_recover(state_file, warnings)
-    state["hasCompletedOnboarding"] = True
-    state["bypassPermissionsModeAccepted"] = True
-    if api_key and api_key.strip():
-        _approve_api_key(state, api_key.strip()[-API_KEY_SUFFIX:])
-    projects = state.get("projects")
-    if not isinstance(projects, dict):
-        projects = {}
-    project = projects.get(mount_path)
-    if not isinstance(project, dict):
-        project = {}
-    project["hasTrustDialogAccepted"] = True
-    project.setdefault("hasCompletedProjectOnboarding", True)
-    projects[mount_path] = project
-    state["projects"] = projects
-    _write_json(state_file, state, ids)
-
-    settings_file = config_dir / "settings.json"
-    settings = read_state_or_recover(settings_file, warnings)
-    settings["skipDangerousModePermissionPrompt"] = True
-    _write_json(settings_file, settings, ids)
-
-
-def _approve_api_key(state: dict, suffix: str) -> None:
-    responses = state.get("customApiKeyResponses")
-    if not isinstance(responses, dict):
-        responses = {}
-    approved = [item for item in responses.get("approved") or [] if isinstance(item, str)]
-    rejected = [item for item in responses.get("rejected") or [] if isinstance(item, str) and item != suffix]
-    if suffix not in approved:
-        approved.append(suffix)
-    state["customApiKeyResponses"] = {**responses, "approved": approved, "rejected": rejected}
-
-
 def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | None = None) -> bool:
     """Copy the host's Claude login once, when none is persisted yet. True if copied."""
     source = (host_home or Path.home()) / ".claude" / ".credentials.json"
@@ -261,35 +217,6 @@ def import_host_login(config_dir: Path, ids: tuple[int, int], host_home: Path | 
         return False
     _write_private(target, source.read_bytes(), ids)
     return True
-
-
-# --- what a newcomer needs to hear ---------------------------------------------------------
-
-CREDENTIAL_VARIABLES = (
-    "ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX",
-)
-
-
-def missing_credential(cfg: Config, environment: Mapping[str, str]) -> str | None:
-    """Why Claude Code will start logged out, with the two ways to fix it; None when a key, a
-    token or a kept login will be there. (Claude says "Not logged in" only after the first prompt.)
-    `environment`: the process environment over the env file (RunContext.environ)."""
-    sources = {**auth_variables(environment), **cfg.claude.env}
-    if any(sources.get(name) for name in CREDENTIAL_VARIABLES):
-        return None
-    probe = Session(cfg.project_name, "probe")
-    if cfg.persistence.auth != "none" and (auth_dir(cfg, probe) / ".credentials.json").is_file():
-        return None
-    if cfg.persistence.import_host_login and (Path.home() / ".claude" / ".credentials.json").is_file():
-        return None
-    env_file = cfg.env_file or str(paths.default_env_file())
-    kept = "" if cfg.persistence.auth == "none" else " (the login is kept for the next session)"
-    return (
-        f"no Claude Code credential: neither ANTHROPIC_API_KEY nor CLAUDE_CODE_OAUTH_TOKEN is set in the "
-        f"environment or in {env_file}, and no login is kept. Either put ANTHROPIC_API_KEY=... (or "
-        f"CLAUDE_CODE_OAUTH_TOKEN=... from `claude setup-token`) in {env_file}, or type /login in the "
-        f"session once{kept}"
-    )
 
 
 def latest_conversation(cfg: Config, session: Session, since: float) -> str | None:
@@ -335,7 +262,6 @@ def contribute(ctx: RunContext, spec: RunSpec) -> None:
     ids = ctx.ids
 
     config_dir = ensure_dir(auth_dir(cfg, session), ids)
-    seed_claude_state(config_dir, cfg.workspace.mount_path, ids, api_key=_api_key(ctx), warnings=spec.warnings)
     if persistence.import_host_login and persistence.auth != "none" and import_host_login(config_dir, ids):
         spec.warnings.append(IMPORT_LOGIN_WARNING)
     spec.bind(str(config_dir), contract.CLAUDE_CONFIG_DIR, read_only=False)
@@ -364,16 +290,6 @@ def contribute(ctx: RunContext, spec: RunSpec) -> None:
         if target not in taken:  # e.g. ~/.gitconfig listed and git_config on: Docker refuses twins
             spec.bind(os.path.realpath(dotfile), target, read_only=True)
             taken.add(target)
-
-
-def _api_key(ctx: RunContext) -> str | None:
-    """The API key the container will get, found the way the run plan finds it: the placeholder
-    when the sandbox proxy holds the key (not even the key's end lands in the agent's files)."""
-    if "x-api-key" in ctx.config.network.injected_headers:
-        from .credentials import PLACEHOLDER
-
-        return PLACEHOLDER
-    return auth_variables(ctx.environ).get("ANTHROPIC_API_KEY") or ctx.config.claude.env.get("ANTHROPIC_API_KEY")
 
 
 def _git(cfg: Config, spec: RunSpec) -> None:

@@ -17,7 +17,7 @@ import pytest
 from claude_docker import atomicfile
 from claude_docker.artifacts import Artifact, write_artifacts
 from claude_docker.config.model import NotifierConfig, WebhookConfig
-from claude_docker.features import persistence
+from claude_docker.features import claude_settings, persistence
 from claude_docker.notify.delivery import STATE_FILE, SessionDelivery
 from claude_docker.notify.events import write_event
 
@@ -56,7 +56,7 @@ def assert_flushed_before_renamed(log: list[tuple[str, str]], target: Path) -> N
 
 
 def test_seeded_claude_state_and_settings_are_flushed_then_renamed(tmp_path, disk_log):
-    persistence.seed_claude_state(tmp_path, "/workspace", IDS)
+    claude_settings.seed_claude_state(tmp_path, "/workspace", IDS)
     assert_flushed_before_renamed(disk_log, tmp_path / ".claude.json")
     assert_flushed_before_renamed(disk_log, tmp_path / "settings.json")
 
@@ -131,7 +131,7 @@ def test_truncated_state_is_kept_and_recovered_from_the_newest_valid_backup(tmp_
     (backups / ".claude.json.backup.2000").write_text(json.dumps({"userID": "newest-valid", "numStartups": 7}))
     (backups / ".claude.json.backup.3000").write_text('{"userID": "also cut sh')  # newer, but damaged
     warnings: list[str] = []
-    persistence.seed_claude_state(tmp_path, "/workspace", IDS, warnings=warnings)
+    claude_settings.seed_claude_state(tmp_path, "/workspace", IDS, warnings=warnings)
     [kept] = list(tmp_path.glob(".claude.json.corrupt-*"))
     assert kept.read_bytes() == cut  # the damaged copy is kept as it was
     state = json.loads((tmp_path / ".claude.json").read_text())
@@ -147,7 +147,7 @@ def test_truncated_state_without_a_backup_is_kept_and_seeded_afresh(tmp_path):
     cut = truncated_state(tmp_path)
     (tmp_path / "settings.json").write_text("[1, 2")
     warnings: list[str] = []
-    persistence.seed_claude_state(tmp_path, "/workspace", IDS, warnings=warnings)
+    claude_settings.seed_claude_state(tmp_path, "/workspace", IDS, warnings=warnings)
     assert [p.read_bytes() for p in tmp_path.glob(".claude.json.corrupt-*")] == [cut]
     assert [p.read_text() for p in tmp_path.glob("settings.json.corrupt-*")] == ["[1, 2"]
     assert json.loads((tmp_path / ".claude.json").read_text())["hasCompletedOnboarding"] is True
@@ -161,7 +161,7 @@ def test_a_linked_backup_is_never_read(tmp_path):
     secret.write_text(json.dumps({"auths": "host-secret"}))
     (tmp_path / "backups").mkdir()
     (tmp_path / "backups" / ".claude.json.backup.9999").symlink_to(secret)
-    persistence.seed_claude_state(tmp_path, "/workspace", IDS, warnings=[])
+    claude_settings.seed_claude_state(tmp_path, "/workspace", IDS, warnings=[])
     assert "host-secret" not in (tmp_path / ".claude.json").read_text()
 
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
-from claude_docker.features import persistence
+from claude_docker.features import claude_settings, persistence
 from claude_docker.features.base import merged_environment
 from claude_docker.resources import schema_path
 
@@ -65,21 +65,21 @@ def test_missing_credential_names_both_fixes(project, tmp_path):
     (project / "claude-docker.yaml").write_text("version: 1\n")
     cfg = load_config().config
     env_file = tmp_path / "home" / ".claude-docker" / ".env"
-    assert persistence.missing_credential(cfg, {}) == (
+    assert claude_settings.missing_credential(cfg, {}) == (
         "no Claude Code credential: neither ANTHROPIC_API_KEY nor CLAUDE_CODE_OAUTH_TOKEN is set in the "
         f"environment or in {env_file}, and no login is kept. Either put ANTHROPIC_API_KEY=... (or "
         f"CLAUDE_CODE_OAUTH_TOKEN=... from `claude setup-token`) in {env_file}, or type /login in the "
         "session once (the login is kept for the next session)"
     )
-    assert persistence.missing_credential(cfg, {"CLAUDE_CODE_OAUTH_TOKEN": "t"}) is None
+    assert claude_settings.missing_credential(cfg, {"CLAUDE_CODE_OAUTH_TOKEN": "t"}) is None
     env_file.parent.mkdir(parents=True)
     env_file.write_text("ANTHROPIC_API_KEY=sk-ant-test\n")
-    assert persistence.missing_credential(cfg, merged_environment(cfg, {})) is None  # the env file counts
+    assert claude_settings.missing_credential(cfg, merged_environment(cfg, {})) is None  # the env file counts
     env_file.unlink()
     kept = persistence.auth_dir(cfg, persistence.Session(cfg.project_name, "x")) / ".credentials.json"
     kept.parent.mkdir(parents=True)
     kept.write_text("{}")
-    assert persistence.missing_credential(cfg, {}) is None
+    assert claude_settings.missing_credential(cfg, {}) is None
 
 
 def test_help_lists_commands_in_the_order_of_use():

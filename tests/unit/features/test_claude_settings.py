@@ -1,7 +1,9 @@
-"""settings.json (hooks) and mcp.json as Claude Code reads them; the MCP env hand-over."""
+"""settings.json (hooks) and mcp.json as Claude Code reads them; the MCP env hand-over; the
+first-run state seeded into the persisted config dir."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -17,13 +19,14 @@ from claude_docker.config.model import (
     ImageConfig,
     McpServer,
     NotifierConfig,
+    PersistenceConfig,
     TwilioConfig,
     WebhookConfig,
     WorkspaceConfig,
 )
 from claude_docker.contract import CONTAINER_OUTBOX, EVENT_KINDS, HOOK_EVENTS, HOOK_HELPER
 from claude_docker.errors import ClaudeDockerError
-from claude_docker.features import RunContext, notifier
+from claude_docker.features import RunContext, claude_settings, notifier, persistence
 from claude_docker.features.claude_settings import mcp_environment, runtime_artifacts
 from claude_docker.features.image import build_context
 from claude_docker.runspec import RunSpec
@@ -177,6 +180,174 @@ def contribute_run(cfg: Config, session: Session, spec: RunSpec) -> None:
     ctx = RunContext.build(cfg, session)
     notifier.contribute(ctx, spec)
     spec.env.update(mcp_environment(cfg, ctx.environ))
+
+
+# --- the first-run state seeded into the persisted config dir -------------------------------------
+
+
+@pytest.fixture
+def host_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "home"
+    (home / "proj").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+def persisted_config(workspace: Path, **persist) -> Config:
+    persist.setdefault("git_config", False)
+    return Config(
+        source_files=(str(workspace / "claude-docker.yaml"),),
+        project_dir=str(workspace),
+        workspace=WorkspaceConfig(path=str(workspace)),
+        persistence=PersistenceConfig(**persist),
+    )
+
+
+def seeded_run(cfg: Config, session: Session | None = None) -> tuple[RunSpec, Session]:
+    """persistence then claude_settings, in the registry's order: the first prepares the config
+    dir, the second seeds Claude Code's state in it."""
+    session = session or Session.new(cfg.project_name)
+    ctx = RunContext.build(cfg, session)
+    spec = RunSpec()
+    persistence.contribute(ctx, spec)
+    claude_settings.contribute(ctx, spec)
+    return spec, session
+
+
+def test_seed_marks_onboarding_done_and_workspace_trusted(cd_home, host_home):
+    cfg = persisted_config(host_home / "proj")
+    _, session = seeded_run(cfg)
+    config_dir = session.state_dir / "claude"
+    state = json.loads((config_dir / ".claude.json").read_text())
+    assert state["hasCompletedOnboarding"] is True
+    assert state["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
+    settings = json.loads((config_dir / "settings.json").read_text())
+    assert settings == {"skipDangerousModePermissionPrompt": True}
+    assert (config_dir / ".claude.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_throwaway_login_is_seeded_too(cd_home, host_home):
+    """`auth: none` keeps the config dir in the session's own dir: still seeded, so even a
+    throwaway login starts without the wizard."""
+    _, session = seeded_run(persisted_config(host_home / "proj", auth="none"))
+    assert json.loads((session.session_dir / "claude" / ".claude.json").read_text())["hasCompletedOnboarding"]
+
+
+def test_seed_merges_into_existing_state_without_losing_keys(tmp_path):
+    (tmp_path / ".claude.json").write_text(
+        json.dumps({"userID": "abc", "hasCompletedOnboarding": False,
+                    "projects": {"/workspace": {"allowedTools": ["Bash"]}, "/other": {"x": 1}}})
+    )
+    (tmp_path / "settings.json").write_text(json.dumps({"model": "opus"}))
+    claude_settings.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()))
+    state = json.loads((tmp_path / ".claude.json").read_text())
+    assert state["userID"] == "abc"
+    assert state["hasCompletedOnboarding"] is True
+    assert state["projects"]["/other"] == {"x": 1}
+    assert state["projects"]["/workspace"]["allowedTools"] == ["Bash"]
+    assert state["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
+    assert json.loads((tmp_path / "settings.json").read_text()) == {
+        "model": "opus", "skipDangerousModePermissionPrompt": True}
+    assert sorted(path.name for path in tmp_path.iterdir()) == [".claude.json", "settings.json"]
+
+
+def test_seed_pre_approves_the_api_key_by_its_last_20_characters(tmp_path):
+    key = "sk-ant-api03-" + "x" * 20 + "ABCDEFGHIJ0123456789"
+    (tmp_path / ".claude.json").write_text(json.dumps(
+        {"customApiKeyResponses": {"approved": ["old-approved"], "rejected": ["ABCDEFGHIJ0123456789"]}}))
+    claude_settings.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()), api_key=key + "\n")
+    text = (tmp_path / ".claude.json").read_text()
+    assert json.loads(text)["customApiKeyResponses"] == {
+        "approved": ["old-approved", "ABCDEFGHIJ0123456789"], "rejected": []}
+    assert key not in text
+
+
+def test_contribute_finds_the_api_key_in_the_env_file(cd_home, host_home, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    key = "sk-ant-from-env-file-0123456789abcdefghij"
+    (cd_home / ".env").write_text(f"ANTHROPIC_API_KEY={key}\n")
+    cfg = dataclasses.replace(persisted_config(host_home / "proj"), env_file=str(cd_home / ".env"))
+    _, session = seeded_run(cfg)
+    state = json.loads((session.state_dir / "claude" / ".claude.json").read_text())
+    assert state["customApiKeyResponses"]["approved"] == [key[-20:]]
+
+
+def test_state_links_planted_in_the_config_dir_are_never_followed(cd_home, host_home, tmp_path):
+    """The agent writes in CLAUDE_CONFIG_DIR: a link there must not make the host read a host
+    secret into the container, or write through it."""
+    secret = tmp_path / "docker-config.json"
+    secret.write_text('{"auths": {"registry": "host-secret"}}')
+    victim = tmp_path / "victim"
+    cfg = persisted_config(host_home / "proj")
+    config_dir = cd_home / "projects" / cfg.project_name / "claude"
+    config_dir.mkdir(parents=True)
+    (config_dir / ".claude.json").symlink_to(secret)
+    (config_dir / "settings.json").symlink_to(victim)
+    seeded_run(cfg)
+    assert "host-secret" not in (config_dir / ".claude.json").read_text()
+    assert secret.read_text() == '{"auths": {"registry": "host-secret"}}'
+    assert not victim.exists()
+    for name in (".claude.json", "settings.json"):
+        assert not (config_dir / name).is_symlink()
+
+
+def test_seeding_an_unchanged_state_writes_nothing(tmp_path, monkeypatch):
+    """Each `up` seeds the same state: after the first, nothing is rewritten (no flush to disk)."""
+    ids = (os.getuid(), os.getgid())
+    claude_settings.seed_claude_state(tmp_path, "/workspace", ids)
+    before = {name: (tmp_path / name).stat().st_ino for name in (".claude.json", "settings.json")}
+    writes: list[Path] = []
+    monkeypatch.setattr(persistence, "write_atomic", lambda path, *a, **k: writes.append(path))
+    claude_settings.seed_claude_state(tmp_path, "/workspace", ids)
+    assert writes == []
+    assert {name: (tmp_path / name).stat().st_ino for name in before} == before
+    claude_settings.seed_claude_state(tmp_path, "/elsewhere", ids)  # a change is written
+    assert writes == [tmp_path / ".claude.json"]
+
+
+def test_an_unchanged_state_is_rewritten_when_it_is_a_link_a_second_name_or_open_to_others(tmp_path):
+    ids = (os.getuid(), os.getgid())
+    claude_settings.seed_claude_state(tmp_path, "/workspace", ids)
+    state, settings = tmp_path / ".claude.json", tmp_path / "settings.json"
+    # the same bytes behind a link, under a second name, and readable by others
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_bytes(state.read_bytes())
+    os.chmod(elsewhere, 0o600)
+    state.unlink()
+    state.symlink_to(elsewhere)
+    second = tmp_path / "second-name"
+    os.link(settings, second)
+    claude_settings.seed_claude_state(tmp_path, "/workspace", ids)
+    assert not state.is_symlink() and state.stat().st_nlink == 1
+    assert settings.stat().st_nlink == 1 and second.exists()
+    os.chmod(state, 0o644)
+    claude_settings.seed_claude_state(tmp_path, "/workspace", ids)
+    assert state.stat().st_mode & 0o777 == 0o600
+
+
+def test_seed_sets_corrupt_state_aside_and_goes_on(tmp_path):
+    (tmp_path / ".claude.json").write_text("{not json")
+    warnings: list[str] = []
+    claude_settings.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()), warnings=warnings)
+    assert [p.read_text() for p in tmp_path.glob(".claude.json.corrupt-*")] == ["{not json"]
+    assert json.loads((tmp_path / ".claude.json").read_text())["hasCompletedOnboarding"] is True
+    assert len(warnings) == 1 and "not valid JSON" in warnings[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root hands files to another uid")
+def test_root_hands_the_seeded_state_to_the_agent_uid(cd_home, host_home):
+    cfg = persisted_config(host_home / "proj")
+    cfg = dataclasses.replace(cfg, claude=dataclasses.replace(cfg.claude, uid=1234, gid=2345))
+    _, session = seeded_run(cfg)
+    path = session.state_dir / "claude" / ".claude.json"
+    assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give the workspace to another uid")
+def test_root_hands_the_seeded_state_to_the_workspace_owner(cd_home, host_home):
+    os.chown(host_home / "proj", 4321, 4321)
+    _, session = seeded_run(persisted_config(host_home / "proj"))
+    assert (session.state_dir / "claude" / ".claude.json").stat().st_uid == 4321
 
 
 # --- the in-container scripts (bash, run here against a plain directory) ---------------------------

@@ -46,6 +46,20 @@ def test_an_api_key_becomes_a_placeholder_and_a_local_endpoint(tmp_path, cd_home
     assert not any("API key" in warning for warning in planned.warnings)
 
 
+def test_the_credentials_are_planned_once_per_run(tmp_path, cd_home, monkeypatch):
+    """runplan.context works them out once; the credentials feature reads them from the run context."""
+    calls: list[tuple] = []
+    real_plan = credentials.plan
+    monkeypatch.setattr(credentials, "plan", lambda *args, **kwargs: calls.append(args) or real_plan(*args, **kwargs))
+    cfg = config(tmp_path)
+    ctx = runplan.context(cfg, Session.new(cfg.project_name), {"ANTHROPIC_API_KEY": KEY})
+    assert ctx.credentials is not None and ctx.credentials.headers == ctx.config.network.injected_headers == ("x-api-key",)
+    calls.clear()
+    planned = plan(cfg, {"ANTHROPIC_API_KEY": KEY})
+    assert len(calls) == 1
+    assert planned.env["ANTHROPIC_API_KEY"] == credentials.PLACEHOLDER and planned.env[credentials.SECRET_API_KEY] == KEY
+
+
 def test_no_runtime_file_holds_the_credential(tmp_path, cd_home):
     """Runtime artifacts are mounted where the agent can read them: the key is in none of them,
     nor in the persisted Claude state (whose API key approval is the placeholder's)."""

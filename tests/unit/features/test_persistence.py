@@ -1,9 +1,9 @@
-"""Persisted state: host dirs, seeding of Claude's first-run state, mounts and env (no engine)."""
+"""Persisted state: host dirs, mounts and env, the imported host login (no engine). What Claude
+Code's first-run state in the config dir holds is test_claude_settings.py's."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from pathlib import Path
 
@@ -75,125 +75,6 @@ def test_shared_and_none_auth_scopes(cd_home, host_home):
     cfg = make_config(host_home / "proj", auth="none")
     none, session = run(cfg)
     assert none.mounts[0].source == str(session.session_dir / "claude")
-    # still seeded, so even a throwaway login starts without the wizard
-    assert json.loads((session.session_dir / "claude" / ".claude.json").read_text())["hasCompletedOnboarding"]
-
-
-def test_seed_marks_onboarding_done_and_workspace_trusted(cd_home, host_home):
-    cfg = make_config(host_home / "proj")
-    _, session = run(cfg)
-    config_dir = session.state_dir / "claude"
-    state = json.loads((config_dir / ".claude.json").read_text())
-    assert state["hasCompletedOnboarding"] is True
-    assert state["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
-    settings = json.loads((config_dir / "settings.json").read_text())
-    assert settings == {"skipDangerousModePermissionPrompt": True}
-    assert (config_dir / ".claude.json").stat().st_mode & 0o777 == 0o600
-
-
-def test_seed_merges_into_existing_state_without_losing_keys(tmp_path):
-    (tmp_path / ".claude.json").write_text(
-        json.dumps({"userID": "abc", "hasCompletedOnboarding": False,
-                    "projects": {"/workspace": {"allowedTools": ["Bash"]}, "/other": {"x": 1}}})
-    )
-    (tmp_path / "settings.json").write_text(json.dumps({"model": "opus"}))
-    persistence.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()))
-    state = json.loads((tmp_path / ".claude.json").read_text())
-    assert state["userID"] == "abc"
-    assert state["hasCompletedOnboarding"] is True
-    assert state["projects"]["/other"] == {"x": 1}
-    assert state["projects"]["/workspace"]["allowedTools"] == ["Bash"]
-    assert state["projects"]["/workspace"]["hasTrustDialogAccepted"] is True
-    assert json.loads((tmp_path / "settings.json").read_text()) == {
-        "model": "opus", "skipDangerousModePermissionPrompt": True}
-    assert sorted(path.name for path in tmp_path.iterdir()) == [".claude.json", "settings.json"]
-
-
-def test_seed_pre_approves_the_api_key_by_its_last_20_characters(tmp_path):
-    key = "sk-ant-api03-" + "x" * 20 + "ABCDEFGHIJ0123456789"
-    (tmp_path / ".claude.json").write_text(json.dumps(
-        {"customApiKeyResponses": {"approved": ["old-approved"], "rejected": ["ABCDEFGHIJ0123456789"]}}))
-    persistence.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()), api_key=key + "\n")
-    text = (tmp_path / ".claude.json").read_text()
-    assert json.loads(text)["customApiKeyResponses"] == {
-        "approved": ["old-approved", "ABCDEFGHIJ0123456789"], "rejected": []}
-    assert key not in text
-
-
-def test_contribute_finds_the_api_key_in_the_env_file(cd_home, host_home, monkeypatch):
-    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    key = "sk-ant-from-env-file-0123456789abcdefghij"
-    (cd_home / ".env").write_text(f"ANTHROPIC_API_KEY={key}\n")
-    cfg = dataclasses.replace(make_config(host_home / "proj"), env_file=str(cd_home / ".env"))
-    _, session = run(cfg)
-    state = json.loads((session.state_dir / "claude" / ".claude.json").read_text())
-    assert state["customApiKeyResponses"]["approved"] == [key[-20:]]
-
-
-def test_links_planted_in_the_config_dir_are_never_followed(cd_home, host_home, tmp_path):
-    """The agent writes in CLAUDE_CONFIG_DIR: a link there must not make the host read a host
-    secret into the container, or write through it."""
-    secret = tmp_path / "docker-config.json"
-    secret.write_text('{"auths": {"registry": "host-secret"}}')
-    victim = tmp_path / "victim"
-    (host_home / ".claude").mkdir()
-    (host_home / ".claude" / ".credentials.json").write_text('{"token": "host"}')
-    cfg = make_config(host_home / "proj", import_host_login=True)
-    config_dir = cd_home / "projects" / cfg.project_name / "claude"
-    config_dir.mkdir(parents=True)
-    (config_dir / ".claude.json").symlink_to(secret)
-    (config_dir / "settings.json").symlink_to(victim)
-    (config_dir / ".credentials.json").symlink_to(tmp_path / "dangling")
-    run(cfg)
-    assert "host-secret" not in (config_dir / ".claude.json").read_text()
-    assert secret.read_text() == '{"auths": {"registry": "host-secret"}}'
-    assert not victim.exists() and not (tmp_path / "dangling").exists()
-    for name in (".claude.json", "settings.json", ".credentials.json"):
-        assert not (config_dir / name).is_symlink()
-    assert (config_dir / ".credentials.json").read_text() == '{"token": "host"}'
-
-
-def test_seeding_an_unchanged_state_writes_nothing(tmp_path, monkeypatch):
-    """Each `up` seeds the same state: after the first, nothing is rewritten (no flush to disk)."""
-    ids = (os.getuid(), os.getgid())
-    persistence.seed_claude_state(tmp_path, "/workspace", ids)
-    before = {name: (tmp_path / name).stat().st_ino for name in (".claude.json", "settings.json")}
-    writes: list[Path] = []
-    monkeypatch.setattr(persistence, "write_atomic", lambda path, *a, **k: writes.append(path))
-    persistence.seed_claude_state(tmp_path, "/workspace", ids)
-    assert writes == []
-    assert {name: (tmp_path / name).stat().st_ino for name in before} == before
-    persistence.seed_claude_state(tmp_path, "/elsewhere", ids)  # a change is written
-    assert writes == [tmp_path / ".claude.json"]
-
-
-def test_an_unchanged_state_is_rewritten_when_it_is_a_link_a_second_name_or_open_to_others(tmp_path):
-    ids = (os.getuid(), os.getgid())
-    persistence.seed_claude_state(tmp_path, "/workspace", ids)
-    state, settings = tmp_path / ".claude.json", tmp_path / "settings.json"
-    # the same bytes behind a link, under a second name, and readable by others
-    elsewhere = tmp_path / "elsewhere.json"
-    elsewhere.write_bytes(state.read_bytes())
-    os.chmod(elsewhere, 0o600)
-    state.unlink()
-    state.symlink_to(elsewhere)
-    second = tmp_path / "second-name"
-    os.link(settings, second)
-    persistence.seed_claude_state(tmp_path, "/workspace", ids)
-    assert not state.is_symlink() and state.stat().st_nlink == 1
-    assert settings.stat().st_nlink == 1 and second.exists()
-    os.chmod(state, 0o644)
-    persistence.seed_claude_state(tmp_path, "/workspace", ids)
-    assert state.stat().st_mode & 0o777 == 0o600
-
-
-def test_seed_sets_corrupt_state_aside_and_goes_on(tmp_path):
-    (tmp_path / ".claude.json").write_text("{not json")
-    warnings: list[str] = []
-    persistence.seed_claude_state(tmp_path, "/workspace", (os.getuid(), os.getgid()), warnings=warnings)
-    assert [p.read_text() for p in tmp_path.glob(".claude.json.corrupt-*")] == ["{not json"]
-    assert json.loads((tmp_path / ".claude.json").read_text())["hasCompletedOnboarding"] is True
-    assert len(warnings) == 1 and "not valid JSON" in warnings[0]
 
 
 def test_import_host_login_once_with_warning(cd_home, host_home):
@@ -210,6 +91,21 @@ def test_import_host_login_once_with_warning(cd_home, host_home):
     spec, _ = run(cfg)
     assert target.read_text() == '{"token": "container"}'
     assert spec.warnings == []
+
+
+def test_a_login_link_planted_in_the_config_dir_is_never_followed(cd_home, host_home, tmp_path):
+    """The agent writes in CLAUDE_CONFIG_DIR: a link there must not make the host write through
+    it when it imports the host login."""
+    (host_home / ".claude").mkdir()
+    (host_home / ".claude" / ".credentials.json").write_text('{"token": "host"}')
+    cfg = make_config(host_home / "proj", import_host_login=True)
+    config_dir = cd_home / "projects" / cfg.project_name / "claude"
+    config_dir.mkdir(parents=True)
+    (config_dir / ".credentials.json").symlink_to(tmp_path / "dangling")
+    run(cfg)
+    assert not (tmp_path / "dangling").exists()
+    assert not (config_dir / ".credentials.json").is_symlink()
+    assert (config_dir / ".credentials.json").read_text() == '{"token": "host"}'
 
 
 def test_no_import_without_the_option(cd_home, host_home):
@@ -253,8 +149,7 @@ def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
     session = Session.new(cfg.project_name)
     cfg = dataclasses.replace(cfg, claude=dataclasses.replace(cfg.claude, uid=1234, gid=2345))
     persistence.contribute(RunContext.build(cfg, session), RunSpec())
-    for path in (session.state_dir / "claude", session.state_dir / "claude" / ".claude.json",
-                 session.state_dir / "history", session.state_dir / "cache" / "npm"):
+    for path in (session.state_dir / "claude", session.state_dir / "history", session.state_dir / "cache" / "npm"):
         assert (path.stat().st_uid, path.stat().st_gid) == (1234, 2345), path
 
 
@@ -271,7 +166,7 @@ def test_root_hands_state_to_the_workspace_owner(cd_home, host_home):
     cfg = make_config(host_home / "proj")
     _, session = run(cfg)
     config_dir = session.state_dir / "claude"
-    assert (config_dir.stat().st_uid, (config_dir / ".claude.json").stat().st_uid) == (4321, 4321)
+    assert config_dir.stat().st_uid == 4321
 
 
 def test_reset_targets(cd_home, host_home):
