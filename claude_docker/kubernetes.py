@@ -99,9 +99,9 @@ LABEL_PROJECT = "dev.claude-docker/project"
 
 # A claude.env variable whose name says it is a secret comes from the Secret, never inline.
 _SECRET_NAME = re.compile(r"(TOKEN|SECRET|PASSWORD|PASSWD|PASS|KEY|AUTH|CREDENTIAL|COOKIE|SESSION)", re.I)
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_SIZE = re.compile(r"^([0-9]+)([bkmgBKMG]?)$")
-_GIT_URL = re.compile(r"^(https?|ssh|git)://[^\s]+$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\Z")
+_SIZE = re.compile(r"^([0-9]+)([bkmgBKMG]?)\Z")
+_GIT_URL = re.compile(r"^(https?|ssh|git)://[^\s]+\Z|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s]+\Z")
 
 
 @dataclass(frozen=True)
@@ -479,7 +479,7 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
     name = _check_name("the name", options.name or f"claude-docker-{project}"[:63].rstrip("-"))
     secret = options.secret
     for what, value in (("the secret name", secret), ("the notifier secret name", options.notifier_secret)):
-        if not re.match(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", value):
+        if not re.match(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z", value):
             raise ClaudeDockerError(f"{what} {value!r} is not a Kubernetes name", "use lower-case letters, digits, '-' and '.'")
     notifier = kube_notifier(cfg)
     if notifier is not None and options.notifier_secret == secret:
@@ -496,7 +496,7 @@ def render_manifests(cfg: Config, options: KubeOptions, environ: Mapping[str, st
         )
     if options.git_url and not _GIT_URL.match(options.git_url):
         raise ClaudeDockerError(f"--git-url {options.git_url!r} is not a git URL", "use https://…, ssh://… or user@host:path")
-    if options.git_ref and (options.git_ref.startswith("-") or not re.match(r"^[A-Za-z0-9._/-]+$", options.git_ref)):
+    if options.git_ref and (options.git_ref.startswith("-") or not re.match(r"^[A-Za-z0-9._/-]+\Z", options.git_ref)):
         raise ClaudeDockerError(f"--git-ref {options.git_ref!r} is not a branch or tag name")
     for what, claim in (("--workspace-claim", options.workspace_claim), ("--state-claim", options.state_claim)):
         if claim:

@@ -19,7 +19,7 @@ from ..resources import profiles_dir
 from .loader import Document, load_file
 
 DEFAULT_PROFILE = "default"
-_BUILTIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_BUILTIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 
 
 def builtin_names() -> list[str]:

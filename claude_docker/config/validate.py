@@ -35,10 +35,30 @@ def schema() -> dict:
 def _validator():
     import jsonschema  # imported here: only the commands that validate pay for it
 
-    return jsonschema.Draft202012Validator(_references_resolved(schema()))
+    return jsonschema.Draft202012Validator(references_resolved(anchored_at_the_end(schema())))
 
 
-def _references_resolved(root: dict) -> dict:
+def anchored_at_the_end(node: object) -> object:
+    """The schema with each pattern's closing `$` written `\\Z`.
+
+    A JSON Schema pattern is an ECMA-262 regular expression, whose `$` matches only at the end of
+    the text; jsonschema runs it with Python's `re`, whose `$` also matches before a final line
+    break, so `"jq\\n"` would pass `^[a-z0-9][a-z0-9+.-]*$` and end a line of the Dockerfile or
+    dnsmasq.conf early. `\\Z` is Python's end of the text. (The schema file keeps `$`: editors
+    read it with ECMA-262's meaning.)
+    """
+    if isinstance(node, list):
+        return [anchored_at_the_end(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    result = {key: anchored_at_the_end(value) for key, value in node.items()}
+    pattern = node.get("pattern")
+    if isinstance(pattern, str) and pattern.endswith("$") and not pattern.endswith("\\$"):
+        result["pattern"] = pattern[:-1] + "\\Z"
+    return result
+
+
+def references_resolved(root: object) -> dict:
     """The schema with every `{"$ref": "#/$defs/name"}` replaced by that definition itself.
 
     jsonschema looks a reference up on every use, which is more than half of a validation's
@@ -47,6 +67,7 @@ def _references_resolved(root: dict) -> dict:
     raised inside a definition carries the same subschema (its title and description make the
     message). A definition that refers to itself keeps its `$ref`, which `$defs` still resolves.
     """
+    assert isinstance(root, dict)
     definitions = root.get("$defs", {})
 
     def resolved(node: object, inside: tuple[str, ...]) -> object:

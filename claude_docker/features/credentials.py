@@ -89,7 +89,7 @@ def not_injectable(cfg: Config, environ: Mapping[str, str], file_values: Mapping
 
 # HAProxy reads the header value as a log-format string: `%`, quotes, backslashes and spaces
 # would change it. Real keys and tokens are letters, digits and `-._~+/=`.
-_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,4096}$")
+_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,4096}\Z")
 
 
 def _checked(name: str, found: dict[str, tuple[str, str]]) -> str:

@@ -30,7 +30,7 @@ MAX_OUTBOX_BYTES = 16 * 1024 * 1024
 MAX_BAD_FILES = 16  # unusable files kept aside as <name>.bad (each at most MAX_EVENT_BYTES)
 STALE_TMP_SECONDS = 60  # a `.tmp-` file a writer has not renamed by then is abandoned
 BAD_SUFFIX = ".bad"
-EVENT_NAME = re.compile(r"^(?P<ns>\d{1,20})-(?P<kind>[a-z_]{1,20})-[0-9A-Za-z_-]{0,40}\.(?P<ext>json|txt)$")
+EVENT_NAME = re.compile(r"^(?P<ns>\d{1,20})-(?P<kind>[a-z_]{1,20})-[0-9A-Za-z_-]{0,40}\.(?P<ext>json|txt)\Z")
 
 MESSAGE_EVENT = "message"  # text sent with the in-container `notify` command
 TEST_EVENT = "test"  # `claude-docker notify test`

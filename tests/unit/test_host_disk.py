@@ -4,6 +4,7 @@ Each is capped; these tests write more than the caps allow and measure what is k
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import datetime
@@ -196,3 +197,14 @@ def test_ended_detached_sessions_are_kept_a_week_then_pruned(cd_home):
     assert engine.called("remove") == ["c-old"]
     assert [method for method, _ in engine.calls if method.startswith("list")] == ["list brief", "list"]  # end times inspected
     assert not Session(project, "old").session_dir.exists()
+
+
+def test_a_name_ending_in_a_line_break_is_not_an_event(tmp_path):
+    """The agent names the outbox files: a name that is an event's plus a final line break is
+    not one (it would split the host's notify.log lines where the name is written)."""
+    d = delivery(tmp_path)
+    (d.outbox / "1-stop-1-a.json\n").write_text(json.dumps({"hook_event_name": "Stop", "last_assistant_message": "x"}))
+    d.deliver(final=True)
+    assert d.backends[0].sent == [] and list(d.outbox.iterdir()) == []
+    log = (d.session_dir / LOG_FILE).read_text() if (d.session_dir / LOG_FILE).exists() else ""
+    assert all(line[:4].isdigit() for line in log.splitlines()), log

@@ -524,3 +524,19 @@ def test_the_pod_notifier_refuses_a_missing_config_with_a_clear_message(tmp_path
     result = subprocess.run([sys.executable, "-m", "claude_docker.notify.pod"], env=env, capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "the notifier Secret holds no notifier.json" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--git-url", "https://github.com/example/repo.git", "--git-ref", "main\n"],
+    ["--git-url", "https://github.com/example/repo.git\n"],
+    ["--workspace-claim", "repo\n"],
+    ["--workspace-claim", "repo", "--name", "task-1\n"],
+], ids=["git-ref", "git-url", "claim", "name"])
+def test_a_value_ending_in_a_line_break_is_refused(tmp_path, args):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "claude-docker.yaml").write_text("")
+    result = CliRunner().invoke(main, ["kube", "-f", str(project / "claude-docker.yaml"), "-o", str(tmp_path / "out"), *args],
+                                env={"CLAUDE_DOCKER_HOME": str(tmp_path / "home")})
+    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert not (tmp_path / "out").exists()

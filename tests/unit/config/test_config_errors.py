@@ -337,3 +337,29 @@ def test_yaml_syntax_error_at_one_place_names_its_column(project):
     (got,) = problems_for(project, "network:\n  firewall: true\n   bad: indent: here\n")
     assert got.startswith("claude-docker.yaml:3: not valid YAML at column ")
     assert "noticed" not in got
+
+
+# A value that ends in a line break. In the schema, a pattern's closing `$` is ECMA-262's (the end
+# of the text); Python's `re`, which jsonschema uses, lets `$` match before a final "\n" too.
+TRAILING_NEWLINE = {
+    "image.base": 'image: {base: "debian:bookworm\\n"}',
+    "image.apt_packages[0]": 'image: {apt_packages: ["jq\\n"]}',
+    "network.allowed_domains[0]": 'network: {allowed_domains: ["example.com\\n"]}',
+    "network.git_credential.host": 'network: {git_credential: {host: "github.com\\n", token_variable: GH_TOKEN}}',
+    "workspace.mount_path": 'workspace: {mount_path: "/work\\n"}',
+    "claude.env.EDITOR": 'claude: {env: {EDITOR: "vim\\n"}}',
+    "claude.mcp_servers.docs.command": 'claude: {mcp_servers: {docs: {command: "npx\\n"}}}',
+    "notifier.twilio.to[0]": (
+        'notifier: {twilio: {account_sid: AC00000000000000000000000000000000, auth_token: t,'
+        ' from: "+15005550006", to: ["+15551234567\\n"]}}'
+    ),
+    "notifier.webhooks[0].headers": 'notifier: {webhooks: [{url: "https://h.example/x", headers: {"X-Key\\n": v}}]}',
+}
+
+
+@pytest.mark.parametrize("key_path", sorted(TRAILING_NEWLINE))
+def test_a_value_ending_in_a_line_break_is_refused(project, key_path):
+    """A line break closing a value would end a line of the Dockerfile, dnsmasq.conf or
+    haproxy.cfg early: every pattern is anchored at the very end of the text."""
+    found = problems_for(project, TRAILING_NEWLINE[key_path] + "\n")
+    assert any(key_path in problem for problem in found), found
