@@ -64,17 +64,9 @@ def validate(config_file: str | None, output_format: str) -> None:
         click.echo(json.dumps({"valid": False, "problems": problems, "hint": error.hint}, indent=2))
         sys.exit(1)
     from ..features import firewall, image, trust
-    from ..features.endpoint import CREDENTIAL_FILE_HINT, DEFAULT_HOST, credential_file_problems
+    from ..features.endpoint import DEFAULT_HOST
     from ..features.firewall import plan as firewall_plan
 
-    credential_problems = credential_file_problems(loaded.config, os.environ)
-    if credential_problems:
-        raise ClaudeDockerError(credential_problems[0], CREDENTIAL_FILE_HINT)
-    from ..features import credentials
-
-    token_problems = credentials.problems(loaded.config, os.environ)
-    if token_problems:
-        raise ClaudeDockerError(token_problems[0], credentials.TOKEN_HINT)
     pending = trust.untrusted(loaded.config)
     warnings = firewall.config_warnings(loaded.config) + image.config_warnings(loaded.config)
     model_endpoint = _model_endpoint(loaded.config)

@@ -55,6 +55,13 @@ def merged_environment(cfg: Config, environ: Mapping[str, str] | None = None) ->
     return {**from_file, **environ}
 
 
+def split_environment(cfg: Config, merged: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """A merged environment (what `check` gets) back as (the process's, the env file's), so a
+    problem can say where a value came from; a value both hold alike counts as the file's."""
+    from_file = read_env_file(Path(cfg.env_file)) if cfg.env_file else {}
+    return {name: value for name, value in merged.items() if from_file.get(name) != value}, from_file
+
+
 @dataclass(frozen=True)
 class Injection:
     """What the container gets of the credentials (features/credentials.py `plan`): placeholders

@@ -33,7 +33,7 @@ from ..config.model import Config, GitCredential, ModelEndpoint
 from ..errors import ClaudeDockerError, ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
-from .base import EndedSession, Injection, RunContext
+from .base import EndedSession, Injection, RunContext, problem_at, split_environment
 from .endpoint import CLAUDE_ENV, claude_environment
 
 # The local endpoints and the secret variables are part of the host/container contract.
@@ -92,14 +92,28 @@ def not_injectable(cfg: Config, environ: Mapping[str, str], file_values: Mapping
 _TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{1,4096}\Z")
 
 
-def _checked(name: str, found: dict[str, tuple[str, str]]) -> str:
+TOKEN_CHARACTERS = "check the value: letters, digits and -._~+/= only"
+
+
+def _held(found: Mapping[str, tuple[str, str]]) -> list[str]:
+    """The credential variables whose values the proxy puts in a header: the API key, and the
+    first bearer token (the others get the placeholder only)."""
+    bearer = [name for name in BEARER_VARIABLES if name in found]
+    return [name for name in (API_KEY_VARIABLE, *bearer[:1]) if name in found]
+
+
+def _malformed(name: str, found: Mapping[str, tuple[str, str]]) -> str | None:
     value, where = found[name]
-    if not _TOKEN.match(value.strip()):
-        raise ClaudeDockerError(
-            f"{name} (from {where}) holds characters a key or token never has (spaces, quotes, %, ...)",
-            "check the value: letters, digits and -._~+/= only",
-        )
-    return value.strip()
+    if _TOKEN.match(value.strip()):
+        return None
+    return f"{name} (from {where}) holds characters a key or token never has (spaces, quotes, %, ...)"
+
+
+def _checked(name: str, found: dict[str, tuple[str, str]]) -> str:
+    problem = _malformed(name, found)
+    if problem:
+        raise ClaudeDockerError(problem, TOKEN_CHARACTERS)  # `check` found it first; a backstop
+    return found[name][0].strip()
 
 
 def _truthy(value: str) -> bool:
@@ -163,19 +177,26 @@ def git_agent_env(git: GitCredential) -> dict[str, str]:
 TOKEN_HINT = "put the token in the env file (e.g. GITHUB_TOKEN=...) or the environment, or remove network.git_credential"
 
 
-def problems(cfg: Config, environ: Mapping[str, str]) -> list[str]:
-    """What `up` would refuse about credentials, for `validate`."""
-    git = cfg.network.git_credential
-    if git is not None and git.token_variable not in credential_environment(cfg, environ):
-        return [f"network.git_credential: {git.token_variable} is not set in the environment or the env file"]
-    return []
-
-
 # --- the feature ------------------------------------------------------------------------------
 
 
 def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
-    return []  # a missing git token: `problems`, which `validate` reports
+    """What `plan` would refuse: network.git_credential's token set nowhere, and a credential the
+    sandbox proxy would hold whose characters no key or token has."""
+    process, file_values = split_environment(config, environ)
+    found = credential_environment(config, process, file_values)
+    problems = []
+    git = config.network.git_credential
+    if git is not None and git.token_variable not in found:
+        message = f"{git.token_variable} is not set in the environment or the env file; {TOKEN_HINT}"
+        problems.append(problem_at(config, locate, ("network", "git_credential", "token_variable"), message))
+    if not_injectable(config, process, file_values) is None:
+        for name in _held(found):
+            problem = _malformed(name, found)
+            if problem:
+                where = config.source_files[-1] if config.source_files else "environment"
+                problems.append(ConfigProblem(where, "", None, f"{problem}; {TOKEN_CHARACTERS}"))
+    return problems
 
 
 def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:

@@ -21,7 +21,7 @@ from ..config.model import Config, ModelEndpoint
 from ..errors import ConfigProblem
 from ..runspec import RunSpec
 from ..session import Session
-from .base import EndedSession, RunContext
+from .base import EndedSession, RunContext, split_environment
 
 DEFAULT_HOST = "api.anthropic.com"
 
@@ -193,7 +193,12 @@ CREDENTIAL_FILE_HINT = (
 
 
 def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
-    return []
+    """A provider's credentials file `up` would refuse to mount (credential_file_problems)."""
+    process, file_values = split_environment(config, environ)
+    return [
+        ConfigProblem(config.source_files[-1] if config.source_files else "environment", "", None, f"{problem}; {CREDENTIAL_FILE_HINT}")
+        for problem in credential_file_problems(config, process, file_values)
+    ]
 
 
 def runtime_artifacts(config: Config, session: Session) -> dict[str, Artifact]:

@@ -3,6 +3,7 @@ found only when the session starts is one the user could have been told about fi
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -129,3 +130,33 @@ def test_a_set_mcp_variable_passes_both(project, monkeypatch):
     result = runner.invoke(main, ["up", "--trust", "--dry-run", "--", "-p", "task"])
     assert result.exit_code == 0, result.output
     assert "DOCS_TOKEN" in result.output
+
+
+def test_a_credential_the_proxy_cannot_hold_is_refused_by_both(project, monkeypatch):
+    """The key's characters are checked before `up` starts anything: HAProxy would read `%` or
+    a quote in it as part of its own configuration."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant bad%key")
+    write(project, "")
+    validate, dry_run = both(project)
+    expected = "ANTHROPIC_API_KEY (from the environment) holds characters a key or token never has"
+    assert expected in validate and expected in dry_run, (validate, dry_run)
+    assert "sk-ant bad%key" not in validate + dry_run
+
+
+def test_validate_lists_environment_problems_as_json_too(project, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant bad%key")
+    write(project, "network:\n  git_credential: {host: git.example.com, token_variable: NOPE_TOKEN}\n")
+    result = CliRunner().invoke(main, ["validate", "--format", "json"])
+    assert result.exit_code == 1
+    report = json.loads(result.output)
+    assert report["valid"] is False
+    found = {(problem["key_path"], problem["line"]) for problem in report["problems"]}
+    assert ("network.git_credential.token_variable", 3) in found and ("", None) in found, report
+
+
+def test_a_credentials_file_that_is_not_there_is_refused_by_both(project, monkeypatch, tmp_path):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "no-such-key.json"))
+    write(project, "")
+    validate, dry_run = both(project)
+    expected = f"GOOGLE_APPLICATION_CREDENTIALS (the environment) names {tmp_path}/no-such-key.json, which is not a file on this machine"
+    assert expected in validate and expected in dry_run, (validate, dry_run)

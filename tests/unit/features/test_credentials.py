@@ -120,13 +120,18 @@ def test_a_missing_git_token_is_refused_in_words(tmp_path, cd_home):
     with pytest.raises(ClaudeDockerError) as raised:
         plan(cfg, {})
     assert raised.value.message == "network.git_credential: GIT_TOKEN is not set in the environment or the env file"
-    assert credentials.problems(cfg, {}) == [raised.value.message]
+    [problem] = credentials.check(cfg, {})  # what `validate` says first, at the key that asks for it
+    assert (problem.key_path, problem.message) == (
+        "network.git_credential.token_variable", f"GIT_TOKEN is not set in the environment or the env file; {credentials.TOKEN_HINT}"
+    )
 
 
 def test_a_credential_with_characters_no_token_has_is_refused(tmp_path, cd_home):
     with pytest.raises(ClaudeDockerError) as raised:
         plan(config(tmp_path), {"ANTHROPIC_API_KEY": 'sk-ant "%[src]'})
     assert "ANTHROPIC_API_KEY (from the environment) holds characters" in raised.value.message
+    [problem] = credentials.check(config(tmp_path), {"ANTHROPIC_API_KEY": 'sk-ant "%[src]'})
+    assert problem.message.startswith(raised.value.message)
 
 
 def test_the_endpoint_keeps_its_scheme_and_path(tmp_path, cd_home):
