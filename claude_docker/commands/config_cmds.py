@@ -41,7 +41,8 @@ def validate(config_file: str | None, output_format: str) -> None:
 
     Every problem is reported at once, each with file, line and key path, including what `up`
     would refuse in this environment (an MCP server's ${VAR} set nowhere, a notifier credential
-    bound for the container). Exit code 0 when valid (warnings included: no firewall, a proxy
+    bound for the container, network.git_credential's token set nowhere, a credential the sandbox
+    proxy cannot hold, a provider's credentials file it cannot mount). Exit code 0 when valid (warnings included: no firewall, a proxy
     the allowlist does not admit), 1 otherwise.
 
     \b
