@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from claude_docker.config.model import GitCredential, NetworkConfig
-from tests.conftest import TEST_LABEL
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.http import address_on
 from tests.fakes.tls import test_ca
 from tests.support.keys import ENDPOINT_NAME, GIT_NAME, GIT_SERVER_PY, b64, grep_count, scan_result, tls_api
+from tests.support.testbed import TEST_LABEL
 
 
 @pytest.mark.parametrize("variable", ["ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN"])

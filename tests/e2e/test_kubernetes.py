@@ -29,11 +29,11 @@ from claude_docker.config.model import ImageConfig
 from claude_docker.engine import _hard_limits
 from claude_docker.features.credentials import PLACEHOLDER
 from claude_docker.features.image import build_context, image_tag
-from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.anthropic import FakeAnthropic, bash, text
 from tests.fakes.http import SERVER_JS
 from tests.fakes.twilio import FakeTwilio
 from tests.support.kube import pod_spec, render, workload
+from tests.support.testbed import HOST_CA_BUNDLE, TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.support.wait import wait_for
 
 PODMAN_GATEWAY = "10.88.0.1"  # the default Podman network's gateway: the host, as a Pod sees it

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, engine_required
 from tests.fakes.projects import make_project
 from tests.fakes.webhook import WebhookReceiver
+from tests.support.testbed import HOST_CA_BUNDLE, TEST_BASE_IMAGE, engine_required
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker

@@ -21,7 +21,7 @@ from claude_docker.engine import Engine
 from claude_docker.imagebuild import ensure_image
 from claude_docker.render import render_build_context, render_runtime
 from claude_docker.session import Session
-from tests.conftest import TEST_LABEL, base_image_yaml
+from tests.support.testbed import TEST_LABEL, base_image_yaml
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker

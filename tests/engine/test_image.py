@@ -11,7 +11,7 @@ from claude_docker.config.model import ImageConfig
 from claude_docker.engine import Engine
 from claude_docker.errors import EngineError
 from claude_docker.imagebuild import ensure_image
-from tests.conftest import standard_image_config
+from tests.support.testbed import standard_image_config
 
 TEST_IMAGE = standard_image_config()
 

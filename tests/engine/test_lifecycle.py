@@ -14,8 +14,8 @@ from claude_docker.config.pipeline import load_config
 from claude_docker.contract import LABEL_MANAGED, LABEL_PROJECT
 from claude_docker.engine import Engine
 from claude_docker.runplan import ENTRYPOINT_CAPS
-from tests.conftest import is_podman
 from tests.fakes.projects import AGENT_UID, make_project, run_cli
+from tests.support.testbed import is_podman
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker

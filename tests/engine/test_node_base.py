@@ -15,8 +15,8 @@ import pytest
 from claude_docker import lifecycle
 from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
-from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 from tests.fakes.projects import AGENT_UID, run_cli
+from tests.support.testbed import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 
 pytestmark = pytest.mark.docker
 

@@ -21,8 +21,8 @@ from claude_docker.engine import Engine
 from claude_docker.imagebuild import ensure_image
 from claude_docker.notify.events import pending_names
 from claude_docker.session import Session
-from tests.conftest import TEST_LABEL
 from tests.support.notifier import twilio_project
+from tests.support.testbed import TEST_LABEL
 from tests.support.wait import wait_for
 
 

@@ -19,8 +19,8 @@ from claude_docker.config.model import NetworkConfig, PublishedPort
 from claude_docker.engine import Engine
 from claude_docker.features import firewall
 from claude_docker.features.firewall import log as firewall_log
-from tests.conftest import TEST_BASE_IMAGE, TEST_LABEL
 from tests.support.sandbox import Sandbox
+from tests.support.testbed import TEST_BASE_IMAGE, TEST_LABEL
 
 
 def free_port() -> int:

@@ -15,8 +15,8 @@ import docker
 import pytest
 
 from claude_docker.engine import _hard_limits, _translate
-from tests.conftest import TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.fakes.projects import make_project, run_cli
+from tests.support.testbed import TEST_BASE_IMAGE, copy_into_podman, rootful_podman
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker

@@ -9,7 +9,7 @@ from claude_docker.config.model import Config, NetworkConfig, ProxyConfig, Works
 from claude_docker.features import firewall
 from claude_docker.imagebuild import ensure_image
 from claude_docker.session import Session
-from tests.conftest import TEST_LABEL, standard_image_config
+from tests.support.testbed import TEST_LABEL, standard_image_config
 
 NAMES = (*(f"host{i}.example.com" for i in range(100)), "*.example.org", "proxy.example.net")
 

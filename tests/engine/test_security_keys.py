@@ -12,11 +12,11 @@ from claude_docker import contract
 from claude_docker.config.model import NetworkConfig
 from claude_docker.features import credentials
 from claude_docker.features.firewall import log as firewall_log
-from tests.conftest import TEST_LABEL
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.http import address_on
 from tests.fakes.tls import test_ca
 from tests.support.keys import ENDPOINT_NAME, GIT_SERVER_PY, tls_api
+from tests.support.testbed import TEST_LABEL
 
 
 def test_the_local_endpoint_sends_the_credential_to_the_model_endpoint_only(start, gateway, dns):
@@ -185,8 +185,8 @@ def test_the_proxy_holding_the_credential_is_closed_to_the_agent(start, gateway,
 def test_a_project_file_naming_the_model_endpoint_is_refused_until_approved(cd_home, tmp_path):
     """A repository that sets the model endpoint would send the user's key to its author: `up`
     refuses the file until the user approved it, and `validate` names the endpoint it sets."""
-    from tests.conftest import base_image_yaml
     from tests.fakes.projects import run_cli
+    from tests.support.testbed import base_image_yaml
 
     project = tmp_path / "project"
     project.mkdir()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_image_yaml
 from tests.fakes.projects import run_cli
+from tests.support.testbed import base_image_yaml
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker

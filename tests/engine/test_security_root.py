@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import base_image_yaml
 from tests.fakes.projects import run_cli
+from tests.support.testbed import base_image_yaml
 
 pytestmark = pytest.mark.docker
 

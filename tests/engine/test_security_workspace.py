@@ -21,8 +21,8 @@ from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
 from claude_docker.imagebuild import ensure_image
 from claude_docker.session import Session
-from tests.conftest import TEST_LABEL, base_image_yaml
 from tests.fakes.projects import run_cli
+from tests.support.testbed import TEST_LABEL, base_image_yaml
 from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.docker

@@ -19,10 +19,10 @@ from claude_docker import lifecycle
 from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
 from claude_docker.paths import project_state_dir
-from tests.conftest import TEST_BASE_IMAGE, TEST_LABEL
 from tests.fakes.projects import make_project, run_cli
 from tests.fakes.webhook import WebhookReceiver
 from tests.support.notifier import hook_event, notifier_yaml, project_containers, session_logs
+from tests.support.testbed import TEST_BASE_IMAGE, TEST_LABEL
 from tests.support.wait import wait_for
 
 

@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from tests.conftest import base_image_yaml
+from tests.support.testbed import base_image_yaml
 
 AGENT_UID = 1000  # the uid the agent gets when tests run as root and the workspace is theirs
 

@@ -31,10 +31,10 @@ from claude_docker.config.model import (
 from claude_docker.engine import Engine
 from claude_docker.imagebuild import ensure_image
 from claude_docker.session import Session
-from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.tls import test_ca
 from tests.support.sandbox import _TestNetworkClient, remove_all, start_box
+from tests.support.testbed import HOST_CA_BUNDLE, TEST_BASE_IMAGE
 
 ENDPOINT_NAME = "llm-gateway.test"
 GIT_NAME = "git.test"

@@ -12,9 +12,9 @@ from claude_docker.errors import NotifyError
 from claude_docker.notify.delivery import SessionDelivery
 from claude_docker.notify.events import write_event
 from claude_docker.paths import project_state_dir
-from tests.conftest import base_image_yaml
 from tests.fakes.projects import AGENT_UID
 from tests.fakes.twilio import FakeTwilio
+from tests.support.testbed import base_image_yaml
 
 
 def notifier_yaml(url: str) -> str:

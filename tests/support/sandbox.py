@@ -22,10 +22,10 @@ from claude_docker.contract import drop_privileges
 from claude_docker.engine import Engine
 from claude_docker.imagebuild import ensure_image
 from claude_docker.session import Session
-from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, TEST_LABEL
 from tests.fakes.dns import FakeDNS, encode_name
 from tests.fakes.http import ServerContainer, start_server
 from tests.support.serve import serve_in_background
+from tests.support.testbed import HOST_CA_BUNDLE, TEST_BASE_IMAGE, TEST_LABEL
 from tests.support.wait import wait_for
 
 LABELS = {TEST_LABEL: "firewall"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.testbed import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "claude_docker"
 

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from claude_docker.cli import main
 from claude_docker.kubernetes import FIREWALL_SCRIPT, NOTIFIER_UID, READY_DIR
-from tests.conftest import REPO_ROOT
 from tests.support.kube import container, pod_spec, render, workload
+from tests.support.testbed import REPO_ROOT
 
 KUBERNETES_VERSION = "1.37"
 

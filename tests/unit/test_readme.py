@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from claude_docker.cli import main
 from claude_docker.config.pipeline import load_config
-from tests.conftest import REPO_ROOT
+from tests.support.testbed import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
 

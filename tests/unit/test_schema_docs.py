@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.conftest import REPO_ROOT
+from tests.support.testbed import REPO_ROOT
 
 ROOT = REPO_ROOT
 SCHEMA = json.loads((ROOT / "schema" / "claude-docker.schema.json").read_text())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.testbed import REPO_ROOT
 
 EXAMPLE = """\
 version: 1

@@ -14,7 +14,7 @@ from claude_docker.config.model import Config, ImageConfig, NetworkConfig, Proxy
 from claude_docker.errors import ClaudeDockerError
 from claude_docker.features.image import build_context, image_tag, proxy_build_args
 from claude_docker.render import render_build_context
-from tests.conftest import HOST_CA_BUNDLE, TEST_BASE_IMAGE, standard_image_config
+from tests.support.testbed import HOST_CA_BUNDLE, TEST_BASE_IMAGE, standard_image_config
 
 TEST_IMAGE = standard_image_config()
 
