@@ -176,3 +176,22 @@ def test_the_firewall_plan_and_log_do_not_render(module):
     external = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     external |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module and not node.level}
     assert not any(name.split(".")[0] == "jinja2" for name in external)
+
+
+def test_tests_import_helpers_from_support_never_from_conftest_or_other_tests():
+    """Shared fixtures live in conftest files and plugins, shared code in tests/support/ and
+    tests/fakes/: a test module importing another test module (or a conftest) runs that
+    module's tests' set-up twice and hides where a helper lives."""
+    offenders = []
+    for path in sorted((REPO_ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                last = name.rsplit(".", 1)[-1]
+                if last == "conftest" or last.startswith("test_") or name.startswith(("tests.unit", "tests.engine", "tests.e2e")):
+                    offenders.append(f"{path.relative_to(REPO_ROOT)}: {name}")
+    assert offenders == []
