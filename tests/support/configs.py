@@ -10,9 +10,11 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from claude_docker.config.model import Config, PersistenceConfig, WorkspaceConfig
 from claude_docker.config.pipeline import load_config
 from claude_docker.errors import ClaudeDockerError, ConfigError
 from claude_docker.render import render_build_context, render_runtime
@@ -176,3 +178,14 @@ def render_data(data: dict) -> dict[str, str] | None:
         for name, artifact in artifacts.items()
         if not name.startswith("bin/") and (is_script(name, artifact.content) or name == "Dockerfile")
     }
+
+
+def persisted_config(workspace: Path, **persist: Any) -> Config:
+    """A config for `workspace` with these persistence settings (git config off unless given)."""
+    persist.setdefault("git_config", False)
+    return Config(
+        source_files=(str(workspace / "claude-docker.yaml"),),
+        project_dir=str(workspace),
+        workspace=WorkspaceConfig(path=str(workspace)),
+        persistence=PersistenceConfig(**persist),
+    )

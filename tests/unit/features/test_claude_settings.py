@@ -19,7 +19,6 @@ from claude_docker.config.model import (
     ImageConfig,
     McpServer,
     NotifierConfig,
-    PersistenceConfig,
     TwilioConfig,
     WebhookConfig,
     WorkspaceConfig,
@@ -31,6 +30,7 @@ from claude_docker.features.claude_settings import mcp_environment, runtime_arti
 from claude_docker.features.image import build_context
 from claude_docker.runspec import RunSpec
 from claude_docker.session import Session
+from tests.support.configs import persisted_config
 
 TWILIO = TwilioConfig(to=("+15551234567",), from_number="+15005550006", account_sid="AC1", auth_token="tw-secret-token")
 
@@ -183,24 +183,6 @@ def contribute_run(cfg: Config, session: Session, spec: RunSpec) -> None:
 
 
 # --- the first-run state seeded into the persisted config dir -------------------------------------
-
-
-@pytest.fixture
-def host_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "home"
-    (home / "proj").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
-def persisted_config(workspace: Path, **persist) -> Config:
-    persist.setdefault("git_config", False)
-    return Config(
-        source_files=(str(workspace / "claude-docker.yaml"),),
-        project_dir=str(workspace),
-        workspace=WorkspaceConfig(path=str(workspace)),
-        persistence=PersistenceConfig(**persist),
-    )
 
 
 def seeded_run(cfg: Config, session: Session | None = None) -> tuple[RunSpec, Session]:

@@ -10,28 +10,11 @@ from pathlib import Path
 import pytest
 
 from claude_docker import contract
-from claude_docker.config.model import Config, GitIdentity, PersistenceConfig, WorkspaceConfig
+from claude_docker.config.model import Config, GitIdentity
 from claude_docker.features import RunContext, persistence
 from claude_docker.runspec import BindMount, RunSpec
 from claude_docker.session import Session
-
-
-@pytest.fixture
-def host_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "home"
-    (home / "proj").mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
-def make_config(workspace: Path, **persist) -> Config:
-    persist.setdefault("git_config", False)
-    return Config(
-        source_files=(str(workspace / "claude-docker.yaml"),),
-        project_dir=str(workspace),
-        workspace=WorkspaceConfig(path=str(workspace)),
-        persistence=PersistenceConfig(**persist),
-    )
+from tests.support.configs import persisted_config
 
 
 def run(cfg: Config, session: Session | None = None) -> tuple[RunSpec, Session]:
@@ -42,7 +25,7 @@ def run(cfg: Config, session: Session | None = None) -> tuple[RunSpec, Session]:
 
 
 def test_project_scope_layout_mounts_and_env(cd_home, host_home):
-    cfg = make_config(host_home / "proj")
+    cfg = persisted_config(host_home / "proj")
     spec, session = run(cfg)
     state = cd_home / "projects" / cfg.project_name
     assert spec.env["CLAUDE_CONFIG_DIR"] == contract.CLAUDE_CONFIG_DIR
@@ -63,16 +46,16 @@ def test_project_scope_layout_mounts_and_env(cd_home, host_home):
 
 
 def test_toggles_turn_features_off(cd_home, host_home):
-    cfg = make_config(host_home / "proj", shell_history=False, npm_cache=False, pip_cache=False)
+    cfg = persisted_config(host_home / "proj", shell_history=False, npm_cache=False, pip_cache=False)
     spec, _ = run(cfg)
     assert [m.target for m in spec.mounts] == [contract.CLAUDE_CONFIG_DIR]
     assert set(spec.env) == {"CLAUDE_CONFIG_DIR"}
 
 
 def test_shared_and_none_auth_scopes(cd_home, host_home):
-    shared, _ = run(make_config(host_home / "proj", auth="shared"))
+    shared, _ = run(persisted_config(host_home / "proj", auth="shared"))
     assert shared.mounts[0].source == str(cd_home / "shared" / "claude")
-    cfg = make_config(host_home / "proj", auth="none")
+    cfg = persisted_config(host_home / "proj", auth="none")
     none, session = run(cfg)
     assert none.mounts[0].source == str(session.session_dir / "claude")
 
@@ -80,7 +63,7 @@ def test_shared_and_none_auth_scopes(cd_home, host_home):
 def test_import_host_login_once_with_warning(cd_home, host_home):
     (host_home / ".claude").mkdir()
     (host_home / ".claude" / ".credentials.json").write_text('{"token": "host"}')
-    cfg = make_config(host_home / "proj", import_host_login=True)
+    cfg = persisted_config(host_home / "proj", import_host_login=True)
     spec, session = run(cfg)
     target = session.state_dir / "claude" / ".credentials.json"
     assert target.read_text() == '{"token": "host"}'
@@ -98,7 +81,7 @@ def test_a_login_link_planted_in_the_config_dir_is_never_followed(cd_home, host_
     it when it imports the host login."""
     (host_home / ".claude").mkdir()
     (host_home / ".claude" / ".credentials.json").write_text('{"token": "host"}')
-    cfg = make_config(host_home / "proj", import_host_login=True)
+    cfg = persisted_config(host_home / "proj", import_host_login=True)
     config_dir = cd_home / "projects" / cfg.project_name / "claude"
     config_dir.mkdir(parents=True)
     (config_dir / ".credentials.json").symlink_to(tmp_path / "dangling")
@@ -111,7 +94,7 @@ def test_a_login_link_planted_in_the_config_dir_is_never_followed(cd_home, host_
 def test_no_import_without_the_option(cd_home, host_home):
     (host_home / ".claude").mkdir()
     (host_home / ".claude" / ".credentials.json").write_text("{}")
-    _, session = run(make_config(host_home / "proj"))
+    _, session = run(persisted_config(host_home / "proj"))
     assert not (session.state_dir / "claude" / ".credentials.json").exists()
 
 
@@ -121,7 +104,7 @@ def test_gitconfig_identity_and_dotfiles(cd_home, host_home, tmp_path):
     (host_home / ".config" / "x" / "rc").write_text("")
     elsewhere = tmp_path / "aliases.sh"
     elsewhere.write_text("alias ll='ls -l'\n")
-    cfg = make_config(
+    cfg = persisted_config(
         host_home / "proj", git_config=True, shell_history=False, npm_cache=False, pip_cache=False,
         git_identity=GitIdentity(name="Bot", email="bot@example.com"),
         dotfiles=(str(host_home / ".config" / "x" / "rc"), str(elsewhere)),
@@ -138,14 +121,14 @@ def test_gitconfig_identity_and_dotfiles(cd_home, host_home, tmp_path):
 
 def test_a_dotfile_already_mounted_is_mounted_once(cd_home, host_home):
     (host_home / ".gitconfig").write_text("[user]\n")
-    cfg = make_config(host_home / "proj", git_config=True, dotfiles=(str(host_home / ".gitconfig"),) * 2)
+    cfg = persisted_config(host_home / "proj", git_config=True, dotfiles=(str(host_home / ".gitconfig"),) * 2)
     spec, _ = run(cfg)
     assert [m.target for m in spec.mounts].count("/home/agent/.gitconfig") == 1
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands dirs to another uid")
 def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
-    cfg = make_config(host_home / "proj")
+    cfg = persisted_config(host_home / "proj")
     session = Session.new(cfg.project_name)
     cfg = dataclasses.replace(cfg, claude=dataclasses.replace(cfg.claude, uid=1234, gid=2345))
     persistence.contribute(RunContext.build(cfg, session), RunSpec())
@@ -154,7 +137,7 @@ def test_root_hands_state_to_the_agent_uid(cd_home, host_home):
 
 
 def test_agent_ids_follow_the_run_plan(host_home, tmp_path):
-    cfg = make_config(host_home / "proj")
+    cfg = persisted_config(host_home / "proj")
     assert persistence.agent_ids(dataclasses.replace(cfg, claude=dataclasses.replace(cfg.claude, uid=77, gid=88))) == (77, 88)
     expected = (1000, 1000) if os.getuid() == 0 else (os.getuid(), os.getgid())
     assert persistence.agent_ids(cfg) == expected
@@ -163,17 +146,17 @@ def test_agent_ids_follow_the_run_plan(host_home, tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can give the workspace to another uid")
 def test_root_hands_state_to_the_workspace_owner(cd_home, host_home):
     os.chown(host_home / "proj", 4321, 4321)
-    cfg = make_config(host_home / "proj")
+    cfg = persisted_config(host_home / "proj")
     _, session = run(cfg)
     config_dir = session.state_dir / "claude"
     assert config_dir.stat().st_uid == 4321
 
 
 def test_reset_targets(cd_home, host_home):
-    cfg = make_config(host_home / "proj")
+    cfg = persisted_config(host_home / "proj")
     state = cd_home / "projects" / cfg.project_name
     assert persistence.reset_targets(cfg, True, True, True) == [state / "claude", state / "history", state / "cache"]
-    shared = make_config(host_home / "proj", auth="shared")
+    shared = persisted_config(host_home / "proj", auth="shared")
     assert persistence.reset_targets(shared, True, False, False) == [cd_home / "shared" / "claude"]
 
 
