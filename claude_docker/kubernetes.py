@@ -43,7 +43,7 @@ from .features import credentials, endpoint, firewall
 from .features.claude_settings import auth_env
 from .features.firewall import CAPABILITIES as FIREWALL_CAPABILITIES
 from .features.firewall import FIREWALL_STATE_DIR, SYSCTLS
-from .features.firewall.plan import NotifierEgress, _is_ipv4, normalise_domain
+from .features.firewall.plan import NotifierEgress, is_ipv4, normalise_domain
 from .features.image import build_context, image_tag, proxy_build_args
 from .render import render_runtime
 from .session import Session
@@ -355,7 +355,7 @@ def _endpoint_of(url: str, where: str) -> tuple[str, int]:
         raise ClaudeDockerError(f"{where}: {url!r} is not an http(s) URL the firewall can open", "use https://host[:port]/path")
     if ":" in host:
         raise ClaudeDockerError(f"{where}: {host} is an IPv6 address, and the firewall closes IPv6", "use a name or an IPv4 address")
-    if not _is_ipv4(host):
+    if not is_ipv4(host):
         normalise_domain(host)
     return host, port
 

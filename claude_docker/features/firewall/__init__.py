@@ -45,12 +45,12 @@ from .plan import (
     SELFTEST_REFUSED,
     DnsPlan,
     NotifierEgress,
-    _own_dns,
     client_hello,
     endpoint_domains,
     exact_openings,
     local_git_endpoint,
     local_model_endpoint,
+    own_dns,
     plan_cidrs,
     plan_dns,
     plan_ipsets,
@@ -134,11 +134,11 @@ def runtime_artifacts(cfg: Config, session: Session, notifier: NotifierEgress | 
     ipsets = plan_ipsets(dns, ports)
     own_forward: list[str] = []
     if held_name is not None:
-        model_forward, model_local, ipsets = _own_dns([held_name], MODEL_SET, dns, ipsets)
+        model_forward, model_local, ipsets = own_dns([held_name], MODEL_SET, dns, ipsets)
         own_forward += model_forward
         dns = DnsPlan(dns.forward, (*dns.local, *model_local), dns.ipset_zones)
     if notifier is not None:
-        notifier_forward, notifier_local, ipsets = _own_dns(notifier.names, "cd-notify", dns, ipsets)
+        notifier_forward, notifier_local, ipsets = own_dns(notifier.names, "cd-notify", dns, ipsets)
         own_forward += notifier_forward
         dns = DnsPlan(dns.forward, (*dns.local, *notifier_local), dns.ipset_zones)
     context = dict(

@@ -23,7 +23,7 @@ from typing import Iterable
 
 from ...contract import DNS_LOG_NAME, PACKET_LOG_NAME, PROXY_LOG_NAME  # inside the session log dir
 from ...errors import FirewallError
-from .plan import _DOMAIN, SELFTEST_REFUSED
+from .plan import DOMAIN_NAME, SELFTEST_REFUSED
 
 # The host reads at most the last MAX_DNS_LOG_READ bytes of each log file and of its previous
 # generation: the container rotates them, but they grow as fast as the agent asks.
@@ -331,7 +331,7 @@ def suggest_yaml(names: Iterable[str]) -> str:
     Claude Code's own start-up traffic skipped)."""
     wanted = [
         n for n in dict.fromkeys(names)
-        if "." in n and not n.endswith(".arpa") and _DOMAIN.match(n) and not is_startup_traffic(n)
+        if "." in n and not n.endswith(".arpa") and DOMAIN_NAME.match(n) and not is_startup_traffic(n)
     ]
     if not wanted:
         return ""

@@ -36,7 +36,7 @@ MODEL_SET = "cd-model"
 SELFTEST_REFUSED = "claude-docker-selftest.invalid"  # must be refused; not shown as blocked
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}$")
+DOMAIN_NAME = re.compile(rf"^(\*\.)?({_LABEL}\.)*{_LABEL}\Z")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class DnsPlan:
 
 def normalise_domain(entry: str) -> str:
     name = entry.strip().lower().rstrip(".")
-    if len(name) > 253 or not _DOMAIN.match(name):
+    if len(name) > 253 or not DOMAIN_NAME.match(name):
         raise FirewallError(
             f"network.allowed_domains: {entry!r} is not a domain name",
             "use letters, digits, '-' and '.', optionally starting with '*.' (e.g. github.com, *.githubusercontent.com)",
@@ -396,18 +396,18 @@ class NotifierEgress:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(sorted({host for host, _ in self.endpoints if not _is_ipv4(host)}))
+        return tuple(sorted({host for host, _ in self.endpoints if not is_ipv4(host)}))
 
     @property
     def name_ports(self) -> tuple[int, ...]:
-        return tuple(sorted({port for host, port in self.endpoints if not _is_ipv4(host)}))
+        return tuple(sorted({port for host, port in self.endpoints if not is_ipv4(host)}))
 
     @property
     def address_entries(self) -> tuple[str, ...]:
-        return tuple(sorted({f"{host},tcp:{port}" for host, port in self.endpoints if _is_ipv4(host)}))
+        return tuple(sorted({f"{host},tcp:{port}" for host, port in self.endpoints if is_ipv4(host)}))
 
 
-def _is_ipv4(host: str) -> bool:
+def is_ipv4(host: str) -> bool:
     try:
         ipaddress.IPv4Address(host)
     except ValueError:
@@ -415,7 +415,7 @@ def _is_ipv4(host: str) -> bool:
     return True
 
 
-def _own_dns(
+def own_dns(
     names: Iterable[str], own_set: str, dns: DnsPlan, ipsets: tuple[tuple[str, tuple[str, ...]], ...]
 ) -> tuple[list[str], list[str], tuple[tuple[str, tuple[str, ...]], ...]]:
     """Names resolved for one user of the sandbox only (the notifier, or the proxy for the model
