@@ -26,7 +26,7 @@ from docker.types import DeviceRequest, LogConfig, Mount
 from .artifacts import Artifact
 from .config.model import AUTO_MEMORY
 from .errors import EngineError
-from .runspec import BindMount, ContainerPlan, TmpfsMount
+from .runspec import BindMount, ContainerPlan
 
 BUILD_TAIL_LINES = 25
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the legacy builder colours RUN steps' stderr
@@ -592,9 +592,7 @@ def _finished(state: object, status: str) -> str:
     return stamp
 
 
-def _mount(mount: BindMount | TmpfsMount) -> Mount:
-    if isinstance(mount, TmpfsMount):
-        return Mount(target=mount.target, source=None, type="tmpfs", read_only=mount.read_only, tmpfs_size=mount.size)
+def _mount(mount: BindMount) -> Mount:
     return Mount(target=mount.target, source=mount.source, type="bind", read_only=mount.read_only)
 
 

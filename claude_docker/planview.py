@@ -18,7 +18,7 @@ from .config.model import Config
 from .contract import LABEL_CLAUDE_CODE_VERSION
 from .errors import ClaudeDockerError
 from .features.image import build_context, image_tag
-from .runspec import ContainerPlan, TmpfsMount
+from .runspec import ContainerPlan
 from .session import Session
 
 # What each capability the container starts with is for; the agent's process has none.
@@ -89,10 +89,7 @@ def describe(view: Preview) -> list[str]:
     lines.append("mounts:")
     for mount in plan.mounts:
         mode = "ro" if mount.read_only else "rw"
-        if isinstance(mount, TmpfsMount):
-            lines.append(f"  {mode}  tmpfs -> {mount.target}")
-        else:
-            lines.append(f"  {mode}  {mount.source} -> {mount.target}")
+        lines.append(f"  {mode}  {mount.source} -> {mount.target}")
     lines.append("environment (names only):")
     lines += textwrap.wrap(" ".join(sorted(plan.env)), width=98, initial_indent="  ", subsequent_indent="  ")
     unset = {"memory": "no limit", "cpus": "no limit", "gpus": "none", "shm_size": "engine default (64m)"}

@@ -18,16 +18,9 @@ class BindMount:
     read_only: bool = True
 
 
-@dataclass(frozen=True)
-class TmpfsMount:
-    target: str
-    read_only: bool = True
-    size: str = "1m"
-
-
 @dataclass
 class RunSpec:
-    mounts: list[BindMount | TmpfsMount] = field(default_factory=list)
+    mounts: list[BindMount] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     cap_add: set[str] = field(default_factory=set)
     labels: dict[str, str] = field(default_factory=dict)
@@ -47,7 +40,7 @@ class ContainerPlan:
     command: list[str]
     env: dict[str, str]
     labels: dict[str, str]
-    mounts: list[BindMount | TmpfsMount]
+    mounts: list[BindMount]
     cap_add: list[str]
     working_dir: str
     tty: bool = False

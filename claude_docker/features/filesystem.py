@@ -2,13 +2,14 @@
 
 Which host paths may be mounted at all is decided while the config is judged
 (config/blocked_paths.py); here a workspace that contains a blocked path gets an empty
-read-only mask over it (a tmpfs over a directory, an empty file over a file), the config files
+read-only mask over it (an empty directory or an empty file, bound over it), the config files
 in the workspace stay read-only, and `filesystem.mounts` are added. Git protection has its own
 feature (git.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -17,11 +18,12 @@ from ..artifacts import Artifact
 from ..config.blocked_paths import Locator, blocked_set, home_exempt, is_within, real
 from ..config.model import Config
 from ..errors import ConfigProblem
-from ..runspec import RunSpec, TmpfsMount
+from ..runspec import RunSpec
 from ..session import Session
 from .base import EndedSession, RunContext
 
 EMPTY_FILE = "empty"  # in the session dir: the mask over blocked files
+EMPTY_DIR = "empty-dir"  # in the session dir: the mask over blocked directories
 
 
 def check(config: Config, environ: Mapping[str, str], locate: Locator | None = None) -> list[ConfigProblem]:
@@ -37,6 +39,8 @@ def cleanup(ended: Sequence[EndedSession]) -> list[str]:
     for entry in ended:
         if entry.session is not None and entry.container_gone:
             (entry.session.session_dir / EMPTY_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # kept if anything was put in it
+                (entry.session.session_dir / EMPTY_DIR).rmdir()
     return []
 
 
@@ -52,7 +56,7 @@ def workspace_masks(cfg: Config, home: str | None = None) -> list[tuple[str, boo
         if blocked == workspace or not is_within(blocked, workspace) or home_exempt(workspace, blocked, home):
             continue
         if not os.path.lexists(blocked):
-            continue  # nothing to hide; a tmpfs mount point would create it on the host
+            continue  # nothing to hide; a mount point would create it on the host
         relative = os.path.relpath(blocked, workspace)
         target = os.path.join(cfg.workspace.mount_path, relative)
         masks[target] = os.path.isdir(blocked)
@@ -66,26 +70,23 @@ def contribute(ctx: RunContext, spec: RunSpec) -> None:
     workspace = real(cfg.workspace.path)
     mount_path = cfg.workspace.mount_path
     spec.bind(workspace, mount_path, read_only=False)
-    for target, is_dir in workspace_masks(cfg, ctx.home):
+    masks = workspace_masks(cfg, ctx.home)
+    for target, is_dir in masks:
         # Moved aside with its parent, a blocked path would be out of the blocked list's reach
         # (and unmasked) at the next start: its parents are mount points, which cannot move.
         pin_directories(os.path.join(workspace, os.path.relpath(target, mount_path)), workspace, mount_path, spec)
-        if is_dir:
-            spec.mounts.append(TmpfsMount(target=target, read_only=True, size="1k"))
-        else:
-            spec.bind(str(empty_file(session)), target, read_only=True)
-    _protect_config(cfg, workspace, mount_path, spec)
+        spec.bind(str(empty_dir(session) if is_dir else empty_file(session)), target, read_only=True)
+    _protect_config(cfg, workspace, mount_path, spec, [target for target, is_dir in masks if is_dir])
     for mount in cfg.filesystem.mounts:
         spec.bind(real(mount.source), mount.target, read_only=mount.read_only)
 
 
-def _protect_config(cfg: Config, workspace: str, mount_path: str, spec: RunSpec) -> None:
+def _protect_config(cfg: Config, workspace: str, mount_path: str, spec: RunSpec, masked: list[str]) -> None:
     """Keep the config files (the project file, profiles it extends) read-only when they lie in
     the workspace, as claude-docker.yaml does by default: an agent that could edit them could turn
     off the firewall, mount more of the host or add a notifier command that runs on the host.
     Bound over themselves, they can be neither edited nor renamed away and replaced. (Files that
     appear during a session are caught by trust.py; an env file in the workspace is refused.)"""
-    masked = [mount.target for mount in spec.mounts if isinstance(mount, TmpfsMount)]
     taken = {mount.target for mount in spec.mounts}
     for host in dict.fromkeys((*cfg.source_files, cfg.env_file or "")):
         resolved = real(host) if host else ""
@@ -106,6 +107,16 @@ def empty_file(session: Session) -> Path:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o444)
+    return path
+
+
+def empty_dir(session: Session) -> Path:
+    """An empty read-only directory to mount over blocked directories. Not a tmpfs: Podman fills a
+    tmpfs mount with a copy of what lies under its mount point (its `tmpcopyup` default), so a
+    tmpfs mask there would hold the very files it hides."""
+    path = session.session_dir / EMPTY_DIR
+    if not path.is_dir():
+        path.mkdir(mode=0o555, parents=True)
     return path
 
 

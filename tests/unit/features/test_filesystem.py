@@ -11,7 +11,7 @@ import pytest
 from claude_docker.config import blocked_paths, build_model
 from claude_docker.config.model import Config, FilesystemConfig, Mount, PersistenceConfig, WorkspaceConfig
 from claude_docker.features import RunContext, filesystem, git
-from claude_docker.runspec import BindMount, RunSpec, TmpfsMount
+from claude_docker.runspec import BindMount, RunSpec
 from claude_docker.session import Session
 
 
@@ -125,13 +125,18 @@ def test_workspace_containing_a_blocked_path_is_allowed_and_masked(home):
     cfg = make_config(home, [str(home / ".ssh"), str(home / ".aws"), str(home / ".kube")])
     assert messages(cfg, home) == []
     spec = RunSpec()
-    contribute(cfg, Session("p", "s"), spec, home=str(home))
+    session = Session("p", "s")
+    contribute(cfg, session, spec, home=str(home))
     assert spec.mounts[0] == BindMount(str(home), "/workspace", read_only=False)
-    masks = [m for m in spec.mounts if isinstance(m, TmpfsMount)]
+    empty = session.session_dir / "empty-dir"
+    masks = [m for m in spec.mounts if m.source == str(empty)]
     # ~/.kube does not exist: nothing to hide, and no mount point created on the host
     assert [m.target for m in masks] == ["/workspace/.aws", "/workspace/.ssh"]
     assert all(m.read_only for m in masks)
     assert not (home / ".kube").exists()
+    # An empty directory bound over each, never a tmpfs: Podman copies what lies under a tmpfs
+    # mount point into it (tests/engine/test_filesystem_persistence_docker.py runs on Podman too).
+    assert list(empty.iterdir()) == [] and empty.stat().st_mode & 0o777 == 0o555
 
 
 def test_masks_use_the_resolved_path_of_a_linked_secret(home, tmp_path):

@@ -74,6 +74,7 @@ def test_clean_up_clears_each_features_leftovers_and_keeps_pending_events(tmp_pa
         runplan.plan(cfg, session, "img:1", environ={})
         (session.session_dir / "claude").mkdir()  # the throwaway login of `auth: none`
         (session.session_dir / "empty").touch()  # the mask over blocked files
+        (session.session_dir / "empty-dir").mkdir(mode=0o555)  # the mask over blocked directories
     (pending.outbox_dir / "1-stop-1-a.json").write_text("{}")
     assert lifecycle.clean_up([EndedSession(done), EndedSession(pending)]) == []
     assert os.listdir(done.session_dir) == ["log"]  # the firewall's log of refused names stays
