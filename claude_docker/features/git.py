@@ -160,19 +160,21 @@ _RUNNING_KEYS = frozenset({
     ("core", "alternaterefscommand"), ("sequence", "editor"), ("diff", "external"),
     ("diff", "textconv"), ("diff", "command"), ("filter", "clean"), ("filter", "smudge"),
     ("filter", "process"), ("merge", "driver"), ("include", "path"), ("includeif", "path"),
-    ("credential", "helper"), ("gpg", "program"), ("remote", "uploadpack"),
+    ("credential", "helper"), ("gpg", "program"), ("gpg", "defaultkeycommand"), ("remote", "uploadpack"),
     ("remote", "receivepack"), ("uploadpack", "packobjectshook"), ("submodule", "update"),
     ("pager", "*"), ("alias", "*"), ("interactive", "difffilter"), ("protocol", "allow"),
     ("difftool", "cmd"), ("difftool", "path"), ("mergetool", "cmd"), ("mergetool", "path"),
     ("browser", "cmd"), ("browser", "path"), ("man", "cmd"), ("man", "path"), ("guitool", "cmd"),
     ("trailer", "command"), ("trailer", "cmd"), ("sendemail", "smtpserver"), ("sendemail", "tocmd"),
-    ("sendemail", "cccmd"),
+    ("sendemail", "cccmd"), ("sendemail", "sendmailcmd"),
+    # git-lfs, run by the host's filter.lfs.*: custom transfer agents and extensions run commands
+    ("lfs", "path"), ("lfs", "clean"), ("lfs", "smudge"),
 })
 # The same, as text, for a host without git (then the whole config is set aside).
 _RUNNING_TEXT = re.compile(
     r"fsmonitor|hookspath|sshcommand|editor|pager|askpass|gitproxy|worktree|alternaterefs|external|"
     r"textconv|command|clean|smudge|process|driver|include|helper|program|uploadpack|receivepack|"
-    r"packobjectshook|update|alias|difffilter|allow|cmd|path|smtpserver",
+    r"packobjectshook|update|alias|difffilter|allow|cmd|path|smtpserver|defaultkeycommand",
     re.IGNORECASE,
 )
 _WHY = "git on this host would run what the agent wrote there"
@@ -204,9 +206,11 @@ def disarm_repositories(workspace: str) -> list[str]:
 
 def _nested_git_dirs(workspace: str) -> tuple[list[str], bool]:
     """Real paths of the git dirs below the workspace that the agent could have written: `.git`
-    dirs, links and gitfiles (where they lead inside the workspace), the top-level repository's
-    submodule dirs (`.git/modules/...`) and the common dirs linked worktrees name. Links are never
-    followed by the walk. (The top-level `.git` itself is protected by mounts, not here.)"""
+    dirs, links and gitfiles (where they lead inside the workspace), directories that are git dirs
+    themselves (git run there takes the directory for a bare repository, and its `core.worktree`
+    gives it a work tree, fsmonitor and hooks included), the top-level repository's submodule dirs
+    (`.git/modules/...`) and the common dirs linked worktrees name. Links are never followed by
+    the walk. (The top-level `.git` itself is protected by mounts, not here.)"""
     workspace = real(workspace)
     top = os.path.join(workspace, ".git")
     found: dict[str, None] = {}
@@ -235,8 +239,18 @@ def _nested_git_dirs(workspace: str) -> tuple[list[str], bool]:
                 add(_gitfile_target(path))
             else:
                 add(path)  # a directory, or a link to one: resolved inside add()
+        if _is_git_dir_shaped(subdirectories, files):
+            add(directory)
         subdirectories[:] = [name for name in subdirectories if name != ".git"]
     return list(found), True
+
+
+def _is_git_dir_shaped(subdirectories: list[str], files: list[str]) -> bool:
+    """What git's own test of a git dir looks for (is_git_directory): a HEAD, and objects and
+    refs here or in the dir a `commondir` names. Entries of any kind count (git only checks that
+    they can be opened), links included."""
+    names = set(subdirectories) | set(files)
+    return "HEAD" in names and ("commondir" in names or {"objects", "refs"} <= names)
 
 
 def _gitfile_target(gitfile: str) -> str | None:

@@ -128,7 +128,8 @@ def test_plan_posture_env_and_resources(tmp_path, cd_home):
     assert plan.env["CLAUDE_CONFIG_DIR"] == "/home/agent/.claude"
     assert plan.working_dir == "/workspace"
     assert (plan.memory, plan.cpus, plan.shm_size) == ("2g", 1.5, "256m")
-    assert plan.sysctls == {"net.ipv4.ping_group_range": "1 0"}  # the firewall's: no ping sockets
+    assert plan.sysctls == {  # the firewall's: no ping sockets, no port 53 for the agent
+        "net.ipv4.ping_group_range": "1 0", "net.ipv4.ip_unprivileged_port_start": "54"}
     assert (plan.pids_limit, plan.log_max_size, plan.log_max_files) == (4096, "10m", 3)  # the defaults
     assert plan.labels["dev.claude-docker.session"] == session.session_id
     assert plan.name == session.container_name

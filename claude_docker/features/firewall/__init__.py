@@ -95,7 +95,13 @@ CAPABILITIES = frozenset({"NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE", "SETUID", 
 ENV_FLAG = "CLAUDE_DOCKER_FIREWALL"
 # Docker opens unprivileged ICMP sockets to every group ("0 2147483647"); an empty range closes
 # them, so the agent cannot ping without the raw-socket capability it never has.
-SYSCTLS = {"net.ipv4.ping_group_range": "1 0"}
+# Docker also lets every user bind any port (ip_unprivileged_port_start 0). dnsmasq's UDP socket on
+# 127.0.0.1:53 allows address reuse, so the agent could bind the same address beside it, receive
+# the lookups of the proxy (and of root) and answer them: e.g. point the model endpoint's name at
+# its own listener and read the credential the proxy adds. Ports below 54 (DNS's) need the
+# capability the agent never has; dev servers keep ports 54 and up (80, 443, 3000, ...).
+UNPRIVILEGED_PORT_START = 54
+SYSCTLS = {"net.ipv4.ping_group_range": "1 0", "net.ipv4.ip_unprivileged_port_start": str(UNPRIVILEGED_PORT_START)}
 ENV_HOST_ADDRESSES = "CLAUDE_DOCKER_HOST_ADDRESSES"
 # The self-test's "none of … resolved" warning is shown once per project: the script leaves this
 # file in the session's log dir, and later sessions of the project are told it was seen.

@@ -380,6 +380,50 @@ def test_submodule_git_dirs_of_the_top_level_repository_are_disarmed(home):
     assert warning.startswith(f"disarmed {project}/.git/modules/sub/config: removed core.fsmonitor")
 
 
+def test_directories_that_are_git_dirs_themselves_are_disarmed(home):
+    """git run in a directory holding HEAD, objects and refs (or a commondir) takes it for a
+    repository before looking for the workspace's .git above it; its core.worktree gives it a
+    work tree, and its fsmonitor and hooks run there."""
+    project = home / "project"
+    nested_repo(project)
+    src = project / "src"
+    subprocess.run(["git", "init", "-q", "--bare", str(src)], check=True)
+    with (src / "config").open("a") as handle:
+        handle.write("[core]\n\tworktree = ..\n\tfsmonitor = x\n")
+    (src / "hooks" / "post-index-change").write_text("#!/bin/sh\n")
+    linked = project / "lib"
+    linked.mkdir()
+    (linked / "HEAD").write_text("ref: refs/heads/main\n")
+    (linked / "commondir").write_text("../src\n")
+    (linked / "config.worktree").write_text("[core]\n\tsshCommand = x\n")
+    ordinary = project / "docs"
+    ordinary.mkdir()
+    (ordinary / "HEAD").write_text("not a repository\n")
+    (ordinary / "hooks").mkdir()
+    (ordinary / "hooks" / "useThing.js").write_text("")
+    warnings = git.disarm_repositories(str(project))
+    assert [w.split(" (")[0] for w in warnings] == [
+        f"disarmed {src}/config: removed core.worktree",
+        f"disarmed {src}/config: removed core.fsmonitor",
+        f"disarmed {src}/hooks: renamed to hooks.disabled-by-claude-docker",
+        f"disarmed {linked}/config.worktree: removed core.sshcommand",
+    ]
+    assert (ordinary / "hooks" / "useThing.js").exists()  # no objects or refs: not a git dir
+
+
+def test_signing_key_and_lfs_commands_are_removed(home):
+    project = home / "project"
+    git_dir = nested_repo(project / "sub", '[commit]\n\tgpgSign = true\n[gpg]\n\tformat = ssh\n'
+                          '[gpg "ssh"]\n\tdefaultKeyCommand = touch x\n[lfs "customtransfer.t"]\n\tpath = x\n'
+                          '[lfs "extension.e"]\n\tclean = x\n\tsmudge = x\n[sendemail]\n\tsendmailCmd = x\n')
+    warnings = git.disarm_repositories(str(project))
+    assert [w.split(": ", 1)[1].split(" (")[0] for w in warnings] == [
+        "removed gpg.ssh.defaultkeycommand", "removed lfs.customtransfer.t.path", "removed lfs.extension.e.clean",
+        "removed lfs.extension.e.smudge", "removed sendemail.sendmailcmd",
+    ]
+    assert "gpgsign = true" in (git_dir / "config").read_text().lower()
+
+
 def test_the_walk_is_bounded_and_says_so(home, monkeypatch):
     project = home / "project"
     for index in range(5):

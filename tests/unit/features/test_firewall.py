@@ -185,7 +185,8 @@ def test_contribute_adds_caps_env_and_the_log_mount(tmp_path, cd_home):
     firewall.contribute(RunContext.build(make_config(tmp_path, allowed_domains=("example.com",)), session), spec)
     assert spec.env["CLAUDE_DOCKER_FIREWALL"] == "1"
     assert {"NET_ADMIN", "NET_RAW"} <= spec.cap_add
-    assert spec.sysctls == {"net.ipv4.ping_group_range": "1 0"}  # no unprivileged ICMP sockets
+    assert spec.sysctls == {  # no unprivileged ICMP sockets, no port 53 for the agent
+        "net.ipv4.ping_group_range": "1 0", "net.ipv4.ip_unprivileged_port_start": "54"}
     assert session.log_dir.is_dir()
     (mount,) = [m for m in spec.mounts if m.target == contract.CONTAINER_LOG_DIR]
     assert mount.source == str(session.log_dir) and not mount.read_only
