@@ -28,6 +28,8 @@ fi
 # The tests that say something about the engine: run a second time against Podman.
 PODMAN_TESTS=(tests/engine/test_image.py tests/engine/test_lifecycle.py
     tests/engine/test_firewall_container.py tests/engine/test_security_firewall.py tests/engine/test_proxy_config.py
+    tests/engine/test_security_local_services.py tests/engine/test_security_keys.py tests/engine/test_security_workspace.py
+    tests/engine/test_filesystem_persistence_docker.py tests/engine/test_packet_log_ports.py
     tests/e2e/test_firewall_container.py tests/e2e/test_e2e.py)
 PODMAN_DIR="${CLAUDE_DOCKER_TEST_PODMAN_DIR:-/run/claude-docker-test-podman}"
 TEST_BASE_IMAGE="${CLAUDE_DOCKER_TEST_BASE:-claude-docker-test/debian:bookworm}"
