@@ -396,6 +396,26 @@ def test_refused_connections_are_logged_for_blocked(sandbox, internet, shared_ho
     assert suggested.output.splitlines()[1:] == ["network:", "  allowed_domains:", f"    - {NEIGHBOUR}"]
 
 
+def test_a_name_the_agent_sends_reaches_the_proxy_log_without_control_characters(sandbox, internet, shared_host):
+    """The agent chooses the name in its ClientHello and Host header: bytes the user's terminal
+    obeys (escape sequences) or line breaks that forge a log line must not reach proxy.log,
+    which the user may read with `tail -f` as well as through `blocked`."""
+    from claude_docker.features.firewall import printf_escaped
+    from claude_docker.features.firewall.plan import client_hello
+
+    box, address = edge_sandbox(sandbox, internet, shared_host, [SHOP])
+    hostile = "evil\x1b[2J\x1b]0;owned\x07\r\n2026-01-01T00:00:00+0000 claude-docker-proxy refused port=443 name=forged.example"
+    hello = printf_escaped(client_hello(hostile))
+    code, output = box.sh(f"exec 3<>/dev/tcp/{address}/443 && printf '%b' '{hello}' >&3 && timeout 2 cat <&3 >/dev/null; echo sent")
+    assert "sent" in output, output
+    box.sh(f"printf 'GET / HTTP/1.0\\r\\nHost: a\\x1b[31mb.example\\r\\n\\r\\n' | timeout 2 bash -c 'exec 3<>/dev/tcp/{address}/80; cat >&3; cat <&3' >/dev/null; echo sent")
+    log = box.session.log_dir / "proxy.log"
+    wait_for(lambda: log.read_bytes().count(b"evil") >= 1, 5)
+    raw = log.read_bytes()
+    assert not [byte for byte in raw if (byte < 0x20 and byte != 0x0A) or byte == 0x7F], raw
+    assert not [line for line in raw.splitlines() if line.startswith(b"2026-01-01")], raw  # no line of its own making
+
+
 def test_the_session_proxy_chains_to_network_proxy_by_name(sandbox, internet, shared_host):
     """With network.proxy set, the session's HTTPS_PROXY is the sandbox proxy: CONNECTs for
     allowlisted names go on to the upstream proxy (here the shared host's CONNECT service),
