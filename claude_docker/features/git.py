@@ -152,8 +152,11 @@ def _rename_aside(path: str) -> str:
 
 NESTED_WALK_LIMIT = 100_000  # directories visited before the walk gives up (and says so)
 
-# Config keys whose value git runs, or that send git to config, hooks, objects or a work tree
-# elsewhere. (section, name) with any subsection; "*" matches every name of the section.
+# Config keys whose value git runs, that send git to config, hooks, objects or a work tree
+# elsewhere, or that send its traffic, and the credentials the user's helper hands out for the
+# real host, through or to a place the agent chose (a proxy with certificate checks off, another
+# CA, a rewritten URL, an extra header). (section, name) with any subsection; "*" matches every
+# name of the section.
 _RUNNING_KEYS = frozenset({
     ("core", "fsmonitor"), ("core", "hookspath"), ("core", "sshcommand"), ("core", "editor"),
     ("core", "pager"), ("core", "askpass"), ("core", "gitproxy"), ("core", "worktree"),
@@ -169,12 +172,17 @@ _RUNNING_KEYS = frozenset({
     ("sendemail", "cccmd"), ("sendemail", "sendmailcmd"),
     # git-lfs, run by the host's filter.lfs.*: custom transfer agents and extensions run commands
     ("lfs", "path"), ("lfs", "clean"), ("lfs", "smudge"),
+    # where fetches and pushes go, and whom they trust
+    ("http", "proxy"), ("http", "sslverify"), ("http", "sslcainfo"), ("http", "sslcapath"), ("http", "sslcert"),
+    ("http", "sslkey"), ("http", "extraheader"), ("http", "cookiefile"), ("http", "curloptresolve"),
+    ("remote", "proxy"), ("remote", "pushurl"), ("url", "insteadof"), ("url", "pushinsteadof"),
 })
 # The same, as text, for a host without git (then the whole config is set aside).
 _RUNNING_TEXT = re.compile(
     r"fsmonitor|hookspath|sshcommand|editor|pager|askpass|gitproxy|worktree|alternaterefs|external|"
     r"textconv|command|clean|smudge|process|driver|include|helper|program|uploadpack|receivepack|"
-    r"packobjectshook|update|alias|difffilter|allow|cmd|path|smtpserver|defaultkeycommand",
+    r"packobjectshook|update|alias|difffilter|allow|cmd|path|smtpserver|defaultkeycommand|proxy|ssl|extraheader|"
+    r"cookiefile|curloptresolve|pushurl|insteadof",
     re.IGNORECASE,
 )
 _WHY = "git on this host would run what the agent wrote there"

