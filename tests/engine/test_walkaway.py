@@ -18,6 +18,7 @@ import time
 from claude_docker import lifecycle
 from claude_docker.config.pipeline import load_config
 from claude_docker.engine import Engine
+from claude_docker.notify.events import pending_names
 from claude_docker.paths import project_state_dir
 from tests.fakes.projects import make_project, run_cli
 from tests.fakes.webhook import WebhookReceiver
@@ -92,6 +93,9 @@ def test_killed_foreground_notifier_hands_the_outbox_to_its_watcher_nothing_twic
             try:
                 hook_event(session, "stop", "first turn")
                 assert hook.wait_for(lambda h: h.events("stop"), 30), session_logs(session.project)
+                # ... and recorded as sent: killed between sending and recording, the foreground
+                # leaves the event for the watcher to send again (at least once, by design)
+                assert wait_for(lambda: pending_names(session.outbox_dir) == [], 30), session_logs(session.project)
                 foreground.send_signal(signal.SIGKILL)
                 foreground.wait()
                 hook_event(session, "stop", "second turn")  # the foreground is gone: the watcher sends it
